@@ -1,0 +1,3 @@
+from tokecon.cli.main import run
+
+run()

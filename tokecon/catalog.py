@@ -1,0 +1,406 @@
+"""Load, validate and merge the hardware, model and engine catalogs.
+
+Order of precedence (later wins, entry by entry): the built-in catalogs shipped with the
+package, the user's ``$TOKECON_HOME/{hardware,models,engines}.toml`` (default
+``~/.config/tokecon``), then files given with ``--catalog``. A ``--catalog`` file may hold
+any of the three kinds, in top-level tables ``[hardware.X]``, ``[models.X]``, ``[engines.X]``.
+
+Every error names the file, the entry and the field, in one line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tokecon.errors import CatalogError, TokeconError
+from tokecon.specs import Efficiency, Engine, Hardware, Model
+from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
+
+KINDS = ("hardware", "models", "engines")
+
+
+def _builtin_path(filename: str) -> Path:
+    """The shipped catalog: package data in a wheel, the repository root in a checkout."""
+    packaged = Path(__file__).parent / "data" / filename
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / filename
+
+
+def builtin_paths() -> dict[str, Path]:
+    return {kind: _builtin_path(f"{kind}.toml") for kind in KINDS}
+
+
+def user_home() -> Path:
+    """``$TOKECON_HOME`` or the platform's user config folder (``~/.config/tokecon`` on Linux)."""
+    env = os.environ.get("TOKECON_HOME")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "tokecon"
+
+
+# --- field schemas -----------------------------------------------------------------------
+# key -> (python type(s), required, minimum (exclusive) for numbers or None)
+
+_NUM = (int, float)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    types: tuple
+    required: bool = False
+    positive: bool = False  # > 0
+    non_negative: bool = False
+    upper: float | None = None  # absurd-value guard
+    choices: tuple[str, ...] | None = None
+
+
+def _num(required=False, positive=True, upper=None, non_negative=False):
+    return FieldSpec(_NUM, required, positive and not non_negative, non_negative, upper)
+
+
+def _int(required=False, positive=True, upper=None, non_negative=False):
+    return FieldSpec((int,), required, positive and not non_negative, non_negative, upper)
+
+
+_STR = FieldSpec((str,))
+_BOOL = FieldSpec((bool,))
+_ALIASES = FieldSpec((list,))
+
+HARDWARE_FIELDS: dict[str, FieldSpec] = {
+    "name": FieldSpec((str,), True),
+    "aliases": _ALIASES,
+    "vendor": FieldSpec((str,), True),
+    "family": FieldSpec((str,), True),
+    "memory_gb": _num(True, upper=1e5),
+    "memory_usable_gib": _num(upper=1e5),
+    "memory_bw_tb_s": _num(True, upper=1e3),
+    "bf16_tflop_s": _num(True, upper=1e6),
+    "fp8_tflop_s": _num(upper=1e6),
+    "fp4_tflop_s": _num(upper=1e6),
+    "int8_tops": _num(upper=1e6),
+    "scaleup_link": FieldSpec((str,), True),
+    "scaleup_bw_gb_s": _num(True, upper=1e6),
+    "scaleup_domain": _int(True, upper=1e6),
+    "scaleout_bw_gb_s": _num(True, upper=1e6),
+    "power_w": _num(True, upper=1e6),
+    "purchase_usd": _num(upper=1e9),
+    "rental_usd_per_hour": _num(True, upper=1e5),
+    "price_date": _STR,
+    "launched": _STR,
+    "source": FieldSpec((str,), True),
+    "notes": _STR,
+    "efficiency": FieldSpec((dict,), True),
+}
+
+EFFICIENCY_FIELDS: dict[str, FieldSpec] = {
+    "compute": _num(True, upper=1.0),
+    "memory_bw": _num(True, upper=1.0),
+    "link": _num(True, upper=1.0),
+    "collective_latency_us": _num(True, non_negative=True, upper=1e5),
+    "fitted_on": _STR,
+}
+
+_DTYPES = tuple(DTYPE_BYTES)
+
+MODEL_FIELDS: dict[str, FieldSpec] = {
+    "name": FieldSpec((str,), True),
+    "aliases": _ALIASES,
+    "hf_id": _STR,
+    "layers": _int(True, upper=1e4),
+    "hidden_size": _int(True, upper=1e6),
+    "heads": _int(True, upper=1e5),
+    "kv_heads": _int(True, upper=1e5),
+    "head_dim": _int(True, upper=1e5),
+    "intermediate_size": _int(True, upper=1e7),
+    "vocab_size": _int(True, upper=1e8),
+    "tied_embeddings": _BOOL,
+    "max_context": _int(True, upper=1e9),
+    "weight_dtype": FieldSpec((str,), True, choices=_DTYPES),
+    "expert_dtype": FieldSpec((str,), choices=_DTYPES),
+    "attention": FieldSpec((str,), choices=("gqa", "mla")),
+    "causal": _BOOL,
+    "lm_head": _BOOL,
+    "mlp": FieldSpec((str,), choices=("gated", "plain")),
+    "norm": FieldSpec((str,), choices=("rmsnorm", "layernorm")),
+    "qk_norm": _BOOL,
+    "attention_bias": _BOOL,
+    "linear_bias": _BOOL,
+    "position_embeddings": _int(non_negative=True, upper=1e8),
+    "extra_norms_per_layer": _int(non_negative=True, upper=100),
+    "q_lora_rank": _int(non_negative=True, upper=1e6),
+    "kv_lora_rank": _int(non_negative=True, upper=1e6),
+    "qk_rope_head_dim": _int(non_negative=True, upper=1e5),
+    "qk_nope_head_dim": _int(non_negative=True, upper=1e5),
+    "v_head_dim": _int(non_negative=True, upper=1e5),
+    "experts": _int(non_negative=True, upper=1e6),
+    "experts_per_token": _int(non_negative=True, upper=1e6),
+    "shared_experts": _int(non_negative=True, upper=1e3),
+    "expert_intermediate_size": _int(non_negative=True, upper=1e7),
+    "shared_expert_intermediate_size": _int(non_negative=True, upper=1e7),
+    "dense_layers": _int(non_negative=True, upper=1e4),
+    "sliding_window": _int(non_negative=True, upper=1e9),
+    "sliding_layers": _int(non_negative=True, upper=1e4),
+    "published_params_b": _num(upper=1e6),
+    "published_active_params_b": _num(upper=1e6),
+    "active_params_exclude_embeddings": _BOOL,
+    "params_tolerance_pct": _num(upper=10.0),
+    "params_source": _STR,
+    "source": FieldSpec((str,), True),
+    "notes": _STR,
+}
+
+ENGINE_FIELDS: dict[str, FieldSpec] = {
+    "name": FieldSpec((str,), True),
+    "aliases": _ALIASES,
+    "compute_scale": _num(True, upper=2.0),
+    "memory_bw_scale": _num(True, upper=2.0),
+    "step_overhead_ms": _num(True, non_negative=True, upper=1e4),
+    "memory_reserve_fraction": _num(non_negative=True, upper=0.9),
+    "source": FieldSpec((str,), True),
+    "fitted_on": _STR,
+    "notes": _STR,
+}
+
+SCHEMAS = {"hardware": HARDWARE_FIELDS, "models": MODEL_FIELDS, "engines": ENGINE_FIELDS}
+
+
+def _type_name(types: tuple) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list of strings", dict: "a table"}[
+        types[-1] if types != _NUM else float
+    ]
+
+
+def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str, FieldSpec] | None = None) -> None:
+    """Raise :class:`CatalogError` naming file, entry and field for the first problem found."""
+    schema = schema or SCHEMAS[kind]
+    where = f"{path}: [{key}]"
+    if not isinstance(entry, dict):
+        raise CatalogError(f"{where}: expected a table of fields, got {type(entry).__name__}")
+    for name, value in entry.items():
+        spec = schema.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, list(schema), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise CatalogError(f"{where}: unknown field '{name}'{hint}")
+        ok = isinstance(value, spec.types) and not (isinstance(value, bool) and bool not in spec.types)
+        if not ok:
+            raise CatalogError(f"{where}: field '{name}' must be {_type_name(spec.types)}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise CatalogError(f"{where}: field '{name}' must be finite, got {value!r}")
+            if spec.positive and value <= 0:
+                raise CatalogError(f"{where}: field '{name}' must be > 0, got {value!r}")
+            if spec.non_negative and value < 0:
+                raise CatalogError(f"{where}: field '{name}' must be >= 0, got {value!r}")
+            if spec.upper is not None and value > spec.upper:
+                raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly large (limit {spec.upper:g})")
+        if spec.choices and value not in spec.choices:
+            raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
+        if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):
+            raise CatalogError(f"{where}: field 'aliases' must be a list of non-empty strings")
+    for name, spec in schema.items():
+        if spec.required and name not in entry:
+            raise CatalogError(f"{where}: missing required field '{name}'")
+    if kind == "hardware":
+        validate_entry("efficiency", f"{key}.efficiency", entry["efficiency"], path, EFFICIENCY_FIELDS)
+    if kind == "models":
+        _validate_model_consistency(key, entry, where)
+
+
+def _validate_model_consistency(key: str, e: dict, where: str) -> None:
+    if e["heads"] % e["kv_heads"] and e.get("attention", "gqa") == "gqa":
+        raise CatalogError(f"{where}: field 'kv_heads' ({e['kv_heads']}) must divide 'heads' ({e['heads']})")
+    if e.get("attention") == "mla":
+        for f in ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
+            if not e.get(f):
+                raise CatalogError(f"{where}: attention = 'mla' needs field '{f}'")
+    if e.get("experts"):
+        for f in ("experts_per_token", "expert_intermediate_size"):
+            if not e.get(f):
+                raise CatalogError(f"{where}: a mixture-of-experts model needs field '{f}'")
+        if e["experts_per_token"] > e["experts"]:
+            raise CatalogError(f"{where}: field 'experts_per_token' exceeds 'experts'")
+    if e.get("sliding_layers", 0) > e["layers"]:
+        raise CatalogError(f"{where}: field 'sliding_layers' exceeds 'layers'")
+    if e.get("sliding_layers") and not e.get("sliding_window"):
+        raise CatalogError(f"{where}: field 'sliding_layers' needs 'sliding_window'")
+    if e.get("dense_layers", 0) > e["layers"]:
+        raise CatalogError(f"{where}: field 'dense_layers' exceeds 'layers'")
+
+
+# --- construction -------------------------------------------------------------------------
+
+
+def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
+    eff = e["efficiency"]
+    flop_s = {"bf16": e["bf16_tflop_s"] * TFLOP}
+    for dtype, field_name in (("fp8", "fp8_tflop_s"), ("fp4", "fp4_tflop_s"), ("int8", "int8_tops")):
+        if e.get(field_name):
+            flop_s[dtype] = e[field_name] * TFLOP
+    usable = e["memory_usable_gib"] * GIB if e.get("memory_usable_gib") else e["memory_gb"] * GB
+    return Hardware(
+        key=key,
+        name=e["name"],
+        vendor=e["vendor"],
+        family=e["family"],
+        memory_bytes=usable,
+        memory_bw_b_s=e["memory_bw_tb_s"] * TB,
+        flop_s=flop_s,
+        scaleup_link=e["scaleup_link"],
+        scaleup_bw_b_s=e["scaleup_bw_gb_s"] * GB,
+        scaleup_domain=e["scaleup_domain"],
+        scaleout_bw_b_s=e["scaleout_bw_gb_s"] * GB,
+        power_w=float(e["power_w"]),
+        rental_usd_per_hour=float(e["rental_usd_per_hour"]),
+        price_date=e.get("price_date", ""),
+        purchase_usd=e.get("purchase_usd"),
+        efficiency=Efficiency(
+            compute=eff["compute"],
+            memory_bw=eff["memory_bw"],
+            link=eff["link"],
+            collective_latency_s=eff["collective_latency_us"] * US,
+            fitted_on=eff.get("fitted_on", "default"),
+        ),
+        aliases=tuple(e.get("aliases", ())),
+        source=e["source"],
+        origin=origin,
+    )
+
+
+_MODEL_PASSTHROUGH = [f for f in MODEL_FIELDS if f not in ("aliases", "params_source", "notes", "params_tolerance_pct")]
+
+
+def model_from_entry(key: str, e: dict, origin: str) -> Model:
+    kwargs = {f: e[f] for f in _MODEL_PASSTHROUGH if f in e}
+    if e.get("experts") and not e.get("shared_expert_intermediate_size"):
+        kwargs["shared_expert_intermediate_size"] = e["expert_intermediate_size"]
+    return Model(key=key, aliases=tuple(e.get("aliases", ())), origin=origin, **kwargs)
+
+
+def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
+    return Engine(
+        key=key,
+        name=e["name"],
+        compute_scale=e["compute_scale"],
+        memory_bw_scale=e["memory_bw_scale"],
+        step_overhead_s=e["step_overhead_ms"] * MS,
+        memory_reserve_fraction=e.get("memory_reserve_fraction", 0.10),
+        source=e["source"],
+        fitted_on=e.get("fitted_on", "default"),
+        origin=origin,
+    )
+
+
+_BUILDERS: dict[str, Callable[[str, dict, str], Any]] = {
+    "hardware": hardware_from_entry,
+    "models": model_from_entry,
+    "engines": engine_from_entry,
+}
+
+_NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: TOML syntax error: {exc}") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read catalog: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: not a UTF-8 text file") from None
+
+
+@dataclass
+class Registry:
+    """Entries of one kind, looked up by key or alias, case-insensitively."""
+
+    kind: str
+    entries: dict[str, Any] = field(default_factory=dict)
+    _index: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, entry: Any, aliases: tuple[str, ...], origin: str) -> None:
+        for old_alias in [a for a, k in self._index.items() if k == key]:
+            del self._index[old_alias]
+        for name in (key, *aliases):
+            owner = self._index.get(name.lower())
+            if owner is not None and owner != key and name.lower() != owner.lower():
+                if owner in self.entries and self.entries[owner].origin == origin:
+                    raise CatalogError(f"{origin}: [{key}]: alias '{name}' is already used by [{owner}]")
+            self._index[name.lower()] = key
+        self.entries[key] = entry
+
+    def get(self, name: str) -> Any:
+        key = self._index.get(name.strip().lower())
+        if key is None:
+            raise TokeconError(f"unknown {_NOUN[self.kind]} '{name}'{self.suggest(name)}")
+        return self.entries[key]
+
+    def suggest(self, name: str) -> str:
+        close = difflib.get_close_matches(name.lower(), list(self._index), n=3, cutoff=0.5)
+        keys = list(dict.fromkeys(self._index[c] for c in close))
+        if not keys:
+            return f"; known: {', '.join(sorted(self.entries)[:12])}, ..."
+        return f"; closest: {', '.join(keys)}"
+
+    def __iter__(self):
+        return iter(self.entries.values())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+@dataclass
+class Catalog:
+    hardware: Registry
+    models: Registry
+    engines: Registry
+    files: list[str]
+
+    def registry(self, kind: str) -> Registry:
+        return getattr(self, kind)
+
+
+def _add_entries(catalog: Catalog, kind: str, tables: dict, origin: str) -> None:
+    if not isinstance(tables, dict):
+        raise CatalogError(f"{origin}: [{kind}] must be a table of entries")
+    registry = catalog.registry(kind)
+    for key, entry in tables.items():
+        validate_entry(kind, key, entry, origin)
+        registry.add(key, _BUILDERS[kind](key, entry, origin), tuple(entry.get("aliases", ())), origin)
+
+
+def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home: bool = True) -> Catalog:
+    """Built-in catalogs, then the user's, then ``extra_files``; later entries override earlier."""
+    catalog = Catalog(Registry("hardware"), Registry("models"), Registry("engines"), [])
+    for kind, path in builtin_paths().items():
+        _add_entries(catalog, kind, read_toml(path), str(path))
+        catalog.files.append(str(path))
+    if use_user_home:
+        home = user_home()
+        for kind in KINDS:
+            path = home / f"{kind}.toml"
+            if path.is_file():
+                _add_entries(catalog, kind, read_toml(path), str(path))
+                catalog.files.append(str(path))
+    for path in extra_files:
+        data = read_toml(Path(path))
+        unknown = [k for k in data if k not in KINDS]
+        if unknown:
+            raise CatalogError(
+                f"{path}: top-level table '{unknown[0]}' is not one of [hardware.NAME], [models.NAME], [engines.NAME]"
+            )
+        for kind in KINDS:
+            if kind in data:
+                _add_entries(catalog, kind, data[kind], str(path))
+        catalog.files.append(str(path))
+    return catalog

@@ -1,0 +1,39 @@
+"""``tokecon decode``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli.main import app
+
+
+@app.command()
+def decode(
+    model: o.Model,
+    gpus: o.Gpus,
+    batch: o.Batch = None,
+    context: Annotated[int, typer.Option("--context", "-c", help="Tokens in each sequence's KV cache.")] = 2048,
+    tp: o.Tp = None,
+    dtype: o.Dtype = None,
+    kv_dtype: o.KvDtype = None,
+    engine: o.Engine = None,
+    ideal: o.Ideal = False,
+    usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    catalog: o.Catalogs = None,
+    fmt: o.Format = o.OutputFormat.table,
+    max_usd_per_mtok: o.MaxUsd = None,
+    min_tok_s_per_gpu: o.MinTokGpu = None,
+    max_ttft_ms: o.MaxTtft = None,
+    max_tpot_ms: o.MaxTpot = None,
+) -> None:
+    """Decode: time per output token, tok/s and USD per million output tokens at each batch size."""
+    from tokecon.commands.common import CommonOptions
+    from tokecon.commands.decode import run_decode
+    from tokecon.results import Thresholds
+
+    opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms)
+    o.emit(run_decode(opts, o.batch_list(batch), context, limits), fmt)

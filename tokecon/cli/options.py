@@ -1,0 +1,85 @@
+"""Options shared by the subcommands, and the one way every command ends: render, then exit."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+def _complete(kind: str):
+    def complete(incomplete: str) -> list[str]:
+        try:
+            from tokecon.catalog import load_catalog
+
+            reg = load_catalog().registry(kind)
+        except Exception:  # completion must never crash the shell
+            return []
+        names = sorted({*reg.entries, *(a for e in reg for a in e.aliases)})
+        return [n for n in names if n.lower().startswith(incomplete.lower())]
+
+    return complete
+
+
+def _complete_gpus(incomplete: str) -> list[str]:
+    count, sep, name = incomplete.rpartition("x") if "x" in incomplete[:4] else ("", "", incomplete)
+    prefix = f"{count}{sep}" if sep else ""
+    return [prefix + n for n in _complete("hardware")(name)]
+
+
+Model = Annotated[str, typer.Option("--model", "-m", help="Model name or alias (see `tokecon models list`).",
+                                    autocompletion=_complete("models"))]
+Gpus = Annotated[list[str], typer.Option("--gpus", "-g", help="COUNTxDEVICE, e.g. 4xH100; repeat to compare.",
+                                         autocompletion=_complete_gpus)]
+Tp = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree (default: all GPUs); the rest are replicas.")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")]
+KvDtype = Annotated[Optional[str], typer.Option("--kv-dtype", help="KV-cache type (default bf16).")]
+Engine = Annotated[Optional[str], typer.Option("--engine", help="Serving-engine profile whose efficiency is assumed (default vllm).",
+                                               autocompletion=_complete("engines"))]
+Ideal = Annotated[bool, typer.Option("--ideal", help="Ideal roofline: 100% of every peak, no latency or overhead (an upper bound).")]
+UsdPerGpuHour = Annotated[Optional[float], typer.Option("--usd-per-gpu-hour", help="Price per GPU-hour instead of the catalog's rental price.")]
+Catalogs = Annotated[Optional[list[Path]], typer.Option("--catalog", help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")]
+Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+Batch = Annotated[Optional[list[str]], typer.Option("--batch", "-b", help="Batch sizes, comma-separated or repeated.")]
+MaxUsd = Annotated[Optional[float], typer.Option("--max-usd-per-mtok", help="Fail (exit 1) when a row costs more than this.")]
+MinTokGpu = Annotated[Optional[float], typer.Option("--min-tok-s-per-gpu", help="Fail (exit 1) when a row yields fewer tok/s per GPU.")]
+MaxTtft = Annotated[Optional[float], typer.Option("--max-ttft-ms", help="Fail (exit 1) when time to first token exceeds this.")]
+MaxTpot = Annotated[Optional[float], typer.Option("--max-tpot-ms", help="Fail (exit 1) when time per output token exceeds this.")]
+
+
+def batch_list(values: list[str] | None) -> list[int] | None:
+    from tokecon.scenario import parse_int_list
+
+    if not values:
+        return None
+    out: list[int] = []
+    for v in values:
+        out.extend(parse_int_list(v, "--batch") or [])
+    return out
+
+
+def emit(result, fmt: OutputFormat) -> None:
+    """Render ``result`` to stdout; if any row crossed a threshold, say so on stderr and exit 1."""
+    from tokecon.render import render
+
+    render(result, fmt.value, sys.stdout)
+    failed = result.failed_rows
+    if failed:
+        first = failed[0]
+        where = f"{first.get('n_gpus', '')}x{first.get('hardware', '')}" if first.get("hardware") else first.get("name", "")
+        typer.echo(
+            f"tokecon: {len(failed)} of {len(result.rows)} rows cross a threshold "
+            f"(first: {where} batch {first.get('batch', first.get('concurrency', '?'))}: {first['violations'][0]})",
+            err=True,
+        )
+        raise typer.Exit(1)

@@ -1,0 +1,38 @@
+"""``tokecon prefill``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli.main import app
+
+
+@app.command()
+def prefill(
+    model: o.Model,
+    gpus: o.Gpus,
+    batch: o.Batch = None,
+    input_len: Annotated[int, typer.Option("--input-len", "-i", help="Prompt tokens per sequence.")] = 2048,
+    tp: o.Tp = None,
+    dtype: o.Dtype = None,
+    kv_dtype: o.KvDtype = None,
+    engine: o.Engine = None,
+    ideal: o.Ideal = False,
+    usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    catalog: o.Catalogs = None,
+    fmt: o.Format = o.OutputFormat.table,
+    max_usd_per_mtok: o.MaxUsd = None,
+    min_tok_s_per_gpu: o.MinTokGpu = None,
+    max_ttft_ms: o.MaxTtft = None,
+) -> None:
+    """Prefill: time to first token, input tok/s and USD per million input tokens."""
+    from tokecon.commands.common import CommonOptions
+    from tokecon.commands.prefill import run_prefill
+    from tokecon.results import Thresholds
+
+    opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
+    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits), fmt)

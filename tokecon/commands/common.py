@@ -1,0 +1,130 @@
+"""Pieces every command shares: the options common to all, scenario rows, economics columns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokecon import economics, memory, params
+from tokecon.catalog import Catalog, load_catalog
+from tokecon.roofline import StepTimes
+from tokecon.scenario import GpuSpec, build_scenario, parse_gpus
+from tokecon.specs import Scenario
+from tokecon.units import GB
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """What every roofline command takes from the command line (plain values)."""
+
+    model: str
+    gpus: tuple[str, ...]
+    tp: int | None = None
+    dtype: str | None = None
+    kv_dtype: str | None = None
+    engine: str | None = None
+    ideal: bool = False
+    usd_per_gpu_hour: float | None = None
+    catalogs: tuple[Path, ...] = field(default_factory=tuple)
+
+    def load(self) -> Catalog:
+        return load_catalog(self.catalogs)
+
+    def scenarios(self, catalog: Catalog, **kwargs: Any) -> list[Scenario]:
+        specs: list[GpuSpec] = [parse_gpus(g, catalog) for g in self.gpus]
+        return [
+            build_scenario(
+                catalog,
+                self.model,
+                spec,
+                tp=self.tp,
+                dtype=self.dtype,
+                kv_dtype=self.kv_dtype,
+                engine=self.engine,
+                ideal=self.ideal,
+                usd_per_gpu_hour=self.usd_per_gpu_hour,
+                **kwargs,
+            )
+            for spec in specs
+        ]
+
+
+def scenario_inputs(scn: Scenario) -> dict[str, Any]:
+    """Row fields that identify the deployment."""
+    dep = scn.deployment
+    return {
+        "deployment": f"{dep.n_gpus}x {scn.hardware.name}" + (f", tp={dep.tp}" if dep.tp != dep.n_gpus else ""),
+        "hardware": scn.hardware.key,
+        "n_gpus": dep.n_gpus,
+        "tp": dep.tp,
+        "replicas": dep.replicas,
+    }
+
+
+def step_fields(t: StepTimes, i: int) -> dict[str, Any]:
+    return {
+        "bound": str(t.bound.flat[i]),
+        "flop": float(t.flop.flat[i]),
+        "bytes": float(t.bytes.flat[i]),
+        "compute_time_s": float(t.compute_time_s.flat[i]),
+        "memory_time_s": float(t.memory_time_s.flat[i]),
+        "comm_time_s": float(t.comm_time_s.flat[i]),
+        "overhead_s": float(t.overhead_s),
+    }
+
+
+def unfit_fields(keys: tuple[str, ...]) -> dict[str, Any]:
+    """A row for a batch that cannot exist in memory: no number is predicted."""
+    return {k: None for k in keys}
+
+
+def resolved_inputs(scn: Scenario) -> dict[str, Any]:
+    m = scn.model
+    return {
+        "model": m.key,
+        "model_name": m.name,
+        "weight_dtype": scn.precision.weights,
+        "kv_dtype": scn.precision.kv_cache,
+        "engine": scn.engine.key,
+        "ideal": scn.ideal,
+        "params": params.total_params(m),
+        "active_params": params.active_params(m),
+    }
+
+
+def sources(scenarios: list[Scenario]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for scn in scenarios:
+        out[f"model:{scn.model.key}"] = scn.model.origin
+        out[f"hardware:{scn.hardware.key}"] = scn.hardware.origin
+        out[f"engine:{scn.engine.key}"] = scn.engine.origin
+    return out
+
+
+def efficiency_note(scn: Scenario) -> str:
+    if scn.ideal:
+        return "Ideal roofline (--ideal): 100% of peak FLOP/s, bandwidth and link, no latency or overhead: an upper bound, not an expected figure."
+    e = scn.hardware.efficiency
+    return (
+        f"{scn.hardware.key}: {e.compute * scn.engine.compute_scale:.0%} of peak FLOP/s, "
+        f"{e.memory_bw * scn.engine.memory_bw_scale:.0%} of memory bandwidth, {e.link:.0%} of link bandwidth, "
+        f"{e.collective_latency_s * 1e6:.0f} us per collective, {scn.engine.step_overhead_s * 1e3:.1f} ms per step "
+        f"({scn.engine.name}; device: {e.fitted_on}; engine: {scn.engine.fitted_on})."
+    )
+
+
+def weights_per_gpu_gb(scn: Scenario) -> float:
+    return memory.weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) / GB
+
+
+def cost_fields(scn: Scenario, tok_s: np.ndarray | float) -> dict[str, Any]:
+    usd_h = scn.usd_per_hour
+    return {"usd_per_hour": usd_h, "usd_per_mtok": float(economics.usd_per_mtok(usd_h, tok_s))}
+
+
+def cheapest(rows: list[dict[str, Any]]) -> int | None:
+    best = [(r["usd_per_mtok"], i) for i, r in enumerate(rows) if r.get("usd_per_mtok") is not None]
+    return min(best)[1] if best else None

@@ -1,0 +1,68 @@
+"""What a device holds: weights, KV cache and a stated framework reserve; the largest batch that fits.
+
+    usable   = capacity * (1 - reserve)              reserve: engine's memory_reserve_fraction
+                                                      (activations, CUDA graphs, fragmentation;
+                                                      vLLM's default gpu_memory_utilization = 0.9)
+    weights  = weight_bytes / tp                      (tensor parallel)
+             = routed experts / ep + the rest         (expert parallel, attention data parallel)
+    kv/seq   = context * KV bytes per token * share   GQA: ceil(K/tp)/K of it; MLA latent is replicated
+    max batch per TP group (or per GPU under attention-DP) = floor((usable - weights) / kv/seq)
+
+Worked number: llama3-70b bf16 on 4x H100 (80 GiB... 85.5 GB usable per the driver):
+weights 141.1 GB / 4 = 35.3 GB per GPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tokecon import params
+from tokecon.specs import Deployment, Model, Precision, Scenario
+from tokecon.units import dtype_bytes
+
+
+def usable_bytes(scn: Scenario) -> float:
+    return scn.hardware.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction)
+
+
+def weight_bytes_per_gpu(model: Model, precision: Precision, dep: Deployment) -> float:
+    total = params.weight_bytes(model, precision)
+    if dep.ep > 1 or dep.attention_dp:
+        experts = params.routed_expert_params_total(model) * dtype_bytes(precision.expert_weights)
+        return (total - experts) + experts / max(dep.ep, 1)
+    return total / dep.tp
+
+
+def kv_share(model: Model, dep: Deployment) -> float:
+    """Fraction of a sequence's KV cache one GPU of its group holds."""
+    if model.is_mla or dep.attention_dp:
+        return 1.0
+    return math.ceil(model.kv_heads / dep.tp) / model.kv_heads
+
+
+def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment, context: np.ndarray) -> np.ndarray:
+    """KV bytes one sequence of ``context`` tokens needs on each GPU of its group.
+
+    Windowed layers hold at most ``sliding_window`` tokens.
+    """
+    ctx = np.asarray(context, dtype=float)
+    per_layer_token = params.kv_bytes_per_token(model, precision.kv_cache) / model.layers
+    held = model.full_attention_layers * ctx + model.sliding_layers * np.minimum(ctx, model.sliding_window or np.inf)
+    return per_layer_token * held * kv_share(model, dep)
+
+
+def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:
+    """Largest number of sequences of ``context`` tokens whose KV cache fits (0 when none)."""
+    free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
+    kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context)
+    return np.maximum(np.floor(free / np.maximum(kv, 1e-9)), 0).astype(np.int64)
+
+
+def memory_used_per_gpu(scn: Scenario, batch: np.ndarray, context: np.ndarray) -> np.ndarray:
+    """Weights + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
+    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
+    kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context)
+    reserve = scn.hardware.memory_bytes * scn.engine.memory_reserve_fraction
+    return w + np.asarray(batch, dtype=float) * kv + reserve

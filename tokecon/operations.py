@@ -1,0 +1,177 @@
+"""FLOP and bytes of every operation of one forward step, per device, vectorised with numpy.
+
+A step processes ``batch`` sequences, each adding ``new_tokens`` to ``past_tokens`` already in
+its KV cache (decode: new_tokens = 1; prefill: new_tokens = the prompt). All three broadcast,
+so one call evaluates a whole grid of batch sizes and context lengths.
+
+Counts follow the 2*m*n*k matmul rule (jax-ml scaling book, "roofline"): a token through a
+weight matrix of P parameters costs 2*P FLOP and reads P weights once per step, whatever
+the batch. Attention over C cached tokens costs 2*C*(d_qk + d_v) FLOP per head per new token
+and reads the cache once per step. Each operation is keyed like ``attn/qkv``, ``mlp/ffn``,
+``moe/experts``, ``lm_head``, summed over the layers that share its shape.
+
+Parallel layouts: ``tp`` splits heads, FFN width and vocabulary (Megatron); with
+``attention_dp`` each GPU runs attention for its own sequences and routed experts are spread
+over ``ep`` GPUs (DeepSeek-style); the experts then see the tokens of all ``ep`` GPUs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokecon import params
+from tokecon.specs import Scenario
+from tokecon.units import dtype_bytes
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation, totalled over the layers that share it, on one device, for one step.
+
+    ``kind`` is "compute" (runs on the device: FLOP and HBM bytes) or "comm" (a collective:
+    ``bytes`` is what one device moves over its link, ``calls`` how many collective calls).
+    """
+
+    name: str
+    flop: np.ndarray
+    bytes: np.ndarray
+    dtype: str = "bf16"
+    kind: str = "compute"
+    calls: float = 0.0
+    link: str = "scaleup"
+
+
+def attended_pairs(past: np.ndarray, new: np.ndarray, window: float, causal: bool) -> np.ndarray:
+    """(query, key) pairs per sequence when ``new`` tokens join ``past`` cached tokens.
+
+    Causal: token i (1..new) sees min(past + i, window) keys, summed in closed form; the full
+    causal prefill of S tokens gives S(S+1)/2 ~ S^2/2 pairs. Bidirectional: new * (past + new).
+    """
+    past = np.asarray(past, dtype=float)
+    new = np.asarray(new, dtype=float)
+    if not causal:
+        return new * np.minimum(past + new, window)
+    lo, hi = past + 1.0, past + new
+    top = np.minimum(hi, window)
+    inside = np.where(top >= lo, (lo + top) * (top - lo + 1.0) / 2.0, 0.0)
+    if not np.isfinite(window):
+        return inside
+    beyond = np.maximum(hi - np.maximum(lo, window + 1.0) + 1.0, 0.0) * window
+    return inside + beyond
+
+
+def expected_experts_touched(experts: int, per_token: int, tokens: np.ndarray) -> np.ndarray:
+    """Expected distinct experts hit by ``tokens`` tokens routing top-k of E uniformly:
+    E * (1 - (1 - k/E)^N). Assumes: balanced, independent routing (DESIGN.md section 1)."""
+    tokens = np.asarray(tokens, dtype=float)
+    return experts * (1.0 - (1.0 - per_token / experts) ** tokens)
+
+
+def step_operations(
+    scn: Scenario,
+    batch: np.ndarray,
+    new_tokens: np.ndarray,
+    past_tokens: np.ndarray,
+    logits_per_seq: np.ndarray | float = 1.0,
+) -> list[Op]:
+    """Operations of one step on one device; ``batch`` counts the sequences of one TP group
+    (or of one GPU under attention data parallelism)."""
+    m, dep, prec = scn.model, scn.deployment, scn.precision
+    B = np.asarray(batch, dtype=float)
+    T = np.asarray(new_tokens, dtype=float)
+    P = np.asarray(past_tokens, dtype=float)
+    N = B * T  # tokens through every weight matrix
+    D, H, V = m.hidden_size, m.heads, m.vocab_size
+    wb, eb = dtype_bytes(prec.weights), dtype_bytes(prec.expert_weights)
+    kvb, ab = dtype_bytes(prec.kv_cache), dtype_bytes(prec.activations)
+    tp = 1 if dep.attention_dp else dep.tp
+    L = m.layers
+    ops: list[Op] = []
+
+    def matmul(name: str, n_params: float, layers: float, out_width: float, dtype: str, byt: float) -> Op:
+        flop = 2.0 * N * n_params * layers
+        traffic = layers * (n_params * byt + N * (D + out_width) * ab)
+        return Op(name, flop, traffic, dtype)
+
+    zero = np.zeros_like(N)
+    ops.append(Op("embed", zero, N * D * wb))
+
+    # --- attention projections ---------------------------------------------------------
+    h_dev = H / tp
+    if m.is_mla:
+        rope, nope, v, q_r, kv_r = m.qk_rope_head_dim, m.qk_nope_head_dim, m.v_head_dim, m.q_lora_rank, m.kv_lora_rank
+        down = D * q_r + D * (kv_r + rope)  # replicated low-rank down-projections
+        up = (q_r * H * (nope + rope) + kv_r * H * (nope + v)) / tp
+        ops.append(matmul("attn/qkv", down + up, L, h_dev * (nope + rope + v), prec.weights, wb))
+        ops.append(matmul("attn/out", H * v * D / tp, L, D, prec.weights, wb))
+        kv_per_token_layer = (kv_r + rope) * kvb  # latent, replicated across TP ranks
+        decode_like = bool(np.all(T <= 1))
+        d_qk, d_v = (kv_r + rope, kv_r) if decode_like else (nope + rope, v)  # weight absorption in decode
+    else:
+        hd = m.head_dim
+        kv_dev = np.ceil(m.kv_heads / tp)
+        ops.append(matmul("attn/qkv", D * (h_dev + 2 * kv_dev) * hd, L, (h_dev + 2 * kv_dev) * hd, prec.weights, wb))
+        ops.append(matmul("attn/out", h_dev * hd * D, L, D, prec.weights, wb))
+        kv_per_token_layer = 2 * kv_dev * hd * kvb
+        d_qk = d_v = hd
+
+    # --- attention core: scores and values over the cache --------------------------------
+    groups = [("attn/core", m.full_attention_layers, np.inf)]
+    if m.sliding_layers:
+        groups.append(("attn/core_window", m.sliding_layers, float(m.sliding_window)))
+    for name, layers, window in groups:
+        if not layers:
+            continue
+        pairs = attended_pairs(P, T, window, m.causal)
+        flop = 2.0 * B * h_dev * pairs * (d_qk + d_v) * layers
+        kv_read = B * np.minimum(P + T, window) * kv_per_token_layer
+        kv_write = N * kv_per_token_layer
+        qo = N * h_dev * (d_qk + d_v) * ab
+        ops.append(Op(name, flop, layers * (kv_read + kv_write + qo), "bf16"))
+
+    # --- feed-forward ------------------------------------------------------------------
+    mats = 3 if m.mlp == "gated" else 2
+    if m.ffn_dense_layers:
+        F = m.intermediate_size / tp
+        ops.append(matmul("mlp/ffn", mats * D * F, m.ffn_dense_layers, (mats + 1) * F, prec.weights, wb))
+    if m.is_moe:
+        E, k = m.experts, m.experts_per_token
+        ops.append(matmul("moe/router", D * E, m.moe_layers, E, "bf16", wb))
+        if m.shared_experts:
+            Fs = m.shared_experts * m.shared_expert_intermediate_size / tp
+            ops.append(matmul("moe/shared", mats * D * Fs, m.moe_layers, (mats + 1) * Fs, prec.weights, wb))
+        per_expert = params.expert_params(m)
+        Fe = m.expert_intermediate_size
+        if dep.ep > 1:
+            # Experts spread over ep GPUs; each sees its share of all ep GPUs' tokens.
+            touched = expected_experts_touched(E, k, N * dep.ep) / dep.ep
+            flop = 2.0 * N * k * per_expert
+            act = N * k * (D + (mats + 1) * Fe) * ab
+        else:
+            touched = expected_experts_touched(E, k, N) / tp
+            flop = 2.0 * N * k * per_expert / tp
+            act = N * k * (D + (mats + 1) * Fe / tp) * ab
+        ops.append(Op("moe/experts", flop * m.moe_layers, m.moe_layers * (touched * per_expert * eb + act), prec.expert_weights))
+
+    # --- norms, head ---------------------------------------------------------------------
+    norms = L * (2 + m.extra_norms_per_layer) + 1
+    ops.append(Op("norms", 5.0 * N * D * norms, 2.0 * N * D * ab * norms))
+    if m.lm_head:
+        rows = B * np.asarray(logits_per_seq, dtype=float)
+        Vd = V / tp
+        ops.append(Op("lm_head", 2.0 * rows * D * Vd, D * Vd * wb + rows * (D * ab + Vd * 4.0), prec.weights))
+
+    # --- communication -------------------------------------------------------------------
+    if tp > 1:
+        # Megatron TP: one all-reduce after attention and one after the FFN, per layer.
+        ops.append(Op("comm/allreduce", zero, N * D * ab, kind="comm", calls=2.0 * L))
+    if m.is_moe and dep.ep > 1:
+        # All-to-all per MoE layer: each token goes to k experts and comes back (DeepSeek:
+        # FP8 dispatch, BF16 combine). Bytes are what one GPU sends; comms.py splits them
+        # between the scale-up and scale-out links.
+        for name, dtype in (("comm/dispatch", prec.dispatch), ("comm/combine", prec.combine)):
+            sent = N * k * D * dtype_bytes(dtype) * m.moe_layers
+            ops.append(Op(name, zero, sent, kind="comm", calls=float(m.moe_layers), link="alltoall"))
+    return ops

@@ -1,0 +1,114 @@
+"""Parameter counts and weight bytes derived from a model's architecture.
+
+Formulas (notation of :class:`tokecon.specs.Model`):
+  GQA attention per layer  D*H*hd + 2*D*K*hd + H*hd*D   (+ biases, + 2*hd for QK-norm)
+  MLA attention per layer  D*q_r + q_r + q_r*H*(nope+rope) + D*(kv_r+rope) + kv_r + kv_r*H*(nope+v) + H*v*D
+  FFN per layer            3*D*F gated, 2*D*F plain
+  MoE layer                E*3*D*Fe + S*3*D*Fs + D*E (router); active uses k experts instead of E
+  norms                    2*D per layer (+ extra), final D (x2 for LayerNorm, which has a bias)
+  embeddings V*D (+ learned positions), LM head V*D unless tied or absent.
+Checked against every published total in ``models.toml`` within 1% (tests/test_params.py).
+"""
+
+from __future__ import annotations
+
+from tokecon.specs import Model, Precision
+from tokecon.units import dtype_bytes
+
+
+def attention_params_per_layer(m: Model) -> int:
+    D, H = m.hidden_size, m.heads
+    if m.is_mla:
+        q_r, kv_r = m.q_lora_rank, m.kv_lora_rank
+        rope, nope, v = m.qk_rope_head_dim, m.qk_nope_head_dim, m.v_head_dim
+        q = D * q_r + q_r + q_r * H * (nope + rope) if q_r else D * H * (nope + rope)
+        kv = D * (kv_r + rope) + kv_r + kv_r * H * (nope + v)
+        return q + kv + H * v * D
+    hd, K = m.head_dim, m.kv_heads
+    n = D * H * hd + 2 * D * K * hd + H * hd * D
+    if m.attention_bias or m.linear_bias:
+        n += H * hd + 2 * K * hd + D
+    if m.qk_norm:
+        n += 2 * hd
+    return n
+
+
+def mlp_params(m: Model, width: int) -> int:
+    mats = 3 if m.mlp == "gated" else 2
+    n = mats * m.hidden_size * width
+    if m.linear_bias:
+        n += (mats - 1) * width + m.hidden_size
+    return n
+
+
+def norm_params_per_layer(m: Model) -> int:
+    per_norm = 2 * m.hidden_size if m.norm == "layernorm" else m.hidden_size
+    return (2 + m.extra_norms_per_layer) * per_norm
+
+
+def embedding_params(m: Model) -> int:
+    return (m.vocab_size + m.position_embeddings) * m.hidden_size
+
+
+def lm_head_params(m: Model) -> int:
+    return m.vocab_size * m.hidden_size if (m.lm_head and not m.tied_embeddings) else 0
+
+
+def expert_params(m: Model) -> int:
+    """Parameters of ONE routed expert."""
+    return mlp_params(m, m.expert_intermediate_size)
+
+
+def shared_expert_params(m: Model) -> int:
+    return m.shared_experts * mlp_params(m, m.shared_expert_intermediate_size)
+
+
+def router_params(m: Model) -> int:
+    return m.hidden_size * m.experts
+
+
+def _common_params(m: Model) -> int:
+    """Everything except routed experts."""
+    final_norm = 2 * m.hidden_size if m.norm == "layernorm" else m.hidden_size
+    per_layer = attention_params_per_layer(m) + norm_params_per_layer(m)
+    n = m.layers * per_layer + m.ffn_dense_layers * mlp_params(m, m.intermediate_size)
+    n += m.moe_layers * (shared_expert_params(m) + router_params(m))
+    return n + final_norm + embedding_params(m) + lm_head_params(m)
+
+
+def total_params(m: Model) -> int:
+    """All parameters held in memory."""
+    return _common_params(m) + m.moe_layers * m.experts * expert_params(m)
+
+
+def active_params(m: Model, exclude_embeddings: bool = False) -> int:
+    """Parameters one token touches (k routed experts per MoE layer)."""
+    n = _common_params(m) + m.moe_layers * m.experts_per_token * expert_params(m)
+    return n - (m.vocab_size * m.hidden_size if exclude_embeddings else 0)
+
+
+def routed_expert_params_total(m: Model) -> int:
+    return m.moe_layers * m.experts * expert_params(m)
+
+
+def weight_bytes(m: Model, precision: Precision) -> float:
+    """Bytes of all weights: routed experts in the expert type, everything else in the weight type."""
+    experts = routed_expert_params_total(m)
+    return (total_params(m) - experts) * dtype_bytes(precision.weights) + experts * dtype_bytes(
+        precision.expert_weights
+    )
+
+
+def kv_bytes_per_token(m: Model, kv_dtype: str, context_tokens: float | None = None) -> float:
+    """KV-cache bytes one sequence holds per token, over all layers (whole model, no TP split).
+
+    GQA: L * 2 * K * hd * bytes; MLA: L * (kv_lora_rank + qk_rope_head_dim) * bytes. With
+    ``context_tokens`` given, windowed layers hold min(context, window) tokens, so the
+    average per token is returned. Source: reference/models.md section 5.
+    """
+    b = dtype_bytes(kv_dtype)
+    per_layer = (m.kv_lora_rank + m.qk_rope_head_dim) * b if m.is_mla else 2 * m.kv_heads * m.head_dim * b
+    if context_tokens is None or not m.sliding_layers:
+        return m.layers * per_layer
+    held = m.full_attention_layers * context_tokens + m.sliding_layers * min(context_tokens, m.sliding_window)
+    return per_layer * held / context_tokens

@@ -1,0 +1,135 @@
+"""Views of a :class:`Result`: a Rich table for people; JSON, CSV and Markdown for machines.
+
+Human formatting (ms, GB, USD) lives here and only here. Rich is imported lazily so that
+``--format json`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from typing import Any, TextIO
+
+from tokecon.results import Column, Result
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def fmt_value(value: Any, fmt: str) -> str:
+    """One cell, human-readable; the unit is in the column header."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "∞"
+    if fmt == "time":  # seconds -> ms
+        ms = value * 1e3
+        return f"{ms:,.3f}" if ms < 1 else f"{ms:,.2f}" if ms < 100 else f"{ms:,.0f}"
+    if fmt == "bytes":  # B -> GB
+        return f"{value / 1e9:,.1f}"
+    if fmt == "usd":
+        return f"{value:,.4f}" if value < 0.1 else f"{value:,.3f}" if value < 10 else f"{value:,.2f}"
+    if fmt == "rate":
+        return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    if fmt == "flop":  # FLOP/s -> TFLOP/s
+        return f"{value / 1e12:,.1f}"
+    if fmt == "pct":
+        return f"{value:.0%}"
+    if fmt == "int":
+        return f"{int(value):,}"
+    if fmt == "bool":
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return str(value)
+
+
+def _groups(result: Result) -> list[tuple[str, list[tuple[int, dict]]]]:
+    groups: dict[str, list[tuple[int, dict]]] = {}
+    for i, row in enumerate(result.rows):
+        key = str(row.get(result.group_key, "")) if result.group_key else ""
+        groups.setdefault(key, []).append((i, row))
+    return list(groups.items())
+
+
+def render_table(result: Result, file: TextIO, color: bool | None = None, width: int | None = None) -> None:
+    """Rich tables, one per group (device configuration); the cheapest row highlighted, rows that
+    cross a threshold marked, footnotes below."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    no_color = "NO_COLOR" in os.environ or color is False
+    console = Console(file=file, no_color=no_color, force_terminal=color, width=width or (None if file.isatty() else 140),
+                      highlight=False, emoji=False)
+    plain = not console.is_terminal
+    for title, rows in _groups(result):
+        table = Table(title=f"{result.command}: {result.inputs.get('model', '')} on {title}" if title else result.command,
+                      box=box.ASCII2 if plain else box.SIMPLE_HEAVY, title_justify="left")
+        for col in result.columns:
+            table.add_column(Text(col.header), justify="left" if col.fmt == "str" else "right")
+        marks = any(r.get("violations") for _, r in rows)
+        if marks:
+            table.add_column("threshold", justify="left")
+        for i, row in rows:
+            cells = [fmt_value(row.get(c.key), c.fmt) for c in result.columns]
+            if not row.get("fits", True):
+                cells[-1] = "does not fit"
+            style = "bold green" if i in result.highlight else ("red" if row.get("violations") else None)
+            if i in result.highlight:
+                cells[0] = f"{cells[0]} *"
+            if marks:
+                cells.append("; ".join(row.get("violations", [])) or "ok")
+            table.add_row(*(Text(c) for c in cells), style=style)
+        console.print(table)
+    for note in result.notes:
+        console.print(Text(f"  {note}"))
+    if result.highlight:
+        console.print("  * cheapest row")
+
+
+def render_json(result: Result, file: TextIO) -> None:
+    json.dump(result.to_dict(), file, indent=2, allow_nan=False)
+    file.write("\n")
+
+
+def _all_keys(rows: list[dict]) -> list[str]:
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return list(keys)
+
+
+def render_csv(result: Result, file: TextIO) -> None:
+    """Every row field, SI units (the unit is in the column name)."""
+    data = result.to_dict()["rows"]
+    writer = csv.DictWriter(file, fieldnames=_all_keys(data), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in data:
+        writer.writerow({k: ("; ".join(v) if isinstance(v, list) else v) for k, v in row.items()})
+
+
+def render_markdown(result: Result, file: TextIO) -> None:
+    """A GitHub table for pull-request comments; the cheapest row in bold."""
+    cols: list[Column] = ([Column(result.group_key, "deployment", "str")] if result.group_key else []) + result.columns
+    out = io.StringIO()
+    out.write(f"**tokecon {result.command}** — {result.inputs.get('model', '')}\n\n")
+    out.write("| " + " | ".join(c.header for c in cols) + " | threshold |\n")
+    out.write("|" + "|".join("---" for _ in cols) + "|---|\n")
+    for i, row in enumerate(result.rows):
+        cells = [fmt_value(row.get(c.key), c.fmt).replace("|", "/") for c in cols]
+        if i in result.highlight:
+            cells = [f"**{c}**" for c in cells]
+        verdict = "; ".join(row.get("violations", [])) or ("does not fit" if not row.get("fits", True) else "ok")
+        out.write("| " + " | ".join(cells) + f" | {verdict} |\n")
+    for note in result.notes:
+        out.write(f"\n> {note}\n")
+    file.write(out.getvalue())
+
+
+def render(result: Result, fmt: str, file: TextIO, color: bool | None = None) -> None:
+    {"table": lambda: render_table(result, file, color), "json": lambda: render_json(result, file),
+     "csv": lambda: render_csv(result, file), "markdown": lambda: render_markdown(result, file)}[fmt]()

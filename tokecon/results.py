@@ -1,0 +1,97 @@
+"""Result tables: plain data that every renderer (Rich, JSON, CSV, Markdown) views the same way.
+
+A :class:`Result` holds rows (dicts of SI values, keys carrying their unit), the columns a
+person sees, footnotes, and which rows crossed a threshold. Thresholds given on the command
+line are checked here, once, for every command.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the human table: ``key`` into the row, a header with its unit, a format."""
+
+    key: str
+    header: str
+    fmt: str = "num"  # num | int | str | time | bytes | usd | rate | flop | pct | bool
+
+
+@dataclass
+class Result:
+    command: str
+    inputs: dict[str, Any]
+    rows: list[dict[str, Any]]
+    columns: list[Column]
+    group_key: str | None = "deployment"
+    notes: list[str] = field(default_factory=list)
+    highlight: set[int] = field(default_factory=set)
+    highlight_reason: str = ""
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed_rows(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r.get("violations")]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: command, model and resolved inputs, rows, notes, catalog sources."""
+        return {
+            "command": self.command,
+            **{k: v for k, v in self.inputs.items()},
+            "rows": [_clean(r) for r in self.rows],
+            "notes": list(self.notes),
+            "sources": dict(self.sources),
+        }
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to null."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Limits from the command line; a row that crosses one is marked and the CLI exits 1."""
+
+    max_usd_per_mtok: float | None = None
+    min_tok_s_per_gpu: float | None = None
+    max_ttft_ms: float | None = None
+    max_tpot_ms: float | None = None
+    min_tok_s_per_user: float | None = None
+
+    def check(self, row: dict[str, Any]) -> list[str]:
+        out: list[str] = []
+        if not row.get("fits", True):
+            return ["does not fit in memory"] if any(v is not None for v in self.__dict__.values()) else []
+        checks = (
+            ("usd_per_mtok", self.max_usd_per_mtok, 1.0, ">", "USD/Mtok"),
+            ("tok_s_per_gpu", self.min_tok_s_per_gpu, 1.0, "<", "tok/s per GPU"),
+            ("ttft_s", self.max_ttft_ms, 1e3, ">", "ms TTFT"),
+            ("tpot_s", self.max_tpot_ms, 1e3, ">", "ms TPOT"),
+            ("tok_s_per_user", self.min_tok_s_per_user, 1.0, "<", "tok/s per user"),
+        )
+        for key, limit, scale, op, unit in checks:
+            if limit is None or row.get(key) is None:
+                continue
+            value = row[key] * scale
+            if (op == ">" and value > limit) or (op == "<" and value < limit):
+                word = "above" if op == ">" else "below"
+                out.append(f"{value:.4g} {unit} {word} {limit:g}")
+        return out
+
+    def apply(self, result: Result) -> Result:
+        for row in result.rows:
+            row["violations"] = self.check(row)
+        return result

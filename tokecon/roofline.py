@@ -1,0 +1,93 @@
+"""Time of a step from its operations: the roofline of each operation, summed, plus communication
+and a fixed per-step overhead.
+
+    t_op   = max(FLOP / (peak_FLOP/s * compute_eff), bytes / (peak_B/s * bandwidth_eff))
+    t_step = sum(t_op) + t_comm + t_overhead
+
+Summing per-operation maxima is more faithful than the max of the totals: at batch 128 the
+matmuls may be balanced while attention stays memory-bound (DESIGN.md section 1).
+Each operation's time is attributed to the resource that bound it; the step is "compute",
+"memory" or "communication"-bound by whichever share is largest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokecon import comms
+from tokecon.operations import Op
+from tokecon.specs import Scenario
+
+BOUNDS = ("compute", "memory", "communication")
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """Times of one step on one device (arrays broadcast over the scenario grid)."""
+
+    flop: np.ndarray
+    bytes: np.ndarray
+    compute_time_s: np.ndarray  # sum of FLOP / achievable FLOP/s over all operations
+    memory_time_s: np.ndarray  # sum of bytes / achievable B/s over all operations
+    comm_time_s: np.ndarray
+    overhead_s: float
+    compute_bound_s: np.ndarray  # time of the operations that compute bound
+    memory_bound_s: np.ndarray  # time of the operations that memory bound
+    step_time_s: np.ndarray
+    breakdown_s: dict[str, np.ndarray]
+    breakdown_flop: dict[str, np.ndarray]
+    breakdown_bytes: dict[str, np.ndarray]
+
+    @property
+    def bound(self) -> np.ndarray:
+        """'compute', 'memory' or 'communication' per grid point."""
+        shares = np.stack(np.broadcast_arrays(self.compute_bound_s, self.memory_bound_s, self.comm_time_s))
+        return np.asarray(BOUNDS)[np.argmax(shares, axis=0)]
+
+
+def comm_time_s(op: Op, scn: Scenario) -> np.ndarray:
+    hw, dep = scn.hardware, scn.deployment
+    eff = scn.link_efficiency
+    lat = scn.collective_latency_s
+    if op.link == "alltoall":
+        return comms.alltoall_time_s(
+            op.bytes, dep.ep, hw.scaleup_domain, hw.scaleup_bw_b_s * eff, hw.scaleout_bw_b_s * eff, lat, op.calls
+        )
+    n = dep.tp
+    link = hw.scaleup_bw_b_s if n <= hw.scaleup_domain else hw.scaleout_bw_b_s
+    return comms.allreduce_time_s(op.bytes, n, link * eff, lat, op.calls)
+
+
+def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> StepTimes:
+    """Roofline of ``ops`` on the scenario's device; ``overlap_comm`` hides communication behind
+    compute (two micro-batches, DeepSeek/SGLang style): t = max(sum t_op, t_comm)."""
+    hw = scn.hardware
+    bw = hw.memory_bw_b_s * scn.memory_bw_efficiency
+    ce = scn.compute_efficiency
+    shape = np.broadcast_shapes(*(np.shape(op.flop) for op in ops), *(np.shape(op.bytes) for op in ops))
+    z = np.zeros(shape)
+    flop, byts, t_c, t_m, comm, c_bound, m_bound = (z.copy() for _ in range(7))
+    br_t: dict[str, np.ndarray] = {}
+    br_f: dict[str, np.ndarray] = {}
+    br_b: dict[str, np.ndarray] = {}
+    for op in ops:
+        if op.kind == "comm":
+            t = comm_time_s(op, scn) + z
+            comm = comm + t
+        else:
+            tc = op.flop / (hw.peak_flop_s(op.dtype) * ce) + z
+            tm = op.bytes / bw + z
+            t = np.maximum(tc, tm)
+            t_c, t_m = t_c + tc, t_m + tm
+            c_bound = c_bound + np.where(tc >= tm, t, 0.0)
+            m_bound = m_bound + np.where(tc >= tm, 0.0, t)
+            flop, byts = flop + op.flop, byts + op.bytes
+        br_t[op.name] = br_t.get(op.name, 0.0) + t
+        br_f[op.name] = br_f.get(op.name, 0.0) + op.flop + z
+        br_b[op.name] = br_b.get(op.name, 0.0) + op.bytes + z
+    overhead = scn.step_overhead_s
+    busy = c_bound + m_bound
+    step = (np.maximum(busy, comm) if overlap_comm else busy + comm) + overhead
+    return StepTimes(flop, byts, t_c, t_m, comm, overhead, c_bound, m_bound, step, br_t, br_f, br_b)

@@ -1,0 +1,243 @@
+"""Plain frozen dataclasses for what a scenario is made of: hardware, model, engine, deployment.
+
+No I/O and no printing here; :mod:`tokecon.catalog` builds these from TOML. Every field is
+in SI base units (B, B/s, FLOP/s, s, W, USD) whatever the catalog key said.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokecon.units import COMPUTE_DTYPE
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Achievable fractions of peak on one device family, and the per-call collective latency.
+
+    Fitted to public measurements where ``fitted_on`` says so; otherwise defaults.
+    """
+
+    compute: float = 0.7
+    memory_bw: float = 0.8
+    link: float = 0.8
+    collective_latency_s: float = 8e-6
+    fitted_on: str = "default"
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """One accelerator (per GPU / chip figures)."""
+
+    key: str
+    name: str
+    vendor: str
+    family: str
+    memory_bytes: float  # usable capacity
+    memory_bw_b_s: float
+    flop_s: dict[str, float]  # dense peak per compute type: bf16, fp8, fp4, int8
+    scaleup_link: str
+    scaleup_bw_b_s: float  # per direction, per GPU
+    scaleup_domain: int
+    scaleout_bw_b_s: float  # per direction, per GPU
+    power_w: float
+    rental_usd_per_hour: float
+    price_date: str
+    efficiency: Efficiency
+    purchase_usd: float | None = None
+    aliases: tuple[str, ...] = ()
+    source: str = ""
+    origin: str = ""  # catalog file the entry came from
+
+    def peak_flop_s(self, dtype: str) -> float:
+        """Dense peak FLOP/s for matmuls whose weights are stored as ``dtype``.
+
+        Falls back to the next wider supported rate (fp4 -> fp8 -> bf16): a device without
+        an FP8 path dequantises and multiplies in bf16.
+        """
+        want = COMPUTE_DTYPE.get(dtype, "bf16")
+        for candidate in {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "bf16")}.get(
+            want, ("bf16",)
+        ):
+            if self.flop_s.get(candidate):
+                return self.flop_s[candidate]
+        return self.flop_s["bf16"]
+
+
+@dataclass(frozen=True)
+class Model:
+    """A transformer's architecture. Notation (as in the jax-ml scaling book): L layers, D width,
+    H query heads, K KV heads, hd head dim, F dense FFN width, V vocab, E routed experts, k experts
+    per token, Fe expert width."""
+
+    key: str
+    name: str
+    layers: int
+    hidden_size: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tied_embeddings: bool = False
+    max_context: int = 4096
+    weight_dtype: str = "bf16"
+    expert_dtype: str | None = None
+    attention: str = "gqa"  # gqa | mla
+    causal: bool = True
+    lm_head: bool = True
+    mlp: str = "gated"  # gated (3 matrices) | plain (2 matrices)
+    norm: str = "rmsnorm"
+    qk_norm: bool = False
+    attention_bias: bool = False
+    linear_bias: bool = False
+    position_embeddings: int = 0
+    extra_norms_per_layer: int = 0
+    # MLA
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: int = 0
+    # MoE
+    experts: int = 0
+    experts_per_token: int = 0
+    shared_experts: int = 0
+    expert_intermediate_size: int = 0
+    shared_expert_intermediate_size: int = 0
+    dense_layers: int = 0
+    # windowed attention
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    # published figures, for tests and `models show`
+    published_params_b: float | None = None
+    published_active_params_b: float | None = None
+    active_params_exclude_embeddings: bool = False
+    aliases: tuple[str, ...] = ()
+    hf_id: str = ""
+    source: str = ""
+    origin: str = ""
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.attention == "mla"
+
+    @property
+    def moe_layers(self) -> int:
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def ffn_dense_layers(self) -> int:
+        return self.dense_layers if self.is_moe else self.layers
+
+    @property
+    def full_attention_layers(self) -> int:
+        return self.layers - self.sliding_layers
+
+    @property
+    def expert_weight_dtype(self) -> str:
+        return self.expert_dtype or self.weight_dtype
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A serving engine's efficiency relative to the device's fitted factors, plus fixed overheads.
+
+    ``step_overhead_s`` is the per-step scheduling/launch time that no roofline sees.
+    """
+
+    key: str
+    name: str
+    compute_scale: float = 1.0
+    memory_bw_scale: float = 1.0
+    step_overhead_s: float = 0.0
+    memory_reserve_fraction: float = 0.10
+    source: str = ""
+    fitted_on: str = "default"
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Storage types of the weights, the KV cache and the activations."""
+
+    weights: str
+    kv_cache: str = "bf16"
+    activations: str = "bf16"
+    experts: str | None = None  # None: same as weights
+    dispatch: str = "fp8"  # MoE all-to-all dispatch payload (DeepSeek: FP8)
+    combine: str = "bf16"  # MoE all-to-all combine payload (DeepSeek: BF16)
+
+    @property
+    def expert_weights(self) -> str:
+        return self.experts or self.weights
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """``n_gpus`` devices of one kind serving one model: ``tp``-way tensor parallel replicas.
+
+    Replicas (data parallel) = n_gpus / tp. ``ep`` > 1 spreads routed experts over ``ep`` GPUs
+    (with attention data-parallel, as in DeepSeek-style serving).
+    """
+
+    hardware: Hardware
+    n_gpus: int
+    tp: int
+    ep: int = 1
+    attention_dp: bool = False
+
+    @property
+    def replicas(self) -> int:
+        return self.n_gpus // self.tp
+
+    @property
+    def label(self) -> str:
+        return f"{self.n_gpus}x{self.hardware.key}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything a core function needs: model, deployment, precision, engine, efficiency."""
+
+    model: Model
+    deployment: Deployment
+    precision: Precision
+    engine: Engine
+    ideal: bool = False
+    usd_per_gpu_hour: float | None = None
+
+    @property
+    def hardware(self) -> Hardware:
+        return self.deployment.hardware
+
+    @property
+    def compute_efficiency(self) -> float:
+        """Fraction of dense peak FLOP/s reached: device factor x engine scale (1 when ideal)."""
+        return 1.0 if self.ideal else self.hardware.efficiency.compute * self.engine.compute_scale
+
+    @property
+    def memory_bw_efficiency(self) -> float:
+        return 1.0 if self.ideal else self.hardware.efficiency.memory_bw * self.engine.memory_bw_scale
+
+    @property
+    def link_efficiency(self) -> float:
+        return 1.0 if self.ideal else self.hardware.efficiency.link
+
+    @property
+    def collective_latency_s(self) -> float:
+        return 0.0 if self.ideal else self.hardware.efficiency.collective_latency_s
+
+    @property
+    def step_overhead_s(self) -> float:
+        return 0.0 if self.ideal else self.engine.step_overhead_s
+
+    @property
+    def usd_per_hour(self) -> float:
+        """Hourly price of all devices of the deployment (rental, or the override per GPU-hour)."""
+        per_gpu = self.usd_per_gpu_hour if self.usd_per_gpu_hour is not None else self.hardware.rental_usd_per_hour
+        return per_gpu * self.deployment.n_gpus
