@@ -1,0 +1,22 @@
+"""Shared fixtures. Every test runs with TOKECON_HOME pointed at an empty temporary folder, so no
+test can read or write the user's own catalogs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokecon.catalog import load_catalog
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    home = tmp_path / "tokecon-home"
+    home.mkdir()
+    monkeypatch.setenv("TOKECON_HOME", str(home))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog(use_user_home=False)

@@ -1,0 +1,182 @@
+"""The command line: output contract, exit codes, one-line errors; through CliRunner and through a
+real subprocess of the installed ``tokecon``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from tokecon.cli.main import app
+from tokecon.commands.common import CommonOptions
+from tokecon.commands.decode import run_decode
+from tokecon.commands.prefill import run_prefill
+from tokecon.results import Thresholds
+
+runner = CliRunner()
+
+DECODE_ROW_KEYS = {"hardware", "n_gpus", "tp", "batch", "fits", "bound", "flop", "bytes", "compute_time_s",
+                   "memory_time_s", "comm_time_s", "usd_per_hour", "usd_per_mtok", "context_tokens", "step_time_s",
+                   "tok_s", "tok_s_per_gpu", "tok_s_per_user", "memory_used_bytes_per_gpu"}
+PREFILL_ROW_KEYS = {"hardware", "n_gpus", "tp", "batch", "fits", "bound", "flop", "bytes", "compute_time_s",
+                    "memory_time_s", "comm_time_s", "usd_per_hour", "usd_per_mtok", "input_tokens", "ttft_s", "tok_s"}
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_decode_table_has_units_and_highlight():
+    r = invoke("decode", "--model", "llama3-70b", "--gpus", "4xH100")
+    assert r.exit_code == 0, r.output
+    for header in ("time/token [ms]", "tok/s per user", "tok/s per GPU", "total tok/s", "bound", "memory/GPU [GB]", "USD/Mtok out"):
+        assert header in r.stdout
+    assert "cheapest" in r.stdout and "memory-bound up to batch" in r.stdout
+    assert "\x1b[" not in r.stdout  # not a terminal: no colour codes
+
+
+def test_decode_json_equals_core_rows():
+    r = invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "-g", "8xH200", "-g", "2xB200", "--context", "4096", "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["command"] == "decode" and doc["model"] == "llama3-70b"
+    core = run_decode(CommonOptions("llama3-70b", ("4xH100", "8xH200", "2xB200")), None, 4096, Thresholds()).to_dict()
+    assert doc["rows"] == json.loads(json.dumps(core["rows"]))
+    assert {r["hardware"] for r in doc["rows"]} == {"h100-sxm", "h200", "b200"}
+    for row in doc["rows"]:
+        assert DECODE_ROW_KEYS <= set(row)
+        assert row["fits"] is True
+
+
+def test_default_batches_are_powers_of_two_up_to_the_largest_that_fits():
+    doc = json.loads(invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "-f", "json").stdout)
+    batches = [r["batch"] for r in doc["rows"]]
+    max_b = doc["rows"][0]["max_batch"]
+    assert batches[-1] == max_b and batches[:-1] == [2**i for i in range(len(batches) - 1)]
+    assert all(b < max_b for b in batches[:-1])
+
+
+def test_prefill_json_contract():
+    r = invoke("prefill", "--model", "llama3-70b", "--gpus", "4xH100", "--input-len", "2048", "--batch", "1,8", "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [row["batch"] for row in doc["rows"]] == [1, 8]
+    core = run_prefill(CommonOptions("llama3-70b", ("4xH100",)), [1, 8], 2048, Thresholds()).to_dict()
+    assert doc["rows"] == json.loads(json.dumps(core["rows"]))
+    for row in doc["rows"]:
+        assert PREFILL_ROW_KEYS <= set(row)
+        assert row["bound"] == "compute"
+
+
+def test_threshold_crossed_exits_1_with_summary():
+    r = invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "--batch", "1,64", "--max-usd-per-mtok", "2.0")
+    assert r.exit_code == 1
+    assert "cross a threshold" in r.stderr and "batch 1" in r.stderr
+    r = invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "--batch", "64", "--max-usd-per-mtok", "1000")
+    assert r.exit_code == 0
+
+
+def test_ttft_threshold_on_prefill():
+    assert invoke("prefill", "-m", "llama3-8b", "-g", "1xH100", "--max-ttft-ms", "0.001").exit_code == 1
+    assert invoke("prefill", "-m", "llama3-8b", "-g", "1xH100", "--max-ttft-ms", "100000").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["decode", "-m", "llama3-7b", "-g", "4xH100"], "closest: llama3-70b"),
+        (["decode", "-m", "llama3-70b", "-g", "4xH1000"], "unknown device 'H1000'"),
+        (["decode", "-m", "llama3-70b", "-g", "four H100s"], "unknown device 'four H100s'"),
+        (["decode", "-m", "llama3-70b", "-g", "4x"], "malformed --gpus"),
+        (["decode", "-m", "llama3-70b", "-g", "0xH100"], "malformed --gpus"),
+        (["decode", "-m", "llama3-70b", "-g", "3xH100"], "does not divide"),
+        (["decode", "-m", "llama3-70b", "-g", "4xH100", "--context", "0"], "--context"),
+        (["decode", "-m", "llama3-70b", "-g", "4xH100", "--batch", "0"], "--batch"),
+        (["decode", "-m", "llama3-70b", "-g", "4xH100", "--batch", "a,b"], "--batch"),
+        (["prefill", "-m", "llama3-70b", "-g", "4xH100", "--input-len", "-1"], "--input-len"),
+        (["decode", "-m", "llama3-70b", "-g", "4xH100", "--dtype", "fp7"], "unknown data type"),
+        (["decode", "-m", "llama3-70b", "-g", "4xH100", "--bogus"], "No such option"),
+        (["decode", "-m", "llama3-70b"], "--gpus"),
+        (["decode", "-m", "llama3-70b", "-g", "4xH100", "--context", "10000000"], "maximum context"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, fragment):
+    r = invoke(*args)
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in r.output
+
+
+def test_model_that_cannot_fit_names_memory_and_smallest_count():
+    r = invoke("decode", "-m", "llama3-70b", "-g", "1xH100")
+    assert r.exit_code == 2
+    assert "141.1 GB of weights" in r.stderr and "smallest that fits: 2xh100-sxm" in r.stderr
+
+
+def test_batch_that_does_not_fit_predicts_nothing():
+    doc = json.loads(invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "--batch", "100000", "-f", "json").stdout)
+    row = doc["rows"][0]
+    assert row["fits"] is False and row["step_time_s"] is None and row["usd_per_mtok"] is None
+
+
+def test_csv_and_markdown():
+    r = invoke("decode", "-m", "llama3-8b", "-g", "1xH100", "-b", "1,2", "-f", "csv")
+    header = r.stdout.splitlines()[0].split(",")
+    assert "usd_per_mtok" in header and "step_time_s" in header and len(r.stdout.splitlines()) == 3
+    r = invoke("decode", "-m", "llama3-8b", "-g", "1xH100", "-b", "1,2", "-f", "markdown")
+    assert r.stdout.count("\n|") >= 3 and "USD/Mtok out" in r.stdout
+
+
+def test_ideal_is_faster_and_labelled():
+    real = json.loads(invoke("decode", "-m", "llama3-8b", "-g", "1xH100", "-b", "1", "-f", "json").stdout)
+    ideal = json.loads(invoke("decode", "-m", "llama3-8b", "-g", "1xH100", "-b", "1", "--ideal", "-f", "json").stdout)
+    assert ideal["rows"][0]["step_time_s"] < real["rows"][0]["step_time_s"]
+    assert ideal["ideal"] is True and any("upper bound" in n for n in ideal["notes"])
+
+
+def test_usd_override_scales_cost():
+    a = json.loads(invoke("decode", "-m", "llama3-8b", "-g", "1xH100", "-b", "8", "--usd-per-gpu-hour", "1", "-f", "json").stdout)
+    b = json.loads(invoke("decode", "-m", "llama3-8b", "-g", "1xH100", "-b", "8", "--usd-per-gpu-hour", "2", "-f", "json").stdout)
+    assert b["rows"][0]["usd_per_mtok"] == pytest.approx(2 * a["rows"][0]["usd_per_mtok"])
+
+
+def test_version():
+    r = invoke("--version")
+    assert r.exit_code == 0 and r.stdout.startswith("tokecon ")
+
+
+def _installed_tokecon() -> list[str]:
+    exe = shutil.which("tokecon", path=os.path.dirname(sys.executable)) or shutil.which("tokecon")
+    return [exe] if exe else [sys.executable, "-m", "tokecon"]
+
+
+def test_installed_command_in_subprocess_from_another_directory(tmp_path):
+    """The installed console script finds its catalogs from any working directory."""
+    cmd = _installed_tokecon() + ["decode", "--model", "llama3-70b", "--gpus", "4xH100", "--format", "json"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "TOKECON_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["rows"] and doc["rows"][0]["hardware"] == "h100-sxm"
+    bad = subprocess.run(_installed_tokecon() + ["decode", "-m", "nope", "-g", "1xH100"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_python_dash_m(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "tokecon", "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "tokecon" in proc.stdout
+
+
+def test_core_imports_neither_typer_nor_rich():
+    code = ("import sys, tokecon.commands.decode, tokecon.commands.prefill, tokecon.catalog;"
+            "assert 'typer' not in sys.modules and 'rich' not in sys.modules, sorted(sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
