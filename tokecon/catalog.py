@@ -103,6 +103,7 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
 EFFICIENCY_FIELDS: dict[str, FieldSpec] = {
     "compute": _num(True, upper=1.0),
     "memory_bw": _num(True, upper=1.0),
+    "kv_bw": _num(upper=1.0),
     "link": _num(True, upper=1.0),
     "collective_latency_us": _num(True, non_negative=True, upper=1e5),
     "fitted_on": _STR,
@@ -268,6 +269,7 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
             link=eff["link"],
             collective_latency_s=eff["collective_latency_us"] * US,
             fitted_on=eff.get("fitted_on", "default"),
+            kv_bw=eff.get("kv_bw"),
         ),
         aliases=tuple(e.get("aliases", ())),
         source=e["source"],
@@ -329,14 +331,30 @@ class Registry:
     _index: dict[str, str] = field(default_factory=dict)
 
     def add(self, key: str, entry: Any, aliases: tuple[str, ...], origin: str) -> None:
-        for old_alias in [a for a, k in self._index.items() if k == key]:
-            del self._index[old_alias]
+        """Index ``entry`` under its key and aliases. A name another entry of the same file already
+        uses is an error; so is an alias that is another file's entry key (override an entry by
+        naming its table). Overriding keeps the old entry's aliases pointing at the key."""
         for name in (key, *aliases):
-            owner = self._index.get(name.lower())
-            if owner is not None and owner != key and name.lower() != owner.lower():
-                if owner in self.entries and self.entries[owner].origin == origin:
-                    raise CatalogError(f"{origin}: [{key}]: alias '{name}' is already used by [{owner}]")
-            self._index[name.lower()] = key
+            low = name.lower()
+            owner = self._index.get(low)
+            if owner is None or owner == key:
+                self._index[low] = key
+                continue
+            prev = self.entries.get(owner)
+            if prev is not None and prev.origin == origin:
+                what = "name" if name == key else "alias"
+                raise CatalogError(f"{origin}: [{key}]: {what} '{name}' is already used by [{owner}] in the same file")
+            if low == owner.lower():
+                if name != key:
+                    raise CatalogError(
+                        f"{origin}: [{key}]: alias '{name}' is the name of [{owner}] from {getattr(prev, 'origin', '?')}; "
+                        f"to override that entry, name this table [{owner}]"
+                    )
+                self.entries.pop(owner, None)  # same key in another case: an override
+                for alias, k in list(self._index.items()):
+                    if k == owner:
+                        self._index[alias] = key
+            self._index[low] = key
         self.entries[key] = entry
 
     def get(self, name: str) -> Any:
@@ -379,18 +397,42 @@ def _add_entries(catalog: Catalog, kind: str, tables: dict, origin: str) -> None
         registry.add(key, _BUILDERS[kind](key, entry, origin), tuple(entry.get("aliases", ())), origin)
 
 
+_BUILTIN_CACHE: dict[tuple[str, int, int], dict] = {}
+
+
+def _read_builtin(path: Path) -> dict:
+    """The parsed built-in catalog, parsed once per process (keyed by path, mtime and size).
+    Callers only read the returned tables."""
+    try:
+        st = path.stat()
+    except OSError:
+        return read_toml(path)
+    sig = (str(path), st.st_mtime_ns, st.st_size)
+    if sig not in _BUILTIN_CACHE:
+        _BUILTIN_CACHE[sig] = read_toml(path)
+    return _BUILTIN_CACHE[sig]
+
+
 def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home: bool = True) -> Catalog:
     """Built-in catalogs, then the user's, then ``extra_files``; later entries override earlier."""
     catalog = Catalog(Registry("hardware"), Registry("models"), Registry("engines"), [])
     for kind, path in builtin_paths().items():
-        _add_entries(catalog, kind, read_toml(path), str(path))
+        _add_entries(catalog, kind, _read_builtin(path), str(path))
         catalog.files.append(str(path))
     if use_user_home:
         home = user_home()
         for kind in KINDS:
             path = home / f"{kind}.toml"
             if path.is_file():
-                _add_entries(catalog, kind, read_toml(path), str(path))
+                data = read_toml(path)
+                wrapped = data.get(kind)
+                if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
+                    first = next(iter(wrapped))
+                    raise CatalogError(
+                        f"{path}: [{kind}.{first}]: a user {kind}.toml holds bare tables; write [{first}] "
+                        f"([{kind}.NAME] is the form for --catalog files)"
+                    )
+                _add_entries(catalog, kind, data, str(path))
                 catalog.files.append(str(path))
     for path in extra_files:
         data = read_toml(Path(path))

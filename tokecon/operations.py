@@ -41,6 +41,7 @@ class Op:
     kind: str = "compute"
     calls: float = 0.0
     link: str = "scaleup"
+    kv_cache: bool = False  # reads the KV cache (paged, scattered): its own bandwidth efficiency
 
 
 def attended_pairs(past: np.ndarray, new: np.ndarray, window: float, causal: bool) -> np.ndarray:
@@ -129,7 +130,7 @@ def step_operations(
         kv_read = B * np.minimum(P + T, window) * kv_per_token_layer
         kv_write = N * kv_per_token_layer
         qo = N * h_dev * (d_qk + d_v) * ab
-        ops.append(Op(name, flop, layers * (kv_read + kv_write + qo), "bf16"))
+        ops.append(Op(name, flop, layers * (kv_read + kv_write + qo), "bf16", kv_cache=True))
 
     # --- feed-forward ------------------------------------------------------------------
     mats = 3 if m.mlp == "gated" else 2

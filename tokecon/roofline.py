@@ -2,6 +2,10 @@
 and a fixed per-step overhead.
 
     t_op   = max(FLOP / (peak_FLOP/s * compute_eff), bytes / (peak_B/s * bandwidth_eff))
+
+Attention reads the KV cache in scattered pages rather than streaming weights, and reaches a
+lower fraction of peak bandwidth (H100: ~2.8 TB/s for weights vs ~1.4 TB/s for paged KV reads,
+reference/hardware.md section 6), so KV-cache operations have their own bandwidth efficiency.
     t_step = sum(t_op) + t_comm + t_overhead
 
 Summing per-operation maxima is more faithful than the max of the totals: at batch 128 the
@@ -53,7 +57,8 @@ def comm_time_s(op: Op, scn: Scenario) -> np.ndarray:
     lat = scn.collective_latency_s
     if op.link == "alltoall":
         return comms.alltoall_time_s(
-            op.bytes, dep.ep, hw.scaleup_domain, hw.scaleup_bw_b_s * eff, hw.scaleout_bw_b_s * eff, lat, op.calls
+            op.bytes, dep.ep, hw.scaleup_domain, hw.scaleup_bw_b_s * eff, hw.scaleout_bw_b_s * eff, lat, op.calls,
+            scn.scaleout_latency_s,
         )
     n = dep.tp
     link = hw.scaleup_bw_b_s if n <= hw.scaleup_domain else hw.scaleout_bw_b_s
@@ -65,6 +70,7 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> Step
     compute (two micro-batches, DeepSeek/SGLang style): t = max(sum t_op, t_comm)."""
     hw = scn.hardware
     bw = hw.memory_bw_b_s * scn.memory_bw_efficiency
+    kv_bw = hw.memory_bw_b_s * scn.kv_bw_efficiency
     ce = scn.compute_efficiency
     shape = np.broadcast_shapes(*(np.shape(op.flop) for op in ops), *(np.shape(op.bytes) for op in ops))
     z = np.zeros(shape)
@@ -78,7 +84,7 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> Step
             comm = comm + t
         else:
             tc = op.flop / (hw.peak_flop_s(op.dtype) * ce) + z
-            tm = op.bytes / bw + z
+            tm = op.bytes / (kv_bw if op.kv_cache else bw) + z
             t = np.maximum(tc, tm)
             t_c, t_m = t_c + tc, t_m + tm
             c_bound = c_bound + np.where(tc >= tm, t, 0.0)

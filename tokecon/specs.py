@@ -23,6 +23,12 @@ class Efficiency:
     link: float = 0.8
     collective_latency_s: float = 8e-6
     fitted_on: str = "default"
+    kv_bw: float | None = None  # fraction of bandwidth reading the KV cache; None: same as memory_bw
+
+    @property
+    def kv_cache_bw(self) -> float:
+        return self.memory_bw if self.kv_bw is None else self.kv_bw
+    scaleout_latency_s: float | None = None  # per call when a collective crosses scale-out; None: same as above
 
 
 @dataclass(frozen=True)
@@ -225,12 +231,24 @@ class Scenario:
         return 1.0 if self.ideal else self.hardware.efficiency.memory_bw * self.engine.memory_bw_scale
 
     @property
+    def kv_bw_efficiency(self) -> float:
+        return 1.0 if self.ideal else self.hardware.efficiency.kv_cache_bw * self.engine.memory_bw_scale
+
+    @property
     def link_efficiency(self) -> float:
         return 1.0 if self.ideal else self.hardware.efficiency.link
 
     @property
     def collective_latency_s(self) -> float:
         return 0.0 if self.ideal else self.hardware.efficiency.collective_latency_s
+
+    @property
+    def scaleout_latency_s(self) -> float:
+        """Per-call latency of a collective that leaves the scale-up domain (NIC, switches)."""
+        if self.ideal:
+            return 0.0
+        e = self.hardware.efficiency
+        return e.collective_latency_s if e.scaleout_latency_s is None else e.scaleout_latency_s
 
     @property
     def step_overhead_s(self) -> float:

@@ -1,0 +1,225 @@
+"""Fit the efficiency factors to the public measurements, with held-out error.
+
+Free parameters, and nothing else (no factor of a row's own):
+
+* per device family (hopper, ampere, ada, blackwell, cdna3, ...): the achievable fraction of
+  dense peak FLOP/s (``compute``), of memory bandwidth when streaming weights (``memory_bw``)
+  and when reading the paged KV cache (``kv_bw``), and of a PCIe scale-up link (``link``);
+* per serving engine: a fixed per-step overhead (``step_overhead_ms``) and scales on compute
+  and bandwidth relative to TensorRT-LLM, which is the reference (scales fixed at 1).
+
+Loss: a robust (soft-L1) sum over rows of the log ratio predicted / measured, so a row off by
+2x counts the same whether it over- or under-predicts and one outlier cannot dominate.
+Optimiser: deterministic coordinate descent on a shrinking multiplicative grid; each step
+re-predicts only the rows the parameter touches. Held-out error: leave-one-source-out (each
+source prefix is predicted by factors fitted on all the others).
+
+Run ``tokecon validate --fit`` (prints the factors and the held-out error) or
+``python validation/fit.py --write`` (also stores them in hardware.toml and engines.toml).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from tokecon.validation import Case, Outcome, Skip, predict
+
+FAMILY_PARAMS = {"compute": (0.15, 0.95), "memory_bw": (0.2, 0.95), "kv_bw": (0.1, 0.95), "link": (0.05, 0.95)}
+ENGINE_PARAMS = {"compute_scale": (0.2, 1.3), "memory_bw_scale": (0.3, 1.3), "step_overhead_ms": (0.0, 40.0)}
+REFERENCE_ENGINE = "trtllm"
+MIN_ROWS = 3  # a family or engine with fewer rows keeps its defaults
+_DELTA = 0.25  # soft-L1 scale on the log ratio (~25%)
+
+
+@dataclass
+class Factors:
+    family: dict[str, dict[str, float]] = field(default_factory=dict)
+    engine: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def copy(self) -> "Factors":
+        return Factors({k: dict(v) for k, v in self.family.items()}, {k: dict(v) for k, v in self.engine.items()})
+
+
+def _apply(case: Case, f: Factors) -> Case:
+    scn = case.scenario
+    hw, eng = scn.hardware, scn.engine
+    fam = f.family.get(hw.family)
+    if fam:
+        eff = replace(hw.efficiency, compute=fam["compute"], memory_bw=fam["memory_bw"], kv_bw=fam["kv_bw"],
+                      link=fam["link"])
+        hw = replace(hw, efficiency=eff)
+    e = f.engine.get(eng.key)
+    if e:
+        eng = replace(eng, compute_scale=e["compute_scale"], memory_bw_scale=e["memory_bw_scale"],
+                      step_overhead_s=e["step_overhead_ms"] * 1e-3)
+    dep = replace(scn.deployment, hardware=hw)
+    return replace(case, scenario=replace(scn, deployment=dep, engine=eng))
+
+
+def _log_ratios(cases: list[Case], f: Factors) -> np.ndarray:
+    out = []
+    for c in cases:
+        try:
+            out.append(math.log(predict(_apply(c, f)) / c.measured))
+        except (Skip, ValueError, ZeroDivisionError):
+            out.append(math.log(10.0))  # a row the factors make impossible counts as 10x off
+    return np.asarray(out)
+
+
+def _loss(cases: list[Case], f: Factors) -> float:
+    z = _log_ratios(cases, f) / _DELTA
+    return float(np.sum(2.0 * (np.sqrt(1.0 + z * z) - 1.0)))
+
+
+def initial_factors(cases: list[Case]) -> Factors:
+    """Start from the catalog's current values, for the families and engines with enough rows."""
+    f = Factors()
+    fams: dict[str, int] = {}
+    engs: dict[str, int] = {}
+    for c in cases:
+        fams[c.family] = fams.get(c.family, 0) + 1
+        engs[c.engine] = engs.get(c.engine, 0) + 1
+    for c in cases:
+        hw, eng = c.scenario.hardware, c.scenario.engine
+        if fams[c.family] >= MIN_ROWS and hw.family not in f.family:
+            e = hw.efficiency
+            f.family[hw.family] = {"compute": e.compute, "memory_bw": e.memory_bw, "kv_bw": e.kv_cache_bw, "link": e.link}
+        if engs[c.engine] >= MIN_ROWS and eng.key not in f.engine:
+            f.engine[eng.key] = {"compute_scale": eng.compute_scale, "memory_bw_scale": eng.memory_bw_scale,
+                                 "step_overhead_ms": eng.step_overhead_s * 1e3}
+    return f
+
+
+def _pcie_tp_families(cases: list[Case]) -> set[str]:
+    """Families with enough multi-GPU rows over PCIe to fit the link efficiency. NVLink/xGMI
+    efficiency is known from nccl-tests and nvbandwidth (~0.8) and stays at the catalog value;
+    PCIe all-reduce depends on the server (P2P support, switches, the CPU) and is fitted."""
+    counts: dict[str, int] = {}
+    for c in cases:
+        dep = c.scenario.deployment
+        if dep.tp > 1 and c.scenario.hardware.scaleup_link.upper().startswith("PCIE"):
+            counts[c.family] = counts.get(c.family, 0) + 1
+    return {k for k, n in counts.items() if n >= MIN_ROWS}
+
+
+def _coordinates(f: Factors, pcie: set[str]) -> list[tuple[str, str, str, tuple[float, float]]]:
+    coords = [("family", k, p, b) for k in sorted(f.family) for p, b in FAMILY_PARAMS.items()
+              if p != "link" or k in pcie]
+    for k in sorted(f.engine):
+        for p, b in ENGINE_PARAMS.items():
+            if k == REFERENCE_ENGINE and p != "step_overhead_ms":
+                continue
+            coords.append(("engine", k, p, b))
+    return coords
+
+
+def fit(cases: list[Case], sweeps: int = 6, points: int = 9) -> Factors:
+    """Coordinate descent: each parameter in turn tries a grid around its value (additive for the
+    overhead, multiplicative for fractions), keeps the best, and the grid narrows every sweep."""
+    f = initial_factors(cases)
+    touched = {
+        ("family", k): [c for c in cases if c.family == k] for k in f.family
+    } | {("engine", k): [c for c in cases if c.engine == k] for k in f.engine}
+    span = 0.5
+    pcie = _pcie_tp_families(cases)
+    for _ in range(sweeps):
+        for group, key, name, (lo, hi) in _coordinates(f, pcie):
+            table = getattr(f, group)[key]
+            subset = touched[(group, key)]
+            current = table[name]
+            if name == "step_overhead_ms":
+                grid = current + np.linspace(-1, 1, points) * span * 10.0
+            else:
+                grid = current * np.exp(np.linspace(-1, 1, points) * span)
+            best_value, best_loss = current, _loss(subset, f)
+            for value in np.clip(grid, lo, hi):
+                table[name] = float(value)
+                loss = _loss(subset, f)
+                if loss < best_loss - 1e-12:
+                    best_value, best_loss = float(value), loss
+            table[name] = best_value
+        span *= 0.6
+    for group in (f.family, f.engine):
+        for table in group.values():
+            for k in table:
+                table[k] = round(table[k], 3)
+    return f
+
+
+def source_of(case: Case) -> str:
+    return case.row["id"].split("-")[0]
+
+
+def leave_one_source_out(cases: list[Case], sweeps: int = 4) -> list[tuple[Case, float]]:
+    """(case, signed relative error) for every row, each predicted by factors fitted without its source."""
+    out: list[tuple[Case, float]] = []
+    for source in sorted({source_of(c) for c in cases}):
+        train = [c for c in cases if source_of(c) != source]
+        test = [c for c in cases if source_of(c) == source]
+        f = fit(train, sweeps=sweeps)
+        for c in test:
+            try:
+                out.append((c, predict(_apply(c, f)) / c.measured - 1.0))
+            except Skip:
+                continue
+    return out
+
+
+#: Rows that are validated (reported) but not fitted, and why. Excluding by a stated property of
+#: the measurement, never by how well a row fits.
+NOT_FITTED = {
+    "ttft_ms": "TRT09's TTFT table may have been measured at a batch larger than the stated 1 "
+    "(shared/calibration/SOURCES.md), so its scenario is uncertain",
+}
+
+
+def fit_cases(outcomes: list[Outcome]) -> list[Case]:
+    return [o.case for o in outcomes if o.case is not None and o.predicted is not None and o.case.metric not in NOT_FITTED]
+
+
+# --- storing the factors in the catalogs (text edits keep comments and layout) ------------------
+
+
+def _set_key(block: str, key: str, value: str) -> str:
+    pattern = re.compile(rf"^{re.escape(key)}\s*=.*$", re.M)
+    if pattern.search(block):
+        return pattern.sub(f"{key} = {value}", block, count=1)
+    return block.rstrip("\n") + f"\n{key} = {value}\n"
+
+
+def _edit_table(text: str, header: str, values: dict[str, str]) -> str:
+    """Replace keys inside the TOML table ``[header]`` of ``text`` (up to the next table header)."""
+    start = re.search(rf"^\[{re.escape(header)}\]\s*$", text, re.M)
+    if not start:
+        return text
+    nxt = re.search(r"^\[", text[start.end():], re.M)
+    end = start.end() + (nxt.start() if nxt else len(text) - start.end())
+    block = text[start.end():end]
+    for k, v in values.items():
+        block = _set_key(block, k, v)
+    if not block.endswith("\n\n") and nxt:
+        block = block.rstrip("\n") + "\n\n"
+    return text[: start.end()] + block + text[end:]
+
+
+def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families: dict[str, list[str]],
+                  note: str) -> None:
+    """Store fitted factors: every device of a fitted family, every fitted engine."""
+    text = hardware_toml.read_text()
+    for family, values in f.family.items():
+        for key in families.get(family, []):
+            fields = {k: f"{v:.3f}" for k, v in values.items()}
+            fields["fitted_on"] = f'"{note} (family {family})"'
+            text = _edit_table(text, f"{key}.efficiency", fields)
+    hardware_toml.write_text(text)
+    text = engines_toml.read_text()
+    for engine, values in f.engine.items():
+        fields = {k: f"{v:.3f}" for k, v in values.items()}
+        fields["fitted_on"] = f'"{note}"'
+        text = _edit_table(text, engine, fields)
+    engines_toml.write_text(text)

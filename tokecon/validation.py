@@ -1,0 +1,328 @@
+"""Predict every public measurement in ``validation/measurements.csv`` and state the error.
+
+Each row is mapped to the scenario it describes (model, device, count, parallelism, precision,
+engine) and to the way it was measured:
+
+* static batch (TensorRT-LLM gptSessionBenchmark, vLLM benchmark_latency, llama.cpp llama-bench,
+  Tensor Economics' vLLM runs): B sequences prefilled together, then OSL-1 decode steps with
+  the context growing from ISL+1 to ISL+OSL-1; throughput = B*OSL / total time;
+* batch-1 prefill (TTFT, llama.cpp pp512, embeddings): one prefill step;
+* in-flight batching at maximum throughput (trtllm-bench, benchmark_throughput): the serving
+  model at the largest concurrency whose KV cache fits;
+* disaggregated large-scale MoE (DeepSeek, SGLang): the ``moe`` model per node.
+
+Rows that tokecon cannot model (hardware not in the catalog, deployment size not stated) are
+reported as skipped with the reason, never dropped. No row has a factor of its own: the only
+free parameters are the per-family and per-engine efficiencies in the catalogs.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tokecon import memory
+from tokecon.catalog import Catalog
+from tokecon.errors import TokeconError
+from tokecon.phases import decode_step, prefill_step
+from tokecon.specs import Deployment, Precision, Scenario
+
+
+def measurements_path() -> Path:
+    """Shipped copy in a wheel, ``validation/measurements.csv`` in a checkout."""
+    packaged = Path(__file__).parent / "data" / "measurements.csv"
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "validation" / "measurements.csv"
+
+
+def load_measurements(path: Path | None = None) -> list[dict[str, str]]:
+    with open(path or measurements_path(), newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+class Skip(Exception):
+    """This row cannot be predicted; the message says why."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """A measurement turned into something tokecon can evaluate."""
+
+    row: dict[str, str]
+    kind: str  # static | prefill | inflight | moe
+    scenario: Scenario
+    batch: int
+    input_len: int
+    output_len: int
+    metric: str
+    measured: float
+    layer_split: bool = False
+
+    @property
+    def family(self) -> str:
+        return self.scenario.hardware.family
+
+    @property
+    def engine(self) -> str:
+        return self.scenario.engine.key
+
+
+_ENGINES = (("tensorrt", "trtllm"), ("vllm", "vllm"), ("sglang", "sglang"), ("llama.cpp", "llamacpp"),
+            ("deepseek", "sglang"))  # DeepSeek's in-house system runs the same DeepEP/DeepGEMM kernels as SGLang
+
+
+def _strip(text: str) -> str:
+    return re.sub(r"\s*\(.*\)\s*$", "", text).strip()
+
+
+def _engine_key(text: str) -> str:
+    low = text.lower()
+    for needle, key in _ENGINES:
+        if needle in low:
+            return key
+    raise Skip(f"engine '{text}' has no profile")
+
+
+def _engine_or_raw(text: str) -> str:
+    try:
+        return _engine_key(text)
+    except Skip:
+        return text
+
+
+def _precision(row: dict[str, str]) -> Precision:
+    w = row["weight_precision"].lower()
+    if "nvfp4" in w or w.startswith("fp4"):
+        weights = "nvfp4"
+    elif w.startswith("q4_k_m"):
+        weights = "q4_k_m"
+    elif w.startswith("fp8"):
+        weights = "fp8"
+    elif w.startswith("fp16"):
+        weights = "fp16"
+    elif w.startswith("bf16"):
+        weights = "bf16"
+    else:
+        raise Skip(f"weight precision '{row['weight_precision']}' not understood")
+    kv = "fp8" if row["kv_precision"].lower().startswith("fp8") else "bf16"
+    return Precision(weights=weights, kv_cache=kv)
+
+
+def _int(text: str) -> int | None:
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)", text or "")
+    return int(round(float(m.group(1)))) if m else None
+
+
+def _kind(row: dict[str, str]) -> str:
+    s = row["scenario"].lower()
+    if "offline max-throughput" in s:
+        return "inflight"
+    par = row["parallelism"].lower()
+    if any(w in s for w in ("disaggregated", "production", "decode-only", "prefill-only")) or "disagg" in par:
+        return "moe"
+    if "prompt processing" in s or "embedding" in s or row["metric"] == "ttft_ms":
+        return "prefill"
+    if s.startswith("fixed-batch"):
+        return "static"
+    raise Skip(f"scenario '{row['scenario']}' not modelled")
+
+
+def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Case:
+    """Map one CSV row to a :class:`Case`; raises :class:`Skip` with the reason."""
+    try:
+        model = catalog.models.get(_strip(row["model"]))
+    except TokeconError:
+        raise Skip(f"model '{row['model']}' not in the catalog") from None
+    try:
+        hw = catalog.hardware.get(_strip(row["hardware"]))
+    except TokeconError:
+        raise Skip(f"hardware '{row['hardware']}' not in the catalog") from None
+    n = _int(row["n_gpus"])
+    if n is None:
+        raise Skip("deployment size not stated")
+    kind = _kind(row)
+    par = row["parallelism"]
+    layer_split = "layer split" in par.lower()
+    tp_match = re.search(r"TP(\d+)", par)
+    ep_match = re.search(r"(?:DEP|EP)(\d+)", par)
+    if kind == "moe" or (ep_match and not tp_match):
+        tp, ep, dp_attn = 1, int(ep_match.group(1)) if ep_match else n, True
+        kind = "moe" if kind == "moe" else kind
+    else:
+        tp, ep, dp_attn = (1 if layer_split else int(tp_match.group(1)) if tp_match else n), 1, False
+    precision = _precision(row)
+    engine = catalog.engines.get(_engine_key(row["engine"]))
+    deployment = Deployment(hw, n if not layer_split else 1, tp if not dp_attn else 1, ep, dp_attn)
+    scn = Scenario(model, deployment, precision, engine, ideal)
+    batch = _int(row["concurrency_or_batch"]) or 0
+    isl = _int(row["input_len"]) or 0
+    osl = _int(row["output_len"]) or 0
+    return Case(row, kind, scn, batch, isl, osl, row["metric"], float(row["value"]), layer_split)
+
+
+# --- predictions -----------------------------------------------------------------------------
+
+_QUADRATURE = 12  # decode steps sampled along the output; step time is smooth in context
+
+
+def static_batch_times(scn: Scenario, batch: float, isl: int, osl: int) -> tuple[float, float]:
+    """(prefill time, decode time) of a static batch: B prompts of ``isl`` tokens prefilled in one
+    step, then ``osl - 1`` decode steps with contexts isl+1 .. isl+osl-1 (sampled, trapezoid)."""
+    t_prefill = float(prefill_step(scn, np.asarray(float(batch)), np.asarray(float(max(isl, 1)))).step_time_s) if isl else 0.0
+    steps = osl - 1 if isl else osl
+    if steps <= 0:
+        return t_prefill, 0.0
+    ctx = np.linspace(isl + 1, isl + steps, min(steps, _QUADRATURE))
+    t = decode_step(scn, np.full_like(ctx, float(batch)), ctx).step_time_s
+    return t_prefill, float(np.mean(t)) * steps
+
+
+def _fits(case: Case) -> bool:
+    if case.layer_split:
+        return True
+    ctx = np.asarray(float(case.input_len + case.output_len))
+    return bool(memory.max_batch(case.scenario, ctx) >= max(case.batch, 1))
+
+
+def predict_static(case: Case) -> float:
+    if not _fits(case):
+        raise Skip(f"batch {case.batch} of {case.input_len}+{case.output_len} tokens does not fit in tokecon's memory model")
+    scn, b = case.scenario, max(case.batch, 1)
+    t_pf, t_dec = static_batch_times(scn, b, case.input_len, case.output_len)
+    total = t_pf + t_dec
+    osl = case.output_len
+    per_group = b * osl / total
+    return {
+        "output_tok_per_s_per_gpu": per_group / scn.deployment.n_gpus,
+        "output_tok_per_s_total": per_group,
+        "output_tok_per_s_per_user": osl / total,
+    }[case.metric]
+
+
+def predict_prefill(case: Case) -> float:
+    scn, b = case.scenario, max(case.batch, 1)
+    if not _fits(case):
+        raise Skip(f"batch {b} of {case.input_len} tokens does not fit in tokecon's memory model")
+    t = float(prefill_step(scn, np.asarray(float(b)), np.asarray(float(case.input_len))).step_time_s)
+    if case.metric == "ttft_ms":
+        return t * 1e3
+    if case.metric == "prefill_tok_per_s":
+        return b * case.input_len / t
+    raise Skip(f"metric '{case.metric}' not modelled for prefill")
+
+
+PREDICTORS: dict[str, Callable[[Case], float]] = {"static": predict_static, "prefill": predict_prefill}
+
+
+def register_predictor(kind: str, fn: Callable[[Case], float]) -> None:
+    """Commands that model a way of serving (in-flight batching, large-scale MoE) plug in here."""
+    PREDICTORS[kind] = fn
+
+
+def predict(case: Case) -> float:
+    fn = PREDICTORS.get(case.kind)
+    if fn is None:
+        raise Skip(f"{case.kind} rows not modelled yet")
+    return fn(case)
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    id: str
+    row: dict[str, str]
+    case: Case | None = None
+    predicted: float | None = None
+    ideal: float | None = None
+    skipped: str | None = None
+
+    @property
+    def error(self) -> float | None:
+        """Signed relative error, (predicted - measured) / measured."""
+        if self.predicted is None or self.case is None:
+            return None
+        return (self.predicted - self.case.measured) / self.case.measured
+
+
+def evaluate(rows: list[dict[str, str]], catalog: Catalog, with_ideal: bool = True) -> list[Outcome]:
+    outcomes = []
+    for row in rows:
+        out = Outcome(row["id"], row)
+        try:
+            out.case = build_case(row, catalog)
+            out.predicted = predict(out.case)
+            if with_ideal:
+                out.ideal = predict(replace(out.case, scenario=replace(out.case.scenario, ideal=True)))
+        except Skip as why:
+            out.skipped = str(why)
+            out.predicted = None
+        outcomes.append(out)
+    return outcomes
+
+
+@dataclass
+class Summary:
+    group: str
+    n: int
+    median_ape: float
+    p90_ape: float
+    median_error: float
+    worst: list[str] = field(default_factory=list)
+
+
+def summarise(outcomes: list[Outcome], key: Callable[[Outcome], str] | None = None) -> list[Summary]:
+    """Median and 90th-percentile absolute percentage error per group (and overall when key is None)."""
+    done = [o for o in outcomes if o.error is not None]
+    groups: dict[str, list[Outcome]] = {}
+    for o in done:
+        groups.setdefault(key(o) if key else "all", []).append(o)
+    out = []
+    for name, items in sorted(groups.items()):
+        ape = np.abs([o.error for o in items])
+        worst = sorted(items, key=lambda o: -abs(o.error))[:3]
+        out.append(Summary(name, len(items), float(np.median(ape)), float(np.percentile(ape, 90)),
+                           float(np.median([o.error for o in items])), [w.id for w in worst]))
+    return out
+
+
+GROUP_KEYS: dict[str, Callable[[Outcome], str]] = {
+    "hardware": lambda o: o.case.family if o.case else "?",
+    "device": lambda o: o.case.scenario.hardware.key if o.case else "?",
+    "model": lambda o: o.case.scenario.model.key if o.case else "?",
+    "source": lambda o: o.id.split("-")[0],
+    "metric": lambda o: o.row["metric"],
+    "engine": lambda o: o.case.engine if o.case else "?",
+}
+
+
+def mape(outcomes: list[Outcome]) -> float:
+    errs = [abs(o.error) for o in outcomes if o.error is not None]
+    return float(np.median(errs)) if errs else math.nan
+
+
+def outcome_fields(o: Outcome) -> dict[str, Any]:
+    r = o.row
+    return {
+        "id": o.id,
+        "model": o.case.scenario.model.key if o.case else r["model"],
+        "hardware": o.case.scenario.hardware.key if o.case else r["hardware"],
+        "n_gpus": o.case.scenario.deployment.n_gpus if o.case else _int(r["n_gpus"]),
+        "engine": o.case.engine if o.case else _engine_or_raw(r["engine"]),
+        "scenario": o.case.kind if o.case else r["scenario"],
+        "metric": r["metric"],
+        "measured": float(r["value"]),
+        "predicted": o.predicted,
+        "ideal": o.ideal,
+        "error": o.error,
+        "skipped": o.skipped,
+        "source_url": r["source_url"],
+    }
