@@ -79,3 +79,14 @@ def test_llama3_70b_decode_worked_number(catalog):
     scn = scenario(catalog, "llama3-70b", "h100-sxm", 1, ideal=True)
     t = decode_step(scn, np.asarray(1.0), np.asarray(1.0))
     assert float(t.memory_time_s) == pytest.approx(0.042, rel=0.02)
+
+
+def test_tp4_decode_step_carries_the_allreduce_traffic(catalog):
+    """The decode step of llama3-70b on 4x H100 (ideal: full link, no latency) spends exactly the
+    ring all-reduce time of 2 all-reduces per layer x 80 layers x 8192 x 2 B per token: 8.7 us at
+    450 GB/s, and grows linearly with the batch."""
+    scn = scenario(catalog, "llama3-70b", "h100-sxm", 4, ideal=True)
+    t = decode_step(scn, np.asarray([1.0, 64.0]), np.asarray([2048.0, 2048.0]))
+    per_token_s = 2 * 3 / 4 * (2 * 80 * 8192 * 2.0) / 450e9
+    assert t.comm_time_s[0] == pytest.approx(per_token_s, rel=1e-9)
+    assert t.comm_time_s[1] == pytest.approx(64 * per_token_s, rel=1e-9)

@@ -39,11 +39,14 @@ def alltoall_time_s(
     scaleout_b_s: float,
     latency_s: float,
     calls: float,
+    scaleout_latency_s: float | None = None,
 ) -> np.ndarray:
     """All-to-all where each of ``n`` devices sends ``sent_bytes`` spread evenly over all n.
 
     Peers inside the scale-up domain (min(domain, n) devices) are reached over the scale-up
     link, the others over scale-out; t = calls*alpha + max(intra/scaleup, inter/scaleout).
+    alpha is ``latency_s`` inside one domain and max(latency_s, ``scaleout_latency_s``) once
+    some peers sit across the scale-out network (None: the same latency on both links).
     """
     sent = np.asarray(sent_bytes, dtype=float)
     if n <= 1:
@@ -51,4 +54,5 @@ def alltoall_time_s(
     local = min(domain, n)
     intra = sent * (local - 1) / n
     inter = sent * (n - local) / n
-    return calls * latency_s + np.maximum(intra / scaleup_b_s, inter / scaleout_b_s)
+    alpha = latency_s if (n <= local or scaleout_latency_s is None) else max(latency_s, scaleout_latency_s)
+    return calls * alpha + np.maximum(intra / scaleup_b_s, inter / scaleout_b_s)

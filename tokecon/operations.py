@@ -167,7 +167,7 @@ def step_operations(
     # --- communication -------------------------------------------------------------------
     if tp > 1:
         # Megatron TP: one all-reduce after attention and one after the FFN, per layer.
-        ops.append(Op("comm/allreduce", zero, N * D * ab, kind="comm", calls=2.0 * L))
+        ops.append(Op("comm/allreduce", zero, 2.0 * L * N * D * ab, kind="comm", calls=2.0 * L))
     if m.is_moe and dep.ep > 1:
         # All-to-all per MoE layer: each token goes to k experts and comes back (DeepSeek:
         # FP8 dispatch, BF16 combine). Bytes are what one GPU sends; comms.py splits them

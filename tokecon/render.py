@@ -37,6 +37,8 @@ def fmt_value(value: Any, fmt: str) -> str:
         return f"{value / 1e12:,.1f}"
     if fmt == "pct":
         return f"{value:.0%}"
+    if fmt == "signed_pct":  # a relative change, e.g. against a baseline
+        return f"{value:+.1%}"
     if fmt == "int":
         return f"{int(value):,}"
     if fmt == "bool":
@@ -66,6 +68,7 @@ def render_table(result: Result, file: TextIO, color: bool | None = None, width:
     console = Console(file=file, no_color=no_color, force_terminal=color, width=width or (None if file.isatty() else 140),
                       highlight=False, emoji=False)
     plain = not console.is_terminal
+    tables = []
     for title, rows in _groups(result):
         table = Table(title=f"{result.command}: {result.inputs.get('model', '')} on {title}" if title else result.command,
                       box=box.ASCII2 if plain else box.SIMPLE_HEAVY, title_justify="left")
@@ -84,11 +87,18 @@ def render_table(result: Result, file: TextIO, color: bool | None = None, width:
             if marks:
                 cells.append("; ".join(row.get("violations", [])) or "ok")
             table.add_row(*(Text(c) for c in cells), style=style)
+        tables.append(table)
+    if width is None and plain and tables:  # a file or pipe: widen past 140 rather than wrap or cut headers
+        from rich.measure import Measurement
+
+        need = max(Measurement.get(console, console.options.update(width=1000), t).maximum for t in tables)
+        console.width = max(console.width, min(need, 1000))
+    for table in tables:
         console.print(table)
     for note in result.notes:
         console.print(Text(f"  {note}"))
     if result.highlight:
-        console.print("  * cheapest row")
+        console.print(f"  * {result.highlight_reason or 'cheapest row'}")
 
 
 def render_json(result: Result, file: TextIO) -> None:

@@ -18,7 +18,7 @@ class Column:
 
     key: str
     header: str
-    fmt: str = "num"  # num | int | str | time | bytes | usd | rate | flop | pct | bool
+    fmt: str = "num"  # num | int | str | time | bytes | usd | rate | flop | pct | signed_pct | bool
 
 
 @dataclass

@@ -162,6 +162,8 @@ class Engine:
     memory_bw_scale: float = 1.0
     step_overhead_s: float = 0.0
     memory_reserve_fraction: float = 0.10
+    max_running_requests: int = 1024  # the engine's cap on sequences in one batch
+    prefill_chunk_tokens: int = 8192  # tokens per step when prefill is chunked
     source: str = ""
     fitted_on: str = "default"
     origin: str = ""
@@ -224,15 +226,15 @@ class Scenario:
     @property
     def compute_efficiency(self) -> float:
         """Fraction of dense peak FLOP/s reached: device factor x engine scale (1 when ideal)."""
-        return 1.0 if self.ideal else self.hardware.efficiency.compute * self.engine.compute_scale
+        return 1.0 if self.ideal else min(1.0, self.hardware.efficiency.compute * self.engine.compute_scale)
 
     @property
     def memory_bw_efficiency(self) -> float:
-        return 1.0 if self.ideal else self.hardware.efficiency.memory_bw * self.engine.memory_bw_scale
+        return 1.0 if self.ideal else min(1.0, self.hardware.efficiency.memory_bw * self.engine.memory_bw_scale)
 
     @property
     def kv_bw_efficiency(self) -> float:
-        return 1.0 if self.ideal else self.hardware.efficiency.kv_cache_bw * self.engine.memory_bw_scale
+        return 1.0 if self.ideal else min(1.0, self.hardware.efficiency.kv_cache_bw * self.engine.memory_bw_scale)
 
     @property
     def link_efficiency(self) -> float:

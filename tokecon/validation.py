@@ -83,9 +83,16 @@ def _strip(text: str) -> str:
 
 
 def _engine_key(text: str) -> str:
+    """Engine profile of a measurement. TensorRT-LLM before 0.15 (2024: the TRT engine flow)
+    and from 0.19 on (2025: PyTorch backend, newer kernels) are different profiles: the same
+    GPU reaches very different fractions of its roofline with them."""
     low = text.lower()
     for needle, key in _ENGINES:
         if needle in low:
+            if key == "trtllm":
+                version = re.search(r"tensorrt-llm\s+(\d+)\.(\d+)", low)
+                if version and (int(version.group(1)), int(version.group(2))) < (0, 15):
+                    return "trtllm-2024"
             return key
     raise Skip(f"engine '{text}' has no profile")
 
@@ -111,7 +118,10 @@ def _precision(row: dict[str, str]) -> Precision:
         weights = "bf16"
     else:
         raise Skip(f"weight precision '{row['weight_precision']}' not understood")
-    kv = "fp8" if row["kv_precision"].lower().startswith("fp8") else "bf16"
+    kv_text = row["kv_precision"].lower()
+    kv = "fp8" if kv_text.startswith("fp8") else "bf16"
+    if kv_text.startswith("not stated") and weights in ("fp8", "nvfp4") and "tensorrt" in row["engine"].lower():
+        kv = "fp8"  # NVIDIA's ModelOpt FP8/NVFP4 checkpoints, which the perf-overview runs use, quantise the KV cache to FP8
     return Precision(weights=weights, kv_cache=kv)
 
 
@@ -184,31 +194,49 @@ def static_batch_times(scn: Scenario, batch: float, isl: int, osl: int) -> tuple
     return t_prefill, float(np.mean(t)) * steps
 
 
-def _fits(case: Case) -> bool:
+def _max_batch(case: Case) -> int:
     if case.layer_split:
-        return True
+        return 1 << 30
     ctx = np.asarray(float(case.input_len + case.output_len))
-    return bool(memory.max_batch(case.scenario, ctx) >= max(case.batch, 1))
+    return int(memory.max_batch(case.scenario, ctx))
+
+
+#: Engines that admit only as many sequences as their KV cache holds and queue the rest
+#: (continuous batching); a static engine (TensorRT-LLM's gptSessionBenchmark) cannot run a
+#: batch that does not fit.
+_QUEUEING_ENGINES = {"vllm", "sglang"}
 
 
 def predict_static(case: Case) -> float:
-    if not _fits(case):
-        raise Skip(f"batch {case.batch} of {case.input_len}+{case.output_len} tokens does not fit in tokecon's memory model")
+    """A static batch of B requests; when B exceeds what the KV cache holds (or the engine's cap on
+    running sequences), a queueing engine runs it in ceil(B / max) equal waves (DESIGN.md:
+    engines run what fits and queue the rest)."""
     scn, b = case.scenario, max(case.batch, 1)
-    t_pf, t_dec = static_batch_times(scn, b, case.input_len, case.output_len)
-    total = t_pf + t_dec
+    max_b = _max_batch(case)
+    if case.engine in _QUEUEING_ENGINES and max_b >= 1 and not scn.ideal:
+        # vLLM max_num_seqs, SGLang max_running_requests: a software cap, which the ideal drops
+        max_b = min(max_b, scn.engine.max_running_requests)
+    if max_b < 1 or (b > max_b and case.engine not in _QUEUEING_ENGINES):
+        raise Skip(f"batch {b} of {case.input_len}+{case.output_len} tokens does not fit in tokecon's memory model")
+    waves = math.ceil(b / max_b)
+    per_wave = b / waves
+    t_pf, t_dec = static_batch_times(scn, per_wave, case.input_len, case.output_len)
+    total = waves * (t_pf + t_dec)
     osl = case.output_len
     per_group = b * osl / total
+    # Per user: the mean over requests of OSL / (its own completion time); wave k of w ends at k/w
+    # of the run, so the mean is OSL / total x H_w (harmonic number; 1 for a single wave).
+    harmonic = sum(1.0 / k for k in range(1, waves + 1))
     return {
         "output_tok_per_s_per_gpu": per_group / scn.deployment.n_gpus,
         "output_tok_per_s_total": per_group,
-        "output_tok_per_s_per_user": osl / total,
+        "output_tok_per_s_per_user": osl / total * harmonic,
     }[case.metric]
 
 
 def predict_prefill(case: Case) -> float:
     scn, b = case.scenario, max(case.batch, 1)
-    if not _fits(case):
+    if _max_batch(case) < b:
         raise Skip(f"batch {b} of {case.input_len} tokens does not fit in tokecon's memory model")
     t = float(prefill_step(scn, np.asarray(float(b)), np.asarray(float(case.input_len))).step_time_s)
     if case.metric == "ttft_ms":
@@ -218,7 +246,51 @@ def predict_prefill(case: Case) -> float:
     raise Skip(f"metric '{case.metric}' not modelled for prefill")
 
 
-PREDICTORS: dict[str, Callable[[Case], float]] = {"static": predict_static, "prefill": predict_prefill}
+def predict_inflight(case: Case) -> float:
+    """Offline maximum throughput (every request queued at once): continuous batching at the
+    engine's cap on running requests, prompts chunked into its per-step token budget
+    (tokecon.serving); the KV cache caps the running batch further."""
+    from tokecon.serving import serve
+
+    scn = case.scenario
+    if case.output_len < 2 or case.input_len < 1:
+        raise Skip("in-flight rows need input and output lengths")
+    concurrency = scn.engine.max_running_requests * scn.deployment.replicas
+    t = serve(scn, concurrency, case.input_len, case.output_len, chunk_tokens=scn.engine.prefill_chunk_tokens)
+    value = {
+        "output_tok_per_s_total": t.output_tok_s,
+        "output_tok_per_s_per_gpu": t.output_tok_s_per_gpu,
+    }.get(case.metric)
+    if value is None:
+        raise Skip(f"metric '{case.metric}' not modelled for in-flight batching")
+    value = float(value)
+    if not math.isfinite(value):
+        raise Skip("one request does not fit in tokecon's memory model")
+    return value
+
+
+def predict_moe(case: Case) -> float:
+    """Disaggregated large-scale MoE (DeepSeek, SGLang): attention data-parallel, experts over
+    EP GPUs, communication overlapped with compute (two micro-batches). Decode at the stated
+    batch per GPU and KV length; prefill with the engine's per-step token budget per GPU."""
+    scn = case.scenario
+    gpus_per_node = min(scn.hardware.scaleup_domain, 8)
+    if case.metric == "output_tok_per_s_per_node":
+        if not case.batch or not case.input_len:
+            raise Skip("batch per GPU or KV length not stated")
+        t = float(decode_step(scn, np.asarray(float(case.batch)), np.asarray(float(case.input_len)), overlap_comm=True).step_time_s)
+        return gpus_per_node * case.batch / t
+    if case.metric == "input_tok_per_s_per_node":
+        if not case.input_len:
+            raise Skip("production mix: input length not stated")
+        per_gpu = max(1.0, scn.engine.prefill_chunk_tokens / case.input_len)
+        t = float(prefill_step(scn, np.asarray(per_gpu), np.asarray(float(case.input_len)), overlap_comm=True).step_time_s)
+        return gpus_per_node * per_gpu * case.input_len / t
+    raise Skip("batch per GPU not stated" if not case.batch else f"metric '{case.metric}' not modelled for disaggregated MoE")
+
+
+PREDICTORS: dict[str, Callable[[Case], float]] = {"static": predict_static, "prefill": predict_prefill,
+                                                 "inflight": predict_inflight, "moe": predict_moe}
 
 
 def register_predictor(kind: str, fn: Callable[[Case], float]) -> None:

@@ -30,8 +30,18 @@ class OneLineErrors(TyperGroup):
         except typer.Abort:
             code = _fail("aborted", 1)
         except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing option
-            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-            code = _fail(message, getattr(exc, "exit_code", 2) or 2)
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `tokecon` or `tokecon hardware` alone: the help
+                typer.echo(exc.format_message(), err=True)
+                code = 2
+            else:
+                message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+                code = _fail(message, getattr(exc, "exit_code", 2) or 2)
+        except BrokenPipeError:  # `tokecon models list | head -1`: the reader left; stop quietly
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            code = 141  # as a shell reports a pipeline member killed by SIGPIPE (128 + 13)
         except Exception as exc:  # never a traceback for the user; TOKECON_DEBUG=1 shows it
             if os.environ.get("TOKECON_DEBUG"):
                 raise
@@ -45,6 +55,101 @@ def _fail(message: str, code: int) -> int:
     line = " ".join(str(message).split())
     typer.echo(f"tokecon: error: {line}", err=True)
     return code
+
+
+def _install_fast_coercion() -> None:
+    """Coerce plain option types without pydantic.
+
+    Recent typer releases validate every option through a pydantic ``TypeAdapter``: importing
+    pydantic and building the adapters costs 60-100 ms on each run, most of a ``tokecon decode``.
+    tokecon's options are plain ``str``, ``int``, ``float``, ``bool``, ``Path``, ``Enum`` and lists of
+    them; this converts those directly (same one-line messages, exit code 2) and hands anything
+    else (ranges, custom parsers, file types, path checks) back to typer. Older typer releases,
+    which have no such hook, are left alone.
+    """
+    try:
+        from dataclasses import dataclass
+        from enum import Enum
+        from pathlib import Path
+
+        from typer import core as typer_core
+        from typer._click.exceptions import BadParameter
+        from typer._coercion import RuntimeParam
+    except ImportError:
+        return
+    original = getattr(typer_core, "build_runtime_param", None)
+    if original is None or getattr(original, "_tokecon_fast", False):
+        return
+
+    def one(value, kind, param, ctx):
+        if isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool)):
+            return value
+        if not isinstance(value, str):
+            raise BadParameter(f"{value!r} is not a valid {kind.__name__}.", ctx=ctx, param=param)
+        if kind is str:
+            return value
+        if kind is Path:
+            return Path(value)
+        if kind is int:
+            try:
+                return int(value.strip(), 10) if value.strip().isascii() else int("x")
+            except ValueError:
+                raise BadParameter(f"'{value}' is not a valid integer.", ctx=ctx, param=param) from None
+        if kind is float:
+            try:
+                return float(value) if value.strip().isascii() else float("x")
+            except ValueError:
+                raise BadParameter(f"'{value}' is not a valid number.", ctx=ctx, param=param) from None
+        if issubclass(kind, Enum):
+            for member in kind:
+                if member.value == value:
+                    return member
+            choices = ", ".join(repr(m.value) for m in kind)
+            raise BadParameter(f"'{value}' is not one of {choices}.", ctx=ctx, param=param)
+        raise BadParameter(f"'{value}' is not a valid {kind.__name__}.", ctx=ctx, param=param)
+
+    @dataclass(frozen=True)
+    class PlainRuntimeParam(RuntimeParam):
+        kind: type = str
+        many: bool = False
+
+        def _coerce_value(self, value, param, ctx):
+            if self.many:
+                return [one(v, self.kind, param, ctx) for v in value]
+            return one(value, self.kind, param, ctx)
+
+    def plain_kind(annotation):
+        many = getattr(annotation, "__origin__", None) is list
+        if many:
+            args = getattr(annotation, "__args__", ())
+            annotation = args[0] if len(args) == 1 else None
+        ok = annotation in (str, int, float, bool, Path) or (isinstance(annotation, type) and issubclass(annotation, Enum))
+        return (annotation, many) if ok else (None, False)
+
+    def fast(descriptor):
+        info = descriptor.parameter_info
+        kind, many = plain_kind(descriptor.annotation)
+        plain = (
+            kind is not None
+            and descriptor.file_annotation is None
+            and getattr(info, "parser", None) is None
+            and getattr(info, "click_type", None) is None
+            and getattr(info, "min", None) is None
+            and getattr(info, "max", None) is None
+            and getattr(info, "case_sensitive", True)
+            and not (kind is Path and (getattr(info, "exists", False) or getattr(info, "resolve_path", False)
+                                       or not getattr(info, "file_okay", True) or not getattr(info, "dir_okay", True)
+                                       or getattr(info, "writable", False) or getattr(info, "path_type", None)))
+        )
+        if not plain:
+            return original(descriptor)
+        return PlainRuntimeParam(parameter_info=info, annotation=descriptor.annotation, kind=kind, many=many)
+
+    fast._tokecon_fast = True  # type: ignore[attr-defined]
+    typer_core.build_runtime_param = fast
+
+
+_install_fast_coercion()
 
 
 app = typer.Typer(
@@ -73,9 +178,36 @@ def main(
 
 from tokecon.cli import decode as _decode  # noqa: E402  (subcommands register themselves on `app`)
 from tokecon.cli import prefill as _prefill  # noqa: E402,F401
+from tokecon.cli import hardware as _hardware, models as _models, check as _check  # noqa: E402,F401
+from tokecon.cli import serve as _serve, frontier as _frontier, capacity as _capacity  # noqa: E402,F401
+from tokecon.cli import validate as _validate  # noqa: E402,F401
+from tokecon.cli import embed as _embed, moe as _moe, compare as _compare  # noqa: E402,F401
 
 _ = _decode
 
 
+def _only(name: str) -> typer.Typer | None:
+    """A copy of ``app`` holding only the subcommand (or group) called ``name``, or None."""
+    import copy
+
+    from typer.main import get_command_name
+
+    commands = [c for c in app.registered_commands
+                if (c.name or get_command_name(getattr(c.callback, "__name__", ""))) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if not commands and not groups:
+        return None
+    only = copy.copy(app)
+    only.registered_commands, only.registered_groups = commands, groups
+    return only
+
+
 def run() -> None:
-    app()
+    """Console entry point. Typer introspects the signature of every subcommand before it parses
+    anything; building only the one named on the command line saves most of that on each run.
+    ``--help``, shell completion and unknown names go through the full app (same output)."""
+    args = sys.argv[1:]
+    target = None
+    if args and not args[0].startswith("-") and "_TOKECON_COMPLETE" not in os.environ:
+        target = _only(args[0])
+    (target or app)()

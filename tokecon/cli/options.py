@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -17,7 +18,10 @@ class OutputFormat(str, Enum):
     markdown = "markdown"
 
 
-def _complete(kind: str):
+def complete_names(kind: str):
+    """Shell completion of catalog names and aliases of ``kind`` (built-in and user catalogs),
+    matched case-insensitively; the typed prefix keeps its case so the shell accepts the match."""
+
     def complete(incomplete: str) -> list[str]:
         try:
             from tokecon.catalog import load_catalog
@@ -26,26 +30,34 @@ def _complete(kind: str):
         except Exception:  # completion must never crash the shell
             return []
         names = sorted({*reg.entries, *(a for e in reg for a in e.aliases)})
-        return [n for n in names if n.lower().startswith(incomplete.lower())]
+        low = incomplete.lower()
+        return list(dict.fromkeys(incomplete + n[len(incomplete):] for n in names if n.lower().startswith(low)))
 
     return complete
 
 
+_complete = complete_names  # backward-compatible name
+_COUNT_PREFIX = re.compile(r"^(\d+\s*[xX×*])(.*)$")
+
+
 def _complete_gpus(incomplete: str) -> list[str]:
-    count, sep, name = incomplete.rpartition("x") if "x" in incomplete[:4] else ("", "", incomplete)
-    prefix = f"{count}{sep}" if sep else ""
-    return [prefix + n for n in _complete("hardware")(name)]
+    """``4xh`` -> ``4xh100``, ``4xh200``, ...; a bare count ``8`` -> ``8x<device>``."""
+    if incomplete.isdigit():
+        return [f"{incomplete}x{n}" for n in complete_names("hardware")("")]
+    match = _COUNT_PREFIX.match(incomplete)
+    prefix, name = (match.group(1), match.group(2)) if match else ("", incomplete)
+    return [prefix + n for n in complete_names("hardware")(name)]
 
 
 Model = Annotated[str, typer.Option("--model", "-m", help="Model name or alias (see `tokecon models list`).",
-                                    autocompletion=_complete("models"))]
+                                    autocompletion=complete_names("models"))]
 Gpus = Annotated[list[str], typer.Option("--gpus", "-g", help="COUNTxDEVICE, e.g. 4xH100; repeat to compare.",
                                          autocompletion=_complete_gpus)]
 Tp = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree (default: all GPUs); the rest are replicas.")]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")]
 KvDtype = Annotated[Optional[str], typer.Option("--kv-dtype", help="KV-cache type (default bf16).")]
 Engine = Annotated[Optional[str], typer.Option("--engine", help="Serving-engine profile whose efficiency is assumed (default vllm).",
-                                               autocompletion=_complete("engines"))]
+                                               autocompletion=complete_names("engines"))]
 Ideal = Annotated[bool, typer.Option("--ideal", help="Ideal roofline: 100% of every peak, no latency or overhead (an upper bound).")]
 UsdPerGpuHour = Annotated[Optional[float], typer.Option("--usd-per-gpu-hour", help="Price per GPU-hour instead of the catalog's rental price.")]
 Catalogs = Annotated[Optional[list[Path]], typer.Option("--catalog", help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")]
@@ -83,3 +95,16 @@ def emit(result, fmt: OutputFormat) -> None:
             err=True,
         )
         raise typer.Exit(1)
+
+
+def report_new_entry(new) -> None:
+    """``hardware add`` / ``models import``: the TOML entry on stdout, or where it was saved."""
+    if new.saved is None:
+        typer.echo(new.text, nl=False)
+        hint = f"not saved; add --save to write [{new.key}] to $TOKECON_HOME/{new.kind}.toml"
+        typer.echo(f"tokecon: {hint}" + (f" ({new.note})" if new.note else ""), err=True)
+        return
+    verb = "replaced" if new.saved.replaced else "saved"
+    typer.echo(f"{verb} [{new.key}] in {new.saved.path}" + (f" ({new.note})" if new.note else ""))
+    if new.summary:
+        typer.echo(new.summary)

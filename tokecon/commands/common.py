@@ -31,7 +31,10 @@ class CommonOptions:
     catalogs: tuple[Path, ...] = field(default_factory=tuple)
 
     def load(self) -> Catalog:
-        return load_catalog(self.catalogs)
+        """The merged catalogs; a ``--model path/config.json`` joins them under that path."""
+        from tokecon.scenario import register_model_file
+
+        return register_model_file(load_catalog(self.catalogs), self.model)
 
     def scenarios(self, catalog: Catalog, **kwargs: Any) -> list[Scenario]:
         specs: list[GpuSpec] = [parse_gpus(g, catalog) for g in self.gpus]
@@ -109,8 +112,9 @@ def efficiency_note(scn: Scenario) -> str:
         return "Ideal roofline (--ideal): 100% of peak FLOP/s, bandwidth and link, no latency or overhead: an upper bound, not an expected figure."
     e = scn.hardware.efficiency
     return (
-        f"{scn.hardware.key}: {e.compute * scn.engine.compute_scale:.0%} of peak FLOP/s, "
-        f"{e.memory_bw * scn.engine.memory_bw_scale:.0%} of memory bandwidth, {e.link:.0%} of link bandwidth, "
+        f"{scn.hardware.key}: {scn.compute_efficiency:.0%} of peak FLOP/s, "
+        f"{scn.memory_bw_efficiency:.0%} of memory bandwidth ({scn.kv_bw_efficiency:.0%} reading the KV cache), "
+        f"{e.link:.0%} of link bandwidth, "
         f"{e.collective_latency_s * 1e6:.0f} us per collective, {scn.engine.step_overhead_s * 1e3:.1f} ms per step "
         f"({scn.engine.name}; device: {e.fitted_on}; engine: {scn.engine.fitted_on})."
     )
@@ -128,3 +132,24 @@ def cost_fields(scn: Scenario, tok_s: np.ndarray | float) -> dict[str, Any]:
 def cheapest(rows: list[dict[str, Any]]) -> int | None:
     best = [(r["usd_per_mtok"], i) for i, r in enumerate(rows) if r.get("usd_per_mtok") is not None]
     return min(best)[1] if best else None
+
+
+def figures_of_merit(scn: Scenario) -> dict[str, Any]:
+    """What one USD/h of this device buys: achievable matmul FLOP/s (the compute-bound phases:
+    prefill, embeddings) and achievable memory B/s (decode). Achievable = peak x efficiency
+    (peak with ``--ideal``); FLOP/s at the rate of the model's weight type.
+
+    Worked number: H100 SXM at 989.4e12 FLOP/s x 0.72 = 712e12 FLOP/s for 2.99 USD/h
+    -> 238e12 FLOP/s per USD/h; Tensor Economics' 750e12 at 2 USD/h gives 375e12.
+    """
+    hw = scn.hardware
+    usd_h = scn.usd_per_hour / scn.deployment.n_gpus
+    flop_s = hw.peak_flop_s(scn.precision.weights) * scn.compute_efficiency
+    bytes_s = hw.memory_bw_b_s * scn.memory_bw_efficiency
+    return {
+        "usd_per_gpu_hour": usd_h,
+        "device_flop_s": flop_s,
+        "device_bytes_s": bytes_s,
+        "flop_s_per_usd_per_hour": flop_s / usd_h if usd_h > 0 else float("inf"),
+        "bytes_s_per_usd_per_hour": bytes_s / usd_h if usd_h > 0 else float("inf"),
+    }

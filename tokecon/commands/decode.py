@@ -92,7 +92,9 @@ def why_cheapest(scn: Scenario, rows: list[dict[str, Any]], best: int) -> str:
             reason += f", and batch {row['max_batch']} is the largest whose {row['context_tokens']}-token KV cache fits"
         return f"{head}: {reason}, so more sequences per step share that read."
     if row["bound"] == "compute":
-        return f"{head}: compute-bound, so larger batches no longer cut the cost per token ({weights:.1f} GB of weights per GPU are amortised)."
+        lead = (f"memory-bound up to batch {max(mem_bound)} (each step re-reads {weights:.1f} GB of weights per GPU, "
+                "so batching cut the cost per token), " if mem_bound else "")
+        return f"{head}: {lead}compute-bound from there on, where larger batches no longer cut it."
     return f"{head}: communication-bound; the all-reduces between GPUs dominate each step."
 
 

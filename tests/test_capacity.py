@@ -1,0 +1,85 @@
+"""``tokecon capacity``: GPUs and nodes for a daily token volume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tokecon import serving
+from tokecon.cli.main import app
+from tokecon.commands.capacity import capacity_row, run_capacity
+from tokecon.commands.common import CommonOptions
+from tokecon.commands.serve import Deployed, ServeOptions, point_rows
+from tokecon.costs import CostBreakdown
+from tokecon.results import Thresholds
+from tokecon.serving import Layout
+
+from test_serve import toy_scenario
+
+runner = CliRunner()
+
+
+def test_capacity_arithmetic_on_the_toy_model():
+    """Toy GPU at C = 2, I = 16, O = 17: X = 2 / (16 x 4.530) req/s, 33 tokens each ->
+    0.91060 tok/s = 78,675 tok/day. Asking 1e6 tok/day with headroom 2: 23.148 tok/s needed,
+    ceil(23.148 / 0.91060) = 26 GPUs; 26 x 3.6 USD/h x 24 h = 2246.4 USD/day."""
+    scn = toy_scenario()
+    d = Deployed(scn, Layout(1), CostBreakdown("toy-gpu", "rental", 3.6, 1.0, rental_usd_per_hour=3.6))
+    point = point_rows(d, serving.serve(scn, np.array([2.0]), 16, 17), None)[0]
+    tok_s = 33 * 2 / (16 * 4.530)
+    assert point["total_tok_s"] == pytest.approx(tok_s)
+    row = capacity_row(d, point, 1e6, 2.0)
+    assert row["required_tok_s"] == pytest.approx(1e6 / 86_400 * 2)
+    assert row["deployments_needed"] == math.ceil(1e6 / 86_400 * 2 / tok_s) == 26
+    assert row["gpus_needed"] == 26 and row["nodes_needed"] == 26  # one GPU per toy deployment
+    assert row["usd_per_day"] == pytest.approx(2246.4)
+    assert row["capacity_multiple"] == pytest.approx(tok_s / (1e6 / 86_400 * 2))
+    assert row["tokens_per_day_capacity"] == pytest.approx(tok_s * 86_400 / 1e6)
+
+
+def test_openrouter_deepseek_volume_fits_many_times_on_one_node():
+    """Tensor Economics' MoE post: OpenRouter's roughly one billion DeepSeek tokens a day fit many
+    times over on a single large node. One 8x H200 node (attention-DP + EP8, fp8), at the concurrency
+    its KV cache allows, serves that volume several times over for any prompt-heavy to balanced mix,
+    and still well over it (about twice) at an interactive 20 tok/s per user."""
+    for ratio in (1.0, 3.0, 10.0):
+        opts = ServeOptions(CommonOptions("deepseek-v3", ("8xH200",)))
+        row = run_capacity(opts, 1e9, None, 512, ratio, None, 1.0, Thresholds()).rows[0]
+        assert row["attention_dp"] and row["ep"] == 8
+        assert row["deployments_needed"] == 1 and row["nodes_needed"] == 1 and row["gpus_needed"] == 8
+        assert row["capacity_multiple"] > 3, ratio  # "many times over", with the fitted efficiencies
+    slo = run_capacity(opts, 1e9, None, 512, 3.0, None, 1.0, Thresholds(min_tok_s_per_user=20)).rows[0]
+    assert slo["tok_s_per_user"] >= 20 and slo["capacity_multiple"] > 1.5 and slo["nodes_needed"] == 1
+
+
+def test_slo_picks_the_highest_throughput_point_that_meets_it():
+    opts = ServeOptions(CommonOptions("llama3-70b", ("8xH100",)))
+    free = run_capacity(opts, 1e10, 1024, 1024, None, None, 1.5, Thresholds()).rows[0]
+    slo = run_capacity(opts, 1e10, 1024, 1024, None, None, 1.5, Thresholds(min_tok_s_per_user=50)).rows[0]
+    assert free["concurrency"] == free["max_concurrency"]
+    assert slo["tok_s_per_user"] >= 50 and slo["concurrency"] < free["concurrency"]
+    assert slo["gpus_needed"] > free["gpus_needed"]
+    # the next point of the sweep grid (4 per doubling) breaks the SLO
+    above = round(slo["concurrency"] * 2**0.25)
+    row = run_capacity(opts, 1e10, 1024, 1024, None, [above], 1.5, Thresholds(min_tok_s_per_user=50)).rows[0]
+    assert row["tok_s_per_user"] < 50 and "tok/s per user below 50" in row["violations"][0]
+
+
+def test_cli_capacity_table_json_and_errors():
+    base = ["capacity", "--model", "deepseek-v3", "--gpus", "8xH200", "--tokens-per-day", "1e9"]
+    r = runner.invoke(app, [*base, "--input-output-ratio", "3", "--output-len", "512"])
+    assert r.exit_code == 0, r.output
+    for header in ("tok/s per deployment", "Mtok/day per deployment", "GPUs", "nodes", "USD/day"):
+        assert header in r.stdout
+    doc = json.loads(runner.invoke(app, [*base, "--input-output-ratio", "3", "--output-len", "512", "-f", "json"]).stdout)
+    assert doc["input_tokens"] == 1536 and doc["rows"][0]["deployments_needed"] == 1
+    both = runner.invoke(app, [*base, "--input-len", "1000", "--input-output-ratio", "3"])
+    assert both.exit_code == 2 and "not both" in both.stderr
+    bad = runner.invoke(app, [*base, "--headroom", "0.5"])
+    assert bad.exit_code == 2 and "--headroom" in bad.stderr
+    never = runner.invoke(app, [*base, "--min-tok-s-per-user", "100000"])
+    assert never.exit_code == 1 and "no concurrency meets the SLO" in never.stderr

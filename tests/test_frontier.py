@@ -1,0 +1,171 @@
+"""``tokecon frontier``: the Pareto set, its monotone shape, the SLO pick, speed, and --plot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from tokecon import serving
+from tokecon.catalog import load_catalog
+from tokecon.cli.main import app
+from tokecon.commands.common import CommonOptions
+from tokecon.commands.frontier import run_frontier, sweep
+from tokecon.commands.serve import ServeOptions
+from tokecon.plot import text_chart
+from tokecon.results import Thresholds
+from tokecon.scenario import parse_gpus
+
+runner = CliRunner()
+
+points = st.lists(st.tuples(st.floats(0.0, 1e4), st.floats(0.0, 1e4)), min_size=1, max_size=60)
+
+
+@settings(max_examples=200, deadline=None)
+@given(points)
+def test_pareto_mask_keeps_exactly_the_undominated(pts):
+    x, y = (np.array(v) for v in zip(*pts))
+    keep = serving.pareto_mask(x, y)
+    for i in range(len(x)):
+        dominated = np.any((x >= x[i]) & (y >= y[i]) & ((x > x[i]) | (y > y[i])))
+        if keep[i]:
+            assert not dominated
+        else:  # dropped: dominated, or a duplicate of a kept point
+            assert dominated or np.any(keep & (x == x[i]) & (y == y[i]))
+    # along the kept points throughput never rises with interactivity
+    order = np.argsort(x[keep], kind="stable")
+    assert np.all(np.diff(y[keep][order]) <= 0)
+
+
+def test_pareto_mask_ignores_nan():
+    keep = serving.pareto_mask(np.array([1.0, np.nan, 2.0]), np.array([5.0, 9.0, 1.0]))
+    assert list(keep) == [True, False, True]
+
+
+def _opts(model: str, *gpus: str, **kw) -> ServeOptions:
+    return ServeOptions(CommonOptions(model, tuple(gpus)), **kw)
+
+
+@pytest.mark.parametrize(("model", "gpus"), [("llama3-70b", ("8xH100",)), ("deepseek-v3", ("8xH200", "72xGB200"))])
+def test_throughput_per_gpu_never_rises_with_interactivity(model, gpus):
+    result = run_frontier(_opts(model, *gpus), 1024, 1024, Thresholds())
+    for device in {r["device"] for r in result.rows}:
+        rows = sorted((r for r in result.rows if r["device"] == device), key=lambda r: r["tok_s_per_user"])
+        assert len(rows) >= 5 and all(r["on_frontier"] for r in rows)
+        y = [r["output_tok_s_per_gpu"] for r in rows]
+        assert all(b <= a for a, b in zip(y, y[1:]))
+
+
+def test_frontier_points_are_not_beaten_by_any_swept_point():
+    """Brute force over the sweep: no swept point beats a frontier point on both axes."""
+    catalog = load_catalog(use_user_home=False)
+    opts = _opts("llama3-70b", "8xH100")
+    swept = sweep(opts, catalog, parse_gpus("8xH100", catalog), 1024, 1024)
+    assert {d.layout.tp for d, _ in swept} == {2, 4, 8}  # TP1 cannot hold 141 GB of weights in 80 GB
+    x = np.concatenate([s.tok_s_per_user for _, s in swept])
+    y = np.concatenate([s.output_tok_s_per_gpu for _, s in swept])
+    for row in run_frontier(opts, 1024, 1024, Thresholds()).rows:
+        beats = (x > row["tok_s_per_user"] * (1 + 1e-9)) & (y > row["output_tok_s_per_gpu"] * (1 + 1e-9))
+        assert not beats.any()
+    layouts = {r["layout"] for r in run_frontier(opts, 1024, 1024, Thresholds()).rows}
+    assert "TP8" in layouts
+
+
+def test_moe_frontier_sweeps_attention_dp_and_ep():
+    result = run_frontier(_opts("deepseek-v3", "72xGB200"), 1024, 8192, Thresholds())
+    layouts = {r["layout"] for r in result.rows}
+    assert any(lay.startswith("DP72-attn EP72") for lay in layouts)
+    top = max(result.rows, key=lambda r: r["output_tok_s_per_gpu"])
+    assert top["attention_dp"] and top["ep"] >= 8  # large EP wins on throughput per GPU
+
+
+def test_slo_names_the_cheapest_point_that_meets_it():
+    slo = Thresholds(min_tok_s_per_user=50.0, max_ttft_ms=500.0)
+    result = run_frontier(_opts("llama3-70b", "8xH100", "8xH200"), 1024, 1024, slo)
+    (best,) = [result.rows[i] for i in result.highlight]
+    assert best["tok_s_per_user"] >= 50 and best["ttft_s"] <= 0.5 and best["slo"] == "ok"
+    catalog = load_catalog(use_user_home=False)
+    cheapest = np.inf
+    for g in ("8xH100", "8xH200"):
+        for d, s in sweep(_opts("llama3-70b", g), catalog, parse_gpus(g, catalog), 1024, 1024):
+            ok = (s.tok_s_per_user >= 50) & (s.ttft_s <= 0.5)
+            usd = d.scenario.usd_per_hour / (s.total_tok_s * 3600) * 1e6
+            cheapest = min(cheapest, float(np.min(usd[ok], initial=np.inf)))
+    assert best["usd_per_mtok"] == pytest.approx(cheapest)
+    assert any("Cheapest meeting the SLO" in n for n in result.notes)
+    assert not result.failed_rows
+
+
+def test_unmeetable_slo_exits_1():
+    r = runner.invoke(app, ["frontier", "-m", "llama3-70b", "-g", "8xH100", "--min-tok-s-per-user", "100000"])
+    assert r.exit_code == 1
+    assert "no configuration meets the SLO" in r.stderr
+
+
+def test_sweep_of_several_devices_is_fast():
+    opts = _opts("deepseek-v3", "8xH200", "8xB200", "72xGB200")
+    run_frontier(opts, 1024, 8192, Thresholds())  # warm caches (catalog parse, imports)
+    start = time.perf_counter()
+    result = run_frontier(opts, 1024, 8192, Thresholds(min_tok_s_per_user=30))
+    assert time.perf_counter() - start < 0.5
+    assert {r["device"] for r in result.rows} == {"8xh200", "8xb200", "72xgb200"}
+
+
+def test_terminal_chart_and_table():
+    r = runner.invoke(app, ["frontier", "-m", "llama3-70b", "-g", "8xH100", "-g", "8xB200"])
+    assert r.exit_code == 0, r.output
+    out = r.stdout
+    assert "interactivity [tok/s per user]" in out and "output throughput [tok/s per GPU]" in out
+    assert "* 8xh100-sxm" in out and "o 8xb200" in out
+    for header in ("tok/s per user", "out tok/s per GPU", "USD/Mtok out", "TTFT [ms]"):
+        assert header in out
+    doc = json.loads(runner.invoke(app, ["frontier", "-m", "llama3-70b", "-g", "8xH100", "-f", "json"]).stdout)
+    assert doc["command"] == "frontier" and all(r["on_frontier"] for r in doc["rows"])
+    assert "interactivity" not in runner.invoke(app, ["frontier", "-m", "llama3-70b", "-g", "8xH100", "-f", "json"]).stdout
+
+
+def test_text_chart_places_extremes_in_corners():
+    result = run_frontier(_opts("llama3-70b", "8xH100"), 1024, 1024, Thresholds())
+    lines = text_chart(result, width=40, height=10).splitlines()
+    grid = [line.split("|", 1)[1] for line in lines[1:11]]
+    assert "*" in grid[0] and "*" in grid[-1]  # most throughput on top, least at the bottom
+    assert grid[-1].rstrip().endswith("*")  # ... and that one is the most interactive (right edge)
+
+
+def test_plot_without_matplotlib_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    r = runner.invoke(app, ["frontier", "-m", "llama3-70b", "-g", "8xH100", "--plot", str(tmp_path / "f.png")])
+    assert r.exit_code == 2
+    assert "pip install 'tokecon[plot]'" in r.stderr
+
+
+def test_plot_rejects_unknown_suffix(tmp_path):
+    r = runner.invoke(app, ["frontier", "-m", "llama3-70b", "-g", "8xH100", "--plot", str(tmp_path / "f.gif")])
+    assert r.exit_code == 2 and ".png" in r.stderr
+
+
+def test_plot_writes_a_valid_png_and_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    png, svg = tmp_path / "frontier.png", tmp_path / "frontier.svg"
+    env = {**os.environ, "MPLBACKEND": "Agg", "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    for path in (png, svg):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tokecon", "frontier", "-m", "llama3-70b", "-g", "8xH100", "-g", "8xH200",
+             "--min-tok-s-per-user", "50", "--plot", str(path), "-f", "json"],
+            capture_output=True, text=True, env=env, timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert f"wrote {path}" in proc.stderr
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (960, 600)
+    assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()

@@ -1,0 +1,234 @@
+"""Write one entry into a user catalog file without ever losing data.
+
+    1. read the file as text (it may not exist yet) and parse it; a broken file is left alone
+    2. a new entry is rendered with tomli-w and appended after the existing text, so comments
+       and every other entry stay byte for byte; an existing entry is replaced only with
+       ``force``, and then only the text region of its own table(s) is swapped
+    3. the new text is parsed again and checked: the written entry reads back equal, every
+       other entry is unchanged, nothing else clashes (keys, aliases)
+    4. it goes to a temporary file in the same folder (flushed and fsynced) that atomically
+       replaces the old one with ``os.replace``; on any failure the temporary file is removed
+       and the old file is untouched
+
+User catalogs (``$TOKECON_HOME/hardware.toml``, ``models.toml``) hold bare ``[key]`` tables.
+Raises :class:`tokecon.errors.CatalogError` with one line naming the file and the entry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tokecon.errors import CatalogError
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True)
+class SaveReport:
+    path: Path
+    key: str
+    replaced: bool  # an entry of that key was there and was replaced (with force)
+
+
+def ordered(entry: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with its fields in schema order (how the built-in catalogs read), extras last."""
+    out = {k: entry[k] for k in schema if k in entry}
+    out.update({k: v for k, v in entry.items() if k not in out})
+    return out
+
+
+def render_entry(key: str, entry: dict[str, Any], comment: str | None = None) -> str:
+    """The TOML text of one ``[key]`` table (and its sub-tables), with an optional comment line."""
+    import tomli_w
+
+    try:
+        body = tomli_w.dumps({key: entry})
+    except (TypeError, ValueError) as exc:
+        raise CatalogError(f"[{key}]: cannot be written as TOML: {exc}") from None
+    head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
+    return head + body
+
+
+def added_comment(command: str) -> str:
+    import datetime
+
+    return f"added by `tokecon {command}` on {datetime.date.today().isoformat()}"
+
+
+# --- locating a table's text ------------------------------------------------------------------
+
+
+def _header_path(line: str) -> list[str] | None:
+    """The dotted key path of a ``[table]`` or ``[[array]]`` header line, or None."""
+    s = line.strip()
+    if not s.startswith("["):
+        return None
+    double = s.startswith("[[")
+    i = 2 if double else 1
+    parts: list[str] = []
+    while True:
+        while i < len(s) and s[i] in " \t":
+            i += 1
+        if i >= len(s):
+            return None
+        if s[i] == '"':
+            j, buf = i + 1, []
+            while j < len(s) and s[j] != '"':
+                if s[j] == "\\" and j + 1 < len(s):
+                    nxt = s[j + 1]
+                    buf.append({"n": "\n", "t": "\t", '"': '"', "\\": "\\"}.get(nxt, nxt))
+                    j += 2
+                    continue
+                buf.append(s[j])
+                j += 1
+            if j >= len(s):
+                return None
+            parts.append("".join(buf))
+            i = j + 1
+        elif s[i] == "'":
+            j = s.find("'", i + 1)
+            if j < 0:
+                return None
+            parts.append(s[i + 1 : j])
+            i = j + 1
+        else:
+            m = _BARE.match(s, i)
+            if not m:
+                return None
+            parts.append(m.group(0))
+            i = m.end()
+        while i < len(s) and s[i] in " \t":
+            i += 1
+        if i < len(s) and s[i] == ".":
+            i += 1
+            continue
+        close = "]]" if double else "]"
+        if not s.startswith(close, i):
+            return None
+        rest = s[i + len(close) :].strip()
+        return parts if (not rest or rest.startswith("#")) else None
+
+
+def _regions(lines: list[str], key: str) -> list[tuple[int, int]]:
+    """Line ranges [start, end) of the tables whose first key component is ``key``; trailing blank
+    and comment lines are left outside (they usually introduce the next table)."""
+    headers = [(i, p) for i, line in enumerate(lines) if (p := _header_path(line)) is not None]
+    out: list[tuple[int, int]] = []
+    for n, (i, path) in enumerate(headers):
+        if path[0] != key:
+            continue
+        end = headers[n + 1][0] if n + 1 < len(headers) else len(lines)
+        while end > i + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+            end -= 1
+        if out and all(not lines[k].strip() or lines[k].lstrip().startswith("#") for k in range(out[-1][1], i)):
+            out[-1] = (out[-1][0], end)  # contiguous: [key] followed by [key.efficiency]
+        else:
+            out.append((i, end))
+    return out
+
+
+# --- the write ----------------------------------------------------------------------------------
+
+
+def _parse(text: str, path: Path, what: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: {what}: TOML syntax error: {exc}") from None
+
+
+def _clashes(data: dict[str, Any], key: str, entry: dict[str, Any], path: Path) -> None:
+    """The new entry's key and aliases must not name another entry of the same file."""
+    def aliases(fields: Any) -> set[str]:
+        found = fields.get("aliases", ()) if isinstance(fields, dict) else ()
+        return {a.lower() for a in found if isinstance(a, str)} if isinstance(found, list) else set()
+
+    names = {key.lower()} | aliases(entry)
+    for other, fields in data.items():
+        if other.lower() == key.lower():  # the entry being replaced (refused earlier unless forced)
+            continue
+        taken = {other.lower()} | aliases(fields)
+        both = sorted(names & taken)
+        if both:
+            raise CatalogError(f"{path}: [{key}]: name or alias '{both[0]}' is already used by [{other}] in this file")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and atomically replace ``path``."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_entry(
+    path: Path, key: str, entry: dict[str, Any], force: bool = False, comment: str | None = None
+) -> SaveReport:
+    """Add ``[key]`` to the catalog file ``path`` (created if missing); replace it only with ``force``."""
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file():
+        raise CatalogError(f"{path}: not a regular file; refusing to write the catalog there")
+    try:
+        old_bytes = path.read_bytes() if path.exists() else b""
+        old = old_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: not a UTF-8 text file; refusing to rewrite it") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data = _parse(old, path, "existing file") if old.strip() else {}
+    newline = "\r\n" if "\r\n" in old else "\n"
+    block = render_entry(key, entry, comment).replace("\n", newline)
+
+    existing = next((k for k in data if k.lower() == key.lower()), None)
+    replaced = existing is not None
+    if replaced and not force:
+        raise CatalogError(f"{path}: already has an entry [{existing}]; pass --force to replace it")
+    _clashes(data, key, entry, path)
+
+    if replaced:
+        lines = old.splitlines(keepends=True)
+        regions = _regions(lines, existing)
+        if len(regions) != 1:
+            raise CatalogError(
+                f"{path}: [{existing}] is not one contiguous table (dotted keys, inline table or split "
+                "sub-tables); edit it by hand"
+            )
+        start, end = regions[0]
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + block + (newline if tail and not block.endswith(newline) else "") + tail
+    else:
+        new = old + ("" if old.endswith("\n") else newline) + newline + block if old else block
+
+    parsed = _parse(new, path, f"after writing [{key}] (nothing was written)")
+    want_others = {k: v for k, v in data.items() if k != existing}
+    got_others = {k: v for k, v in parsed.items() if k != key}
+    if parsed.get(key) != entry or got_others != want_others:
+        raise CatalogError(f"{path}: [{key}]: the rewritten file would not read back as intended; nothing was written")
+    try:
+        atomic_write_text(path, new)
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot write the catalog ({exc.strerror or exc}); the old file is unchanged") from None
+    return SaveReport(path, key, replaced)

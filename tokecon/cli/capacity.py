@@ -1,0 +1,71 @@
+"""``tokecon capacity``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli import serve as s
+from tokecon.cli.main import app
+
+TokensPerDay = Annotated[float, typer.Option("--tokens-per-day", help="Daily volume to serve, input + output tokens (e.g. 1e9).")]
+Ratio = Annotated[Optional[float], typer.Option("--input-output-ratio", help="Input tokens per output token; sets --input-len from --output-len.")]
+Headroom = Annotated[float, typer.Option("--headroom", help="Peak over average load to provision for.")]
+InputLen = Annotated[Optional[int], typer.Option("--input-len", "-i", help="Prompt tokens per request (default 1024).")]
+
+
+@app.command()
+def capacity(
+    ctx: typer.Context,
+    model: o.Model,
+    gpus: o.Gpus,
+    tokens_per_day: TokensPerDay,
+    input_len: InputLen = None,
+    output_len: s.OutputLen = 1024,
+    input_output_ratio: Ratio = None,
+    headroom: Headroom = 1.5,
+    concurrency: s.Concurrency = None,
+    tp: o.Tp = None,
+    ep: s.Ep = None,
+    attention_dp: s.AttentionDp = False,
+    chunked_prefill: s.Chunked = None,
+    dtype: o.Dtype = None,
+    kv_dtype: o.KvDtype = None,
+    engine: o.Engine = None,
+    ideal: o.Ideal = False,
+    usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    cost: s.Cost = s.CostMethod.rental,
+    cost_file: s.CostFile = None,
+    purchase_usd: s.PurchaseUsd = None,
+    other_capital_ratio: s.OtherCapital = None,
+    depreciation_years: s.Years = None,
+    interest_rate: s.Interest = None,
+    pue: s.Pue = None,
+    usd_per_kwh: s.UsdKwh = None,
+    utilisation: s.Utilisation = None,
+    explain_cost: s.ExplainCost = False,
+    price_split: s.PriceSplit = None,
+    catalog: o.Catalogs = None,
+    fmt: o.Format = o.OutputFormat.table,
+    max_usd_per_mtok: o.MaxUsd = None,
+    min_tok_s_per_gpu: o.MinTokGpu = None,
+    max_ttft_ms: o.MaxTtft = None,
+    max_tpot_ms: o.MaxTpot = None,
+    min_tok_s_per_user: s.MinTokUser = None,
+) -> None:
+    """Capacity: GPUs and nodes needed for a daily token volume at an operating point (or SLO)."""
+    from tokecon.commands.capacity import run_capacity
+    from tokecon.commands.common import CommonOptions
+    from tokecon.commands.serve import ServeOptions, parse_concurrency
+    from tokecon.results import Thresholds
+
+    costs = s.cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
+                         interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
+    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()))
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
+    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,
+                          parse_concurrency(concurrency), headroom, slo)
+    o.emit(result, fmt)

@@ -1,0 +1,40 @@
+"""``tokecon check``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli.main import app
+
+
+@app.command()
+def check(
+    budget: Annotated[Path, typer.Argument(help="Budget file: [scenarios.NAME] tables of command options and thresholds.")],
+    fmt: o.Format = o.OutputFormat.table,
+    junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report to this file.")] = None,
+) -> None:
+    """Run every scenario of a budget file; exit 1 if any crosses a threshold, 2 on a bad file."""
+    from tokecon.commands.check import junit_xml, run_check
+    from tokecon.errors import TokeconError
+    from tokecon.render import render
+
+    result = run_check(budget)
+    if junit is not None:
+        from tokecon.catalog_write import atomic_write_text
+
+        try:
+            atomic_write_text(junit, junit_xml(result))
+        except OSError as exc:
+            raise TokeconError(f"--junit {junit}: cannot write ({exc.strerror or exc})") from None
+    render(result, fmt.value, sys.stdout)
+    failed = [r for r in result.rows if not r["passed"]]
+    if failed:
+        first = failed[0]
+        typer.echo(f"tokecon: {len(failed)} of {len(result.rows)} budget checks failed "
+                   f"(first: {first['scenario']}: {first['violations'][0]})", err=True)
+        raise typer.Exit(1)

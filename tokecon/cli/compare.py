@@ -1,0 +1,51 @@
+"""``tokecon compare``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli.main import app
+
+
+class ComparePhase(str, Enum):
+    decode = "decode"
+    prefill = "prefill"
+    embed = "embed"
+
+
+@app.command()
+def compare(
+    model: o.Model,
+    gpus: Annotated[Optional[list[str]], typer.Option("--gpus", "-g", help="COUNTxDEVICE to compare; repeat. Default: every catalog device, sized automatically.",
+                                                      autocompletion=o._complete_gpus)] = None,
+    phase: Annotated[ComparePhase, typer.Option("--phase", help="The workload: decode, prefill or embed.")] = ComparePhase.decode,
+    batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Sequences per step (default 64 decode, 1 prefill, 32 embed).")] = None,
+    context: Annotated[Optional[int], typer.Option("--context", "-c", help="KV-cache tokens (decode), prompt tokens (prefill) or sequence tokens (embed); default 2048, 1024 for embed.")] = None,
+    sort: Annotated[Optional[str], typer.Option("--sort", help="Rank by: usd-per-mtok (default), tok-s-per-gpu, latency, usd-per-hour, flop-per-usd, bytes-per-usd, memory, gpus, change (with --baseline), or a JSON row key.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="An earlier `tokecon compare --format json`: show the change against it.")] = None,
+    tp: o.Tp = None,
+    dtype: o.Dtype = None,
+    kv_dtype: o.KvDtype = None,
+    engine: o.Engine = None,
+    ideal: o.Ideal = False,
+    usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    catalog: o.Catalogs = None,
+    fmt: o.Format = o.OutputFormat.table,
+    max_usd_per_mtok: o.MaxUsd = None,
+    min_tok_s_per_gpu: o.MinTokGpu = None,
+    max_ttft_ms: o.MaxTtft = None,
+    max_tpot_ms: o.MaxTpot = None,
+) -> None:
+    """Compare device configurations on one workload, ranked; the winner highlighted."""
+    from tokecon.commands.common import CommonOptions
+    from tokecon.commands.compare import run_compare
+    from tokecon.results import Thresholds
+
+    opts = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms)
+    o.emit(run_compare(opts, phase.value, batch, context, limits, sort, baseline), fmt)

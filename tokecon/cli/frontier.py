@@ -1,0 +1,75 @@
+"""``tokecon frontier``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli import serve as s
+from tokecon.cli.main import app
+
+Plot = Annotated[Optional[Path], typer.Option("--plot", help="Also draw the frontier into this PNG, SVG or PDF file (needs the 'plot' extra).")]
+
+
+@app.command()
+def frontier(
+    ctx: typer.Context,
+    model: o.Model,
+    gpus: o.Gpus,
+    input_len: s.InputLen = 1024,
+    output_len: s.OutputLen = 1024,
+    tp: o.Tp = None,
+    ep: s.Ep = None,
+    attention_dp: s.AttentionDp = False,
+    chunked_prefill: s.Chunked = None,
+    dtype: o.Dtype = None,
+    kv_dtype: o.KvDtype = None,
+    engine: o.Engine = None,
+    ideal: o.Ideal = False,
+    usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    cost: s.Cost = s.CostMethod.rental,
+    cost_file: s.CostFile = None,
+    purchase_usd: s.PurchaseUsd = None,
+    other_capital_ratio: s.OtherCapital = None,
+    depreciation_years: s.Years = None,
+    interest_rate: s.Interest = None,
+    pue: s.Pue = None,
+    usd_per_kwh: s.UsdKwh = None,
+    utilisation: s.Utilisation = None,
+    explain_cost: s.ExplainCost = False,
+    price_split: s.PriceSplit = None,
+    plot: Plot = None,
+    catalog: o.Catalogs = None,
+    fmt: o.Format = o.OutputFormat.table,
+    max_usd_per_mtok: o.MaxUsd = None,
+    min_tok_s_per_gpu: o.MinTokGpu = None,
+    max_ttft_ms: o.MaxTtft = None,
+    max_tpot_ms: o.MaxTpot = None,
+    min_tok_s_per_user: s.MinTokUser = None,
+) -> None:
+    """Frontier of output tok/s per GPU against tok/s per user over layouts and concurrency, with
+    USD per million tokens along it. Limits act as an SLO: the cheapest point meeting them is named,
+    and the command fails (exit 1) only when no point meets them."""
+    from tokecon.commands.common import CommonOptions
+    from tokecon.commands.frontier import run_frontier
+    from tokecon.commands.serve import ServeOptions
+    from tokecon.plot import check_plot_path, save_plot, text_chart
+    from tokecon.results import Thresholds
+
+    if plot is not None:
+        check_plot_path(plot)
+    costs = s.cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
+                         interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
+    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()))
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
+    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    result = run_frontier(opts, input_len, output_len, slo)
+    if plot is not None:
+        save_plot(result, plot)
+        typer.echo(f"tokecon: wrote {plot}", err=True)
+    if fmt == o.OutputFormat.table:
+        typer.echo(text_chart(result) + "\n")
+    o.emit(result, fmt)

@@ -1,0 +1,106 @@
+"""``tokecon serve``, and the serving and cost options that ``frontier`` and ``capacity`` share."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli.main import app
+
+
+class CostMethod(str, Enum):
+    rental = "rental"
+    tco = "tco"
+
+
+InputLen = Annotated[int, typer.Option("--input-len", "-i", help="Prompt tokens per request.")]
+OutputLen = Annotated[int, typer.Option("--output-len", "-o", help="Output tokens per request.")]
+Concurrency = Annotated[Optional[list[str]], typer.Option(
+    "--concurrency", "-c", help="Requests in flight, comma-separated or repeated; 'max' = the most whose KV cache fits.")]
+Ep = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel size for MoE models (needs --attention-dp; default all GPUs).")]
+AttentionDp = Annotated[bool, typer.Option("--attention-dp", help="MoE: data-parallel attention on every GPU, experts over --ep GPUs (DeepSeek-style).")]
+Chunked = Annotated[Optional[int], typer.Option("--chunked-prefill", help="Token budget per step: prompts go in chunks mixed with decode.")]
+PriceSplit = Annotated[Optional[float], typer.Option(
+    "--price-split", help="Price input tokens at this fraction of output tokens (Tensor Economics' γ, e.g. 0.3) instead of by GPU time.")]
+MinTokUser = Annotated[Optional[float], typer.Option("--min-tok-s-per-user", help="Fail (exit 1) below this interactivity (1/TPOT).")]
+Cost = Annotated[CostMethod, typer.Option("--cost", help="Hourly price: catalog rental, or total cost of ownership.")]
+CostFile = Annotated[Optional[Path], typer.Option("--cost-file", help="TOML file with a [cost] table holding any of the cost options (flags win).")]
+PurchaseUsd = Annotated[Optional[float], typer.Option("--purchase-usd", help="TCO: purchase price per GPU (default: the catalog's).")]
+OtherCapital = Annotated[Optional[float], typer.Option("--other-capital-ratio", help="TCO: other data-centre capital per USD of GPUs (default 1.0).")]
+Years = Annotated[Optional[float], typer.Option("--depreciation-years", help="TCO: years over which capital is recovered (default 5).")]
+Interest = Annotated[Optional[float], typer.Option("--interest-rate", help="TCO: cost of capital per year, e.g. 0.10 (default).")]
+Pue = Annotated[Optional[float], typer.Option("--pue", help="TCO: facility power usage effectiveness (default 1.3).")]
+UsdKwh = Annotated[Optional[float], typer.Option("--usd-per-kwh", help="TCO: electricity price (default 0.10).")]
+Utilisation = Annotated[Optional[float], typer.Option("--utilisation", "--utilization", help="Share of hours doing paid work; divides the hourly price (default 1).")]
+ExplainCost = Annotated[bool, typer.Option("--explain-cost", help="Show the breakdown of the price per GPU-hour.")]
+
+
+def cost_model(cost: CostMethod, cost_file: Path | None, usd_per_gpu_hour: float | None, purchase_usd: float | None,
+               other_capital_ratio: float | None, depreciation_years: float | None, interest_rate: float | None,
+               pue: float | None, usd_per_kwh: float | None, utilisation: float | None, cost_given: bool):
+    from tokecon.costs import resolve_cost_model
+
+    flags = {"method": cost.value if cost_given else None, "usd_per_gpu_hour": usd_per_gpu_hour, "purchase_usd": purchase_usd,
+             "other_capital_ratio": other_capital_ratio, "depreciation_years": depreciation_years,
+             "interest_rate": interest_rate, "pue": pue, "usd_per_kwh": usd_per_kwh, "utilisation": utilisation}
+    return resolve_cost_model(cost_file, flags)
+
+
+def cost_given(ctx: typer.Context) -> bool:
+    """Whether --cost was typed (so a [cost] file's method is not overridden by the default)."""
+    source = ctx.get_parameter_source("cost")
+    return source is not None and source.name != "DEFAULT"
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    model: o.Model,
+    gpus: o.Gpus,
+    concurrency: Concurrency = None,
+    input_len: InputLen = 1024,
+    output_len: OutputLen = 1024,
+    tp: o.Tp = None,
+    ep: Ep = None,
+    attention_dp: AttentionDp = False,
+    chunked_prefill: Chunked = None,
+    dtype: o.Dtype = None,
+    kv_dtype: o.KvDtype = None,
+    engine: o.Engine = None,
+    ideal: o.Ideal = False,
+    usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    cost: Cost = CostMethod.rental,
+    cost_file: CostFile = None,
+    purchase_usd: PurchaseUsd = None,
+    other_capital_ratio: OtherCapital = None,
+    depreciation_years: Years = None,
+    interest_rate: Interest = None,
+    pue: Pue = None,
+    usd_per_kwh: UsdKwh = None,
+    utilisation: Utilisation = None,
+    explain_cost: ExplainCost = False,
+    price_split: PriceSplit = None,
+    catalog: o.Catalogs = None,
+    fmt: o.Format = o.OutputFormat.table,
+    max_usd_per_mtok: o.MaxUsd = None,
+    min_tok_s_per_gpu: o.MinTokGpu = None,
+    max_ttft_ms: o.MaxTtft = None,
+    max_tpot_ms: o.MaxTpot = None,
+    min_tok_s_per_user: MinTokUser = None,
+) -> None:
+    """Serve a workload: TTFT, TPOT, tok/s per user and per GPU, and USD per million input and output
+    tokens under continuous batching at each concurrency."""
+    from tokecon.commands.common import CommonOptions
+    from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
+    from tokecon.results import Thresholds
+
+    costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
+                       interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
+    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()))
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt)

@@ -1,0 +1,150 @@
+"""``tokecon frontier``: the Pareto frontier of output tok/s per GPU against tok/s per user.
+
+For each device configuration every layout (TP degrees with the rest as replicas; for MoE models
+attention-DP with each EP size) is served at a geometric grid of concurrencies up to the most
+whose KV cache fits (:func:`tokecon.serving.serve`, one vectorised call per layout). The points
+no other point beats on both axes form the frontier, as SemiAnalysis' InferenceMAX plots it.
+With an SLO (interactivity floor, TTFT or TPOT ceiling, price or throughput limit) the cheapest
+point of the whole sweep that meets it is named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tokecon import memory, serving
+from tokecon.commands.common import efficiency_note, resolved_inputs, sources
+from tokecon.commands.serve import (
+    Deployed,
+    ServeOptions,
+    cost_inputs,
+    cost_notes,
+    deploy,
+    model_note,
+    point_rows,
+    requested_layout,
+    split_note,
+)
+from tokecon.errors import DoesNotFitError, TokeconError
+from tokecon.results import Column, Result, Thresholds
+from tokecon.scenario import check_context, parse_gpus, positive_ints
+
+COLUMNS = [
+    Column("layout", "layout", "str"),
+    Column("concurrency", "concurrency", "int"),
+    Column("tok_s_per_user", "tok/s per user", "rate"),
+    Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate"),
+    Column("ttft_s", "TTFT [ms]", "time"),
+    Column("tpot_s", "TPOT [ms]", "time"),
+    Column("usd_per_mtok_input", "USD/Mtok in", "usd"),
+    Column("usd_per_mtok_output", "USD/Mtok out", "usd"),
+    Column("usd_per_mtok", "USD/Mtok blended", "usd"),
+]
+
+
+def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) -> list[tuple[Deployed, serving.ServingTimes]]:
+    """Every fitting layout of one device configuration, each at its concurrency grid."""
+    model = catalog.models.get(opts.common.model)
+    context = input_len + output_len
+    asked = requested_layout(opts, spec, model.is_moe, model.key)
+    layouts = [asked] if asked else serving.candidate_layouts(model, spec.count)
+    out = []
+    for layout in layouts:
+        try:
+            d = deploy(catalog, opts, spec, context, layout)
+        except TokeconError:
+            continue  # a layout the model cannot take (heads not divisible, ...)
+        scn = d.scenario
+        per_unit = int(memory.max_batch(scn, np.asarray([float(context)]))[0])
+        if per_unit < 1:
+            continue
+        conc = serving.batch_grid(per_unit, 3) * scn.deployment.replicas
+        out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill)))
+    return out
+
+
+def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thresholds) -> Result:
+    opts.validate()
+    catalog = opts.common.load()
+    positive_ints([input_len, output_len], "--input-len/--output-len")
+    if output_len < 2:
+        raise TokeconError("--output-len must be at least 2 (the prefill gives the first token)")
+    model = catalog.models.get(opts.common.model)
+    check_context(model, input_len + output_len, "--input-len + --output-len")
+    has_slo = any(v is not None for v in slo.__dict__.values())
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    deployed: list[Deployed] = []
+    candidates: list[dict[str, Any]] = []  # every swept point that meets the SLO
+    for g in opts.common.gpus:
+        spec = parse_gpus(g, catalog)
+        results = sweep(opts, catalog, spec, input_len, output_len)
+        if not results:
+            notes.append(f"{spec.label}: {model.key} does not fit in any layout at {input_len + output_len} tokens per request.")
+            continue
+        x = np.concatenate([st.tok_s_per_user for _, st in results])
+        y = np.concatenate([st.output_tok_s_per_gpu for _, st in results])
+        keep = serving.pareto_mask(x, y)
+        offsets = np.cumsum([0] + [st.concurrency.size for _, st in results])
+        device_rows: list[dict[str, Any]] = []
+        for k, (d, st) in enumerate(results):
+            on = keep[offsets[k]:offsets[k + 1]]
+            swept = list(range(st.concurrency.size)) if has_slo else [int(i) for i in np.flatnonzero(on)]
+            for i, row in zip(swept, point_rows(d, st, opts.price_split, swept)):
+                row["device"] = spec.label
+                row["on_frontier"] = bool(on[i])
+                if has_slo and row["fits"] and not slo.check(row):
+                    candidates.append(row)
+                if row["on_frontier"]:
+                    device_rows.append(row)
+        deployed.append(results[0][0])
+        device_rows.sort(key=lambda r: (r["tok_s_per_user"], -r["output_tok_s_per_gpu"]))
+        rows += device_rows
+        notes.append(f"{spec.label}: {len(results)} layouts x their concurrency grids swept, "
+                     f"{len(device_rows)} points on the frontier.")
+        notes.append(efficiency_note(results[0][0].scenario))
+    if not deployed:
+        raise DoesNotFitError(f"{model.key} does not fit on any of {', '.join(opts.common.gpus)} at "
+                              f"{input_len + output_len} tokens per request")
+    highlight: set[int] = set()
+    if has_slo:
+        for row in rows:
+            row["slo"] = "; ".join(slo.check(row)) or "ok"
+        if candidates:
+            best = min(candidates, key=lambda r: r["usd_per_mtok"])
+            hit = next((i for i, r in enumerate(rows) if r is best), None)
+            if hit is None:  # meets the SLO but lies off the frontier (its TTFT, say): show it too
+                best["slo"] = "ok"
+                rows.append(best)
+                hit = len(rows) - 1
+            highlight.add(hit)
+            notes.append(
+                f"Cheapest meeting the SLO: {best['device']} {best['layout']} at concurrency {best['concurrency']}: "
+                f"{best['tok_s_per_user']:.1f} tok/s per user, {best['output_tok_s_per_gpu']:.0f} output tok/s per GPU, "
+                f"TTFT {best['ttft_s'] * 1e3:.0f} ms, {best['usd_per_mtok']:.3f} USD/Mtok blended "
+                f"({best['usd_per_mtok_output']:.3f} out)."
+            )
+        else:
+            notes.append("No swept configuration meets the SLO.")
+            for row in rows:
+                row["violations"] = ["no configuration meets the SLO: " + row["slo"]]
+    notes.append(model_note(opts.chunked_prefill))
+    notes.append(split_note(opts.price_split))
+    if opts.explain_cost:
+        notes.extend(cost_notes(deployed, opts))
+    columns = COLUMNS + ([Column("slo", "SLO", "str")] if has_slo else [])
+    inputs = {
+        **resolved_inputs(deployed[0].scenario),
+        "gpus": list(opts.common.gpus),
+        "input_tokens": input_len,
+        "output_tokens": output_len,
+        "chunked_prefill_tokens": opts.chunked_prefill,
+        "price_split": opts.price_split,
+        "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
+        "cost": cost_inputs(deployed, opts),
+    }
+    return Result("frontier", inputs, rows, columns, group_key="device", notes=notes, highlight=highlight,
+                  sources=sources([d.scenario for d in deployed]))
+

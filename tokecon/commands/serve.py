@@ -1,0 +1,303 @@
+"""``tokecon serve``: a workload end to end under continuous batching at fixed concurrency.
+
+Also the pieces ``frontier`` and ``capacity`` share: serving options, the default layout of a
+model on a device count, the hourly price under ``--cost``, and one row per operating point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tokecon import economics, memory, serving
+from tokecon.catalog import Catalog
+from tokecon.commands.common import CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
+from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
+from tokecon.errors import TokeconError
+from tokecon.results import Column, Result, Thresholds
+from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
+from tokecon.serving import Layout, ServingTimes
+from tokecon.specs import Scenario
+
+COLUMNS = [
+    Column("concurrency", "concurrency", "int"),
+    Column("running", "running", "int"),
+    Column("ttft_s", "TTFT [ms]", "time"),
+    Column("tpot_s", "TPOT [ms]", "time"),
+    Column("tok_s_per_user", "tok/s per user", "rate"),
+    Column("e2e_latency_s", "E2E [s]", "num"),
+    Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate"),
+    Column("total_tok_s_per_gpu", "total tok/s per GPU", "rate"),
+    Column("output_tok_s", "out tok/s", "rate"),
+    Column("requests_s", "req/s", "num"),
+    Column("bound", "bound", "str"),
+    Column("usd_per_mtok_input", "USD/Mtok in", "usd"),
+    Column("usd_per_mtok_output", "USD/Mtok out", "usd"),
+    Column("usd_per_mtok", "USD/Mtok blended", "usd"),
+]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Serving options on top of the common ones (plain values from the command line)."""
+
+    common: CommonOptions
+    ep: int | None = None
+    attention_dp: bool = False
+    chunked_prefill: int | None = None
+    cost: CostModel = field(default_factory=CostModel)
+    explain_cost: bool = False
+    price_split: float | None = None
+
+    def validate(self) -> None:
+        if self.chunked_prefill is not None:
+            positive_ints([self.chunked_prefill], "--chunked-prefill")
+        if self.ep is not None:
+            positive_ints([self.ep], "--ep")
+        if self.price_split is not None and not (0 < self.price_split <= 100 and np.isfinite(self.price_split)):
+            raise TokeconError(f"--price-split must be a ratio of input to output token price in (0, 100], got {self.price_split}")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One device configuration ready to serve: its scenario, layout and hourly price."""
+
+    scenario: Scenario
+    layout: Layout
+    cost: CostBreakdown
+
+    @property
+    def label(self) -> str:
+        dep = self.scenario.deployment
+        return f"{dep.n_gpus}x {self.scenario.hardware.name}, {self.layout.label(dep.n_gpus)}"
+
+
+def parse_concurrency(values: list[str] | None) -> list[int | str] | None:
+    """``["1,8", "max"]`` -> [1, 8, "max"]."""
+    if not values:
+        return None
+    out: list[int | str] = []
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if part.lower() == "max":
+                out.append("max")
+            elif part:
+                out.extend(parse_int_list(part, "--concurrency") or [])
+    if not out:
+        raise TokeconError("--concurrency expects comma-separated positive integers or 'max'")
+    return out
+
+
+def _scenario(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, layout: Layout, cost: CostBreakdown) -> Scenario:
+    c = opts.common
+    return build_scenario(
+        catalog, c.model, spec, tp=layout.tp, dtype=c.dtype, kv_dtype=c.kv_dtype, engine=c.engine, ideal=c.ideal,
+        usd_per_gpu_hour=cost.usd_per_gpu_hour, ep=layout.ep, attention_dp=layout.attention_dp,
+    )  # fmt: skip
+
+
+def fits(scn: Scenario, context: float) -> bool:
+    return bool(memory.max_batch(scn, np.asarray([float(context)]))[0] >= 1)
+
+
+def requested_layout(opts: ServeOptions, spec: GpuSpec, is_moe: bool, model_key: str) -> Layout | None:
+    """The layout the flags ask for, or None when they leave it to the default."""
+    n = spec.count
+    tp, ep, adp = opts.common.tp, opts.ep, opts.attention_dp
+    if ep is not None and ep > 1 and not adp:
+        raise TokeconError("--ep needs --attention-dp: expert parallelism is modelled with data-parallel attention (DeepSeek-style)")
+    if adp:
+        if not is_moe:
+            raise TokeconError(f"--attention-dp and --ep apply to mixture-of-experts models; {model_key} is dense (use --tp)")
+        if tp not in (None, 1):
+            raise TokeconError("--attention-dp runs attention on each GPU (tp=1); drop --tp")
+        ep = n if ep is None else ep
+        if n % ep:
+            raise TokeconError(f"--ep {ep} must divide the device count {n}")
+        return Layout(1, ep, True)
+    return Layout(tp) if tp is not None else None
+
+
+def default_layout(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, cost: CostBreakdown, context: float) -> Layout:
+    """The layout engines use by default: DeepSeek-style attention-DP + EP over all GPUs for MLA
+    mixture-of-experts models; otherwise the widest TP inside one scale-up domain (the rest replicas),
+    or, when that does not hold the model, the smallest TP that does."""
+    model = catalog.models.get(opts.common.model)
+    n, hw = spec.count, spec.hardware
+    if model.is_moe and model.is_mla and n > 1:
+        dep = Layout(1, n, True)
+        if fits(_scenario(catalog, opts, spec, dep, cost), context):
+            return dep
+    tps = [t for t in serving.divisors(n) if model.heads % t == 0]
+    inside = [t for t in tps if t <= hw.scaleup_domain] or tps[:1]
+    first = Layout(max(inside))
+    if fits(_scenario(catalog, opts, spec, first, cost), context):
+        return first
+    for t in tps:
+        if t > first.tp and fits(_scenario(catalog, opts, spec, Layout(t), cost), context):
+            return Layout(t)
+    return first  # does not fit: require_fit says so, with the smallest device count
+
+
+def deploy(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float, layout: Layout | None = None) -> Deployed:
+    cost = gpu_hour_cost(spec.hardware, opts.cost)
+    model = catalog.models.get(opts.common.model)
+    layout = layout or requested_layout(opts, spec, model.is_moe, model.key) or default_layout(catalog, opts, spec, cost, context)
+    return Deployed(_scenario(catalog, opts, spec, layout, cost), layout, cost)
+
+
+def deployment_fields(d: Deployed) -> dict[str, Any]:
+    dep = d.scenario.deployment
+    return {
+        "deployment": d.label,
+        "hardware": d.scenario.hardware.key,
+        "n_gpus": dep.n_gpus,
+        "tp": dep.tp,
+        "ep": dep.ep,
+        "attention_dp": dep.attention_dp,
+        "layout": d.layout.label(dep.n_gpus),
+        "replicas": dep.replicas,
+    }
+
+
+def prices(d: Deployed, st: ServingTimes, price_split: float | None) -> dict[str, np.ndarray]:
+    """USD/Mtok of input, output and all tokens at each point (input/output split by GPU time, or
+    by a fixed price ratio)."""
+    usd_h = d.scenario.usd_per_hour
+    if price_split is None:
+        inp, out = economics.split_by_time(usd_h, st.input_tok_s, st.output_tok_s, st.prefill_time_fraction)
+    else:
+        inp, out = economics.split_by_ratio(usd_h, st.input_tok_s, st.output_tok_s, price_split)
+    return {"usd_per_mtok_input": inp, "usd_per_mtok_output": out, "usd_per_mtok": economics.usd_per_mtok(usd_h, st.total_tok_s)}
+
+
+def _f(a: np.ndarray, i: int) -> float | None:
+    v = float(np.asarray(a).flat[i])
+    return v if np.isfinite(v) else None
+
+
+def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: list[int] | None = None) -> list[dict[str, Any]]:
+    """One row per serving point (all points, or those in ``idx``)."""
+    money = prices(d, st, price_split)
+    scn = d.scenario
+    units = scn.deployment.replicas
+    rows = []
+    for i in range(st.concurrency.size) if idx is None else idx:
+        running = _f(st.running, i)
+        row: dict[str, Any] = {
+            **deployment_fields(d),
+            "concurrency": int(st.concurrency.flat[i]),
+            "input_tokens": int(st.input_tokens.flat[i]),
+            "output_tokens": int(st.output_tokens.flat[i]),
+            "chunked_prefill_tokens": None if st.chunk_tokens is None else int(np.round(st.chunk_tokens.flat[i])),
+            "max_concurrency": int(st.max_running.flat[i]),
+            "running": running,
+            "queued": _f(st.queued, i),
+            "fits": bool(st.fits.flat[i]),
+        }
+        for key in ("ttft_s", "tpot_s", "e2e_latency_s", "queue_wait_s", "tok_s_per_user", "requests_s", "input_tok_s",
+                    "output_tok_s", "output_tok_s_per_gpu", "total_tok_s", "total_tok_s_per_gpu", "decode_step_s",
+                    "prefill_s", "prefill_time_fraction"):  # fmt: skip
+            row[key] = _f(getattr(st, key), i)
+        row["tok_s_per_gpu"] = row["output_tok_s_per_gpu"]  # the common threshold key (--min-tok-s-per-gpu)
+        row["bound"] = str(st.bound.flat[i]) if row["fits"] else None
+        ctx = st.input_tokens.flat[i] + st.output_tokens.flat[i]
+        per_unit = (running or 0.0) / units
+        row["memory_used_bytes_per_gpu"] = float(memory.memory_used_per_gpu(scn, per_unit, ctx))
+        row["usd_per_hour"] = scn.usd_per_hour
+        row["usd_per_gpu_hour"] = d.cost.usd_per_gpu_hour
+        row["cost_method"] = d.cost.method
+        row["price_split"] = price_split
+        for key, values in money.items():
+            row[key] = _f(values, i) if row["fits"] else None
+        rows.append(row)
+    return rows
+
+
+def cost_notes(deployed: list[Deployed], opts: ServeOptions) -> list[str]:
+    seen: dict[str, str] = {}
+    for d in deployed:
+        seen.setdefault(d.cost.hardware, d.cost.explain())
+    return [f"Cost per GPU-hour ({opts.cost.method}): {line}" for line in seen.values()]
+
+
+def split_note(price_split: float | None) -> str:
+    if price_split is None:
+        return ("USD/Mtok in and out: GPU time attributed to the phase that used it (prompt processing to input "
+                "tokens, decode steps to output tokens); blended = all GPU time over all tokens.")
+    return (f"USD/Mtok in and out: fixed price ratio, an input token costs {price_split:g} output tokens "
+            f"(Tensor Economics' method); blended = all GPU time over all tokens.")
+
+
+def model_note(chunk: int | None) -> str:
+    prefill = (f"prompts in chunks of up to {chunk} tokens per step mixed with decode" if chunk
+               else "each prompt prefilled whole in its own step, stalling the decode batch")
+    return (f"Continuous batching at fixed concurrency, steady state: {prefill}; TPOT at the running batch with "
+            "the average context (input + output/2); requests beyond what the KV cache holds queue, and the wait adds to TTFT.")
+
+
+def cost_inputs(deployed: list[Deployed], opts: ServeOptions) -> dict[str, Any]:
+    return {"method": opts.cost.method, "per_gpu_hour": {d.cost.hardware: d.cost.as_dict() for d in deployed}}
+
+
+def run_serve(
+    opts: ServeOptions, concurrency: list[int | str] | None, input_len: int, output_len: int, thresholds: Thresholds
+) -> Result:
+    opts.validate()
+    catalog = opts.common.load()
+    positive_ints([input_len, output_len], "--input-len/--output-len")
+    if output_len < 2:
+        raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
+    model = catalog.models.get(opts.common.model)
+    context = input_len + output_len
+    check_context(model, context, "--input-len + --output-len")
+    specs = [parse_gpus(g, catalog) for g in opts.common.gpus]
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    highlight: set[int] = set()
+    deployed: list[Deployed] = []
+    for spec in specs:
+        d = deploy(catalog, opts, spec, context)
+        deployed.append(d)
+        scn = d.scenario
+        require_fit(scn, context)
+        max_c = int(memory.max_batch(scn, np.asarray(float(context)))) * scn.deployment.replicas
+        chosen = _concurrencies(concurrency, max_c)
+        st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill)
+        these = point_rows(d, st, opts.price_split)
+        over = [c for c in chosen if c > max_c]
+        if over:
+            notes.append(f"{d.label}: the KV cache holds {max_c} requests of {context} tokens; at concurrency "
+                         f"{', '.join(map(str, over))} the rest queue and TTFT includes the wait.")
+        best = cheapest(these)
+        if best is not None:
+            highlight.add(len(rows) + best)
+        rows.extend(these)
+        notes.append(efficiency_note(scn))
+    notes.append(model_note(opts.chunked_prefill))
+    notes.append(split_note(opts.price_split))
+    if opts.explain_cost:
+        notes.extend(cost_notes(deployed, opts))
+    inputs = {
+        **resolved_inputs(deployed[0].scenario),
+        "gpus": [d.scenario.deployment.label for d in deployed],
+        "input_tokens": input_len,
+        "output_tokens": output_len,
+        "chunked_prefill_tokens": opts.chunked_prefill,
+        "price_split": opts.price_split,
+        "cost": cost_inputs(deployed, opts),
+    }
+    result = Result("serve", inputs, rows, COLUMNS, notes=notes, highlight=highlight,
+                    sources=sources([d.scenario for d in deployed]))
+    return thresholds.apply(result)
+
+
+def _concurrencies(asked: list[int | str] | None, max_c: int) -> list[int]:
+    """The asked values with ``max`` resolved; by default powers of two up to the largest that fits, and it."""
+    if not asked:
+        out = [1 << i for i in range(31) if (1 << i) <= max_c]
+        return out + ([max_c] if max_c not in out else [])
+    return [max_c if c == "max" else int(c) for c in asked]
