@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-MARKER = re.compile(r"(<!-- sample: (?P<cmd>tokecon [^>]*?) -->\n```(?P<lang>\w*)\n)(?P<body>.*?)(\n```)", re.S)
+MARKER = re.compile(r"(?P<open><!-- sample: (?P<cmd>tokecon [^>]*?) -->\n```\w*\n)(?P<body>.*?)(?P<close>^```$)", re.S | re.M)
 
 
 def run(cmd: str) -> str:
@@ -30,7 +30,7 @@ def run(cmd: str) -> str:
 
 
 def render(text: str) -> str:
-    return MARKER.sub(lambda m: m.group(1) + f"$ {m.group('cmd')}\n" + run(m.group("cmd")) + m.group(5), text)
+    return MARKER.sub(lambda m: m.group("open") + f"$ {m.group('cmd')}\n" + run(m.group("cmd")) + "\n" + m.group("close"), text)
 
 
 def main() -> int:

@@ -17,8 +17,8 @@ an unphysical value. Optimiser: deterministic coordinate descent from the priors
 grid; each step re-predicts only the rows the parameter touches. Held-out error: leave-one-source-out (each
 source prefix is predicted by factors fitted on all the others).
 
-Run ``tokecon validate --fit`` (prints the factors and the held-out error) or
-``python validation/fit.py --write`` (also stores them in hardware.toml and engines.toml).
+Run ``tokecon validate --fit`` (prints the factors and the held-out error); add ``--write`` to
+store them in hardware.toml and engines.toml.
 """
 
 from __future__ import annotations

@@ -56,49 +56,77 @@ def _groups(result: Result) -> list[tuple[str, list[tuple[int, dict]]]]:
     return list(groups.items())
 
 
+def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[tuple[list[str], str | None]]]]:
+    """Per group: title, headers, right-justified flags, and (cells, style) per row. The cheapest
+    row is starred; rows that cross a threshold get a column saying which."""
+    parts = []
+    for title, rows in _groups(result):
+        head = f"{result.command}: {result.inputs.get('model', '')} on {title}" if title else result.command
+        headers = [c.header for c in result.columns]
+        right = [c.fmt != "str" for c in result.columns]
+        marks = any(r.get("violations") for _, r in rows)
+        if marks:
+            headers.append("threshold")
+            right.append(False)
+        body = []
+        for i, row in rows:
+            cells = [fmt_value(row.get(c.key), c.fmt) for c in result.columns]
+            if not row.get("fits", True):
+                cells[-1] = "does not fit"
+            if i in result.highlight:
+                cells[0] = f"{cells[0]} *"
+            if marks:
+                cells.append("; ".join(row.get("violations", [])) or "ok")
+            style = "bold green" if i in result.highlight else ("red" if row.get("violations") else None)
+            body.append((cells, style))
+        parts.append((head, headers, right, body))
+    return parts
+
+
+def _footer(result: Result) -> list[str]:
+    lines = [f"  {note}" for note in result.notes]
+    if result.highlight:
+        lines.append(f"  * {result.highlight_reason or 'cheapest row'}")
+    return lines
+
+
+def render_ascii(result: Result, file: TextIO) -> None:
+    """Plain ASCII tables for files and pipes: no colour, no wrapping, no Rich import."""
+    out = []
+    for head, headers, right, body in _table_parts(result):
+        widths = [max([len(h)] + [len(cells[j]) for cells, _ in body]) for j, h in enumerate(headers)]
+        rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+
+        def line(cells: list[str]) -> str:
+            return "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)) + " |"
+
+        out += [head, rule, line(headers), rule, *(line(cells) for cells, _ in body), rule]
+    out += _footer(result)
+    file.write("\n".join(out) + "\n")
+
+
 def render_table(result: Result, file: TextIO, color: bool | None = None, width: int | None = None) -> None:
-    """Rich tables, one per group (device configuration); the cheapest row highlighted, rows that
-    cross a threshold marked, footnotes below."""
+    """Tables for people, one per group (device configuration): Rich with colour on a terminal
+    (``NO_COLOR`` honoured), plain ASCII when the output is a file or a pipe."""
+    if color is not True and not (hasattr(file, "isatty") and file.isatty()):
+        render_ascii(result, file)
+        return
     from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     no_color = "NO_COLOR" in os.environ or color is False
-    console = Console(file=file, no_color=no_color, force_terminal=color, width=width or (None if file.isatty() else 140),
-                      highlight=False, emoji=False)
-    plain = not console.is_terminal
-    tables = []
-    for title, rows in _groups(result):
-        table = Table(title=f"{result.command}: {result.inputs.get('model', '')} on {title}" if title else result.command,
-                      box=box.ASCII2 if plain else box.SIMPLE_HEAVY, title_justify="left")
-        for col in result.columns:
-            table.add_column(Text(col.header), justify="left" if col.fmt == "str" else "right")
-        marks = any(r.get("violations") for _, r in rows)
-        if marks:
-            table.add_column("threshold", justify="left")
-        for i, row in rows:
-            cells = [fmt_value(row.get(c.key), c.fmt) for c in result.columns]
-            if not row.get("fits", True):
-                cells[-1] = "does not fit"
-            style = "bold green" if i in result.highlight else ("red" if row.get("violations") else None)
-            if i in result.highlight:
-                cells[0] = f"{cells[0]} *"
-            if marks:
-                cells.append("; ".join(row.get("violations", [])) or "ok")
+    console = Console(file=file, no_color=no_color, force_terminal=color, width=width, highlight=False, emoji=False)
+    for head, headers, right, body in _table_parts(result):
+        table = Table(title=head, box=box.SIMPLE_HEAVY, title_justify="left")
+        for h, r in zip(headers, right):
+            table.add_column(Text(h), justify="right" if r else "left")
+        for cells, style in body:
             table.add_row(*(Text(c) for c in cells), style=style)
-        tables.append(table)
-    if width is None and plain and tables:  # a file or pipe: widen past 140 rather than wrap or cut headers
-        from rich.measure import Measurement
-
-        need = max(Measurement.get(console, console.options.update(width=1000), t).maximum for t in tables)
-        console.width = max(console.width, min(need, 1000))
-    for table in tables:
         console.print(table)
-    for note in result.notes:
-        console.print(Text(f"  {note}"))
-    if result.highlight:
-        console.print(f"  * {result.highlight_reason or 'cheapest row'}")
+    for line in _footer(result):
+        console.print(Text(line))
 
 
 def render_json(result: Result, file: TextIO) -> None:

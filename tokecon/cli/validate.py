@@ -19,6 +19,7 @@ def validate(
     fit: Annotated[bool, typer.Option("--fit", help="Refit the efficiency factors and report held-out error.")] = False,
     write: Annotated[bool, typer.Option("--write", help="With --fit: store the factors in hardware.toml and engines.toml.")] = False,
     measurements: Annotated[Optional[Path], typer.Option("--measurements", help="Another measurements CSV (same columns).")] = None,
+    summary: Annotated[bool, typer.Option("--summary", help="Print only the per-group error table.")] = False,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
 ) -> None:
@@ -37,5 +38,6 @@ def validate(
         json.dump(doc, sys.stdout, indent=2, allow_nan=False)
         sys.stdout.write("\n")
         return
-    render(first, fmt.value, sys.stdout)
+    if not summary:
+        render(first, fmt.value, sys.stdout)
     render(second, fmt.value, sys.stdout)

@@ -136,7 +136,7 @@ def run_fit(write: bool = False, csv_path: Path | None = None) -> tuple[Result, 
         families: dict[str, list[str]] = {}
         for hw in catalog.hardware:
             families.setdefault(hw.family, []).append(hw.key)
-        note = f"fit on {len(cases)} rows of validation/measurements.csv (tokecon validate --fit); held-out median |error| {np.median(errors):.1%}"
+        note = f"tokecon validate --fit: {len(cases)} rows, held-out median |error| {np.median(errors):.1%}"
         calibrate.write_factors(factors, paths["hardware"], paths["engines"], families, note)
         notes.append(f"stored in {paths['hardware']} and {paths['engines']}")
     fit_result = Result("validate-fit", {"rows": len(cases)}, rows, FIT_COLUMNS, group_key=None, notes=notes)
