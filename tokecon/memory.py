@@ -3,9 +3,10 @@
     usable   = capacity * (1 - reserve)              reserve: engine's memory_reserve_fraction
                                                       (activations, CUDA graphs, fragmentation;
                                                       vLLM's default gpu_memory_utilization = 0.9)
-    weights  = weight_bytes / tp                      (tensor parallel)
+    weights  = weight_bytes / (tp * pp)               (tensor parallel, pipeline stages)
              = routed experts / ep + the rest         (expert parallel, attention data parallel)
-    kv/seq   = context * KV bytes per token * share   GQA: ceil(K/tp)/K of it; MLA latent is replicated
+    kv/seq   = context * KV bytes per token * share   GQA: ceil(K/tp)/K of it; MLA latent is replicated;
+                                                      / pp (each stage holds its layers' cache)
     max batch per TP group (or per GPU under attention-DP) = floor((usable - weights) / kv/seq)
 
 Worked number: llama3-70b bf16 on 4x H100 (80 GiB... 85.5 GB usable per the driver):
@@ -31,8 +32,8 @@ def weight_bytes_per_gpu(model: Model, precision: Precision, dep: Deployment) ->
     total = params.weight_bytes(model, precision)
     if dep.ep > 1 or dep.attention_dp:
         experts = params.routed_expert_params_total(model) * dtype_bytes(precision.expert_weights)
-        return (total - experts) + experts / max(dep.ep, 1)
-    return total / dep.tp
+        return ((total - experts) + experts / max(dep.ep, 1)) / dep.pp
+    return total / (dep.tp * dep.pp)
 
 
 def kv_share(model: Model, dep: Deployment) -> float:
@@ -50,7 +51,7 @@ def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment
     ctx = np.asarray(context, dtype=float)
     per_layer_token = params.kv_bytes_per_token(model, precision.kv_cache) / model.layers
     held = model.full_attention_layers * ctx + model.sliding_layers * np.minimum(ctx, model.sliding_window or np.inf)
-    return per_layer_token * held * kv_share(model, dep)
+    return per_layer_token * held * kv_share(model, dep) / dep.pp
 
 
 def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:

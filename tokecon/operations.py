@@ -10,7 +10,8 @@ the batch. Attention over C cached tokens costs 2*C*(d_qk + d_v) FLOP per head p
 and reads the cache once per step. Each operation is keyed like ``attn/qkv``, ``mlp/ffn``,
 ``moe/experts``, ``lm_head``, summed over the layers that share its shape.
 
-Parallel layouts: ``tp`` splits heads, FFN width and vocabulary (Megatron); with
+Parallel layouts: ``tp`` splits heads, FFN width and vocabulary (Megatron); ``pp`` splits the
+layers into pipeline stages (the ops are those of the busiest stage); with
 ``attention_dp`` each GPU runs attention for its own sequences and routed experts are spread
 over ``ep`` GPUs (DeepSeek-style); the experts then see the tokens of all ``ep`` GPUs.
 """
@@ -175,4 +176,17 @@ def step_operations(
         for name, dtype in (("comm/dispatch", prec.dispatch), ("comm/combine", prec.combine)):
             sent = N * k * D * dtype_bytes(dtype) * m.moe_layers
             ops.append(Op(name, zero, sent, kind="comm", calls=float(m.moe_layers), link="alltoall"))
+    if dep.pp > 1:
+        ops = pipeline_stage(ops, dep.pp, N * D * ab)
     return ops
+
+
+def pipeline_stage(ops: list[Op], pp: int, activation_bytes: np.ndarray) -> list[Op]:
+    """The busiest of ``pp`` pipeline stages: layers / pp of every per-layer operation, the LM head
+    (last stage; the embedding lookup of the first is negligible), and the send of the step's
+    activations (N x D) to the next stage."""
+    staged = [op if op.name in ("embed", "lm_head") else
+              Op(op.name, op.flop / pp, op.bytes / pp, op.dtype, op.kind, op.calls / pp, op.link, op.kv_cache)
+              for op in ops]
+    staged.append(Op("comm/pipeline", np.zeros_like(activation_bytes), activation_bytes, kind="comm", calls=1.0, link="p2p"))
+    return staged

@@ -18,16 +18,25 @@ from tokecon.specs import Scenario
 
 
 def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
-    """One decode step: every sequence adds one token to a cache that then holds ``context`` tokens."""
+    """One decode step: every sequence adds one token to a cache that then holds ``context`` tokens.
+
+    With ``pp`` pipeline stages the batch runs as pp micro-batches of B/pp (at least one sequence)
+    that keep every stage busy; a round, in which every sequence gains a token, takes
+    pp x t_stage(B/pp)."""
     context = np.asarray(context, dtype=float)
-    ops = step_operations(scn, batch, np.ones_like(context), np.maximum(context - 1.0, 0.0), 1.0)
-    return step_times(ops, scn, overlap_comm)
+    pp = scn.deployment.pp
+    micro = np.maximum(np.asarray(batch, dtype=float) / pp, 1.0) if pp > 1 else batch
+    ops = step_operations(scn, micro, np.ones_like(context), np.maximum(context - 1.0, 0.0), 1.0)
+    times = step_times(ops, scn, overlap_comm)
+    return times.rounds(pp) if pp > 1 else times
 
 
 def prefill_step(
     scn: Scenario, batch: np.ndarray, input_len: np.ndarray, past: np.ndarray | float = 0.0, overlap_comm: bool = False
 ) -> StepTimes:
-    """Prefill of ``input_len`` new tokens per sequence after ``past`` cached ones (chunked prefill)."""
+    """Prefill of ``input_len`` new tokens per sequence after ``past`` cached ones (chunked prefill).
+    With ``pp`` stages one batch crosses them in turn: pp x t_stage."""
     has_head = 1.0 if scn.model.lm_head else 0.0
     ops = step_operations(scn, batch, input_len, past, has_head)
-    return step_times(ops, scn, overlap_comm)
+    times = step_times(ops, scn, overlap_comm)
+    return times.rounds(scn.deployment.pp) if scn.deployment.pp > 1 else times

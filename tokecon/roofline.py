@@ -44,6 +44,17 @@ class StepTimes:
     breakdown_flop: dict[str, np.ndarray]
     breakdown_bytes: dict[str, np.ndarray]
 
+    def rounds(self, k: float) -> "StepTimes":
+        """``k`` of these steps back to back (a pipeline round: every stage runs each micro-batch);
+        the engine's per-step overhead is paid once per round."""
+        return StepTimes(
+            self.flop * k, self.bytes * k, self.compute_time_s * k, self.memory_time_s * k, self.comm_time_s * k,
+            self.overhead_s, self.compute_bound_s * k, self.memory_bound_s * k,
+            (self.step_time_s - self.overhead_s) * k + self.overhead_s,
+            {n: v * k for n, v in self.breakdown_s.items()}, {n: v * k for n, v in self.breakdown_flop.items()},
+            {n: v * k for n, v in self.breakdown_bytes.items()},
+        )
+
     @property
     def bound(self) -> np.ndarray:
         """'compute', 'memory' or 'communication' per grid point."""
@@ -60,9 +71,11 @@ def comm_time_s(op: Op, scn: Scenario) -> np.ndarray:
             op.bytes, dep.ep, hw.scaleup_domain, hw.scaleup_bw_b_s * eff, hw.scaleout_bw_b_s * eff, lat, op.calls,
             scn.scaleout_latency_s,
         )
-    n = dep.tp
-    link = hw.scaleup_bw_b_s if n <= hw.scaleup_domain else hw.scaleout_bw_b_s
-    return comms.allreduce_time_s(op.bytes, n, link * eff, lat, op.calls)
+    same_domain = dep.tp * dep.pp <= hw.scaleup_domain
+    link = hw.scaleup_bw_b_s if same_domain else hw.scaleout_bw_b_s
+    if op.link == "p2p":  # pipeline: activations to the next stage, one send per step
+        return op.calls * lat + np.asarray(op.bytes, dtype=float) / (link * eff)
+    return comms.allreduce_time_s(op.bytes, dep.tp, link * eff, lat, op.calls)
 
 
 def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> StepTimes:

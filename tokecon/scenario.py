@@ -105,19 +105,25 @@ def build_scenario(
     usd_per_gpu_hour: float | None = None,
     ep: int = 1,
     attention_dp: bool = False,
+    pp: int | None = None,
 ) -> Scenario:
     model = resolve_model(catalog, model_name)
     hw = gpus.hardware
-    tp = gpus.count if tp is None else tp
-    if tp < 1 or gpus.count % tp:
-        raise TokeconError(f"--tp {tp} must divide the device count {gpus.count}")
+    pp = 1 if pp is None else pp
+    if pp < 1 or gpus.count % pp:
+        raise TokeconError(f"--pp {pp} must divide the device count {gpus.count}")
+    if pp > model.layers:
+        raise TokeconError(f"--pp {pp} exceeds {model.key}'s {model.layers} layers")
+    tp = gpus.count // pp if tp is None else tp
+    if tp < 1 or gpus.count % (tp * pp):
+        raise TokeconError(f"--tp {tp} x --pp {pp} must divide the device count {gpus.count}")
     if model.heads % tp and not attention_dp:
         raise TokeconError(f"--tp {tp} does not divide {model.key}'s {model.heads} attention heads")
     if usd_per_gpu_hour is not None and not (0 <= usd_per_gpu_hour < 1e6 and math.isfinite(usd_per_gpu_hour)):
         raise TokeconError(f"--usd-per-gpu-hour must be a price between 0 and 1e6, got {usd_per_gpu_hour}")
     eng = resolve_engine(catalog, engine)
     prec = precision_for(model, dtype, kv_dtype)
-    return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp), prec, eng, ideal, usd_per_gpu_hour)
+    return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour)
 
 
 def register_model_file(catalog: Catalog, name: str) -> Catalog:

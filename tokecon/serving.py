@@ -48,13 +48,14 @@ class Layout:
     tp: int
     ep: int = 1
     attention_dp: bool = False
+    pp: int = 1
 
     def label(self, n_gpus: int) -> str:
         if self.attention_dp:
             groups = n_gpus // self.ep
             return f"DP{n_gpus}-attn EP{self.ep}" + (f" x{groups}" if groups > 1 else "")
-        replicas = n_gpus // self.tp
-        return f"TP{self.tp}" + (f" x{replicas}" if replicas > 1 else "")
+        replicas = n_gpus // (self.tp * self.pp)
+        return f"TP{self.tp}" + (f" PP{self.pp}" if self.pp > 1 else "") + (f" x{replicas}" if replicas > 1 else "")
 
 
 def divisors(n: int) -> list[int]:

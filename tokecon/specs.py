@@ -187,9 +187,10 @@ class Precision:
 
 @dataclass(frozen=True)
 class Deployment:
-    """``n_gpus`` devices of one kind serving one model: ``tp``-way tensor parallel replicas.
+    """``n_gpus`` devices of one kind serving one model: replicas of ``tp``-way tensor parallel x
+    ``pp`` pipeline stages.
 
-    Replicas (data parallel) = n_gpus / tp. ``ep`` > 1 spreads routed experts over ``ep`` GPUs
+    Replicas (data parallel) = n_gpus / (tp * pp). ``ep`` > 1 spreads routed experts over ``ep`` GPUs
     (with attention data-parallel, as in DeepSeek-style serving).
     """
 
@@ -198,10 +199,11 @@ class Deployment:
     tp: int
     ep: int = 1
     attention_dp: bool = False
+    pp: int = 1  # pipeline stages: each holds layers / pp
 
     @property
     def replicas(self) -> int:
-        return self.n_gpus // self.tp
+        return self.n_gpus // (self.tp * self.pp)
 
     @property
     def label(self) -> str:

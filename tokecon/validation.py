@@ -63,7 +63,6 @@ class Case:
     output_len: int
     metric: str
     measured: float
-    layer_split: bool = False
 
     @property
     def family(self) -> str:
@@ -167,14 +166,15 @@ def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Ca
         kind = "moe" if kind == "moe" else kind
     else:
         tp, ep, dp_attn = (1 if layer_split else int(tp_match.group(1)) if tp_match else n), 1, False
+    pp = n if layer_split else 1  # llama.cpp's default multi-GPU split: consecutive layers per GPU
     precision = _precision(row)
     engine = catalog.engines.get(_engine_key(row["engine"]))
-    deployment = Deployment(hw, n if not layer_split else 1, tp if not dp_attn else 1, ep, dp_attn)
+    deployment = Deployment(hw, n, tp if not dp_attn else 1, ep, dp_attn, pp)
     scn = Scenario(model, deployment, precision, engine, ideal)
     batch = _int(row["concurrency_or_batch"]) or 0
     isl = _int(row["input_len"]) or 0
     osl = _int(row["output_len"]) or 0
-    return Case(row, kind, scn, batch, isl, osl, row["metric"], float(row["value"]), layer_split)
+    return Case(row, kind, scn, batch, isl, osl, row["metric"], float(row["value"]))
 
 
 # --- predictions -----------------------------------------------------------------------------
@@ -195,8 +195,6 @@ def static_batch_times(scn: Scenario, batch: float, isl: int, osl: int) -> tuple
 
 
 def _max_batch(case: Case) -> int:
-    if case.layer_split:
-        return 1 << 30
     ctx = np.asarray(float(case.input_len + case.output_len))
     return int(memory.max_batch(case.scenario, ctx))
 

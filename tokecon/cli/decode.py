@@ -17,6 +17,7 @@ def decode(
     batch: o.Batch = None,
     context: Annotated[int, typer.Option("--context", "-c", help="Tokens in each sequence's KV cache.")] = 2048,
     tp: o.Tp = None,
+    pp: o.Pp = None,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
@@ -34,6 +35,6 @@ def decode(
     from tokecon.commands.decode import run_decode
     from tokecon.results import Thresholds
 
-    opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
+    opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms)
     o.emit(run_decode(opts, o.batch_list(batch), context, limits), fmt)

@@ -53,6 +53,7 @@ Model = Annotated[str, typer.Option("--model", "-m", help="Model name or alias (
                                     autocompletion=complete_names("models"))]
 Gpus = Annotated[list[str], typer.Option("--gpus", "-g", help="COUNTxDEVICE, e.g. 4xH100; repeat to compare.",
                                          autocompletion=_complete_gpus)]
+Pp = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel stages (layers split across them; default 1).")]
 Tp = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree (default: all GPUs); the rest are replicas.")]
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")]
 KvDtype = Annotated[Optional[str], typer.Option("--kv-dtype", help="KV-cache type (default bf16).")]

@@ -17,6 +17,7 @@ def prefill(
     batch: o.Batch = None,
     input_len: Annotated[int, typer.Option("--input-len", "-i", help="Prompt tokens per sequence.")] = 2048,
     tp: o.Tp = None,
+    pp: o.Pp = None,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
@@ -33,6 +34,6 @@ def prefill(
     from tokecon.commands.prefill import run_prefill
     from tokecon.results import Thresholds
 
-    opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
+    opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
     o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits), fmt)

@@ -65,6 +65,7 @@ def serve(
     input_len: InputLen = 1024,
     output_len: OutputLen = 1024,
     tp: o.Tp = None,
+    pp: o.Pp = None,
     ep: Ep = None,
     attention_dp: AttentionDp = False,
     chunked_prefill: Chunked = None,
@@ -100,7 +101,7 @@ def serve(
 
     costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                        interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
-    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()))
+    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt)

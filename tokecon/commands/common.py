@@ -29,6 +29,7 @@ class CommonOptions:
     ideal: bool = False
     usd_per_gpu_hour: float | None = None
     catalogs: tuple[Path, ...] = field(default_factory=tuple)
+    pp: int | None = None
 
     def load(self) -> Catalog:
         """The merged catalogs; a ``--model path/config.json`` joins them under that path."""
@@ -49,7 +50,7 @@ class CommonOptions:
                 engine=self.engine,
                 ideal=self.ideal,
                 usd_per_gpu_hour=self.usd_per_gpu_hour,
-                **kwargs,
+                **({"pp": self.pp} | kwargs),
             )
             for spec in specs
         ]
@@ -59,10 +60,12 @@ def scenario_inputs(scn: Scenario) -> dict[str, Any]:
     """Row fields that identify the deployment."""
     dep = scn.deployment
     return {
-        "deployment": f"{dep.n_gpus}x {scn.hardware.name}" + (f", tp={dep.tp}" if dep.tp != dep.n_gpus else ""),
+        "deployment": f"{dep.n_gpus}x {scn.hardware.name}" + (f", tp={dep.tp}" if dep.tp * dep.pp != dep.n_gpus else "")
+        + (f", pp={dep.pp}" if dep.pp > 1 else ""),
         "hardware": scn.hardware.key,
         "n_gpus": dep.n_gpus,
         "tp": dep.tp,
+        "pp": dep.pp,
         "replicas": dep.replicas,
     }
 

@@ -95,7 +95,7 @@ def _scenario(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, layout: Layou
     c = opts.common
     return build_scenario(
         catalog, c.model, spec, tp=layout.tp, dtype=c.dtype, kv_dtype=c.kv_dtype, engine=c.engine, ideal=c.ideal,
-        usd_per_gpu_hour=cost.usd_per_gpu_hour, ep=layout.ep, attention_dp=layout.attention_dp,
+        usd_per_gpu_hour=cost.usd_per_gpu_hour, ep=layout.ep, attention_dp=layout.attention_dp, pp=layout.pp,
     )  # fmt: skip
 
 
@@ -106,18 +106,22 @@ def fits(scn: Scenario, context: float) -> bool:
 def requested_layout(opts: ServeOptions, spec: GpuSpec, is_moe: bool, model_key: str) -> Layout | None:
     """The layout the flags ask for, or None when they leave it to the default."""
     n = spec.count
-    tp, ep, adp = opts.common.tp, opts.ep, opts.attention_dp
+    tp, ep, adp, pp = opts.common.tp, opts.ep, opts.attention_dp, opts.common.pp
     if ep is not None and ep > 1 and not adp:
         raise TokeconError("--ep needs --attention-dp: expert parallelism is modelled with data-parallel attention (DeepSeek-style)")
     if adp:
         if not is_moe:
             raise TokeconError(f"--attention-dp and --ep apply to mixture-of-experts models; {model_key} is dense (use --tp)")
-        if tp not in (None, 1):
-            raise TokeconError("--attention-dp runs attention on each GPU (tp=1); drop --tp")
+        if tp not in (None, 1) or pp not in (None, 1):
+            raise TokeconError("--attention-dp runs attention on each GPU (tp=1, no pipeline); drop --tp and --pp")
         ep = n if ep is None else ep
         if n % ep:
             raise TokeconError(f"--ep {ep} must divide the device count {n}")
         return Layout(1, ep, True)
+    if pp is not None and pp > 1:
+        if n % pp:
+            raise TokeconError(f"--pp {pp} must divide the device count {n}")
+        return Layout(tp if tp is not None else n // pp, pp=pp)
     return Layout(tp) if tp is not None else None
 
 
@@ -156,6 +160,7 @@ def deployment_fields(d: Deployed) -> dict[str, Any]:
         "hardware": d.scenario.hardware.key,
         "n_gpus": dep.n_gpus,
         "tp": dep.tp,
+        "pp": dep.pp,
         "ep": dep.ep,
         "attention_dp": dep.attention_dp,
         "layout": d.layout.label(dep.n_gpus),
