@@ -50,10 +50,25 @@ def test_micro_batches_fill_the_pipeline(catalog):
 
 
 def test_prefill_crosses_stages_in_turn(catalog):
+    """One prompt's TTFT crosses both stages (as slow as TP4 alone), while the GPU time it costs is
+    one stage's: a stream of prompts keeps both stages busy."""
     tp4pp2 = scenario(catalog, "llama3-70b", "h100-sxm", 8, tp=4, pp=2, ideal=True)
-    t = prefill_step(tp4pp2, np.asarray(1.0), np.asarray(2048.0))
     tp4 = scenario(catalog, "llama3-70b", "h100-sxm", 4, ideal=True)
-    assert float(t.step_time_s) == pytest.approx(float(prefill_step(tp4, np.asarray(1.0), np.asarray(2048.0)).step_time_s), rel=0.05)
+    one, s = np.asarray(1.0), np.asarray(2048.0)
+    t, ref = prefill_step(tp4pp2, one, s), prefill_step(tp4, one, s)
+    assert float(t.latency) == pytest.approx(float(ref.step_time_s), rel=0.05)
+    assert float(t.step_time_s) == pytest.approx(float(t.latency) / 2, rel=1e-9)
+
+
+def test_tp_group_inside_a_domain_all_reduces_over_nvlink(catalog):
+    """16x H100 as TP8 x PP2: each TP group sits in one 8-GPU NVLink domain, so its all-reduces do
+    not ride the scale-out network (only the stage-to-stage send does)."""
+    two_nodes = scenario(catalog, "llama3-405b", "h100-sxm", 16, tp=8, pp=2, ideal=True)
+    one_node = scenario(catalog, "llama3-405b", "h100-sxm", 8, tp=8, ideal=True)
+    b, s = np.asarray(1.0), np.asarray(8192.0)
+    ar2 = float(prefill_step(two_nodes, b, s).breakdown_s["comm/allreduce"])
+    ar1 = float(prefill_step(one_node, b, s).breakdown_s["comm/allreduce"])
+    assert ar2 == pytest.approx(ar1 / 2, rel=1e-9)  # half the layers per stage, same NVLink
 
 
 def test_pp_on_the_command_line():

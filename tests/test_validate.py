@@ -64,7 +64,8 @@ def test_tensor_economics_measured_curve(outcomes):
 
 
 def test_fit_reproduces_the_stored_factors(catalog):
-    """The fit reruns from the checkout and gives the factors stored in the catalogs."""
+    """The fit reruns from the checkout and gives the factors stored in the catalogs (fitted
+    families, the extrapolation for unmeasured ones, and the engines)."""
     outs = validation.evaluate(validation.load_measurements(), catalog, with_ideal=False)
     cases = calibrate.fit_cases(outs)
     fitted = calibrate.fit(cases)
@@ -72,6 +73,12 @@ def test_fit_reproduces_the_stored_factors(catalog):
         for hw in (h for h in catalog.hardware if h.family == family):
             stored = {"compute": hw.efficiency.compute, "memory_bw": hw.efficiency.memory_bw,
                       "kv_bw": hw.efficiency.kv_cache_bw, "link": hw.efficiency.link}
+            for k, v in values.items():
+                assert stored[k] == pytest.approx(v, abs=0.0015), (hw.key, k)
+    all_families = sorted({h.family for h in catalog.hardware})
+    for family, values in calibrate.extrapolate(fitted, all_families).items():
+        for hw in (h for h in catalog.hardware if h.family == family):
+            stored = {"compute": hw.efficiency.compute, "memory_bw": hw.efficiency.memory_bw, "kv_bw": hw.efficiency.kv_cache_bw}
             for k, v in values.items():
                 assert stored[k] == pytest.approx(v, abs=0.0015), (hw.key, k)
     for engine, values in fitted.engine.items():

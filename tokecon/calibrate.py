@@ -54,7 +54,7 @@ def _apply(case: Case, f: Factors) -> Case:
     fam = f.family.get(hw.family)
     if fam:
         eff = replace(hw.efficiency, compute=fam["compute"], memory_bw=fam["memory_bw"], kv_bw=fam["kv_bw"],
-                      link=fam["link"])
+                      link=fam.get("link", hw.efficiency.link))
         hw = replace(hw, efficiency=eff)
     e = f.engine.get(eng.key)
     if e:
@@ -188,12 +188,14 @@ def source_of(case: Case) -> str:
 
 
 def leave_one_source_out(cases: list[Case], sweeps: int = 3) -> list[tuple[Case, float]]:
-    """(case, signed relative error) for every row, each predicted by factors fitted without its source."""
+    """(case, signed relative error) for every row, each predicted by factors fitted without its
+    source; a family with no rows left is extrapolated as an unmeasured one would be."""
     out: list[tuple[Case, float]] = []
     for source in sorted({source_of(c) for c in cases}):
         train = [c for c in cases if source_of(c) != source]
         test = [c for c in cases if source_of(c) == source]
         f = fit(train, sweeps=sweeps)
+        f.family.update(extrapolate(f, sorted({c.family for c in test})))  # as for an unmeasured device
         for c in test:
             try:
                 out.append((c, predict(_apply(c, f)) / c.measured - 1.0))
@@ -239,14 +241,37 @@ def _edit_table(text: str, header: str, values: dict[str, str]) -> str:
     return text[: start.end()] + block + text[end:]
 
 
+def extrapolate(f: Factors, families: list[str]) -> dict[str, dict[str, float]]:
+    """Factors for families without measurements: each one's prior times the geometric mean, over
+    the measured families, of fitted / prior. Without this an unmeasured device would keep its
+    optimistic prior and look better than the measured ones it competes with in ``compare``."""
+    params = ("compute", "memory_bw", "kv_bw")
+    ratio = {p: math.exp(float(np.mean([math.log(v[p] / family_prior(k)[p]) for k, v in f.family.items()])))
+             for p in params} if f.family else {p: 1.0 for p in params}
+    out = {}
+    for family in families:
+        if family in f.family:
+            continue
+        prior = family_prior(family)
+        out[family] = {p: round(min(0.95, prior[p] * ratio[p]), 3) for p in params}
+    return out
+
+
 def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families: dict[str, list[str]],
                   note: str) -> None:
-    """Store fitted factors: every device of a fitted family, every fitted engine."""
+    """Store fitted factors (every device of a fitted family, every fitted engine), and the
+    extrapolated ones for the families without measurements."""
     text = hardware_toml.read_text()
     for family, values in f.family.items():
         for key in families.get(family, []):
             fields = {k: f"{v:.3f}" for k, v in values.items()}
             fields["fitted_on"] = f'"{note} (family {family})"'
+            text = _edit_table(text, f"{key}.efficiency", fields)
+    for family, values in extrapolate(f, list(families)).items():
+        for key in families[family]:
+            fields = {k: f"{v:.3f}" for k, v in values.items()}
+            fields["fitted_on"] = (f'"not measured: family {family} prior x the mean fitted/prior ratio of the measured '
+                                   f'families ({", ".join(sorted(f.family))})"')
             text = _edit_table(text, f"{key}.efficiency", fields)
     hardware_toml.write_text(text)
     text = engines_toml.read_text()

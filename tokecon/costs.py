@@ -144,13 +144,15 @@ _LIMITS: dict[str, tuple[float, bool, float]] = {
 KEYS = ("method", "purchase_usd", *_LIMITS)
 
 
-def _check_number(key: str, value: Any, where: str) -> float:
+def _check_number(key: str, value: Any, where: str, name: str | None = None) -> float:
+    """``value`` for cost field ``key`` within its limits; errors name it as ``name`` (the flag)."""
+    name = name or key
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise TokeconError(f"{where}{key} must be a number, got {value!r}")
-    lo, inclusive, hi = _LIMITS.get(key, (0.0, False, 1e9))
+        raise TokeconError(f"{where}{name} must be a number, got {value!r}")
+    lo, inclusive, hi = _LIMITS[key]
     if value < lo or (value == lo and not inclusive) or value > hi:
         lower = f">= {lo:g}" if inclusive else f"> {lo:g}"
-        raise TokeconError(f"{where}{key} must be {lower} and <= {hi:g}, got {value!r}")
+        raise TokeconError(f"{where}{name} must be {lower} and <= {hi:g}, got {value!r}")
     return float(value)
 
 
@@ -177,7 +179,7 @@ def cost_model(values: dict[str, Any], where: str = "--") -> CostModel:
             else:
                 kwargs[key] = _check_purchase(value, f"{where}{flag}")
         else:
-            kwargs[key] = _check_number(flag, value, where)
+            kwargs[key] = _check_number(key, value, where, flag)
     return CostModel(**kwargs)
 
 

@@ -87,6 +87,14 @@ def active_params(m: Model, exclude_embeddings: bool = False) -> int:
     return n - (m.vocab_size * m.hidden_size if exclude_embeddings else 0)
 
 
+def matmul_params_per_token(m: Model) -> int:
+    """Parameters a token multiplies through (2 FLOP each): the active ones less the embedding
+    lookup and the norm vectors, plus the tied embedding matrix when it doubles as the LM head."""
+    norms = m.layers * norm_params_per_layer(m) + (2 if m.norm == "layernorm" else 1) * m.hidden_size
+    n = active_params(m) - embedding_params(m) - norms
+    return n + (m.vocab_size * m.hidden_size if m.tied_embeddings and m.lm_head else 0)
+
+
 def routed_expert_params_total(m: Model) -> int:
     return m.moe_layers * m.experts * expert_params(m)
 
@@ -106,9 +114,21 @@ def kv_bytes_per_token(m: Model, kv_dtype: str, context_tokens: float | None = N
     ``context_tokens`` given, windowed layers hold min(context, window) tokens, so the
     average per token is returned. Source: reference/models.md section 5.
     """
-    b = dtype_bytes(kv_dtype)
-    per_layer = (m.kv_lora_rank + m.qk_rope_head_dim) * b if m.is_mla else 2 * m.kv_heads * m.head_dim * b
     if context_tokens is None or not m.sliding_layers:
-        return m.layers * per_layer
-    held = m.full_attention_layers * context_tokens + m.sliding_layers * min(context_tokens, m.sliding_window)
-    return per_layer * held / context_tokens
+        return m.layers * _kv_bytes_per_token_layer(m, kv_dtype)
+    return float(kv_bytes_per_sequence(m, kv_dtype, context_tokens)) / context_tokens
+
+
+def _kv_bytes_per_token_layer(m: Model, kv_dtype: str) -> float:
+    b = dtype_bytes(kv_dtype)
+    return (m.kv_lora_rank + m.qk_rope_head_dim) * b if m.is_mla else 2 * m.kv_heads * m.head_dim * b
+
+
+def kv_bytes_per_sequence(m: Model, kv_dtype: str, context_tokens):
+    """KV bytes of one sequence of ``context_tokens`` (vectorised): full-attention layers hold
+    every token, windowed layers at most ``sliding_window``."""
+    import numpy as np  # here, so that the catalog commands (which use this module) need no numpy
+
+    ctx = np.asarray(context_tokens, dtype=float)
+    held = m.full_attention_layers * ctx + m.sliding_layers * np.minimum(ctx, m.sliding_window or np.inf)
+    return _kv_bytes_per_token_layer(m, kv_dtype) * held

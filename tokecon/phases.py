@@ -10,6 +10,8 @@ Worked numbers (tests/test_published.py): llama3-70b bf16, one H100 ideal, S = 2
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tokecon.operations import step_operations
@@ -35,8 +37,12 @@ def prefill_step(
     scn: Scenario, batch: np.ndarray, input_len: np.ndarray, past: np.ndarray | float = 0.0, overlap_comm: bool = False
 ) -> StepTimes:
     """Prefill of ``input_len`` new tokens per sequence after ``past`` cached ones (chunked prefill).
-    With ``pp`` stages one batch crosses them in turn: pp x t_stage."""
+
+    With ``pp`` stages the step is one stage's work (a stream of prompts keeps every stage busy,
+    so throughput and GPU time follow the stage), and ``latency`` is pp x t_stage: one batch
+    crosses the stages in turn before its first token exists."""
     has_head = 1.0 if scn.model.lm_head else 0.0
     ops = step_operations(scn, batch, input_len, past, has_head)
     times = step_times(ops, scn, overlap_comm)
-    return times.rounds(scn.deployment.pp) if scn.deployment.pp > 1 else times
+    pp = scn.deployment.pp
+    return replace(times, latency_s=(times.step_time_s - times.overhead_s) * pp + times.overhead_s) if pp > 1 else times

@@ -43,6 +43,13 @@ class StepTimes:
     breakdown_s: dict[str, np.ndarray]
     breakdown_flop: dict[str, np.ndarray]
     breakdown_bytes: dict[str, np.ndarray]
+    latency_s: np.ndarray | None = None  # time until the work is done, when it differs from the step
+
+    @property
+    def latency(self) -> np.ndarray:
+        """Time from the start of the work to its result: the step time, or with pipeline stages
+        that a prefill crosses in turn, pp x the stage time (the stages meanwhile serve others)."""
+        return self.step_time_s if self.latency_s is None else self.latency_s
 
     def rounds(self, k: float) -> "StepTimes":
         """``k`` of these steps back to back (a pipeline round: every stage runs each micro-batch);
@@ -63,6 +70,9 @@ class StepTimes:
 
 
 def comm_time_s(op: Op, scn: Scenario) -> np.ndarray:
+    """Time of one communication op: all-to-all over EP GPUs (comms.alltoall_time_s), a pipeline
+    send to the next stage (latency + bytes / link), or the ring all-reduces of a TP group over the
+    scale-up link when the group fits in one domain, else over scale-out."""
     hw, dep = scn.hardware, scn.deployment
     eff = scn.link_efficiency
     lat = scn.collective_latency_s
@@ -71,10 +81,10 @@ def comm_time_s(op: Op, scn: Scenario) -> np.ndarray:
             op.bytes, dep.ep, hw.scaleup_domain, hw.scaleup_bw_b_s * eff, hw.scaleout_bw_b_s * eff, lat, op.calls,
             scn.scaleout_latency_s,
         )
-    same_domain = dep.tp * dep.pp <= hw.scaleup_domain
-    link = hw.scaleup_bw_b_s if same_domain else hw.scaleout_bw_b_s
     if op.link == "p2p":  # pipeline: activations to the next stage, one send per step
+        link = hw.scaleup_bw_b_s if dep.tp * dep.pp <= hw.scaleup_domain else hw.scaleout_bw_b_s
         return op.calls * lat + np.asarray(op.bytes, dtype=float) / (link * eff)
+    link = hw.scaleup_bw_b_s if dep.tp <= hw.scaleup_domain else hw.scaleout_bw_b_s  # one TP group
     return comms.allreduce_time_s(op.bytes, dep.tp, link * eff, lat, op.calls)
 
 

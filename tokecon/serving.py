@@ -122,14 +122,18 @@ def mixed_step(
     input_len: np.ndarray,
     overlap_comm: bool = False,
 ) -> StepTimes:
-    """One step carrying ``decode_batch`` decode tokens and ``chunk_tokens`` prompt tokens.
+    """One step carrying ``decode_batch`` decode tokens and ``chunk_tokens`` prompt tokens (with
+    ``pp`` stages: a round of pp micro-batches, as in :func:`tokecon.phases.decode_step`).
 
     Linear layers (projections, FFN or experts, norms, head, collectives) see all B + c tokens
     and read their weights once; attention is the decode attention over ``context`` plus c/I of a
     whole prompt's causal attention; logits for the B decoded sequences and c/I finished prompts.
     """
+    pp = scn.deployment.pp
     B = np.asarray(decode_batch, dtype=float)
     c = np.asarray(chunk_tokens, dtype=float)
+    if pp > 1:  # pp micro-batches, each with its share of the decode tokens and of the chunk
+        B, c = np.maximum(B / pp, 1.0), c / pp
     inp = np.asarray(input_len, dtype=float)
     n = B + c
     rows = (B + c / inp) / n
@@ -137,7 +141,8 @@ def mixed_step(
     dec = _core(step_operations(scn, B, 1.0, np.maximum(np.asarray(context, dtype=float) - 1.0, 0.0)))
     share = c / inp
     pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, 0.0))]
-    return step_times(linear + dec + pre, scn, overlap_comm)
+    times = step_times(linear + dec + pre, scn, overlap_comm)
+    return times.rounds(pp) if pp > 1 else times
 
 
 def serve(
@@ -169,9 +174,10 @@ def serve(
     dec = decode_step(scn, r_step, ctx, overlap_comm)
     t_d = dec.step_time_s
     if chunk_tokens is None:
-        t_p = prefill_step(scn, 1.0, inp, 0.0, overlap_comm).step_time_s
+        pre = prefill_step(scn, 1.0, inp, 0.0, overlap_comm)
+        t_p = pre.step_time_s  # GPU time of one prompt (per stage under pipeline parallelism)
         tpot = t_d + r_step * t_p / steps
-        ttft_service = t_p
+        ttft_service = pre.latency
         prefill_per_step = r_step * t_p / steps
         chunk = None
         first = t_p

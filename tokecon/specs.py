@@ -144,10 +144,6 @@ class Model:
     def full_attention_layers(self) -> int:
         return self.layers - self.sliding_layers
 
-    @property
-    def expert_weight_dtype(self) -> str:
-        return self.expert_dtype or self.weight_dtype
-
 
 @dataclass(frozen=True)
 class Engine:

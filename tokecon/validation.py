@@ -291,11 +291,6 @@ PREDICTORS: dict[str, Callable[[Case], float]] = {"static": predict_static, "pre
                                                  "inflight": predict_inflight, "moe": predict_moe}
 
 
-def register_predictor(kind: str, fn: Callable[[Case], float]) -> None:
-    """Commands that model a way of serving (in-flight batching, large-scale MoE) plug in here."""
-    PREDICTORS[kind] = fn
-
-
 def predict(case: Case) -> float:
     fn = PREDICTORS.get(case.kind)
     if fn is None:

@@ -124,7 +124,9 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
         _figure("memory_bw_b_s", "memory bandwidth", hw.memory_bw_b_s, "B/s", f"{hw.memory_bw_b_s / 1e12:,.3g} TB/s"),
     ]
     for dtype, flop_s in hw.flop_s.items():
-        f.append(_figure(f"{dtype}_flop_s", f"{dtype} dense peak", flop_s, "FLOP/s", f"{flop_s / 1e12:,.1f} TFLOP/s"))
+        unit = "TOPS (integer op/s)" if dtype == "int8" else "TFLOP/s"
+        f.append(_figure(f"{dtype}_flop_s", f"{dtype} dense peak", flop_s, "op/s" if dtype == "int8" else "FLOP/s",
+                         f"{flop_s / 1e12:,.1f} {unit}"))
     for dtype, (peak, real) in ridge_points(hw).items():
         f.append(_figure(f"ridge_point_{dtype}_flop_per_b", f"ridge point {dtype}", peak, "FLOP/B",
                          f"{peak:,.0f} FLOP/B peak, {real:,.0f} FLOP/B at the efficiency factors"))
@@ -237,7 +239,8 @@ def model_figures(m: Model) -> list[dict[str, Any]]:
         diff = params.active_params(m, ex) / (m.published_active_params_b * 1e9) - 1
         f.append(_figure("published_active_params", "published active parameters", m.published_active_params_b * 1e9, "",
                          f"{m.published_active_params_b:g} B ({'without' if ex else 'with'} the input embedding; formula {diff:+.2%})"))
-    f.append(_figure("flop_per_token", "FLOP per token (linear)", 2.0 * active, "FLOP", f"{2.0 * active / 1e9:,.1f} GFLOP"))
+    mm = 2.0 * params.matmul_params_per_token(m)
+    f.append(_figure("flop_per_token", "FLOP per token (matmuls, before attention)", mm, "FLOP", f"{mm / 1e9:,.1f} GFLOP"))
     native = Precision(weights=m.weight_dtype, experts=m.expert_dtype)
     wb = params.weight_bytes(m, native)
     f.append(_figure("weight_bytes", f"weights ({m.weight_dtype}" + (f", experts {m.expert_dtype}" if m.expert_dtype else "") + ")",

@@ -142,7 +142,7 @@ def figures_of_merit(scn: Scenario) -> dict[str, Any]:
     prefill, embeddings) and achievable memory B/s (decode). Achievable = peak x efficiency
     (peak with ``--ideal``); FLOP/s at the rate of the model's weight type.
 
-    Worked number: H100 SXM at 989.4e12 FLOP/s x 0.72 = 712e12 FLOP/s for 2.99 USD/h
+    Worked number: H100 SXM at 989.4e12 FLOP/s x an efficiency of 0.72 = 712e12 FLOP/s for 2.99 USD/h
     -> 238e12 FLOP/s per USD/h; Tensor Economics' 750e12 at 2 USD/h gives 375e12.
     """
     hw = scn.hardware

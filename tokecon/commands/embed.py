@@ -55,7 +55,7 @@ COLUMNS = [
     Column("tok_s", "tok/s", "rate"),
     Column("bound", "bound", "str"),
     Column("flop_s_achieved_per_gpu", "TFLOP/s per GPU", "flop"),
-    Column("flop_s_achieved_per_usd_per_hour", "TFLOP/s per USD/h", "flop"),
+    Column("flop_s_achieved_per_usd_per_hour", "achieved TFLOP/s per USD/h", "flop"),
     Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
     Column("usd_per_mtok", "USD/Mtok", "usd"),
 ]
@@ -97,7 +97,7 @@ def embed_rows(scn: Scenario, batches: list[int], seq_len: int, utilization: flo
     max_b = int(memory.max_batch(scn, ctx))
     B = np.asarray(batches, dtype=float)
     t = prefill_step(scn, B, np.full_like(B, float(seq_len)))
-    step = t.step_time_s
+    step = t.step_time_s  # GPU time per batch (pipeline stages overlap batches); t.latency until it is done
     emb_s = dep.replicas * B / step
     tok_s = emb_s * seq_len
     usd_mtok = economics.usd_per_mtok(scn.usd_per_hour / utilization, tok_s)
@@ -139,7 +139,7 @@ def why_cheap(scn: Scenario, rows: list[dict[str, Any]], seq_len: int) -> str | 
         return None
     first = fitting[0]
     m, dep = scn.model, scn.deployment
-    matmul = 2.0 * (params.active_params(m) - params.embedding_params(m))
+    matmul = 2.0 * params.matmul_params_per_token(m)
     weights = memory.weight_bytes_per_gpu(m, scn.precision, dep)
     read_s = weights / (scn.hardware.memory_bw_b_s * scn.memory_bw_efficiency)
     compute_s = first["compute_time_s"]
@@ -148,9 +148,11 @@ def why_cheap(scn: Scenario, rows: list[dict[str, Any]], seq_len: int) -> str | 
         f"{dep.n_gpus}x{scn.hardware.key}: {first['flop_per_seq'] / TFLOP:.2f} TFLOP per {seq_len}-token sequence "
         f"({matmul / 1e9:.2f} GFLOP per token through the weights + {attn} attention, no LM head); "
         f"at batch {first['batch']} that is {compute_s * 1e3:.2f} ms of compute against {read_s * 1e3:.2f} ms to read "
-        f"{weights / GB:.1f} GB of weights per GPU, so the pass is {first['bound']}-bound and the price follows "
-        f"FLOP/s per USD/h: this device offers {first['flop_s_per_usd_per_hour'] / TFLOP:.0f} TFLOP/s per USD/h "
-        f"({first['device_flop_s'] / TFLOP:.0f} TFLOP/s achievable at {first['usd_per_gpu_hour']:.2f} USD/h)."
+        f"{weights / GB:.1f} GB of weights per GPU, so the pass is {first['bound']}-bound"
+        + (f" and the price follows FLOP/s per USD/h: this device offers {first['flop_s_per_usd_per_hour'] / TFLOP:.0f} "
+           f"TFLOP/s per USD/h achievable ({first['device_flop_s'] / TFLOP:.0f} TFLOP/s at {first['usd_per_gpu_hour']:.2f} USD/h)."
+           if first["bound"] == "compute" else
+           f" and the price follows B/s per USD/h ({first['bytes_s_per_usd_per_hour'] / 1e9:,.0f} GB/s per USD/h achievable).")
     )
 
 

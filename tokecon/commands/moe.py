@@ -21,7 +21,7 @@ dispatched tokens: an upper bound on scale-out bytes, as DeepEP's low-latency ke
 
 Worked number: deepseek-v3 (fp8), 64 sequences per GPU at 2048 tokens, 2 nodes of 8 H100
 (EP16): each GPU hosts 16 experts, touches all of them, and reads 16 x 44.0e6 x 58 = 40.9 GB
-of expert weights per step (15 ms at 2.68 TB/s); it sends 64 x 8 x 7168 x 3 B x 58 = 639 MB,
+of expert weights per step (15 ms at 2.68 TB/s, i.e. 80% of 3.35 TB/s); it sends 64 x 8 x 7168 x 3 B x 58 = 639 MB,
 half of it over InfiniBand (8.0 ms at 40 GB/s).
 """
 
@@ -316,10 +316,11 @@ def unfit_note(rows: list[dict[str, Any]], scn_by_ep: dict[int, Scenario]) -> st
     ep = bad[0]
     scn = scn_by_ep[ep]
     w = memory.weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
+    usable = memory.usable_bytes(scn)
+    why = "its weights alone do not fit" if w >= usable else "too little is left for the batch's KV cache"
     return (
         f"Rows marked 'does not fit' have no numbers: at EP {ep} each {scn.hardware.key} needs {w / GB:.1f} GB for its "
-        f"weights and has {memory.usable_bytes(scn) / GB:.1f} GB usable, too little for the batch's KV cache; more "
-        f"nodes spread the experts thinner."
+        f"weights and has {usable / GB:.1f} GB usable: {why}; more nodes spread the experts thinner."
     )
 
 

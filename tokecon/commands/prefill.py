@@ -57,14 +57,15 @@ def prefill_rows(scn: Scenario, batches: list[int], input_len: int) -> list[dict
         if not row["fits"]:
             rows.append({**row, **unfit_fields(_NUMERIC)})
             continue
-        ttft = float(t.step_time_s[i])
-        tok_s = dep.replicas * b * input_len / ttft
+        ttft = float(t.latency[i])
+        busy = float(t.step_time_s[i])  # with pipeline stages, a stream of batches overlaps
+        tok_s = dep.replicas * b * input_len / busy
         row.update(step_fields(t, i))
         row.update(
             ttft_s=ttft,
             tok_s=tok_s,
             tok_s_per_gpu=tok_s / dep.n_gpus,
-            flop_s_achieved_per_gpu=float(t.flop[i]) / ttft,
+            flop_s_achieved_per_gpu=float(t.flop[i]) / busy,
             **cost_fields(scn, tok_s),
         )
         rows.append(row)
