@@ -180,3 +180,17 @@ def test_core_imports_neither_typer_nor_rich():
             "assert 'typer' not in sys.modules and 'rich' not in sys.modules, sorted(sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_explain_breaks_the_cheapest_step_into_operations():
+    """STYLE.md 4: the parts sum to the total, and --explain shows them."""
+    doc = json.loads(invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "-b", "1,64", "--explain", "-f", "json").stdout)
+    for row in doc["rows"]:
+        parts = sum(d["time_s"] for d in row["breakdown"].values())
+        assert parts + row["overhead_s"] == pytest.approx(row["step_time_s"], rel=1e-9)
+        assert sum(d["flop"] for d in row["breakdown"].values()) == pytest.approx(row["flop"], rel=1e-9)
+        assert row["breakdown"]["comm/allreduce"]["bound"] == "communication"
+    r = invoke("prefill", "-m", "llama3-8b", "-g", "1xH100", "--explain")
+    assert r.exit_code == 0 and "prefill --explain" in r.stdout and "mlp/ffn" in r.stdout and "engine overhead" in r.stdout
+    plain = json.loads(invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "-b", "1", "-f", "json").stdout)
+    assert "breakdown" not in plain["rows"][0]

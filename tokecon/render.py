@@ -6,7 +6,6 @@ Human formatting (ms, GB, USD) lives here and only here. Rich is imported lazily
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -35,6 +34,10 @@ def fmt_value(value: Any, fmt: str) -> str:
         return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
     if fmt == "flop":  # FLOP/s -> TFLOP/s
         return f"{value / 1e12:,.1f}"
+    if fmt == "gflop":  # FLOP -> GFLOP
+        return f"{value / 1e9:,.2f}"
+    if fmt == "mbytes":  # B -> MB
+        return f"{value / 1e6:,.1f}"
     if fmt == "pct":
         return f"{value:.0%}"
     if fmt == "signed_pct":  # a relative change, e.g. against a baseline
@@ -143,6 +146,8 @@ def _all_keys(rows: list[dict]) -> list[str]:
 
 def render_csv(result: Result, file: TextIO) -> None:
     """Every row field, SI units (the unit is in the column name)."""
+    import csv  # only this view needs it
+
     data = result.to_dict()["rows"]
     writer = csv.DictWriter(file, fieldnames=_all_keys(data), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -44,6 +44,7 @@ class StepTimes:
     breakdown_flop: dict[str, np.ndarray]
     breakdown_bytes: dict[str, np.ndarray]
     latency_s: np.ndarray | None = None  # time until the work is done, when it differs from the step
+    breakdown_bound: dict[str, np.ndarray] | None = None  # what bound each operation
 
     @property
     def latency(self) -> np.ndarray:
@@ -59,7 +60,7 @@ class StepTimes:
             self.overhead_s, self.compute_bound_s * k, self.memory_bound_s * k,
             (self.step_time_s - self.overhead_s) * k + self.overhead_s,
             {n: v * k for n, v in self.breakdown_s.items()}, {n: v * k for n, v in self.breakdown_flop.items()},
-            {n: v * k for n, v in self.breakdown_bytes.items()},
+            {n: v * k for n, v in self.breakdown_bytes.items()}, None, self.breakdown_bound,
         )
 
     @property
@@ -101,10 +102,12 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> Step
     br_t: dict[str, np.ndarray] = {}
     br_f: dict[str, np.ndarray] = {}
     br_b: dict[str, np.ndarray] = {}
+    br_bound: dict[str, np.ndarray] = {}
     for op in ops:
         if op.kind == "comm":
             t = comm_time_s(op, scn) + z
             comm = comm + t
+            br_bound[op.name] = np.full(shape, "communication")
         else:
             tc = op.flop / (hw.peak_flop_s(op.dtype) * ce) + z
             tm = op.bytes / (kv_bw if op.kv_cache else bw) + z
@@ -112,6 +115,7 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> Step
             t_c, t_m = t_c + tc, t_m + tm
             c_bound = c_bound + np.where(tc >= tm, t, 0.0)
             m_bound = m_bound + np.where(tc >= tm, 0.0, t)
+            br_bound[op.name] = np.where(tc >= tm, "compute", "memory")
             flop, byts = flop + op.flop, byts + op.bytes
         br_t[op.name] = br_t.get(op.name, 0.0) + t
         br_f[op.name] = br_f.get(op.name, 0.0) + op.flop + z
@@ -119,4 +123,4 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> Step
     overhead = scn.step_overhead_s
     busy = c_bound + m_bound
     step = (np.maximum(busy, comm) if overlap_comm else busy + comm) + overhead
-    return StepTimes(flop, byts, t_c, t_m, comm, overhead, c_bound, m_bound, step, br_t, br_f, br_b)
+    return StepTimes(flop, byts, t_c, t_m, comm, overhead, c_bound, m_bound, step, br_t, br_f, br_b, None, br_bound)

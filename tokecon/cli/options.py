@@ -70,6 +70,9 @@ MaxTtft = Annotated[Optional[float], typer.Option("--max-ttft-ms", help="Fail (e
 MaxTpot = Annotated[Optional[float], typer.Option("--max-tpot-ms", help="Fail (exit 1) when time per output token exceeds this.")]
 
 
+Explain = Annotated[bool, typer.Option("--explain", help="Show each operation of the cheapest row: time, FLOP, bytes, bound.")]
+
+
 def batch_list(values: list[str] | None) -> list[int] | None:
     from tokecon.scenario import parse_int_list
 
@@ -81,11 +84,17 @@ def batch_list(values: list[str] | None) -> list[int] | None:
     return out
 
 
-def emit(result, fmt: OutputFormat) -> None:
-    """Render ``result`` to stdout; if any row crossed a threshold, say so on stderr and exit 1."""
+def emit(result, fmt: OutputFormat, explain: bool = False) -> None:
+    """Render ``result`` to stdout (with ``explain``, the per-operation breakdown of its cheapest
+    rows after it; JSON rows carry it as ``breakdown``); if any row crossed a threshold, say so on
+    stderr and exit 1."""
     from tokecon.render import render
 
     render(result, fmt.value, sys.stdout)
+    if explain and fmt != OutputFormat.json:
+        from tokecon.commands.common import breakdown_result
+
+        render(breakdown_result(result), fmt.value, sys.stdout)
     failed = result.failed_rows
     if failed:
         first = failed[0]

@@ -25,6 +25,7 @@ def prefill(
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    explain: o.Explain = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -36,4 +37,4 @@ def prefill(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
-    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits), fmt)
+    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits, explain), fmt, explain)

@@ -10,6 +10,7 @@ import numpy as np
 
 from tokecon import economics, memory, params
 from tokecon.catalog import Catalog, load_catalog
+from tokecon.results import Column, Result
 from tokecon.roofline import StepTimes
 from tokecon.scenario import GpuSpec, build_scenario, parse_gpus
 from tokecon.specs import Scenario
@@ -68,6 +69,49 @@ def scenario_inputs(scn: Scenario) -> dict[str, Any]:
         "pp": dep.pp,
         "replicas": dep.replicas,
     }
+
+
+def breakdown_fields(t: StepTimes, i: int) -> dict[str, Any]:
+    """Per operation of the step (STYLE.md 4: components first): time, FLOP, bytes, what bound it."""
+    bound = t.breakdown_bound or {}
+    return {"breakdown": {
+        name: {"time_s": float(np.broadcast_to(v, t.step_time_s.shape).flat[i]),
+               "flop": float(np.broadcast_to(t.breakdown_flop[name], t.step_time_s.shape).flat[i]),
+               "bytes": float(np.broadcast_to(t.breakdown_bytes[name], t.step_time_s.shape).flat[i]),
+               "bound": str(np.broadcast_to(bound[name], t.step_time_s.shape).flat[i]) if name in bound else None}
+        for name, v in t.breakdown_s.items()
+    }}
+
+
+BREAKDOWN_COLUMNS = [
+    Column("operation", "operation", "str"),
+    Column("time_s", "time [ms]", "time"),
+    Column("share", "share of step [%]", "pct"),
+    Column("flop", "GFLOP", "gflop"),
+    Column("bytes", "MB", "mbytes"),
+    Column("intensity", "FLOP/B", "num"),
+    Column("bound", "bound", "str"),
+]
+
+
+def breakdown_result(result: Result) -> Result:
+    """``--explain``: the operations of each highlighted (cheapest) row, a table per deployment."""
+    rows = []
+    for i in sorted(result.highlight):
+        row = result.rows[i]
+        step = row.get("step_time_s") or row.get("ttft_s") or 0.0
+        for name, d in (row.get("breakdown") or {}).items():
+            rows.append({"deployment": f"{row['deployment']}, batch {row['batch']}", "operation": name,
+                         "time_s": d["time_s"], "share": d["time_s"] / step if step else None, "flop": d["flop"],
+                         "bytes": d["bytes"], "intensity": d["flop"] / d["bytes"] if d["bytes"] else None,
+                         "bound": d["bound"]})
+        if row.get("breakdown"):
+            rows.append({"deployment": f"{row['deployment']}, batch {row['batch']}", "operation": "engine overhead",
+                         "time_s": row["overhead_s"], "share": row["overhead_s"] / step if step else None,
+                         "flop": 0.0, "bytes": 0.0, "intensity": None, "bound": "overhead"})
+    notes = ["Per GPU, one step; operations totalled over the layers that share them. "
+             "The step is their sum plus the engine's fixed overhead (parts sum to the total)."]
+    return Result(f"{result.command} --explain", {"model": result.inputs.get("model")}, rows, BREAKDOWN_COLUMNS, notes=notes)
 
 
 def step_fields(t: StepTimes, i: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import numpy as np
 from tokecon import memory
 from tokecon.commands.common import (
     CommonOptions,
+    breakdown_fields,
     cheapest,
     cost_fields,
     efficiency_note,
@@ -50,7 +51,7 @@ def default_batches(max_b: int) -> list[int]:
     return out
 
 
-def decode_rows(scn: Scenario, batches: list[int], context: int) -> list[dict[str, Any]]:
+def decode_rows(scn: Scenario, batches: list[int], context: int, explain: bool = False) -> list[dict[str, Any]]:
     ctx = np.asarray(float(context))
     max_b = int(memory.max_batch(scn, ctx))
     B = np.asarray(batches, dtype=float)
@@ -67,6 +68,8 @@ def decode_rows(scn: Scenario, batches: list[int], context: int) -> list[dict[st
         step = float(t.step_time_s[i])
         tok_s = dep.replicas * b / step
         row.update(step_fields(t, i))
+        if explain:
+            row.update(breakdown_fields(t, i))
         row.update(
             step_time_s=step,
             tpot_s=step,
@@ -98,7 +101,8 @@ def why_cheapest(scn: Scenario, rows: list[dict[str, Any]], best: int) -> str:
     return f"{head}: communication-bound; the all-reduces between GPUs dominate each step."
 
 
-def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thresholds: Thresholds) -> Result:
+def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thresholds: Thresholds,
+               explain: bool = False) -> Result:
     catalog = opts.load()
     positive_ints([context], "--context")
     scns = opts.scenarios(catalog)
@@ -110,7 +114,7 @@ def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thr
         require_fit(scn, context)
         max_b = int(memory.max_batch(scn, np.asarray(float(context))))
         chosen = positive_ints(batches, "--batch") if batches else default_batches(max_b)
-        these = decode_rows(scn, chosen, context)
+        these = decode_rows(scn, chosen, context, explain)
         best = cheapest(these)
         if best is not None:
             highlight.add(len(rows) + best)

@@ -9,6 +9,7 @@ import numpy as np
 from tokecon import memory
 from tokecon.commands.common import (
     CommonOptions,
+    breakdown_fields,
     cheapest,
     cost_fields,
     efficiency_note,
@@ -42,7 +43,7 @@ _NUMERIC = (
 )  # fmt: skip
 
 
-def prefill_rows(scn: Scenario, batches: list[int], input_len: int) -> list[dict[str, Any]]:
+def prefill_rows(scn: Scenario, batches: list[int], input_len: int, explain: bool = False) -> list[dict[str, Any]]:
     """Rows of a prefill of ``batch`` prompts of ``input_len`` tokens, all in one step."""
     ctx = np.asarray(float(input_len))
     max_b = int(memory.max_batch(scn, ctx))
@@ -61,6 +62,8 @@ def prefill_rows(scn: Scenario, batches: list[int], input_len: int) -> list[dict
         busy = float(t.step_time_s[i])  # with pipeline stages, a stream of batches overlaps
         tok_s = dep.replicas * b * input_len / busy
         row.update(step_fields(t, i))
+        if explain:
+            row.update(breakdown_fields(t, i))
         row.update(
             ttft_s=ttft,
             tok_s=tok_s,
@@ -72,7 +75,8 @@ def prefill_rows(scn: Scenario, batches: list[int], input_len: int) -> list[dict
     return rows
 
 
-def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, thresholds: Thresholds) -> Result:
+def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, thresholds: Thresholds,
+               explain: bool = False) -> Result:
     catalog = opts.load()
     positive_ints([input_len], "--input-len")
     scns = opts.scenarios(catalog)
@@ -83,7 +87,7 @@ def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, 
     for scn in scns:
         check_context(scn.model, input_len, "--input-len")
         require_fit(scn, input_len)
-        these = prefill_rows(scn, batches, input_len)
+        these = prefill_rows(scn, batches, input_len, explain)
         best = cheapest(these)
         if best is not None:
             highlight.add(len(rows) + best)
