@@ -164,11 +164,11 @@ def test_communication_eats_the_gain_of_faster_gpus():
     """Over InfiniBand at EP64 the step is the all-to-all's on B200: it gives little more tok/s per GPU than
     H100 (its memory time is 2.4x shorter), while a fast enough link lets it. Inside one NVL72
     domain (EP72 over NVLink) GB200 gets over 1.5x what 9 nodes of 8 B200 reach over InfiniBand.
-    (The B200 reads its memory ~2.4x faster: the ratio of the two devices' memory time.)"""
+    (The B200 reads its memory about 2x faster at the fitted efficiencies, 2.4x at peak.)"""
     h100 = rows_for("deepseek-v3", "8xH100", [8], "infiniband")[0]
     b200 = rows_for("deepseek-v3", "8xB200", [8], "infiniband")[0]
     b200_fast = rows_for("deepseek-v3", "8xB200", [8], "400")[0]
-    assert h100["memory_time_s"] > 2 * b200["memory_time_s"]
+    assert h100["memory_time_s"] > 1.8 * b200["memory_time_s"]
     assert b200["tok_s_per_gpu"] < 1.25 * h100["tok_s_per_gpu"]  # 2.4x the memory bandwidth, under 25% more output
     assert b200["comm_share"] > 0.5 and b200["comm_share"] > h100["comm_share"]
     assert b200_fast["tok_s_per_gpu"] > 1.5 * b200["tok_s_per_gpu"]

@@ -26,10 +26,13 @@ from tokecon.units import dtype_bytes
 
 
 def usable_bytes(scn: Scenario) -> float:
+    """Capacity the engine lets weights and KV cache use: capacity x (1 - reserve)."""
     return scn.hardware.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction)
 
 
 def weight_bytes_per_gpu(model: Model, precision: Precision, dep: Deployment) -> float:
+    """Weights one GPU holds: all of them / (tp x pp); under expert parallelism the routed experts
+    / ep and the rest (attention, shared experts, dense layers) replicated, / pp."""
     total = params.weight_bytes(model, precision)
     if dep.ep > 1 or dep.attention_dp:
         experts = params.routed_expert_params_total(model) * dtype_bytes(precision.expert_weights)

@@ -126,36 +126,41 @@ def build_scenario(
     return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour)
 
 
+def _config_file(name: str):
+    """The path of a Hugging Face config.json that ``name`` points to, or None."""
+    if not (isinstance(name, str) and name.strip().lower().endswith(".json")):
+        return None
+    from pathlib import Path
+
+    path = Path(name.strip()).expanduser()
+    return path if path.is_file() else None
+
+
 def register_model_file(catalog: Catalog, name: str) -> Catalog:
     """If ``name`` is a Hugging Face config.json on disk, add it to ``catalog`` so that looking up
     ``name`` (by any command) finds the imported model; its origin is the file."""
-    if isinstance(name, str) and name.strip().lower().endswith(".json"):
-        from pathlib import Path
+    path = _config_file(name)
+    if path is not None:
+        from tokecon.hf_config import model_from_config_file
 
-        path = Path(name.strip()).expanduser()
-        if path.is_file():
-            from tokecon.hf_config import model_from_config_file
-
-            model = model_from_config_file(path)
-            catalog.models.add(model.key, model, (name.strip(),), model.origin)
+        model = model_from_config_file(path)
+        catalog.models.add(model.key, model, (name.strip(),), model.origin)
     return catalog
 
 
 def resolve_model(catalog: Catalog, name: str) -> Model:
     """A catalog model by name or alias, or a Hugging Face ``config.json`` given by path."""
-    if name.strip().lower().endswith(".json"):
-        from pathlib import Path
+    path = _config_file(name)
+    if path is not None:
+        from tokecon.hf_config import model_from_config_file
 
-        path = Path(name.strip()).expanduser()
-        if path.is_file():
-            from tokecon.hf_config import model_from_config_file
-
-            return model_from_config_file(path)
-        try:
-            return catalog.models.get(name)
-        except TokeconError:
+        return model_from_config_file(path)
+    try:
+        return catalog.models.get(name)
+    except TokeconError:
+        if name.strip().lower().endswith(".json"):
             raise TokeconError(f"--model {name}: no such config.json file (and no catalog model of that name)") from None
-    return catalog.models.get(name)
+        raise
 
 
 def resolve_engine(catalog: Catalog, name: str | None) -> Engine:
