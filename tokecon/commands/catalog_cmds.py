@@ -128,8 +128,9 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
         f.append(_figure(f"{dtype}_flop_s", f"{dtype} dense peak", flop_s, "op/s" if dtype == "int8" else "FLOP/s",
                          f"{flop_s / 1e12:,.1f} {unit}"))
     for dtype, (peak, real) in ridge_points(hw).items():
-        f.append(_figure(f"ridge_point_{dtype}_flop_per_b", f"ridge point {dtype}", peak, "FLOP/B",
-                         f"{peak:,.0f} FLOP/B peak, {real:,.0f} FLOP/B at the efficiency factors"))
+        per_b = "op/B" if dtype == "int8" else "FLOP/B"
+        f.append(_figure(f"ridge_point_{dtype}_flop_per_b", f"ridge point {dtype}", peak, per_b,
+                         f"{peak:,.0f} {per_b} peak, {real:,.0f} {per_b} at the efficiency factors"))
     f += [
         _figure("scaleup_bw_b_s", f"scale-up ({hw.scaleup_link})", hw.scaleup_bw_b_s, "B/s",
                 f"{hw.scaleup_bw_b_s / GB:,.0f} GB/s per direction, domain of {hw.scaleup_domain}"),
@@ -142,9 +143,9 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
         f.append(_figure("purchase_usd", "purchase price", hw.purchase_usd, "USD", f"{hw.purchase_usd:,.0f} USD"))
     bf16 = hw.flop_s["bf16"]
     f += [
-        _figure("bf16_flop_s_per_usd_h", "bf16 FLOP/s per USD/h", bf16 / hw.rental_usd_per_hour, "FLOP/s/(USD/h)",
+        _figure("bf16_flop_s_per_usd_h", "bf16 peak FLOP/s per USD/h", bf16 / hw.rental_usd_per_hour, "FLOP/s/(USD/h)",
                 f"{bf16 / hw.rental_usd_per_hour / 1e12:,.0f} TFLOP/s per USD/h"),
-        _figure("memory_bw_b_s_per_usd_h", "bandwidth per USD/h", hw.memory_bw_b_s / hw.rental_usd_per_hour, "B/s/(USD/h)",
+        _figure("memory_bw_b_s_per_usd_h", "peak bandwidth per USD/h", hw.memory_bw_b_s / hw.rental_usd_per_hour, "B/s/(USD/h)",
                 f"{hw.memory_bw_b_s / hw.rental_usd_per_hour / GB:,.0f} GB/s per USD/h"),
         _figure("efficiency", "efficiency", dataclasses.asdict(e), "",
                 f"compute {e.compute:.0%}, memory {e.memory_bw:.0%}, link {e.link:.0%}, "
