@@ -14,9 +14,6 @@ from typing import Any, TextIO
 
 from tokecon.results import Column, Result
 
-FORMATS = ("table", "json", "csv", "markdown")
-
-
 def fmt_value(value: Any, fmt: str) -> str:
     """One cell, human-readable; the unit is in the column header."""
     if value is None:

@@ -4,8 +4,6 @@ Catalog keys carry their unit (``memory_bw_tb_s``) and are converted once, at lo
 with these constants. Decimal prefixes unless a name says GiB.
 """
 
-KB = 1e3
-MB = 1e6
 GB = 1e9
 TB = 1e12
 GIB = 2.0**30
