@@ -13,8 +13,9 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -167,6 +168,9 @@ ENGINE_FIELDS: dict[str, FieldSpec] = {
     "memory_reserve_fraction": _num(non_negative=True, upper=0.9),
     "max_running_requests": _int(upper=1e6),
     "prefill_chunk_tokens": _int(upper=1e7),
+    "family": _STR,
+    "version_from": _STR,
+    "version_before": _STR,
     "source": FieldSpec((str,), True),
     "fitted_on": _STR,
     "notes": _STR,
@@ -302,6 +306,9 @@ def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
         source=e["source"],
         fitted_on=e.get("fitted_on", "default"),
         origin=origin,
+        family=e.get("family", key),
+        version_from=e.get("version_from", ""),
+        version_before=e.get("version_before", ""),
     )
 
 
@@ -381,6 +388,43 @@ class Registry:
         return len(self.entries)
 
 
+def version_tuple(text: str) -> tuple[int, ...] | None:
+    """``1.0.0rc3`` -> (1, 0, 0); ``0.5.8.post1`` -> (0, 5, 8); no leading number (``nightly``) -> None."""
+    m = re.match(r"^\s*v?(\d+(?:\.\d+)*)", text or "")
+    return tuple(int(p) for p in m.group(1).split(".")) if m else None
+
+
+def _covers(engine: Engine, v: tuple[int, ...]) -> bool:
+    lo, hi = version_tuple(engine.version_from), version_tuple(engine.version_before)
+    return (lo is None or v >= lo) and (hi is None or v < hi)
+
+
+@dataclass
+class EngineRegistry(Registry):
+    """Engine profiles, also looked up as ``NAME@VERSION``: the generation of NAME whose version
+    range covers VERSION, else the nearest older one (or the oldest), with ``version_note`` saying
+    so. A plain NAME is the profile of that key: by convention the current generation."""
+
+    def get(self, name: str) -> Engine:
+        base, _, version = name.partition("@")
+        engine = super().get(base)
+        if not version.strip():
+            return engine
+        v = version_tuple(version)
+        family = [e for e in self.entries.values() if e.family == engine.family]
+        if v is None:
+            return replace(engine, version_note=f"version '{version.strip()}' is not a release number: "
+                                                f"using {engine.key} ({engine.version_range})")
+        for e in family:
+            if _covers(e, v):
+                return e
+        older = [e for e in family if version_tuple(e.version_from) is not None and version_tuple(e.version_from) <= v]
+        pick = max(older, key=lambda e: version_tuple(e.version_from)) if older else min(
+            family, key=lambda e: version_tuple(e.version_from) or ())
+        return replace(pick, version_note=f"no {engine.family} profile covers {version.strip()}: using "
+                                          f"{'the nearest older' if older else 'the oldest'} one, {pick.key} ({pick.version_range})")
+
+
 @dataclass
 class Catalog:
     hardware: Registry
@@ -419,7 +463,7 @@ def _read_builtin(path: Path) -> dict:
 
 def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home: bool = True) -> Catalog:
     """Built-in catalogs, then the user's, then ``extra_files``; later entries override earlier."""
-    catalog = Catalog(Registry("hardware"), Registry("models"), Registry("engines"), [])
+    catalog = Catalog(Registry("hardware"), Registry("models"), EngineRegistry("engines"), [])
     for kind, path in builtin_paths().items():
         _add_entries(catalog, kind, _read_builtin(path), str(path))
         catalog.files.append(str(path))

@@ -163,6 +163,17 @@ class Engine:
     source: str = ""
     fitted_on: str = "default"
     origin: str = ""
+    family: str = ""  # the engine this profile is a generation of (vllm, sglang, trtllm, ...)
+    version_from: str = ""  # first version the profile covers ("" = the oldest)
+    version_before: str = ""  # first version it no longer covers ("" = the newest)
+    version_note: str = ""  # how a NAME@VERSION request was resolved to this profile
+
+    @property
+    def version_range(self) -> str:
+        """``0.8 <= v < 1.0`` style text of the versions this profile covers."""
+        lo = f"{self.version_from} <= " if self.version_from else ""
+        hi = f" < {self.version_before}" if self.version_before else ""
+        return f"{lo}v{hi}" if (lo or hi) else "all versions"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+"""Engine generations: ``NAME@VERSION`` resolves to the profile whose version range covers it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokecon.catalog import load_catalog, version_tuple
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("1.0.0rc3", (1, 0, 0)), ("0.5.8.post1", (0, 5, 8)), ("v0.19.0", (0, 19, 0)), ("nightly-dev", None), ("", None)],
+)
+def test_version_tuple(text, expected):
+    assert version_tuple(text) == expected
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("vllm", "vllm"),  # plain name: the current generation
+        ("vllm@0.6.3", "vllm-v0"),  # V0 engine: V1 became the default in 0.8.0
+        ("vllm@0.8.0", "vllm"),
+        ("vllm@0.19.0", "vllm"),
+        ("trtllm@0.14.0", "trtllm-2024"),
+        ("trtllm@1.0.0rc3", "trtllm"),
+        ("sglang@0.4.3", "sglang-2025"),
+        ("sglang@0.5.9", "sglang"),
+        ("TensorRT-LLM@1.2.0rc6.post2", "trtllm"),  # aliases work with a version too
+    ],
+)
+def test_builtin_generations(catalog, name, key):
+    engine = catalog.engines.get(name)
+    assert engine.key == key
+    assert engine.version_note == ""
+
+
+def test_every_builtin_version_resolves_to_exactly_one_profile(catalog):
+    """Within a family the ranges neither overlap nor leave gaps: every release maps to one profile."""
+    from tokecon.catalog import _covers
+
+    for engine in catalog.engines:
+        family = [e for e in catalog.engines if e.family == engine.family]
+        for probe in ((0, 1, 0), (0, 4, 9), (0, 5, 0), (0, 7, 9), (0, 8, 0), (0, 14, 0), (0, 99, 0), (1, 0, 0), (2, 3, 0)):
+            assert sum(_covers(e, probe) for e in family) == 1, (engine.family, probe)
+
+
+def test_unreleased_version_is_the_current_generation_with_a_note(catalog):
+    engine = catalog.engines.get("sglang@nightly-dev")
+    assert engine.key == "sglang"
+    assert "not a release number" in engine.version_note
+
+
+def test_gap_takes_the_nearest_older_generation(tmp_path):
+    """A user catalog with generations 1.x and 3.x: 2.5 is served by 1.x, said in the note."""
+    path = tmp_path / "engines.toml"
+    path.write_text(
+        '[engines.myeng]\nname = "mine 3.x"\nfamily = "myeng"\nversion_from = "3.0"\ncompute_scale = 1.0\n'
+        'memory_bw_scale = 1.0\nstep_overhead_ms = 1.0\nsource = "test"\n'
+        '[engines.myeng-1]\nname = "mine 1.x"\nfamily = "myeng"\nversion_from = "1.0"\nversion_before = "2.0"\n'
+        'compute_scale = 0.5\nmemory_bw_scale = 0.5\nstep_overhead_ms = 3.0\nsource = "test"\n'
+    )
+    cat = load_catalog([path])
+    got = cat.engines.get("myeng@2.5")
+    assert got.key == "myeng-1" and "nearest older" in got.version_note
+    oldest = cat.engines.get("myeng@0.3")
+    assert oldest.key == "myeng-1" and "the oldest" in oldest.version_note
+    assert cat.engines.get("myeng@3.1").key == "myeng"
