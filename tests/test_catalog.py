@@ -209,7 +209,8 @@ def test_models_list_and_show():
     m = cat.models.get("deepseek-v3")
     assert figs["params"] == params.total_params(m) and figs["active_params"] == params.active_params(m)
     assert figs["kv_bytes_per_token_bf16"] == 61 * (512 + 64) * 2  # MLA latent
-    assert figs["weight_bytes_fp8"] == pytest.approx(params.total_params(m))
+    # FP8 checkpoint: embeddings, LM head and routers stay BF16, one byte more each (2 V D + 58 E D)
+    assert figs["weight_bytes_fp8"] == pytest.approx(params.total_params(m) + 2 * 129280 * 7168 + 58 * 256 * 7168)
     assert figs["weight_bytes"] == figs["weight_bytes_fp8"]  # native FP8
     for dtype in ("bf16", "fp4", "int4", "q4_k_m"):
         assert f"weight_bytes_{dtype}" in figs

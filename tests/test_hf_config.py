@@ -46,7 +46,8 @@ ARCH_FIELDS = ("layers", "hidden_size", "heads", "kv_heads", "head_dim", "interm
                "tied_embeddings", "max_context", "weight_dtype", "expert_dtype", "attention", "qk_norm",
                "attention_bias", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim",
                "experts", "experts_per_token", "shared_experts", "expert_intermediate_size",
-               "shared_expert_intermediate_size", "dense_layers", "sliding_window", "sliding_layers")
+               "shared_expert_intermediate_size", "dense_layers", "sliding_window", "sliding_layers",
+               "attention_chunk_size", "chunked_layers", "expert_groups", "expert_groups_per_token")
 
 #: Gemma 3 27B text_config as released (fields per reference/models.md [S15]); the rest are
 #: Gemma3TextConfig class defaults, exactly the trap the importer must handle. No fixture file exists.
@@ -118,7 +119,8 @@ def test_traps_are_handled():
     assert q["intermediate_size"] == q["expert_intermediate_size"] == 768 and q["dense_layers"] == 0
     mav = load("llama-4-maverick-17b-128e-instruct.TRIMMED")  # nested text_config, interleaved MoE
     assert (mav["dense_layers"], mav["intermediate_size"], mav["expert_intermediate_size"]) == (24, 16384, 8192)
-    assert mav["sliding_layers"] == 36 and mav["shared_experts"] == 1
+    assert (mav["attention_chunk_size"], mav["chunked_layers"]) == (8192, 36) and "sliding_layers" not in mav
+    assert mav["shared_experts"] == 1
     mix = load("mixtral-8x7b-v0.1")  # sliding_window null
     assert "sliding_layers" not in mix and mix["experts"] == 8
 

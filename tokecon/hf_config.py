@@ -13,9 +13,11 @@ The traps (reference/models.md section 8) and how they are handled:
   weight type        quantization_config first (DeepSeek's FP8 says torch_dtype bfloat16), then
                      torch_dtype / dtype; gpt-oss MXFP4 applies to the experts only
   MLA                KV cache is kv_lora_rank + qk_rope_head_dim per layer; kv_heads = heads
-  windows            layer_types, sliding_window_pattern (Gemma 3), attention_chunk_size with
-                     no_rope_layers (Llama 4), a bare sliding_window (Mistral v0.1), Qwen's
-                     use_sliding_window + max_window_layers
+  windows            layer_types, sliding_window_pattern (Gemma 3), a bare sliding_window
+                     (Mistral v0.1), Qwen's use_sliding_window + max_window_layers
+  chunks             attention_chunk_size with no_rope_layers (Llama 4) or chunked_attention in
+                     layer_types: its own kind (a token sees its chunk only), not a window
+  node-limited       n_group / topk_group (DeepSeek-V3: 8 / 4; Kimi K2's 1 / 1 is no limit)
   nesting            text_config (Gemma 3, Llama 4), merged over the top-level keys
 
 Assumes: a decoder-only (or BERT-style encoder) transformer; vision towers are not counted.
@@ -61,6 +63,8 @@ _DEEPSEEK_ARGS = {
     "n_routed_experts": "n_routed_experts",
     "n_shared_experts": "n_shared_experts",
     "n_activated_experts": "num_experts_per_tok",
+    "n_expert_groups": "n_group",
+    "n_limited_groups": "topk_group",
     "q_lora_rank": "q_lora_rank",
     "kv_lora_rank": "kv_lora_rank",
     "qk_nope_head_dim": "qk_nope_head_dim",
@@ -247,25 +251,34 @@ def _weight_types(r: _Reader, notes: list[str]) -> tuple[str, str | None]:
     return base, None
 
 
-def _count_windowed(r: _Reader, layers: int, model_type: str) -> tuple[int, int]:
-    """(sliding_window, sliding_layers) — how many layers keep only a window of keys."""
+def _count_chunked(r: _Reader, layers: int, model_type: str) -> tuple[int, int]:
+    """(attention_chunk_size, chunked_layers) — layers whose tokens see only their own chunk."""
+    chunk = r.cfg.get("attention_chunk_size")
     layer_types = r.list("layer_types")
-    window = r.cfg.get("sliding_window")
-    if model_type.startswith("llama4"):
-        chunk = r.cfg.get("attention_chunk_size")
-        if not chunk:
-            return 0, 0
+    if layer_types is not None:
+        chunked = sum(1 for t in layer_types if t == "chunked_attention")
+    elif model_type.startswith("llama4") and chunk:
         no_rope = r.list("no_rope_layers")
         if no_rope and len(no_rope) == layers:
             chunked = sum(1 for v in no_rope if v)  # 1 = RoPE + chunked attention, 0 = global NoPE
         else:
             interval = r.int("no_rope_layer_interval", default=4)
             chunked = sum(1 for i in range(layers) if (i + 1) % interval)
-        return int(chunk), chunked
+    else:
+        return 0, 0
+    if chunked and not chunk:
+        raise HFConfigError(f"{r.where}: layer_types has chunked layers but 'attention_chunk_size' is missing")
+    return (int(chunk), chunked) if chunked else (0, 0)
+
+
+def _count_windowed(r: _Reader, layers: int, model_type: str) -> tuple[int, int]:
+    """(sliding_window, sliding_layers) — how many layers keep only a window of keys."""
+    layer_types = r.list("layer_types")
+    window = r.cfg.get("sliding_window")
+    if model_type.startswith("llama4"):
+        return 0, 0  # chunked, not windowed: _count_chunked
     if layer_types is not None:
-        windowed = sum(1 for t in layer_types if t in ("sliding_attention", "chunked_attention", "local_attention"))
-        if windowed and not window:
-            window = r.cfg.get("attention_chunk_size")
+        windowed = sum(1 for t in layer_types if t in ("sliding_attention", "local_attention"))
         if windowed and not window:
             raise HFConfigError(f"{r.where}: layer_types has windowed layers but 'sliding_window' is missing")
         return (int(window), windowed) if windowed else (0, 0)
@@ -355,6 +368,7 @@ def entry_from_config(
     if encoder and flat.get("torch_dtype") is None and flat.get("dtype") is None:
         weight_dtype = "fp32"
     window, sliding_layers = _count_windowed(r, layers, model_type)
+    chunk, chunked_layers = _count_chunked(r, layers, model_type)
     max_context = r.int("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", default=0, minimum=0)
     if not max_context:
         max_context = 4096
@@ -418,8 +432,13 @@ def entry_from_config(
         )
         if shared_width:
             entry["shared_expert_intermediate_size"] = shared_width
+        groups = r.int("n_group", default=0, minimum=0)
+        if groups > 1:
+            entry.update(expert_groups=groups, expert_groups_per_token=r.int("topk_group", default=groups))
     if sliding_layers:
         entry.update(sliding_window=window, sliding_layers=sliding_layers)
+    if chunked_layers:
+        entry.update(attention_chunk_size=chunk, chunked_layers=chunked_layers)
     arch = flat.get("architectures")
     arch_name = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else model_type or "unknown"
     if flat.get("reference_args"):

@@ -7,13 +7,15 @@ Formulas (notation of :class:`tokecon.specs.Model`):
   MoE layer                E*3*D*Fe + S*3*D*Fs + D*E (router); active uses k experts instead of E
   norms                    2*D per layer (+ extra), final D (x2 for LayerNorm, which has a bias)
   embeddings V*D (+ learned positions), LM head V*D unless tied or absent.
+Weight bytes: quantised checkpoints keep the embeddings, LM head and router in 16-bit
+(:func:`tokecon.units.embedding_dtype`).
 Checked against every published total in ``models.toml`` within 1% (tests/test_params.py).
 """
 
 from __future__ import annotations
 
 from tokecon.specs import Model, Precision
-from tokecon.units import dtype_bytes
+from tokecon.units import dtype_bytes, embedding_dtype
 
 
 def attention_params_per_layer(m: Model) -> int:
@@ -100,21 +102,28 @@ def routed_expert_params_total(m: Model) -> int:
 
 
 def weight_bytes(m: Model, precision: Precision) -> float:
-    """Bytes of all weights: routed experts in the expert type, everything else in the weight type."""
+    """Bytes of all weights: routed experts in the expert type; embeddings, LM head and routers in
+    :func:`embedding_dtype` (16-bit beside a quantised type); everything else in the weight type.
+
+    Worked number: DeepSeek-V3 FP8 holds 2 x 129,280 x 7,168 = 1.853e9 embedding + head parameters
+    and 58 x 256 x 7,168 = 0.106e9 router parameters in BF16 (HF checkpoint: ``embed_tokens``,
+    ``lm_head``, ``mlp.gate`` are BF16 tensors): +1.96 GB over counting them at one byte.
+    """
     experts = routed_expert_params_total(m)
-    return (total_params(m) - experts) * dtype_bytes(precision.weights) + experts * dtype_bytes(
-        precision.expert_weights
-    )
+    kept = embedding_params(m) + lm_head_params(m) + m.moe_layers * router_params(m)
+    rest = total_params(m) - experts - kept
+    return (rest * dtype_bytes(precision.weights) + kept * dtype_bytes(embedding_dtype(precision.weights))
+            + experts * dtype_bytes(precision.expert_weights))
 
 
 def kv_bytes_per_token(m: Model, kv_dtype: str, context_tokens: float | None = None) -> float:
     """KV-cache bytes one sequence holds per token, over all layers (whole model, no TP split).
 
     GQA: L * 2 * K * hd * bytes; MLA: L * (kv_lora_rank + qk_rope_head_dim) * bytes. With
-    ``context_tokens`` given, windowed layers hold min(context, window) tokens, so the
-    average per token is returned. Source: reference/models.md section 5.
+    ``context_tokens`` given, windowed layers hold min(context, window) tokens and chunked layers
+    min(context, chunk), so the average per token is returned. Source: reference/models.md section 5.
     """
-    if context_tokens is None or not m.sliding_layers:
+    if context_tokens is None or not (m.sliding_layers or m.chunked_layers):
         return m.layers * _kv_bytes_per_token_layer(m, kv_dtype)
     return float(kv_bytes_per_sequence(m, kv_dtype, context_tokens)) / context_tokens
 
@@ -126,9 +135,12 @@ def _kv_bytes_per_token_layer(m: Model, kv_dtype: str) -> float:
 
 def kv_bytes_per_sequence(m: Model, kv_dtype: str, context_tokens):
     """KV bytes of one sequence of ``context_tokens`` (vectorised): full-attention layers hold
-    every token, windowed layers at most ``sliding_window``."""
+    every token, windowed layers at most ``sliding_window``, chunked layers at most
+    ``attention_chunk_size`` (vLLM v1's ChunkedLocalAttentionManager frees the blocks before the
+    current chunk; a sequence may need a whole chunk)."""
     import numpy as np  # here, so that the catalog commands (which use this module) need no numpy
 
     ctx = np.asarray(context_tokens, dtype=float)
-    held = m.full_attention_layers * ctx + m.sliding_layers * np.minimum(ctx, m.sliding_window or np.inf)
+    held = (m.full_attention_layers * ctx + m.sliding_layers * np.minimum(ctx, m.sliding_window or np.inf)
+            + m.chunked_layers * np.minimum(ctx, m.attention_chunk_size or np.inf))
     return _kv_bytes_per_token_layer(m, kv_dtype) * held

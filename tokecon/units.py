@@ -33,9 +33,10 @@ DTYPE_BYTES: dict[str, float] = {
 
 #: Which tensor-core rate a matmul with weights of this type runs at. Weight-only
 #: formats (int4, q4_k_m) are dequantised and multiply in bf16; block-scaled FP4 runs at
-#: the FP4 rate where the device has one (otherwise :meth:`Hardware.peak_flop_s` falls back).
+#: the FP4 rate where the device has one (otherwise :meth:`Hardware.peak_flop_s` falls back
+#: to the 16-bit rate). fp32 runs at the TF32 tensor rate.
 COMPUTE_DTYPE: dict[str, str] = {
-    "fp32": "bf16",
+    "fp32": "tf32",
     "bf16": "bf16",
     "fp16": "bf16",
     "fp8": "fp8",
@@ -46,6 +47,19 @@ COMPUTE_DTYPE: dict[str, str] = {
     "int4": "bf16",
     "q4_k_m": "bf16",
 }
+
+
+#: Weight types whose checkpoints keep the embeddings, the LM head and the MoE router in 16-bit
+#: (DeepSeek-V3 FP8: ``embed_tokens``, ``lm_head`` and ``mlp.gate`` are BF16 tensors; AWQ/GPTQ,
+#: bitsandbytes and ModelOpt FP8/NVFP4 quantise only the Linear layers of the blocks). q4_k_m is
+#: absent: its 4.85 bit/weight already averages the whole GGUF file, head included.
+KEEPS_16BIT_EMBEDDINGS = frozenset({"fp8", "int8", "fp4", "nvfp4", "mxfp4", "int4"})
+
+
+def embedding_dtype(weights: str) -> str:
+    """Storage type of the embeddings, LM head and router beside ``weights``: bf16 when the
+    checkpoint is quantised (:data:`KEEPS_16BIT_EMBEDDINGS`), else the weight type itself."""
+    return "bf16" if weights in KEEPS_16BIT_EMBEDDINGS else weights
 
 
 def dtype_bytes(dtype: str) -> float:
