@@ -4,26 +4,34 @@ A deployment of ``n_gpus`` is ``units`` independent serving units (TP groups; un
 data parallelism every GPU is a unit whose experts are shared over ``ep`` GPUs). C requests in
 flight put b = C / units on each unit. Each request is prefilled (I input tokens), then decoded
 for O - 1 more steps (the prefill gives the first token); a finished request is replaced at once.
+The engine profile (engines.toml) sets the scheduling: its cap on running requests, how much KV
+cache it reserves per request, and its per-step token budget K, chunked or whole prompts.
 
-    running  r = min(b, r_kv)              r_kv: most sequences of I + O tokens whose KV cache fits
-                                           (engines admit only what fits and queue the rest)
+    running  r = min(b, r_kv, cap)         r_kv: requests whose admitted KV footprint fits, I + O
+                                           ("full") or I + O/2 ("average", paged engines); cap:
+                                           max_running_requests (dropped by the ideal view)
+    preempted phi, at context L            (paged engines, :func:`preemption`): each such request
+                                           is re-prefilled over its L tokens, so a request needs
+                                           P = I + phi L prefill tokens in 1 + phi prefills
     decode   T_d = decode step at r sequences, average context I + O/2
-    whole prefill (default): arriving prompts run as their own steps, t_p = prefill of one prompt;
-             in O - 1 steps the r slots each turn over once, so every step carries r t_p / (O - 1):
-             TPOT = T_d + r t_p / (O - 1),                 TTFT = t_p + wait
-    chunked prefill (budget K tokens per step): each step carries the r decode tokens and up to
-             c = K - r prompt tokens; prompts need p = r I / (O - 1) tokens per step, so a share
-             f = p / c of the steps carries a chunk (mixed step T_m, weights read once for all):
-             TPOT = f T_m + (1 - f) T_d,                   TTFT = ceil(I / c) T_m + wait
-             (r is also capped at K (O - 1) / (I + O - 1), where prompts use the whole budget)
+    prefill  every step carries the r decode tokens; prompts need p = r P / (O - 1) tokens per
+             step, carried in mixed steps of c prompt tokens (T_m: weights read once for all):
+             c = min(K - r, max(p, P / (1 + phi)))             chunked: prompts split to fill K
+             c = whole prompts, at least one, up to K - r       whole: batched, never split
+             a share f = p / c of the steps is mixed:  TPOT = f T_m + (1 - f) T_d
+             (r is also capped where prefills fill the budget, so that p <= c always)
+    TTFT     = residual + ceil(I / c) T_m + wait; residual = (f T_m^2 + (1 - f) T_d^2) / (2 TPOT),
+             the rest of the step under way when a request arrives (renewal theory: half a step
+             when all steps are equal; none when no other request is in flight, b <= 1)
     per unit requests/s  X = r / ((O - 1) TPOT)             (Little's law over the running slots)
-    wait     = (b - r) / X                                   (requests queued for a KV slot)
+    wait     = (b - r) / X                                   (requests queued for a slot)
     E2E      = TTFT + (O - 1) TPOT
-    GPU time of prefill (priced to input tokens): r t_p, or f (T_m - T_d) per step when chunked
+    GPU time of prefill (priced to input tokens): f (T_m - T_d) per step
 
-Assumes: steady state, identical requests, FCFS; a queue only forms when the KV cache is full.
-Worked number (tests/test_serve.py): a 1-layer toy model, memory-bound everywhere, gives
-T_d(2) = 3.504 s, t_p = 8.208 s at I = 16, O = 17, so TPOT = 3.504 + 2 x 8.208 / 16 = 4.530 s.
+Assumes: steady state, identical requests, FCFS; a queue only forms when the KV cache or the
+engine's cap is full. Worked number (tests/test_serve.py): a 1-layer toy model, memory-bound
+everywhere, at I = 16, O = 17, C = 2: one prompt in f = 2/16 of the steps, T_m = 10.048 s,
+T_d(2) = 3.504 s, so TPOT = 10.048 / 8 + 3.504 x 7 / 8 = 4.322 s.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ import numpy as np
 from tokecon import memory
 from tokecon.errors import TokeconError
 from tokecon.operations import Op, step_operations
-from tokecon.phases import decode_step, prefill_step
+from tokecon.phases import decode_step
 from tokecon.roofline import StepTimes, step_times
 from tokecon.specs import Model, Scenario
 
@@ -81,7 +89,7 @@ class ServingTimes:
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     units: int
-    max_running: np.ndarray  # requests whose KV cache fits at once (deployment)
+    max_running: np.ndarray  # requests that run at once: KV admission and the engine's cap (deployment)
     running: np.ndarray  # requests decoding (deployment)
     queued: np.ndarray  # requests waiting for a KV slot (deployment)
     ttft_s: np.ndarray
@@ -97,8 +105,9 @@ class ServingTimes:
     tok_s_per_user: np.ndarray  # 1 / TPOT
     prefill_time_fraction: np.ndarray  # share of GPU time spent on prompts
     decode_step_s: np.ndarray  # pure decode step at the running batch
-    prefill_s: np.ndarray  # whole prefill of one prompt, or one mixed (chunk) step
-    chunk_tokens: np.ndarray | None
+    prefill_s: np.ndarray  # one mixed step (decode batch + prompt tokens)
+    chunk_tokens: np.ndarray | None  # prompt tokens per mixed step when chunked, else None
+    preempted: np.ndarray  # share of requests preempted once and re-prefilled
     decode: StepTimes  # the decode step, for the bound and the breakdown
 
     @property
@@ -141,8 +150,54 @@ def mixed_step(
     dec = _core(step_operations(scn, B, 1.0, np.maximum(np.asarray(context, dtype=float) - 1.0, 0.0)))
     share = c / inp
     pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, 0.0))]
-    times = step_times(linear + dec + pre, scn, overlap_comm)
+    times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
     return times.rounds(pp) if pp > 1 else times
+
+
+def admission_context(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray) -> np.ndarray:
+    """Tokens of KV cache the engine reckons an admitted request needs (engines.toml ``kv_admission``):
+    I + O reserved up front ("full": TensorRT-LLM's GUARANTEED_NO_EVICT, llama.cpp slots), or the
+    average over its life, I + O/2 ("average": paged vLLM and SGLang, which preempt on overflow)."""
+    inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
+    return inp + (out / 2.0 if scn.engine.kv_admission == "average" else out)
+
+
+def max_running(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray) -> np.ndarray:
+    """Most requests one serving unit runs at once: those whose admitted KV footprint fits, at most
+    the engine's ``max_running_requests`` (vLLM max_num_seqs), a software cap the ideal view drops.
+    0 when one request cannot hold its last token."""
+    inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
+    fit = np.where(memory.max_batch(scn, inp + out) >= 1, memory.max_batch(scn, admission_context(scn, inp, out)), 0)
+    return fit.astype(float) if scn.ideal else np.minimum(fit, scn.engine.max_running_requests).astype(float)
+
+
+def preemption(running: np.ndarray, fit_full: np.ndarray, full_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(share phi of requests preempted once, their mean context L in tokens) when r requests run and
+    the KV cache holds m = ``fit_full`` requests at their full length I + O = ``full_len``.
+
+    Requests admitted together grow in lockstep (a fixed-concurrency run of identical requests), so
+    the running KV cache peaks with all r at I + O tokens; a cache of F = m (I + O) tokens holds m of
+    them and the engine preempts the rest, dropping their KV and re-prefilling prompt and generated
+    tokens when space returns (vLLM's recompute preemption; SGLang's retraction):
+        phi = max(1 - m / r, 0)
+    At context x the cache holds F / x sequences, so preemptions fall at contexts from F / r to
+    I + O with density F / x^2, and their mean is L = F ln(r / m) / (r - m) (-> I + O as r -> m).
+    When ages are spread out the peak is lower: this is the most the overflow costs."""
+    r, m, full = (np.asarray(a, dtype=float) for a in (running, fit_full, full_len))
+    over = r > m
+    phi = np.where(over, 1.0 - m / np.maximum(r, 1e-12), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(over & (m > 0), m * full * np.log(r / m) / (r - m), full)
+    return phi, mean
+
+
+def _budget_cap(budget: float, r: np.ndarray, prompt: np.ndarray, segments: np.ndarray, steps: np.ndarray, chunked: bool) -> np.ndarray:
+    """Most requests whose prefills fit the token budget K beside ``r`` decode tokens: chunked,
+    r (1 + P / (O - 1)) = K; whole prompts, (1 + phi) r / (O - 1) prefills per step = as many whole
+    ones as fit in K - r (at least one)."""
+    if chunked:
+        return budget * steps / (prompt + steps)
+    return steps / segments * np.maximum(np.floor(np.maximum(budget - r, 1.0) * segments / prompt), 1.0)
 
 
 def serve(
@@ -153,7 +208,10 @@ def serve(
     chunk_tokens: int | None = None,
     overlap_comm: bool = False,
 ) -> ServingTimes:
-    """Continuous batching of ``concurrency`` requests in flight (module docstring has the model)."""
+    """Continuous batching of ``concurrency`` requests in flight (module docstring has the model).
+
+    ``chunk_tokens`` overrides the engine's default (its budget, chunked or whole) with chunked
+    prefill of that many tokens per step."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
     if np.any(out < 2):
         raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
@@ -161,51 +219,50 @@ def serve(
         raise TokeconError("--input-len and --concurrency must be positive")
     if chunk_tokens is not None and chunk_tokens < 2:
         raise TokeconError(f"--chunked-prefill must be at least 2 tokens per step, got {chunk_tokens}")
+    chunked = chunk_tokens is not None or scn.engine.chunked_prefill
+    budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
     dep = scn.deployment
     units = dep.replicas
     steps = out - 1.0
     b = C / units
-    r_kv = memory.max_batch(scn, inp + out).astype(float)
-    r = np.minimum(b, r_kv)
-    if chunk_tokens is not None:
-        r = np.minimum(r, chunk_tokens * steps / (inp + steps))
+    fit_full = memory.max_batch(scn, inp + out).astype(float)
+    r = np.minimum(b, max_running(scn, inp, out))
+    phi, ctx_pre = preemption(r, fit_full, inp + out)
+    r = np.minimum(r, _budget_cap(budget, r, inp + phi * ctx_pre, 1.0 + phi, steps, chunked))
+    phi, ctx_pre = preemption(r, fit_full, inp + out)  # fewer running, less overflow: still within budget
+    prompt = inp + phi * ctx_pre  # prefill tokens per request, recompute included
+    segment = prompt / (1.0 + phi)  # mean tokens of one prefill
+    attn_len = (inp**2 + phi * ctx_pre**2) / prompt  # the length weighting prompt-token attention
     r_step = np.maximum(r, 1.0)  # a busy unit holds at least one sequence
     ctx = inp + out / 2.0
     dec = decode_step(scn, r_step, ctx, overlap_comm)
     t_d = dec.step_time_s
-    if chunk_tokens is None:
-        pre = prefill_step(scn, 1.0, inp, 0.0, overlap_comm)
-        t_p = pre.step_time_s  # GPU time of one prompt (per stage under pipeline parallelism)
-        tpot = t_d + r_step * t_p / steps
-        ttft_service = pre.latency
-        prefill_per_step = r_step * t_p / steps
-        chunk = None
-        first = t_p
-    else:
-        chunk = np.maximum(chunk_tokens - r_step, 1.0)
-        share = np.minimum(r_step * inp / steps / chunk, 1.0)
-        t_m = mixed_step(scn, r_step, ctx, chunk, inp, overlap_comm).step_time_s
-        tpot = share * t_m + (1.0 - share) * t_d
-        ttft_service = np.ceil(inp / chunk) * t_m
-        prefill_per_step = share * (t_m - t_d)
-        first = t_m
+    need = r_step * prompt / steps
+    room = np.maximum(budget - r_step, 1.0)
+    most = room if chunked else segment * np.maximum(np.floor(room / segment), 1.0)
+    chunk = np.minimum(most, np.maximum(need, segment))
+    share = np.minimum(need / chunk, 1.0)
+    t_m = mixed_step(scn, r_step, ctx, chunk, attn_len, overlap_comm).step_time_s
+    tpot = share * t_m + (1.0 - share) * t_d
+    residual = np.clip(b - 1.0, 0.0, 1.0) * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * tpot)
     with np.errstate(divide="ignore", invalid="ignore"):
         x_unit = r / (steps * tpot)
         wait = np.maximum(b - r, 0.0) / x_unit
-    ok = r_kv >= 1
-    nan = np.where(ok, 1.0, np.nan)
-    ttft = (ttft_service + wait) * nan
+    nan = np.where(fit_full >= 1, 1.0, np.nan)
+    ttft = (residual + np.ceil(inp / chunk) * t_m + wait) * nan
     tpot = tpot * nan
     req_s = x_unit * units * nan
     out_tok_s, in_tok_s = req_s * out, req_s * inp
     return ServingTimes(
         concurrency=C, input_tokens=inp, output_tokens=out, units=units,
-        max_running=r_kv * units, running=r * units * nan, queued=np.maximum(b - r, 0.0) * units * nan,
+        max_running=max_running(scn, inp, out) * units, running=r * units * nan,
+        queued=np.maximum(b - r, 0.0) * units * nan,
         ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + steps * tpot, queue_wait_s=wait * nan,
         requests_s=req_s, input_tok_s=in_tok_s, output_tok_s=out_tok_s, total_tok_s=in_tok_s + out_tok_s,
         output_tok_s_per_gpu=out_tok_s / dep.n_gpus, total_tok_s_per_gpu=(in_tok_s + out_tok_s) / dep.n_gpus,
-        tok_s_per_user=1.0 / tpot, prefill_time_fraction=prefill_per_step / tpot,
-        decode_step_s=t_d * nan, prefill_s=first * nan, chunk_tokens=chunk, decode=dec,
+        tok_s_per_user=1.0 / tpot, prefill_time_fraction=share * (t_m - t_d) / tpot,
+        decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=chunk if chunked else None,
+        preempted=phi * nan, decode=dec,
     )  # fmt: skip
 
 

@@ -20,10 +20,10 @@ class CostMethod(str, Enum):
 InputLen = Annotated[int, typer.Option("--input-len", "-i", help="Prompt tokens per request.")]
 OutputLen = Annotated[int, typer.Option("--output-len", "-o", help="Output tokens per request.")]
 Concurrency = Annotated[Optional[list[str]], typer.Option(
-    "--concurrency", "-c", help="Requests in flight, comma-separated or repeated; 'max' = the most whose KV cache fits.")]
+    "--concurrency", "-c", help="Requests in flight, comma-separated or repeated; 'max' = the most that run at once (KV cache, engine cap).")]
 Ep = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel size for MoE models (needs --attention-dp; default all GPUs).")]
 AttentionDp = Annotated[bool, typer.Option("--attention-dp", help="MoE: data-parallel attention on every GPU, experts over --ep GPUs (DeepSeek-style).")]
-Chunked = Annotated[Optional[int], typer.Option("--chunked-prefill", help="Token budget per step: prompts go in chunks mixed with decode.")]
+Chunked = Annotated[Optional[int], typer.Option("--chunked-prefill", help="Token budget per step, prompts in chunks mixed with decode (default: the engine's budget, chunked or whole prompts).")]
 PriceSplit = Annotated[Optional[float], typer.Option(
     "--price-split", help="Price input tokens at this fraction of output tokens (Tensor Economics' γ, e.g. 0.3) instead of by GPU time.")]
 MinTokUser = Annotated[Optional[float], typer.Option("--min-tok-s-per-user", help="Fail (exit 1) below this interactivity (1/TPOT).")]
@@ -73,6 +73,7 @@ def serve(
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
     ideal: o.Ideal = False,
+    eplb: o.Eplb = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     cost: Cost = CostMethod.rental,
     cost_file: CostFile = None,
@@ -101,7 +102,7 @@ def serve(
 
     costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                        interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
-    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp)
+    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt)

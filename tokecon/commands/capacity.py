@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory, serving
+from tokecon import serving
 from tokecon.catalog import Catalog
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.serve import Deployed, ServeOptions, cost_inputs, cost_notes, deploy, model_note, point_rows, split_note
@@ -118,7 +118,7 @@ def run_capacity(
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)
-        per_unit = int(memory.max_batch(scn, np.asarray([float(context)]))[0])
+        per_unit = int(serving.max_running(scn, inp, output_len))
         units = scn.deployment.replicas
         if concurrency and concurrency[0] != "max":
             conc = np.asarray([float(concurrency[0])])
@@ -145,7 +145,7 @@ def run_capacity(
         notes.append(efficiency_note(scn))
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
                  f"a node is one scale-up domain (at most the GPUs of one deployment).")
-    notes.append(model_note(opts.chunked_prefill))
+    notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))

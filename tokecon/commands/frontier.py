@@ -2,7 +2,8 @@
 
 For each device configuration every layout (TP degrees with the rest as replicas; for MoE models
 attention-DP with each EP size) is served at a geometric grid of concurrencies up to the most
-whose KV cache fits (:func:`tokecon.serving.serve`, one vectorised call per layout). The points
+that run at once, by KV admission and the engine's cap (:func:`tokecon.serving.serve`, one
+vectorised call per layout). The points
 no other point beats on both axes form the frontier, as SemiAnalysis' InferenceMAX plots it.
 With an SLO (interactivity floor, TTFT or TPOT ceiling, price or throughput limit) the cheapest
 point of the whole sweep that meets it is named.
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory, serving
+from tokecon import serving, uncertainty
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.serve import (
     Deployed,
@@ -41,6 +42,7 @@ COLUMNS = [
     Column("usd_per_mtok_input", "USD/Mtok in", "usd"),
     Column("usd_per_mtok_output", "USD/Mtok out", "usd"),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
+    Column("usd_per_mtok", "80% range", "usd_range"),
 ]
 
 
@@ -57,7 +59,7 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
         except TokeconError:
             continue  # a layout the model cannot take (heads not divisible, ...)
         scn = d.scenario
-        per_unit = int(memory.max_batch(scn, np.asarray([float(context)]))[0])
+        per_unit = int(serving.max_running(scn, input_len, output_len))
         if per_unit < 1:
             continue
         conc = serving.batch_grid(per_unit, 3) * scn.deployment.replicas
@@ -105,6 +107,9 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         notes.append(f"{spec.label}: {len(results)} layouts x their concurrency grids swept, "
                      f"{len(device_rows)} points on the frontier.")
         notes.append(efficiency_note(results[0][0].scenario))
+        if uncertainty.measured(results[0][0].scenario) is False:
+            notes.append(f"{spec.label}: never measured (no public measurement of its family): efficiency borrowed from "
+                         "the measured families, widest 80% range.")
     if not deployed:
         raise DoesNotFitError(f"{model.key} does not fit on any of {', '.join(opts.common.gpus)} at "
                               f"{input_len + output_len} tokens per request")
@@ -130,7 +135,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
             notes.append("No swept configuration meets the SLO.")
             for row in rows:
                 row["violations"] = ["no configuration meets the SLO: " + row["slo"]]
-    notes.append(model_note(opts.chunked_prefill))
+    notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, serving
+from tokecon import economics, memory, serving, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
@@ -36,6 +36,7 @@ COLUMNS = [
     Column("usd_per_mtok_input", "USD/Mtok in", "usd"),
     Column("usd_per_mtok_output", "USD/Mtok out", "usd"),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
+    Column("usd_per_mtok", "80% range", "usd_range"),
 ]
 
 
@@ -205,11 +206,12 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
         }
         for key in ("ttft_s", "tpot_s", "e2e_latency_s", "queue_wait_s", "tok_s_per_user", "requests_s", "input_tok_s",
                     "output_tok_s", "output_tok_s_per_gpu", "total_tok_s", "total_tok_s_per_gpu", "decode_step_s",
-                    "prefill_s", "prefill_time_fraction"):  # fmt: skip
+                    "prefill_s", "prefill_time_fraction", "preempted"):  # fmt: skip
             row[key] = _f(getattr(st, key), i)
+        row["preempted_fraction"] = row.pop("preempted")
         row["tok_s_per_gpu"] = row["output_tok_s_per_gpu"]  # the common threshold key (--min-tok-s-per-gpu)
         row["bound"] = str(st.bound.flat[i]) if row["fits"] else None
-        ctx = st.input_tokens.flat[i] + st.output_tokens.flat[i]
+        ctx = serving.admission_context(scn, st.input_tokens.flat[i], st.output_tokens.flat[i])
         per_unit = (running or 0.0) / units
         row["memory_used_bytes_per_gpu"] = float(memory.memory_used_per_gpu(scn, per_unit, ctx))
         row["usd_per_hour"] = scn.usd_per_hour
@@ -218,7 +220,7 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
         row["price_split"] = price_split
         for key, values in money.items():
             row[key] = _f(values, i) if row["fits"] else None
-        rows.append(row)
+        rows.append(uncertainty.annotate(row, scn, "decode"))
     return rows
 
 
@@ -237,11 +239,19 @@ def split_note(price_split: float | None) -> str:
             f"(Tensor Economics' method); blended = all GPU time over all tokens.")
 
 
-def model_note(chunk: int | None) -> str:
-    prefill = (f"prompts in chunks of up to {chunk} tokens per step mixed with decode" if chunk
-               else "each prompt prefilled whole in its own step, stalling the decode batch")
-    return (f"Continuous batching at fixed concurrency, steady state: {prefill}; TPOT at the running batch with "
-            "the average context (input + output/2); requests beyond what the KV cache holds queue, and the wait adds to TTFT.")
+def model_note(scn: Scenario, chunk: int | None) -> str:
+    """The serving model as the engine profile (or ``--chunked-prefill``) sets it."""
+    eng = scn.engine
+    source = f"--chunked-prefill {chunk}" if chunk else f"{eng.name} default"
+    prefill = (f"prompts in chunks filling {chunk or eng.prefill_chunk_tokens} tokens per step" if chunk or eng.chunked_prefill
+               else f"whole prompts batched up to {eng.prefill_chunk_tokens} tokens per step")
+    cap = "no cap on running requests (ideal)" if scn.ideal else f"at most {eng.max_running_requests} running per serving unit"
+    admit = ("KV cache admitted at the average footprint (input + output/2); requests the cache cannot carry to "
+             "their last token are preempted and re-prefilled" if eng.kv_admission == "average"
+             else "KV cache reserved for input + output tokens at admission")
+    return (f"Continuous batching at fixed concurrency, steady state: {prefill}, mixed with the decode batch ({source}); "
+            f"{cap}; {admit}; TPOT at the running batch with the average context (input + output/2); "
+            "requests beyond what runs at once queue, and the wait adds to TTFT.")
 
 
 def cost_inputs(deployed: list[Deployed], opts: ServeOptions) -> dict[str, Any]:
@@ -269,20 +279,20 @@ def run_serve(
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)
-        max_c = int(memory.max_batch(scn, np.asarray(float(context)))) * scn.deployment.replicas
+        max_c = int(serving.max_running(scn, input_len, output_len)) * scn.deployment.replicas
         chosen = _concurrencies(concurrency, max_c)
         st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill)
         these = point_rows(d, st, opts.price_split)
         over = [c for c in chosen if c > max_c]
         if over:
-            notes.append(f"{d.label}: the KV cache holds {max_c} requests of {context} tokens; at concurrency "
-                         f"{', '.join(map(str, over))} the rest queue and TTFT includes the wait.")
+            notes.append(f"{d.label}: {max_c} requests of {context} tokens run at once (KV cache and engine cap); "
+                         f"at concurrency {', '.join(map(str, over))} the rest queue and TTFT includes the wait.")
         best = cheapest(these)
         if best is not None:
             highlight.add(len(rows) + best)
         rows.extend(these)
         notes.append(efficiency_note(scn))
-    notes.append(model_note(opts.chunked_prefill))
+    notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
