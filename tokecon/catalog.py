@@ -87,7 +87,10 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
     "fp8_tflop_s": _num(upper=1e6),
     "fp4_tflop_s": _num(upper=1e6),
     "int8_tops": _num(upper=1e6),
+    "tf32_tflop_s": _num(upper=1e6),
     "scaleup_link": FieldSpec((str,), True),
+    "scaleup_topology": FieldSpec((str,), choices=("switch", "mesh", "torus")),
+    "scaleup_links": _int(upper=1e3),
     "scaleup_bw_gb_s": _num(True, upper=1e6),
     "scaleup_domain": _int(True, upper=1e6),
     "scaleout_bw_gb_s": _num(True, upper=1e6),
@@ -148,8 +151,12 @@ MODEL_FIELDS: dict[str, FieldSpec] = {
     "expert_intermediate_size": _int(non_negative=True, upper=1e7),
     "shared_expert_intermediate_size": _int(non_negative=True, upper=1e7),
     "dense_layers": _int(non_negative=True, upper=1e4),
+    "expert_groups": _int(non_negative=True, upper=1e6),
+    "expert_groups_per_token": _int(non_negative=True, upper=1e6),
     "sliding_window": _int(non_negative=True, upper=1e9),
     "sliding_layers": _int(non_negative=True, upper=1e4),
+    "attention_chunk_size": _int(non_negative=True, upper=1e9),
+    "chunked_layers": _int(non_negative=True, upper=1e4),
     "published_params_b": _num(upper=1e6),
     "published_active_params_b": _num(upper=1e6),
     "active_params_exclude_embeddings": _BOOL,
@@ -168,6 +175,10 @@ ENGINE_FIELDS: dict[str, FieldSpec] = {
     "memory_reserve_fraction": _num(non_negative=True, upper=0.9),
     "max_running_requests": _int(upper=1e6),
     "prefill_chunk_tokens": _int(upper=1e7),
+    "chunked_prefill": _BOOL,
+    "kv_admission": FieldSpec((str,), choices=("average", "full")),
+    "moe_tokens_half": _num(upper=1e5),
+    "step_overhead_per_seq_us": _num(non_negative=True, upper=1e4),
     "family": _STR,
     "version_from": _STR,
     "version_before": _STR,
@@ -235,10 +246,18 @@ def _validate_model_consistency(key: str, e: dict, where: str) -> None:
                 raise CatalogError(f"{where}: a mixture-of-experts model needs field '{f}'")
         if e["experts_per_token"] > e["experts"]:
             raise CatalogError(f"{where}: field 'experts_per_token' exceeds 'experts'")
-    if e.get("sliding_layers", 0) > e["layers"]:
-        raise CatalogError(f"{where}: field 'sliding_layers' exceeds 'layers'")
+    if e.get("sliding_layers", 0) + e.get("chunked_layers", 0) > e["layers"]:
+        raise CatalogError(f"{where}: fields 'sliding_layers' + 'chunked_layers' exceed 'layers'")
     if e.get("sliding_layers") and not e.get("sliding_window"):
         raise CatalogError(f"{where}: field 'sliding_layers' needs 'sliding_window'")
+    if e.get("chunked_layers") and not e.get("attention_chunk_size"):
+        raise CatalogError(f"{where}: field 'chunked_layers' needs 'attention_chunk_size'")
+    if e.get("expert_groups_per_token", 0) > e.get("expert_groups", 0):
+        raise CatalogError(f"{where}: field 'expert_groups_per_token' exceeds 'expert_groups'")
+    if e.get("expert_groups_per_token") and e["expert_groups_per_token"] * e.get("experts", 0) < e.get(
+        "experts_per_token", 0
+    ) * e["expert_groups"]:
+        raise CatalogError(f"{where}: 'expert_groups_per_token' groups hold fewer than 'experts_per_token' experts")
     if e.get("dense_layers", 0) > e["layers"]:
         raise CatalogError(f"{where}: field 'dense_layers' exceeds 'layers'")
 
@@ -249,10 +268,14 @@ def _validate_model_consistency(key: str, e: dict, where: str) -> None:
 def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
     eff = e["efficiency"]
     flop_s = {"bf16": e["bf16_tflop_s"] * TFLOP}
-    for dtype, field_name in (("fp8", "fp8_tflop_s"), ("fp4", "fp4_tflop_s"), ("int8", "int8_tops")):
+    for dtype, field_name in (("fp8", "fp8_tflop_s"), ("fp4", "fp4_tflop_s"), ("int8", "int8_tops"), ("tf32", "tf32_tflop_s")):
         if e.get(field_name):
             flop_s[dtype] = e[field_name] * TFLOP
     usable = e["memory_usable_gib"] * GIB if e.get("memory_usable_gib") else e["memory_gb"] * GB
+    topology = e.get("scaleup_topology", "switch")
+    links = e.get("scaleup_links", e["scaleup_domain"] - 1 if topology == "mesh" else 0)
+    if topology != "switch" and not links:
+        raise CatalogError(f"{origin}: [{key}]: scaleup_topology = '{topology}' needs field 'scaleup_links'")
     return Hardware(
         key=key,
         name=e["name"],
@@ -280,6 +303,8 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
         aliases=tuple(e.get("aliases", ())),
         source=e["source"],
         origin=origin,
+        scaleup_topology=topology,
+        scaleup_links=links if topology != "switch" else 0,
     )
 
 
@@ -303,9 +328,13 @@ def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
         memory_reserve_fraction=e.get("memory_reserve_fraction", 0.10),
         max_running_requests=e.get("max_running_requests", 1024),
         prefill_chunk_tokens=e.get("prefill_chunk_tokens", 8192),
+        chunked_prefill=e.get("chunked_prefill", False),
+        kv_admission=e.get("kv_admission", "full"),
         source=e["source"],
         fitted_on=e.get("fitted_on", "default"),
         origin=origin,
+        moe_tokens_half=e.get("moe_tokens_half", 100.0),
+        step_overhead_per_seq_s=e.get("step_overhead_per_seq_us", 10.0) * US,
         family=e.get("family", key),
         version_from=e.get("version_from", ""),
         version_before=e.get("version_before", ""),

@@ -18,13 +18,13 @@ over ``ep`` GPUs (DeepSeek-style); the experts then see the tokens of all ``ep``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tokecon import params
+from tokecon import comms, efficiency, params
 from tokecon.specs import Scenario
-from tokecon.units import dtype_bytes
+from tokecon.units import dtype_bytes, embedding_dtype
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class Op:
     calls: float = 0.0
     link: str = "scaleup"
     kv_cache: bool = False  # reads the KV cache (paged, scattered): its own bandwidth efficiency
+    tokens_per_expert: np.ndarray | None = None  # grouped expert GEMM: its shape-dependent efficiency
+    imbalance: np.ndarray | float = 1.0  # busiest expert-parallel rank's load / the mean
 
 
 def attended_pairs(past: np.ndarray, new: np.ndarray, window: float, causal: bool) -> np.ndarray:
@@ -62,6 +64,21 @@ def attended_pairs(past: np.ndarray, new: np.ndarray, window: float, causal: boo
         return inside
     beyond = np.maximum(hi - np.maximum(lo, window + 1.0) + 1.0, 0.0) * window
     return inside + beyond
+
+
+def chunked_pairs(past: np.ndarray, new: np.ndarray, chunk: float) -> np.ndarray:
+    """Causal (query, key) pairs per sequence under chunked attention (Llama 4,
+    ``attention_chunk_size``): token p (1-based) sees the keys of its own chunk from the chunk
+    start to itself, ((p-1) mod C) + 1 of them. With F(n) = q C(C+1)/2 + r(r+1)/2 (n = qC + r) the
+    pairs of tokens past+1..past+new are F(past + new) - F(past); over a long context a token sees
+    (C+1)/2 keys on average, not C as a sliding window would."""
+    def f(n: np.ndarray) -> np.ndarray:
+        q = np.floor(n / chunk)
+        r = n - q * chunk
+        return q * chunk * (chunk + 1.0) / 2.0 + r * (r + 1.0) / 2.0
+
+    past = np.asarray(past, dtype=float)
+    return f(past + np.asarray(new, dtype=float)) - f(past)
 
 
 def expected_experts_touched(experts: int, per_token: int, tokens: np.ndarray) -> np.ndarray:
@@ -87,6 +104,8 @@ def step_operations(
     N = B * T  # tokens through every weight matrix
     D, H, V = m.hidden_size, m.heads, m.vocab_size
     wb, eb = dtype_bytes(prec.weights), dtype_bytes(prec.expert_weights)
+    kept = embedding_dtype(prec.weights)  # embeddings, LM head, router: 16-bit in quantised checkpoints
+    kb = dtype_bytes(kept)
     kvb, ab = dtype_bytes(prec.kv_cache), dtype_bytes(prec.activations)
     tp = 1 if dep.attention_dp else dep.tp
     L = m.layers
@@ -98,7 +117,7 @@ def step_operations(
         return Op(name, flop, traffic, dtype)
 
     zero = np.zeros_like(N)
-    ops.append(Op("embed", zero, N * D * wb))
+    ops.append(Op("embed", zero, N * D * kb))
 
     # --- attention projections ---------------------------------------------------------
     h_dev = H / tp
@@ -120,15 +139,20 @@ def step_operations(
         d_qk = d_v = hd
 
     # --- attention core: scores and values over the cache --------------------------------
-    groups = [("attn/core", m.full_attention_layers, np.inf)]
+    # (name, layers, keys attended per sequence, keys read per sequence); a chunked layer reads
+    # the keys of the current chunk up to the last new token: past + new - C floor(past / C)
+    groups = [("attn/core", m.full_attention_layers, attended_pairs(P, T, np.inf, m.causal), P + T)]
     if m.sliding_layers:
-        groups.append(("attn/core_window", m.sliding_layers, float(m.sliding_window)))
-    for name, layers, window in groups:
+        w = float(m.sliding_window)
+        groups.append(("attn/core_window", m.sliding_layers, attended_pairs(P, T, w, m.causal), np.minimum(P + T, w)))
+    if m.chunked_layers:
+        c = float(m.attention_chunk_size)
+        groups.append(("attn/core_chunked", m.chunked_layers, chunked_pairs(P, T, c), P + T - c * np.floor(P / c)))
+    for name, layers, pairs, keys_read in groups:
         if not layers:
             continue
-        pairs = attended_pairs(P, T, window, m.causal)
         flop = 2.0 * B * h_dev * pairs * (d_qk + d_v) * layers
-        kv_read = B * np.minimum(P + T, window) * kv_per_token_layer
+        kv_read = B * keys_read * kv_per_token_layer
         kv_write = N * kv_per_token_layer
         qo = N * h_dev * (d_qk + d_v) * ab
         ops.append(Op(name, flop, layers * (kv_read + kv_write + qo), "bf16", kv_cache=True))
@@ -140,7 +164,7 @@ def step_operations(
         ops.append(matmul("mlp/ffn", mats * D * F, m.ffn_dense_layers, (mats + 1) * F, prec.weights, wb))
     if m.is_moe:
         E, k = m.experts, m.experts_per_token
-        ops.append(matmul("moe/router", D * E, m.moe_layers, E, "bf16", wb))
+        ops.append(matmul("moe/router", D * E, m.moe_layers, E, kept, kb))
         if m.shared_experts:
             Fs = m.shared_experts * m.shared_expert_intermediate_size / tp
             ops.append(matmul("moe/shared", mats * D * Fs, m.moe_layers, (mats + 1) * Fs, prec.weights, wb))
@@ -155,7 +179,11 @@ def step_operations(
             touched = expected_experts_touched(E, k, N) / tp
             flop = 2.0 * N * k * per_expert / tp
             act = N * k * (D + (mats + 1) * Fe / tp) * ab
-        ops.append(Op("moe/experts", flop * m.moe_layers, m.moe_layers * (touched * per_expert * eb + act), prec.expert_weights))
+        ep = max(dep.ep, 1)
+        per_expert_tokens = N * ep * k / np.maximum(expected_experts_touched(E, k, N * ep), 1e-9)
+        ops.append(Op("moe/experts", flop * m.moe_layers, m.moe_layers * (touched * per_expert * eb + act),
+                      prec.expert_weights, tokens_per_expert=per_expert_tokens,
+                      imbalance=efficiency.ep_imbalance(N * k, ep, scn.eplb)))
 
     # --- norms, head ---------------------------------------------------------------------
     norms = L * (2 + m.extra_norms_per_layer) + 1
@@ -163,18 +191,20 @@ def step_operations(
     if m.lm_head:
         rows = B * np.asarray(logits_per_seq, dtype=float)
         Vd = V / tp
-        ops.append(Op("lm_head", 2.0 * rows * D * Vd, D * Vd * wb + rows * (D * ab + Vd * 4.0), prec.weights))
+        ops.append(Op("lm_head", 2.0 * rows * D * Vd, D * Vd * kb + rows * (D * ab + Vd * 4.0), kept))
 
     # --- communication -------------------------------------------------------------------
     if tp > 1:
         # Megatron TP: one all-reduce after attention and one after the FFN, per layer.
         ops.append(Op("comm/allreduce", zero, 2.0 * L * N * D * ab, kind="comm", calls=2.0 * L))
     if m.is_moe and dep.ep > 1:
-        # All-to-all per MoE layer: each token goes to k experts and comes back (DeepSeek:
-        # FP8 dispatch, BF16 combine). Bytes are what one GPU sends; comms.py splits them
-        # between the scale-up and scale-out links.
+        # All-to-all per MoE layer: each token goes once to every distinct GPU (across nodes: node)
+        # holding one of its k experts and comes back (DeepSeek: FP8 dispatch, BF16 combine).
+        # Bytes are what one GPU sends over both links (comms.alltoall_copies_per_token).
+        copies = sum(comms.alltoall_copies_per_token(
+            E, k, dep.ep, dep.hardware.scaleup_domain, m.expert_groups, m.expert_groups_per_token))
         for name, dtype in (("comm/dispatch", prec.dispatch), ("comm/combine", prec.combine)):
-            sent = N * k * D * dtype_bytes(dtype) * m.moe_layers
+            sent = N * copies * D * dtype_bytes(dtype) * m.moe_layers
             ops.append(Op(name, zero, sent, kind="comm", calls=float(m.moe_layers), link="alltoall"))
     if dep.pp > 1:
         ops = pipeline_stage(ops, dep.pp, N * D * ab)
@@ -185,8 +215,7 @@ def pipeline_stage(ops: list[Op], pp: int, activation_bytes: np.ndarray) -> list
     """The busiest of ``pp`` pipeline stages: layers / pp of every per-layer operation, the LM head
     (last stage; the embedding lookup of the first is negligible), and the send of the step's
     activations (N x D) to the next stage."""
-    staged = [op if op.name in ("embed", "lm_head") else
-              Op(op.name, op.flop / pp, op.bytes / pp, op.dtype, op.kind, op.calls / pp, op.link, op.kv_cache)
+    staged = [op if op.name in ("embed", "lm_head") else replace(op, flop=op.flop / pp, bytes=op.bytes / pp, calls=op.calls / pp)
               for op in ops]
     staged.append(Op("comm/pipeline", np.zeros_like(activation_bytes), activation_bytes, kind="comm", calls=1.0, link="p2p"))
     return staged

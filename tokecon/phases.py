@@ -29,7 +29,7 @@ def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_c
     pp = scn.deployment.pp
     micro = np.maximum(np.asarray(batch, dtype=float) / pp, 1.0) if pp > 1 else batch
     ops = step_operations(scn, micro, np.ones_like(context), np.maximum(context - 1.0, 0.0), 1.0)
-    times = step_times(ops, scn, overlap_comm)
+    times = step_times(ops, scn, overlap_comm, sequences=micro)
     return times.rounds(pp) if pp > 1 else times
 
 
@@ -43,6 +43,6 @@ def prefill_step(
     crosses the stages in turn before its first token exists."""
     has_head = 1.0 if scn.model.lm_head else 0.0
     ops = step_operations(scn, batch, input_len, past, has_head)
-    times = step_times(ops, scn, overlap_comm)
+    times = step_times(ops, scn, overlap_comm, sequences=batch)
     pp = scn.deployment.pp
     return replace(times, latency_s=(times.step_time_s - times.overhead_s) * pp + times.overhead_s) if pp > 1 else times

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon import comms
+from tokecon import comms, efficiency
 from tokecon.operations import Op
 from tokecon.specs import Scenario
 
@@ -36,7 +36,7 @@ class StepTimes:
     compute_time_s: np.ndarray  # sum of FLOP / achievable FLOP/s over all operations
     memory_time_s: np.ndarray  # sum of bytes / achievable B/s over all operations
     comm_time_s: np.ndarray
-    overhead_s: float
+    overhead_s: np.ndarray  # the engine's fixed + per-sequence time of the step
     compute_bound_s: np.ndarray  # time of the operations that compute bound
     memory_bound_s: np.ndarray  # time of the operations that memory bound
     step_time_s: np.ndarray
@@ -71,31 +71,55 @@ class StepTimes:
 
 
 def comm_time_s(op: Op, scn: Scenario) -> np.ndarray:
-    """Time of one communication op: all-to-all over EP GPUs (comms.alltoall_time_s), a pipeline
-    send to the next stage (latency + bytes / link), or the ring all-reduces of a TP group over the
-    scale-up link when the group fits in one domain, else over scale-out."""
-    hw, dep = scn.hardware, scn.deployment
+    """Time of one communication op: all-to-all over EP GPUs (comms.alltoall_time_s, its scale-out
+    share from comms.alltoall_copies_per_token), a pipeline send to the next stage (latency + bytes
+    / link), or the ring all-reduces of a TP group over the scale-up link when the group fits in
+    one domain, else over scale-out. Scale-up bandwidth is what a group of that size gets on the
+    device's fabric (comms.scaleup_group_bw_b_s: a mesh gives a TP2 pair one link)."""
+    hw, dep, m = scn.hardware, scn.deployment, scn.model
     eff = scn.link_efficiency
     lat = scn.collective_latency_s
+
+    def scaleup(n: int) -> float:
+        return comms.scaleup_group_bw_b_s(hw.scaleup_bw_b_s, n, hw.scaleup_topology, hw.scaleup_links)
+
     if op.link == "alltoall":
+        up, out = comms.alltoall_copies_per_token(
+            m.experts, m.experts_per_token, dep.ep, hw.scaleup_domain, m.expert_groups, m.expert_groups_per_token
+        )
         return comms.alltoall_time_s(
-            op.bytes, dep.ep, hw.scaleup_domain, hw.scaleup_bw_b_s * eff, hw.scaleout_bw_b_s * eff, lat, op.calls,
-            scn.scaleout_latency_s,
+            op.bytes, dep.ep, hw.scaleup_domain, scaleup(min(dep.ep, hw.scaleup_domain)) * eff,
+            hw.scaleout_bw_b_s * eff, lat, op.calls, scn.scaleout_latency_s, out / (up + out),
         )
     if op.link == "p2p":  # pipeline: activations to the next stage, one send per step
-        link = hw.scaleup_bw_b_s if dep.tp * dep.pp <= hw.scaleup_domain else hw.scaleout_bw_b_s
+        link = scaleup(2) if dep.tp * dep.pp <= hw.scaleup_domain else hw.scaleout_bw_b_s
         return op.calls * lat + np.asarray(op.bytes, dtype=float) / (link * eff)
-    link = hw.scaleup_bw_b_s if dep.tp <= hw.scaleup_domain else hw.scaleout_bw_b_s  # one TP group
+    link = scaleup(dep.tp) if dep.tp <= hw.scaleup_domain else hw.scaleout_bw_b_s  # one TP group
     return comms.allreduce_time_s(op.bytes, dep.tp, link * eff, lat, op.calls)
 
 
-def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> StepTimes:
+def op_compute_efficiency(op: Op, scn: Scenario) -> np.ndarray | float:
+    """Fraction of peak FLOP/s one operation reaches (tokecon.efficiency): the device x engine
+    fraction, times the grouped-GEMM curve for expert GEMMs, capped at the attention kernels'
+    measured fraction for the attention core. 1 when ideal."""
+    ce = scn.compute_efficiency
+    if scn.ideal:
+        return ce
+    if op.tokens_per_expert is not None:
+        return ce * efficiency.grouped_gemm_fraction(op.tokens_per_expert, scn.engine.moe_tokens_half)
+    if op.kv_cache:
+        return min(ce, efficiency.ATTENTION_COMPUTE_FRACTION)
+    return ce
+
+
+def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequences: np.ndarray | float = 0.0) -> StepTimes:
     """Roofline of ``ops`` on the scenario's device; ``overlap_comm`` hides communication behind
-    compute (two micro-batches, DeepSeek/SGLang style): t = max(sum t_op, t_comm)."""
+    compute (two micro-batches, DeepSeek/SGLang style): t = max(sum t_op, t_comm). An expert op
+    takes as long as its busiest rank (``Op.imbalance``). The engine's overhead is its fixed
+    per-step time plus its per-sequence time x ``sequences`` in the step."""
     hw = scn.hardware
     bw = hw.memory_bw_b_s * scn.memory_bw_efficiency
     kv_bw = hw.memory_bw_b_s * scn.kv_bw_efficiency
-    ce = scn.compute_efficiency
     shape = np.broadcast_shapes(*(np.shape(op.flop) for op in ops), *(np.shape(op.bytes) for op in ops))
     z = np.zeros(shape)
     flop, byts, t_c, t_m, comm, c_bound, m_bound = (z.copy() for _ in range(7))
@@ -109,9 +133,9 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> Step
             comm = comm + t
             br_bound[op.name] = np.full(shape, "communication")
         else:
-            tc = op.flop / (hw.peak_flop_s(op.dtype) * ce) + z
+            tc = op.flop / (hw.peak_flop_s(op.dtype) * op_compute_efficiency(op, scn)) + z
             tm = op.bytes / (kv_bw if op.kv_cache else bw) + z
-            t = np.maximum(tc, tm)
+            t = np.maximum(tc, tm) * (1.0 if scn.ideal else op.imbalance)
             t_c, t_m = t_c + tc, t_m + tm
             c_bound = c_bound + np.where(tc >= tm, t, 0.0)
             m_bound = m_bound + np.where(tc >= tm, 0.0, t)
@@ -120,7 +144,7 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False) -> Step
         br_t[op.name] = br_t.get(op.name, 0.0) + t
         br_f[op.name] = br_f.get(op.name, 0.0) + op.flop + z
         br_b[op.name] = br_b.get(op.name, 0.0) + op.bytes + z
-    overhead = scn.step_overhead_s
+    overhead = scn.step_overhead_s + scn.step_overhead_per_seq_s * np.asarray(sequences, dtype=float) + z
     busy = c_bound + m_bound
     step = (np.maximum(busy, comm) if overlap_comm else busy + comm) + overhead
     return StepTimes(flop, byts, t_c, t_m, comm, overhead, c_bound, m_bound, step, br_t, br_f, br_b, None, br_bound)

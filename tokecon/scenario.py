@@ -106,6 +106,7 @@ def build_scenario(
     ep: int = 1,
     attention_dp: bool = False,
     pp: int | None = None,
+    eplb: bool = False,
 ) -> Scenario:
     model = resolve_model(catalog, model_name)
     hw = gpus.hardware
@@ -123,7 +124,7 @@ def build_scenario(
         raise TokeconError(f"--usd-per-gpu-hour must be a price between 0 and 1e6, got {usd_per_gpu_hour}")
     eng = resolve_engine(catalog, engine)
     prec = precision_for(model, dtype, kv_dtype)
-    return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour)
+    return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour, eplb)
 
 
 def _config_file(name: str):

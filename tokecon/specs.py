@@ -54,20 +54,22 @@ class Hardware:
     aliases: tuple[str, ...] = ()
     source: str = ""
     origin: str = ""  # catalog file the entry came from
+    scaleup_topology: str = "switch"  # switch (NVSwitch) | mesh (xGMI: one link per peer) | torus (TPU ICI)
+    scaleup_links: int = 0  # links per device (mesh: peers, torus: ports) sharing scaleup_bw_b_s; 0: switch
 
     def peak_flop_s(self, dtype: str) -> float:
         """Dense peak FLOP/s for matmuls whose weights are stored as ``dtype``.
 
-        Falls back to the next wider supported rate (fp4 -> fp8 -> bf16): a device without
-        an FP8 path dequantises and multiplies in bf16.
+        A device without the type's tensor-core rate runs a weight-only kernel (the weights are
+        dequantised, the matmul runs in 16-bit: Marlin / Machete W4A16 and W8A16 in vLLM, the
+        path gpt-oss MXFP4 takes on Hopper), so the fallback is the bf16 rate, never fp8.
+        fp32 runs at the TF32 rate: the catalog's ``tf32`` or half the bf16 rate (NVIDIA H100
+        datasheet: TF32 494.7 vs BF16 989.4 dense; A100 156 vs 312; AMD MI300X 653.7 vs 1,307.4).
         """
         want = COMPUTE_DTYPE.get(dtype, "bf16")
-        for candidate in {"fp4": ("fp4", "fp8", "bf16"), "fp8": ("fp8", "bf16"), "int8": ("int8", "bf16")}.get(
-            want, ("bf16",)
-        ):
-            if self.flop_s.get(candidate):
-                return self.flop_s[candidate]
-        return self.flop_s["bf16"]
+        if self.flop_s.get(want):
+            return self.flop_s[want]
+        return self.flop_s["bf16"] / 2.0 if want == "tf32" else self.flop_s["bf16"]
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,14 @@ class Model:
     expert_intermediate_size: int = 0
     shared_expert_intermediate_size: int = 0
     dense_layers: int = 0
+    expert_groups: int = 0  # node-limited routing (DeepSeek n_group): experts in this many groups
+    expert_groups_per_token: int = 0  # ... of which a token may use this many (topk_group); 0: no limit
     # windowed attention
     sliding_window: int = 0
     sliding_layers: int = 0
+    # chunked attention (Llama 4): a token sees the keys of its own chunk, from its start to itself
+    attention_chunk_size: int = 0
+    chunked_layers: int = 0
     # published figures, for tests and `models show`
     published_params_b: float | None = None
     published_active_params_b: float | None = None
@@ -142,7 +149,7 @@ class Model:
 
     @property
     def full_attention_layers(self) -> int:
-        return self.layers - self.sliding_layers
+        return self.layers - self.sliding_layers - self.chunked_layers
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,11 @@ class Engine:
     step_overhead_s: float = 0.0
     memory_reserve_fraction: float = 0.10
     max_running_requests: int = 1024  # the engine's cap on sequences in one batch
-    prefill_chunk_tokens: int = 8192  # tokens per step when prefill is chunked
+    prefill_chunk_tokens: int = 8192  # token budget per step (decode tokens + prompt tokens)
+    chunked_prefill: bool = False  # default: prompts split to fill the budget; else whole prompts batched up to it
+    kv_admission: str = "full"  # KV reserved per admitted request: "full" (input + output) | "average" (input + output/2)
+    moe_tokens_half: float = 100.0  # tokens per expert at which grouped expert GEMMs reach half their efficiency
+    step_overhead_per_seq_s: float = 10e-6  # CPU time per sequence per step (scheduler, sampler)
     source: str = ""
     fitted_on: str = "default"
     origin: str = ""
@@ -227,6 +238,7 @@ class Scenario:
     engine: Engine
     ideal: bool = False
     usd_per_gpu_hour: float | None = None
+    eplb: bool = False  # an expert-parallel load balancer with redundant experts (DeepSeek EPLB)
 
     @property
     def hardware(self) -> Hardware:
@@ -264,6 +276,10 @@ class Scenario:
     @property
     def step_overhead_s(self) -> float:
         return 0.0 if self.ideal else self.engine.step_overhead_s
+
+    @property
+    def step_overhead_per_seq_s(self) -> float:
+        return 0.0 if self.ideal else self.engine.step_overhead_per_seq_s
 
     @property
     def usd_per_hour(self) -> float:

@@ -45,6 +45,7 @@ def moe(
     engine: o.Engine = None,
     ideal: o.Ideal = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    eplb: o.Eplb = False,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     max_usd_per_mtok: o.MaxUsd = None,
@@ -57,7 +58,8 @@ def moe(
     from tokecon.commands.moe import MoeOptions, run_moe
     from tokecon.results import Thresholds
 
-    opts = CommonOptions(model, tuple(gpus), None, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
+    opts = CommonOptions(model, tuple(gpus), None, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()),
+                         eplb=eplb)
     node_list = _int_list(nodes, "--nodes") or [1]
     batches = _int_list(batch_per_gpu, "--batch-per-gpu")
     moe_opts = MoeOptions(phase.value, tuple(node_list), tuple(batches) if batches else None, context, interconnect,

@@ -31,6 +31,7 @@ class CommonOptions:
     usd_per_gpu_hour: float | None = None
     catalogs: tuple[Path, ...] = field(default_factory=tuple)
     pp: int | None = None
+    eplb: bool = False
 
     def load(self) -> Catalog:
         """The merged catalogs; a ``--model path/config.json`` joins them under that path."""
@@ -51,6 +52,7 @@ class CommonOptions:
                 engine=self.engine,
                 ideal=self.ideal,
                 usd_per_gpu_hour=self.usd_per_gpu_hour,
+                eplb=self.eplb,
                 **({"pp": self.pp} | kwargs),
             )
             for spec in specs
@@ -122,7 +124,7 @@ def step_fields(t: StepTimes, i: int) -> dict[str, Any]:
         "compute_time_s": float(t.compute_time_s.flat[i]),
         "memory_time_s": float(t.memory_time_s.flat[i]),
         "comm_time_s": float(t.comm_time_s.flat[i]),
-        "overhead_s": float(t.overhead_s),
+        "overhead_s": float(np.broadcast_to(t.overhead_s, t.step_time_s.shape).flat[i]),
     }
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory, operations, params
+from tokecon import comms, memory, operations, params, uncertainty
 from tokecon.commands.common import (
     CommonOptions,
     cheapest,
@@ -166,7 +166,8 @@ def moe_rows(
     a2a_bytes = t.breakdown_bytes.get("comm/dispatch", zero) + t.breakdown_bytes.get("comm/combine", zero) + zero
     max_b = int(memory.max_batch(scn, ctx))
     used = memory.memory_used_per_gpu(scn, B, ctx)
-    local = min(hw.scaleup_domain, dep.n_gpus)
+    scaleup_copies, scaleout_copies = comms.alltoall_copies_per_token(
+        m.experts, m.experts_per_token, dep.n_gpus, hw.scaleup_domain, m.expert_groups, m.expert_groups_per_token)
     nodes = dep.n_gpus // gpus_per_node
     rows = []
     for i, b in enumerate(batches):
@@ -184,7 +185,8 @@ def moe_rows(
             "tokens_per_gpu_per_step": float(tokens[i]),
             "routed_experts_per_gpu": m.experts / dep.ep,
             "experts_touched_per_gpu": float(touched[i]),
-            "scaleout_share_of_alltoall": (dep.n_gpus - local) / dep.n_gpus,
+            "scaleout_share_of_alltoall": scaleout_copies / (scaleup_copies + scaleout_copies)
+            if scaleup_copies + scaleout_copies else 0.0,
             "scaleout_bw_b_s": hw.scaleout_bw_b_s,
             "max_batch": max_b,
             "fits": b <= max_b,
@@ -204,9 +206,9 @@ def moe_rows(
             compute_bound_s=float(t.compute_bound_s[i]),
             memory_bound_s=float(t.memory_bound_s[i]),
             comm_time_s=comm,
-            comm_exposed_s=float(step[i] - t.overhead_s - busy[i]) if overlap else comm,
+            comm_exposed_s=float(step[i] - t.overhead_s[i] - busy[i]) if overlap else comm,
             comm_share=comm / float(busy[i] + comm) if busy[i] + comm > 0 else 0.0,
-            overhead_s=float(t.overhead_s),
+            overhead_s=float(t.overhead_s[i]),
             step_time_s=float(step[i]),
             tpot_s=float(step[i]) if phase == "decode" else None,
             ttft_s=float(step[i]) if phase == "prefill" else None,
@@ -218,7 +220,7 @@ def moe_rows(
             alltoall_bytes_per_gpu=float(a2a_bytes[i]),
             **cost_fields(scn, total),
         )
-        rows.append(row)
+        rows.append(uncertainty.annotate(row, scn, phase))
     return rows
 
 
@@ -237,6 +239,7 @@ def _columns(phase: str) -> list[Column]:
         Column("tok_s_per_gpu", f"{word} tok/s/GPU", "rate"),
         Column("tok_s_per_node", f"{word} tok/s/node", "rate"),
         Column("usd_per_mtok", f"USD/Mtok {word}", "usd"),
+        Column("usd_per_mtok", "80% range", "usd_range"),
         Column("fits", "KV fits", "bool"),
     ]
 

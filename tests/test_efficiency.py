@@ -1,0 +1,90 @@
+"""Work-dependent efficiency curves (tokecon.efficiency) against the measurements they cite."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import scenario
+from tokecon import efficiency
+from tokecon.operations import step_operations
+from tokecon.phases import decode_step
+
+
+@pytest.mark.parametrize(
+    "tokens, tflop_s",
+    # deepseek-ai/DeepGEMM README (2025-02), H800 FP8, N=4096 K=7168, masked/contiguous grouped layouts
+    [(256, 932.0), (512, 1040.0), (1024, 1233.0), (8192, 1297.0)],
+)
+def test_grouped_gemm_curve_tracks_deepgemm(tokens, tflop_s):
+    dense = 1304.0  # the same library's dense GEMM at M=4096, N=4096, K=7168
+    assert efficiency.grouped_gemm_fraction(tokens) == pytest.approx(tflop_s / dense, abs=0.06)
+
+
+def test_grouped_gemm_half_point():
+    assert efficiency.grouped_gemm_fraction(100.0, 100.0) == pytest.approx(0.5)
+
+
+@given(st.floats(1.0, 1e5), st.floats(1.0, 1e5))
+def test_more_tokens_per_expert_never_lowers_grouped_efficiency(a, b):
+    lo, hi = sorted((a, b))
+    assert efficiency.grouped_gemm_fraction(lo) <= efficiency.grouped_gemm_fraction(hi)
+
+
+def test_ep_imbalance_hand_numbers():
+    # EP8, 512 routed tokens per rank: 1 + sqrt(2 ln 8 / 512) = 1.0901; x1.1 with EPLB, x1.4 without
+    assert efficiency.ep_imbalance(512.0, 8, True) == pytest.approx(1.1 * 1.0901, rel=1e-3)
+    assert efficiency.ep_imbalance(512.0, 8, False) == pytest.approx(1.4 * 1.0901, rel=1e-3)
+    assert efficiency.ep_imbalance(512.0, 1, False) == 1.0
+
+
+@given(st.floats(1.0, 1e6), st.floats(1.0, 1e6), st.integers(2, 512))
+def test_imbalance_shrinks_with_load_and_balancer_helps(mu_a, mu_b, ep):
+    lo, hi = sorted((mu_a, mu_b))
+    assert efficiency.ep_imbalance(hi, ep, False) <= efficiency.ep_imbalance(lo, ep, False)
+    assert efficiency.ep_imbalance(lo, ep, True) < efficiency.ep_imbalance(lo, ep, False)
+
+
+def test_expert_op_carries_shape_and_imbalance(catalog):
+    """DeepSeek-V3 EP8 with attention DP, 64 sequences per GPU: 64 x 8 GPUs x 8 experts = 4096 routed
+    tokens over the expected 256 x (1 - (1 - 8/256)^512) = 256.0 experts touched -> 16 per expert."""
+    scn = scenario(catalog, "deepseek-v3", "h200", 8, tp=1, ep=8, attention_dp=True)
+    ops = {op.name: op for op in step_operations(scn, np.asarray(64.0), np.asarray(1.0), np.asarray(2047.0))}
+    experts = ops["moe/experts"]
+    assert float(experts.tokens_per_expert) == pytest.approx(16.0, rel=1e-3)
+    assert float(experts.imbalance) == pytest.approx(1.4 * (1 + np.sqrt(2 * np.log(8) / 512)), rel=1e-6)
+
+
+def test_balancer_and_ideal(catalog):
+    """EPLB makes the MoE decode step faster; the ideal roofline ignores imbalance and kernel shape."""
+    scn = scenario(catalog, "deepseek-v3", "h200", 8, tp=1, ep=8, attention_dp=True)
+    t = lambda s: float(decode_step(s, np.asarray(64.0), np.asarray(2048.0)).step_time_s)  # noqa: E731
+    assert t(replace(scn, eplb=True)) < t(scn)
+    ideal = replace(scn, ideal=True)
+    assert t(replace(ideal, eplb=True)) == t(ideal)
+
+
+def test_per_sequence_overhead_adds_up(catalog):
+    """10 us per sequence: a decode step of 100 sequences carries 1 ms more than the fixed overhead."""
+    scn = scenario(catalog, "llama3-8b", "h100", 1)
+    scn = replace(scn, engine=replace(scn.engine, step_overhead_s=2e-3, step_overhead_per_seq_s=10e-6))
+    step = decode_step(scn, np.asarray(100.0), np.asarray(1024.0))
+    assert float(step.overhead_s) == pytest.approx(3e-3)
+
+
+@settings(max_examples=30)
+@given(st.floats(1.0, 512.0))
+def test_attention_core_never_beats_its_kernel_fraction(batch):
+    """The attention core runs at most at the measured attention-kernel fraction of peak."""
+    from tokecon.roofline import op_compute_efficiency
+
+    from tokecon.catalog import load_catalog
+
+    scn = scenario(load_catalog(use_user_home=False), "llama3-70b", "h100", 4)
+    ops = step_operations(scn, np.asarray(batch), np.asarray(512.0), np.asarray(0.0))
+    core = next(op for op in ops if op.name == "attn/core")
+    assert op_compute_efficiency(core, scn) <= efficiency.ATTENTION_COMPUTE_FRACTION
