@@ -1,4 +1,5 @@
-"""Predict every public measurement in ``validation/measurements.csv`` and state the error.
+"""Predict every public measurement in ``validation/measurements.csv`` (curated) and
+``validation/external.csv`` (converted by ``validation/import_external.py``) and state the error.
 
 Each row is mapped to the scenario it describes (model, device, count, parallelism, precision,
 engine) and to the way it was measured:
@@ -9,7 +10,13 @@ engine) and to the way it was measured:
 * batch-1 prefill (TTFT, llama.cpp pp512, embeddings): one prefill step;
 * in-flight batching at maximum throughput (trtllm-bench, benchmark_throughput): the serving
   model at the largest concurrency whose KV cache fits;
-* disaggregated large-scale MoE (DeepSeek, SGLang): the ``moe`` model per node.
+* disaggregated large-scale MoE (DeepSeek, SGLang): the ``moe`` model per node;
+* closed-loop serving (aiconfigurator): C requests always in flight, ISL in, OSL out, through
+  :func:`tokecon.serving.serve` with the engine's prefill chunk: mean TTFT and TPOT.
+
+Rows are predicted in groups that share a scenario (same model, deployment, precision, engine,
+kind), each group as one numpy evaluation over its (batch or concurrency, input, output) arrays:
+:func:`predict_many`. :func:`predict` is the same for one row.
 
 Rows that tokecon cannot model (hardware not in the catalog, deployment size not stated) are
 reported as skipped with the reason, never dropped. No row has a factor of its own: the only
@@ -34,17 +41,24 @@ from tokecon.phases import decode_step, prefill_step
 from tokecon.specs import Deployment, Precision, Scenario
 
 
-def measurements_path() -> Path:
-    """Shipped copy in a wheel, ``validation/measurements.csv`` in a checkout."""
-    packaged = Path(__file__).parent / "data" / "measurements.csv"
+MEASUREMENT_FILES = ("measurements.csv", "external.csv")
+
+
+def measurements_path(name: str = "measurements.csv") -> Path:
+    """Shipped copy in a wheel (``tokecon/data/``), ``validation/`` in a checkout."""
+    packaged = Path(__file__).parent / "data" / name
     if packaged.exists():
         return packaged
-    return Path(__file__).resolve().parent.parent / "validation" / "measurements.csv"
+    return Path(__file__).resolve().parent.parent / "validation" / name
 
 
 def load_measurements(path: Path | None = None) -> list[dict[str, str]]:
-    with open(path or measurements_path(), newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    """Rows of ``path``; by default the curated and the external measurements together."""
+    rows: list[dict[str, str]] = []
+    for p in [path] if path else [measurements_path(n) for n in MEASUREMENT_FILES]:
+        with open(p, newline="", encoding="utf-8") as fh:
+            rows += csv.DictReader(fh)
+    return rows
 
 
 class Skip(Exception):
@@ -56,7 +70,7 @@ class Case:
     """A measurement turned into something tokecon can evaluate."""
 
     row: dict[str, str]
-    kind: str  # static | prefill | inflight | moe
+    kind: str  # static | prefill | inflight | moe | serving
     scenario: Scenario
     batch: int
     input_len: int
@@ -73,8 +87,9 @@ class Case:
         return self.scenario.engine.key
 
 
-_ENGINES = (("tensorrt", "trtllm"), ("vllm", "vllm"), ("sglang", "sglang"), ("llama.cpp", "llamacpp"),
-            ("deepseek", "sglang"))  # DeepSeek's in-house system runs the same DeepEP/DeepGEMM kernels as SGLang
+_ENGINES = (("tensorrt", "trtllm"), ("trtllm", "trtllm"), ("vllm", "vllm"), ("sglang", "sglang"), ("llama.cpp", "llamacpp"),
+            ("llamacpp", "llamacpp"),
+            ("deepseek", "sglang@0.4"))  # DeepSeek's in-house system (2025-02): the DeepEP/DeepGEMM kernels SGLang 0.4 ran
 
 
 def _strip(text: str) -> str:
@@ -82,17 +97,16 @@ def _strip(text: str) -> str:
 
 
 def _engine_key(text: str) -> str:
-    """Engine profile of a measurement. TensorRT-LLM before 0.15 (2024: the TRT engine flow)
-    and from 0.19 on (2025: PyTorch backend, newer kernels) are different profiles: the same
-    GPU reaches very different fractions of its roofline with them."""
+    """Engine of a measurement as ``NAME@VERSION`` when the text states a version (``TensorRT-LLM
+    0.9.0 (gptSessionBenchmark)`` -> ``trtllm@0.9.0``), else ``NAME``: the engine catalog picks the
+    generation whose version range covers it (engines change 1.5x between releases)."""
     low = text.lower()
     for needle, key in _ENGINES:
         if needle in low:
-            if key == "trtllm":
-                version = re.search(r"tensorrt-llm\s+(\d+)\.(\d+)", low)
-                if version and (int(version.group(1)), int(version.group(2))) < (0, 15):
-                    return "trtllm-2024"
-            return key
+            if "@" in key:
+                return key
+            version = re.search(r"@?\s*v?(\d+\.\d+(?:\.\d+)?)", low[low.index(needle) + len(needle):])
+            return f"{key}@{version.group(1)}" if version else key
     raise Skip(f"engine '{text}' has no profile")
 
 
@@ -103,25 +117,24 @@ def _engine_or_raw(text: str) -> str:
         return text
 
 
+def _dtype(text: str, row: dict[str, str]) -> str:
+    for prefix, dtype in (("nvfp4", "nvfp4"), ("fp4", "nvfp4"), ("mxfp4", "mxfp4"), ("q4_k_m", "q4_k_m"),
+                          ("int4", "int4"), ("fp8", "fp8"), ("fp16", "fp16"), ("bf16", "bf16")):
+        if text.strip().startswith(prefix):
+            return dtype
+    raise Skip(f"weight precision '{row['weight_precision']}' not understood")
+
+
 def _precision(row: dict[str, str]) -> Precision:
-    w = row["weight_precision"].lower()
-    if "nvfp4" in w or w.startswith("fp4"):
-        weights = "nvfp4"
-    elif w.startswith("q4_k_m"):
-        weights = "q4_k_m"
-    elif w.startswith("fp8"):
-        weights = "fp8"
-    elif w.startswith("fp16"):
-        weights = "fp16"
-    elif w.startswith("bf16"):
-        weights = "bf16"
-    else:
-        raise Skip(f"weight precision '{row['weight_precision']}' not understood")
+    """``weight_precision`` is the weights' type, optionally followed by ``; experts TYPE``."""
+    w, _, experts = row["weight_precision"].lower().partition("; experts ")
+    w = "nvfp4" if "nvfp4" in w else w
+    weights = _dtype(w, row)
     kv_text = row["kv_precision"].lower()
     kv = "fp8" if kv_text.startswith("fp8") else "bf16"
     if kv_text.startswith("not stated") and weights in ("fp8", "nvfp4") and "tensorrt" in row["engine"].lower():
         kv = "fp8"  # NVIDIA's ModelOpt FP8/NVFP4 checkpoints, which the perf-overview runs use, quantise the KV cache to FP8
-    return Precision(weights=weights, kv_cache=kv)
+    return Precision(weights=weights, kv_cache=kv, experts=_dtype(experts, row) if experts else None)
 
 
 def _int(text: str) -> int | None:
@@ -131,6 +144,8 @@ def _int(text: str) -> int | None:
 
 def _kind(row: dict[str, str]) -> str:
     s = row["scenario"].lower()
+    if s.startswith("closed-loop serving"):
+        return "serving"
     if "offline max-throughput" in s:
         return "inflight"
     par = row["parallelism"].lower()
@@ -158,17 +173,22 @@ def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Ca
         raise Skip("deployment size not stated")
     kind = _kind(row)
     par = row["parallelism"]
+    layout = _LAYOUT.match(par)
     layer_split = "layer split" in par.lower()
     tp_match = re.search(r"TP(\d+)", par)
     ep_match = re.search(r"(?:DEP|EP)(\d+)", par)
-    if kind == "moe" or (ep_match and not tp_match):
+    if layout:
+        tp, pp, dp, moe_tp, moe_ep = (int(g) for g in layout.groups())
+        tp, ep, dp_attn = _layout(model, tp, dp, moe_tp * moe_ep)
+    elif kind == "moe" or (ep_match and not tp_match):
         tp, ep, dp_attn = 1, int(ep_match.group(1)) if ep_match else n, True
         kind = "moe" if kind == "moe" else kind
     else:
         tp, ep, dp_attn = (1 if layer_split else int(tp_match.group(1)) if tp_match else n), 1, False
-    pp = n if layer_split else 1  # llama.cpp's default multi-GPU split: consecutive layers per GPU
+    if not layout:
+        pp = n if layer_split else 1  # llama.cpp's default multi-GPU split: consecutive layers per GPU
     precision = _precision(row)
-    engine = catalog.engines.get(_engine_key(row["engine"]))
+    engine = _resolve_engine(row["engine"], catalog)
     deployment = Deployment(hw, n, tp if not dp_attn else 1, ep, dp_attn, pp)
     scn = Scenario(model, deployment, precision, engine, ideal)
     batch = _int(row["concurrency_or_batch"]) or 0
@@ -177,26 +197,49 @@ def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Ca
     return Case(row, kind, scn, batch, isl, osl, row["metric"], float(row["value"]))
 
 
+#: aiconfigurator's layout: attention TP x PP x attention-DP GPUs; experts split moeTP x moeEP ways.
+_LAYOUT = re.compile(r"^TP(\d+) PP(\d+) attnDP(\d+) moeTP(\d+) moeEP(\d+)$")
+
+
+def _layout(model, tp: int, dp: int, expert_split: int) -> tuple[int, int, bool]:
+    """(tp, ep, attention_dp) of tokecon's Deployment. Attention data-parallel (tp 1, dp > 1): every
+    GPU its own attention unit, experts over ``expert_split`` GPUs. Attention TP (dp 1): experts split
+    over the same GPUs as the heads, which tokecon models as TP for expert FLOP and traffic whether the
+    engine slices or places experts. Attention TP inside DP groups is not modelled."""
+    if dp > 1 and tp > 1:
+        raise Skip(f"attention TP{tp} inside {dp} data-parallel groups not modelled")
+    if dp > 1:
+        return 1, expert_split, True
+    if model.heads % tp:
+        raise Skip(f"TP{tp} does not divide {model.key}'s {model.heads} attention heads")
+    return tp, 1, False
+
+
+def _resolve_engine(text: str, catalog: Catalog):
+    """The engine generation of a row (``NAME@VERSION`` or free text naming one)."""
+    return catalog.engines.get(_engine_key(text.partition("@")[0]) + ("@" + text.partition("@")[2] if "@" in text else ""))
+
+
 # --- predictions -----------------------------------------------------------------------------
 
 _QUADRATURE = 12  # decode steps sampled along the output; step time is smooth in context
 
 
-def static_batch_times(scn: Scenario, batch: float, isl: int, osl: int) -> tuple[float, float]:
-    """(prefill time, decode time) of a static batch: B prompts of ``isl`` tokens prefilled in one
-    step, then ``osl - 1`` decode steps with contexts isl+1 .. isl+osl-1 (sampled, trapezoid)."""
-    t_prefill = float(prefill_step(scn, np.asarray(float(batch)), np.asarray(float(max(isl, 1)))).step_time_s) if isl else 0.0
-    steps = osl - 1 if isl else osl
-    if steps <= 0:
-        return t_prefill, 0.0
-    ctx = np.linspace(isl + 1, isl + steps, min(steps, _QUADRATURE))
-    t = decode_step(scn, np.full_like(ctx, float(batch)), ctx).step_time_s
-    return t_prefill, float(np.mean(t)) * steps
-
-
-def _max_batch(case: Case) -> int:
-    ctx = np.asarray(float(case.input_len + case.output_len))
-    return int(memory.max_batch(case.scenario, ctx))
+def static_batch_times(scn: Scenario, batch: np.ndarray, isl: np.ndarray, osl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prefill time, decode time) of static batches, over arrays: B prompts of ``isl`` tokens
+    prefilled in one step, then ``osl - 1`` decode steps with contexts isl+1 .. isl+osl-1 (at most
+    12 sampled, evenly spaced, averaged)."""
+    batch, isl, osl = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(batch, isl, osl))
+    t_prefill = np.where(isl > 0, prefill_step(scn, batch, np.maximum(isl, 1.0)).step_time_s, 0.0)
+    steps = np.where(isl > 0, osl - 1.0, osl)
+    points = np.clip(np.minimum(steps, _QUADRATURE), 1.0, None)
+    j = np.arange(_QUADRATURE, dtype=float)
+    frac = j / np.maximum(points[..., None] - 1.0, 1.0)
+    ctx = isl[..., None] + 1.0 + frac * np.maximum(steps[..., None] - 1.0, 0.0)
+    used = j < points[..., None]
+    t = decode_step(scn, np.broadcast_to(batch[..., None], ctx.shape), np.where(used, ctx, isl[..., None] + 1.0)).step_time_s
+    mean = np.sum(np.where(used, t, 0.0), axis=-1) / points
+    return t_prefill, np.where(steps > 0, mean * steps, 0.0)
 
 
 #: Engines that admit only as many sequences as their KV cache holds and queue the rest
@@ -205,56 +248,93 @@ def _max_batch(case: Case) -> int:
 _QUEUEING_ENGINES = {"vllm", "sglang"}
 
 
-def predict_static(case: Case) -> float:
-    """A static batch of B requests; when B exceeds what the KV cache holds (or the engine's cap on
-    running sequences), a queueing engine runs it in ceil(B / max) equal waves (DESIGN.md:
-    engines run what fits and queue the rest)."""
-    scn, b = case.scenario, max(case.batch, 1)
-    max_b = _max_batch(case)
-    if case.engine in _QUEUEING_ENGINES and max_b >= 1 and not scn.ideal:
-        # vLLM max_num_seqs, SGLang max_running_requests: a software cap, which the ideal drops
-        max_b = min(max_b, scn.engine.max_running_requests)
-    if max_b < 1 or (b > max_b and case.engine not in _QUEUEING_ENGINES):
-        raise Skip(f"batch {b} of {case.input_len}+{case.output_len} tokens does not fit in tokecon's memory model")
-    waves = math.ceil(b / max_b)
-    per_wave = b / waves
-    t_pf, t_dec = static_batch_times(scn, per_wave, case.input_len, case.output_len)
+def _arrays(cases: list[Case]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(np.array([getattr(c, a) for c in cases], dtype=float) for a in ("batch", "input_len", "output_len"))
+
+
+def _static(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
+    """Static batches of B requests; when B exceeds what the KV cache holds (or the engine's cap on
+    running sequences), a queueing engine runs it in ceil(B / max) equal waves (DESIGN.md: engines
+    run what fits and queue the rest)."""
+    batch, isl, osl = _arrays(cases)
+    b = np.maximum(batch, 1.0)
+    queueing = (scn.engine.family or scn.engine.key) in _QUEUEING_ENGINES
+    max_b = memory.max_batch(scn, isl + osl).astype(float)
+    if queueing and not scn.ideal:  # vLLM max_num_seqs, SGLang max_running_requests: a software cap, which the ideal drops
+        max_b = np.where(max_b >= 1, np.minimum(max_b, scn.engine.max_running_requests), max_b)
+    ok = (max_b >= 1) & ((b <= max_b) | queueing)
+    waves = np.where(ok, np.ceil(b / np.maximum(max_b, 1.0)), 1.0)
+    t_pf, t_dec = static_batch_times(scn, b / waves, isl, osl)
     total = waves * (t_pf + t_dec)
-    osl = case.output_len
     per_group = b * osl / total
     # Per user: the mean over requests of OSL / (its own completion time); wave k of w ends at k/w
     # of the run, so the mean is OSL / total x H_w (harmonic number; 1 for a single wave).
-    harmonic = sum(1.0 / k for k in range(1, waves + 1))
-    return {
-        "output_tok_per_s_per_gpu": per_group / scn.deployment.n_gpus,
-        "output_tok_per_s_total": per_group,
-        "output_tok_per_s_per_user": osl / total * harmonic,
-    }[case.metric]
+    harmonic = np.array([sum(1.0 / k for k in range(1, int(w) + 1)) for w in waves])
+    metrics = {"output_tok_per_s_per_gpu": per_group / scn.deployment.n_gpus, "output_tok_per_s_total": per_group,
+               "output_tok_per_s_per_user": osl / total * harmonic, "batch_latency_s": total}
+    values, reasons = np.full(len(cases), np.nan), []
+    for i, c in enumerate(cases):
+        if not ok[i]:
+            reasons.append(f"batch {int(b[i])} of {c.input_len}+{c.output_len} tokens does not fit in tokecon's memory model")
+        elif c.metric not in metrics:
+            reasons.append(f"metric '{c.metric}' not modelled for static batches")
+        else:
+            values[i] = metrics[c.metric][i]
+            reasons.append(None)
+    return values, reasons
 
 
-def predict_prefill(case: Case) -> float:
-    scn, b = case.scenario, max(case.batch, 1)
-    if _max_batch(case) < b:
-        raise Skip(f"batch {b} of {case.input_len} tokens does not fit in tokecon's memory model")
-    t = float(prefill_step(scn, np.asarray(float(b)), np.asarray(float(case.input_len))).step_time_s)
-    if case.metric == "ttft_ms":
-        return t * 1e3
-    if case.metric == "prefill_tok_per_s":
-        return b * case.input_len / t
-    raise Skip(f"metric '{case.metric}' not modelled for prefill")
+def _prefill(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
+    batch, isl, osl = _arrays(cases)
+    b = np.maximum(batch, 1.0)
+    fits = memory.max_batch(scn, isl + osl) >= b
+    t = prefill_step(scn, b, isl).step_time_s * np.ones_like(b)
+    metrics = {"ttft_ms": t * 1e3, "prefill_tok_per_s": b * isl / t}
+    values, reasons = np.full(len(cases), np.nan), []
+    for i, c in enumerate(cases):
+        if not fits[i]:
+            reasons.append(f"batch {int(b[i])} of {c.input_len} tokens does not fit in tokecon's memory model")
+        elif c.metric not in metrics:
+            reasons.append(f"metric '{c.metric}' not modelled for prefill")
+        else:
+            values[i] = metrics[c.metric][i]
+            reasons.append(None)
+    return values, reasons
+
+
+def _serving(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
+    """Closed loop: C requests always in flight (tokecon.serving), prompts prefilled as the engine
+    does by default, as :func:`predict_inflight` does; mean TTFT and TPOT."""
+    from tokecon.serving import serve
+
+    conc, isl, osl = _arrays(cases)
+    if np.any(osl < 2) or np.any(isl < 1) or np.any(conc < 1):
+        return np.full(len(cases), np.nan), ["closed-loop rows need concurrency, input and output lengths"] * len(cases)
+    t = serve(scn, conc, isl, osl)
+    metrics = {"ttft_ms": t.ttft_s * 1e3, "tpot_ms": t.tpot_s * 1e3}
+    values, reasons = np.full(len(cases), np.nan), []
+    for i, c in enumerate(cases):
+        if c.metric not in metrics:
+            reasons.append(f"metric '{c.metric}' not modelled for closed-loop serving")
+        elif not np.isfinite(metrics[c.metric][i]):
+            reasons.append("one request does not fit in tokecon's memory model")
+        else:
+            values[i] = metrics[c.metric][i]
+            reasons.append(None)
+    return values, reasons
 
 
 def predict_inflight(case: Case) -> float:
-    """Offline maximum throughput (every request queued at once): continuous batching at the
-    engine's cap on running requests, prompts chunked into its per-step token budget
-    (tokecon.serving); the KV cache caps the running batch further."""
-    from tokecon.serving import serve
+    """Offline maximum throughput (every request queued at once): :func:`tokecon.serving.serve` with as
+    many requests in flight as run at once (KV admission and the engine's cap, which the ideal view
+    drops), and the engine's default prefill (its budget, chunked or whole prompts)."""
+    from tokecon.serving import max_running, serve
 
     scn = case.scenario
     if case.output_len < 2 or case.input_len < 1:
         raise Skip("in-flight rows need input and output lengths")
-    concurrency = scn.engine.max_running_requests * scn.deployment.replicas
-    t = serve(scn, concurrency, case.input_len, case.output_len, chunk_tokens=scn.engine.prefill_chunk_tokens)
+    per_unit = float(max_running(scn, case.input_len, case.output_len))
+    t = serve(scn, max(per_unit, 1.0) * scn.deployment.replicas, case.input_len, case.output_len)
     value = {
         "output_tok_per_s_total": t.output_tok_s,
         "output_tok_per_s_per_gpu": t.output_tok_s_per_gpu,
@@ -287,15 +367,51 @@ def predict_moe(case: Case) -> float:
     raise Skip("batch per GPU not stated" if not case.batch else f"metric '{case.metric}' not modelled for disaggregated MoE")
 
 
-PREDICTORS: dict[str, Callable[[Case], float]] = {"static": predict_static, "prefill": predict_prefill,
-                                                 "inflight": predict_inflight, "moe": predict_moe}
+#: Kinds evaluated a group at a time over numpy arrays, and kinds evaluated row by row.
+GROUP_PREDICTORS: dict[str, Callable[[Scenario, list[Case]], tuple[np.ndarray, list[str | None]]]] = {
+    "static": _static, "prefill": _prefill, "serving": _serving}
+PREDICTORS: dict[str, Callable[[Case], float]] = {"inflight": predict_inflight, "moe": predict_moe}
+
+
+def _group_key(case: Case) -> tuple:
+    """Cases that share this key share one scenario (values, not identity: calibrate.py rebuilds the
+    hardware and engine of every case with the factors it tries)."""
+    scn, dep, hw = case.scenario, case.scenario.deployment, case.scenario.hardware
+    return (case.kind, scn.model, hw.key, hw.efficiency, hw.memory_bytes, dep.n_gpus, dep.tp, dep.ep,
+            dep.attention_dp, dep.pp, scn.precision, scn.engine, scn.ideal)
+
+
+def predict_many(cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
+    """Predicted value of every case (NaN where it cannot be predicted) and, in parallel, the reason
+    for each NaN (None where predicted). Cases sharing a scenario are evaluated as one array."""
+    values, reasons = np.full(len(cases), np.nan), [None] * len(cases)
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cases):
+        groups.setdefault(_group_key(c), []).append(i)
+    for key, idx in groups.items():
+        kind = key[0]
+        if kind in GROUP_PREDICTORS:
+            v, why = GROUP_PREDICTORS[kind](cases[idx[0]].scenario, [cases[i] for i in idx])
+            values[idx] = v
+            for i, w in zip(idx, why):
+                reasons[i] = w
+            continue
+        for i in idx:
+            try:
+                if kind not in PREDICTORS:
+                    raise Skip(f"{kind} rows not modelled yet")
+                values[i] = PREDICTORS[kind](cases[i])
+            except Skip as exc:
+                reasons[i] = str(exc)
+    return values, reasons
 
 
 def predict(case: Case) -> float:
-    fn = PREDICTORS.get(case.kind)
-    if fn is None:
-        raise Skip(f"{case.kind} rows not modelled yet")
-    return fn(case)
+    """One row; raises :class:`Skip` with the reason when it cannot be predicted."""
+    values, reasons = predict_many([case])
+    if reasons[0]:
+        raise Skip(reasons[0])
+    return float(values[0])
 
 
 # --- the report ----------------------------------------------------------------------------
@@ -319,18 +435,22 @@ class Outcome:
 
 
 def evaluate(rows: list[dict[str, str]], catalog: Catalog, with_ideal: bool = True) -> list[Outcome]:
-    outcomes = []
-    for row in rows:
-        out = Outcome(row["id"], row)
+    outcomes = [Outcome(row["id"], row) for row in rows]
+    for out in outcomes:
         try:
-            out.case = build_case(row, catalog)
-            out.predicted = predict(out.case)
-            if with_ideal:
-                out.ideal = predict(replace(out.case, scenario=replace(out.case.scenario, ideal=True)))
+            out.case = build_case(out.row, catalog)
         except Skip as why:
             out.skipped = str(why)
-            out.predicted = None
-        outcomes.append(out)
+    built = [o for o in outcomes if o.case is not None]
+    values, reasons = predict_many([o.case for o in built])
+    ideal = predict_many([replace(o.case, scenario=replace(o.case.scenario, ideal=True)) for o in built])[0] if with_ideal else None
+    for i, o in enumerate(built):
+        if reasons[i]:
+            o.skipped = reasons[i]
+            continue
+        o.predicted = float(values[i])
+        if ideal is not None:
+            o.ideal = float(ideal[i]) if np.isfinite(ideal[i]) else None
     return outcomes
 
 
