@@ -44,8 +44,9 @@ def test_capacity_arithmetic_on_the_toy_model():
 def test_openrouter_deepseek_volume_fits_many_times_on_one_node():
     """Tensor Economics' MoE post: OpenRouter's roughly one billion DeepSeek tokens a day fit many
     times over on a single large node. One 8x H200 node (attention-DP + EP8, fp8), at the concurrency
-    its KV cache allows, serves that volume several times over for any prompt-heavy to balanced mix,
-    and still well over it (about twice) at an interactive 20 tok/s per user."""
+    its KV cache allows, serves that volume several times over for any prompt-heavy to balanced mix.
+    At an interactive 20 tok/s per user the same node carries far less (grouped expert GEMMs at ~20
+    tokens per expert and the busiest EP rank set the step): one or two nodes, not a fraction of one."""
     for ratio in (1.0, 3.0, 10.0):
         opts = ServeOptions(CommonOptions("deepseek-v3", ("8xH200",)))
         row = run_capacity(opts, 1e9, None, 512, ratio, None, 1.0, Thresholds()).rows[0]
@@ -54,7 +55,8 @@ def test_openrouter_deepseek_volume_fits_many_times_on_one_node():
         # "many times over", with the fitted efficiencies and vLLM's 256 running requests per DP rank
         assert row["capacity_multiple"] > 2.5, ratio
     slo = run_capacity(opts, 1e9, None, 512, 3.0, None, 1.0, Thresholds(min_tok_s_per_user=20)).rows[0]
-    assert slo["tok_s_per_user"] >= 20 and slo["capacity_multiple"] > 1.5 and slo["nodes_needed"] == 1
+    assert slo["tok_s_per_user"] >= 20 and slo["nodes_needed"] <= 2
+    assert slo["capacity_multiple"] < row["capacity_multiple"] / 2
 
 
 def test_slo_picks_the_highest_throughput_point_that_meets_it():

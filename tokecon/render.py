@@ -48,6 +48,17 @@ def fmt_value(value: Any, fmt: str) -> str:
     return str(value)
 
 
+def cell(row: dict[str, Any], column: Column) -> str:
+    """One cell; a ``*_range`` column shows the 80% interval ``<key>_p10..<key>_p90`` of its key."""
+    if column.fmt.endswith("_range"):
+        lo, hi = row.get(f"{column.key}_p10"), row.get(f"{column.key}_p90")
+        if lo is None or hi is None:
+            return "—"
+        fmt = column.fmt[: -len("_range")]
+        return f"{fmt_value(lo, fmt)}..{fmt_value(hi, fmt)}"
+    return fmt_value(row.get(column.key), column.fmt)
+
+
 def _groups(result: Result) -> list[tuple[str, list[tuple[int, dict]]]]:
     groups: dict[str, list[tuple[int, dict]]] = {}
     for i, row in enumerate(result.rows):
@@ -70,7 +81,7 @@ def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[
             right.append(False)
         body = []
         for i, row in rows:
-            cells = [fmt_value(row.get(c.key), c.fmt) for c in result.columns]
+            cells = [cell(row, c) for c in result.columns]
             if not row.get("fits", True):
                 cells[-1] = "does not fit"
             if i in result.highlight:
@@ -160,7 +171,7 @@ def render_markdown(result: Result, file: TextIO) -> None:
     out.write("| " + " | ".join(c.header for c in cols) + " | threshold |\n")
     out.write("|" + "|".join("---" for _ in cols) + "|---|\n")
     for i, row in enumerate(result.rows):
-        cells = [fmt_value(row.get(c.key), c.fmt).replace("|", "/") for c in cols]
+        cells = [cell(row, c).replace("|", "/") for c in cols]
         if i in result.highlight:
             cells = [f"**{c}**" for c in cells]
         verdict = "; ".join(row.get("violations", [])) or ("does not fit" if not row.get("fits", True) else "ok")

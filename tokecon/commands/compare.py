@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory
+from tokecon import memory, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import CommonOptions, efficiency_note, figures_of_merit, resolved_inputs, sources
 from tokecon.commands.decode import decode_rows
@@ -210,12 +210,14 @@ def _columns(phase: str, baseline: bool) -> list[Column]:
     word = _WORD[phase]
     cols = [
         Column("deployment", "devices", "str"),
+        Column("device_measured", "measured", "bool"),
         Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
         Column("fits", "fits", "bool"),
         Column("tok_s_per_gpu", f"tok/s {word} per GPU", "rate"),
         Column(lat_key, lat_header, "time"),
         Column("usd_per_hour", "USD/h", "usd"),
         Column("usd_per_mtok", f"USD/Mtok {word}", "usd"),
+        Column("usd_per_mtok", "80% range", "usd_range"),
         Column("flop_s_per_usd_per_hour", "TFLOP/s per USD/h", "flop"),
         Column("bytes_s_per_usd_per_hour", "GB/s per USD/h", "bytes"),
         Column("bound", "bound", "str"),
@@ -295,7 +297,7 @@ def run_compare(
         row["device_name"] = scn.hardware.name
         row["phase"] = phase
         row["latency_s"] = row.get(_LATENCY[phase][0])
-        rows.append(row)
+        rows.append(uncertainty.annotate(row, scn, "prefill" if phase == "prefill" else "decode"))
 
     inputs = {
         **resolved_inputs(scns[0]),
@@ -331,6 +333,10 @@ def run_compare(
         notes.insert(1, win)
     notes.append("TFLOP/s and GB/s per USD/h: achievable peak (peak x the device's efficiency; peak with --ideal) per "
                  "GPU-hour price; compute-bound phases (prefill, embeddings) follow the first, memory-bound decode the second.")
+    unmeasured = sorted({r["deployment"] for r in ordered if r.get("device_measured") is False})
+    if unmeasured:
+        notes.append(f"measured = no: no public measurement covers {', '.join(unmeasured)}; their efficiency is borrowed "
+                     "from the measured families and their 80% range is the widest (tokecon validate).")
     if skipped:
         notes.append(f"Skipped {len(skipped)} (no power-of-two count within the scale-up domain holds the weights and the "
                      f"KV cache of {batch} x {context} tokens; largest such group and its usable memory): "

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory
+from tokecon import memory, uncertainty
 from tokecon.commands.common import (
     CommonOptions,
     breakdown_fields,
@@ -35,6 +35,7 @@ COLUMNS = [
     Column("bound", "bound", "str"),
     Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
     Column("usd_per_mtok", "USD/Mtok out", "usd"),
+    Column("usd_per_mtok", "80% range", "usd_range"),
 ]
 
 _NUMERIC = (
@@ -78,7 +79,7 @@ def decode_rows(scn: Scenario, batches: list[int], context: int, explain: bool =
             tok_s_per_user=1.0 / step,
             **cost_fields(scn, tok_s),
         )
-        rows.append(row)
+        rows.append(uncertainty.annotate(row, scn, "decode"))
     return rows
 
 
@@ -121,6 +122,7 @@ def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thr
             notes.append(why_cheapest(scn, these, best))
         rows.extend(these)
         notes.append(efficiency_note(scn))
+        notes += filter(None, [uncertainty.interval_note(scn, "decode")])
     inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "context_tokens": context}
     result = Result("decode", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
     return thresholds.apply(result)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, params
+from tokecon import economics, memory, params, uncertainty
 from tokecon.commands.common import (
     CommonOptions,
     cheapest,
@@ -128,7 +128,7 @@ def embed_rows(scn: Scenario, batches: list[int], seq_len: int, utilization: flo
             usd_per_hour=scn.usd_per_hour,
             usd_per_mtok=float(usd_mtok[i]),
         )
-        rows.append(row)
+        rows.append(uncertainty.annotate(row, scn, "prefill"))
     return rows
 
 

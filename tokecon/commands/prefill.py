@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory
+from tokecon import memory, uncertainty
 from tokecon.commands.common import (
     CommonOptions,
     breakdown_fields,
@@ -35,6 +35,7 @@ COLUMNS = [
     Column("bound", "bound", "str"),
     Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
     Column("usd_per_mtok", "USD/Mtok in", "usd"),
+    Column("usd_per_mtok", "80% range", "usd_range"),
 ]
 
 _NUMERIC = (
@@ -71,7 +72,7 @@ def prefill_rows(scn: Scenario, batches: list[int], input_len: int, explain: boo
             flop_s_achieved_per_gpu=float(t.flop[i]) / busy,
             **cost_fields(scn, tok_s),
         )
-        rows.append(row)
+        rows.append(uncertainty.annotate(row, scn, "prefill"))
     return rows
 
 
@@ -100,6 +101,7 @@ def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, 
             )
         rows.extend(these)
         notes.append(efficiency_note(scn))
+        notes += filter(None, [uncertainty.interval_note(scn, "prefill")])
     inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "input_tokens": input_len}
     result = Result("prefill", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
     return thresholds.apply(result)

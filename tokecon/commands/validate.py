@@ -4,14 +4,15 @@ efficiency factors and reports the held-out error."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from tokecon import calibrate, validation
+from tokecon import calibrate, uncertainty, validation
 from tokecon.catalog import builtin_paths, load_catalog
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result
+from tokecon.validation import Case
 
 ROW_COLUMNS = [
     Column("id", "id", "str"),
@@ -39,14 +40,18 @@ SUMMARY_COLUMNS = [
     Column("median_ape", "median |error| [%]", "pct"),
     Column("p90_ape", "p90 |error| [%]", "pct"),
     Column("median_error", "median error [%]", "signed_pct"),
-    Column("ideal_over_measured", "ideal / measured", "num"),
+    Column("ideal_over_measured", "ideal speed / measured", "num"),
     Column("worst", "worst rows", "str"),
 ]
 
 
+_TIME_METRICS = ("tpot_ms", "batch_latency_s")
+
+
 def _ideal_ratio(outcomes: list[validation.Outcome]) -> float | None:
-    r = [o.ideal / o.case.measured for o in outcomes if o.ideal is not None and o.case is not None
-         and not o.case.metric.startswith("ttft")]
+    """Median ideal-roofline speed over measured speed (a time's ratio inverted); TTFT left out."""
+    r = [(o.case.measured / o.ideal if o.case.metric in _TIME_METRICS else o.ideal / o.case.measured)
+         for o in outcomes if o.ideal is not None and o.case is not None and not o.case.metric.startswith("ttft")]
     return float(np.median(r)) if r else None
 
 
@@ -55,9 +60,12 @@ def summary_rows(outcomes: list[validation.Outcome], group_by: str) -> list[dict
         raise TokeconError(f"--group-by must be one of {', '.join(validation.GROUP_KEYS)}, got '{group_by}'")
     key = validation.GROUP_KEYS[group_by]
     rows = []
-    for summaries, label in ((validation.summarise(outcomes, key), None), (validation.summarise(outcomes), "all")):
+    fitted = [o for o in outcomes if o.case is not None and not calibrate.not_fitted(o.case)]
+    for summaries, label, pool in ((validation.summarise(outcomes, key), None, outcomes),
+                                   (validation.summarise(outcomes), "all", outcomes),
+                                   (validation.summarise(fitted), "all fitted", fitted)):
         for s in summaries:
-            members = [o for o in outcomes if o.error is not None and (label == "all" or key(o) == s.group)]
+            members = [o for o in pool if o.error is not None and (label or key(o) == s.group)]
             rows.append({
                 "group": label or s.group, "rows": s.n, "median_ape": s.median_ape, "p90_ape": s.p90_ape,
                 "median_error": s.median_error, "ideal_over_measured": _ideal_ratio(members), "worst": ", ".join(s.worst),
@@ -76,9 +84,9 @@ def run_validate(group_by: str = "hardware", csv_path: Path | None = None, catal
     out_rows = []
     for o in outcomes:
         r = validation.outcome_fields(o)
-        not_fitted = o.case is not None and o.case.metric in calibrate.NOT_FITTED and not o.skipped
+        not_fitted = calibrate.not_fitted(o.case) if o.case is not None and not o.skipped else None
         r["status"] = "skipped" if o.skipped else "not fitted" if not_fitted else "ok"
-        r["reason"] = o.skipped or (calibrate.NOT_FITTED[o.case.metric] if not_fitted else None)
+        r["reason"] = o.skipped or not_fitted
         r["metric_label"] = _METRIC_SHORT.get(r["metric"], r["metric"])
         out_rows.append(r)
     done = [o for o in outcomes if o.error is not None]
@@ -105,39 +113,76 @@ FIT_COLUMNS = [
     Column("name", "name", "str"),
     Column("parameter", "parameter", "str"),
     Column("value", "fitted", "num"),
-    Column("catalog", "in catalog", "num"),
+    Column("catalog", "prior", "num"),
 ]
 
+#: How held-out error is broken down (issue 9): by source, device family, engine generation,
+#: dense vs MoE and metric.
+HELD_OUT_GROUPS: dict[str, Callable[[Case], str]] = {
+    "source": calibrate.source_of,
+    "family": lambda c: c.family,
+    "engine": lambda c: c.engine,
+    "model kind": lambda c: "moe" if c.scenario.model.is_moe else "dense",
+    "metric": lambda c: c.metric,
+}
 
-def run_fit(write: bool = False, csv_path: Path | None = None) -> tuple[Result, Result]:
-    """Refit the factors on all rows; held-out error by leave-one-source-out; optionally store them."""
+
+def held_out_rows(held: list[tuple[Case, float]]) -> list[dict[str, Any]]:
+    """Median and p90 |error| of the held-out predictions, overall and per group."""
+    def row(label: str, errs: list[float]) -> dict[str, Any]:
+        a = np.abs(errs)
+        return {"group": label, "rows": len(a), "median_ape": float(np.median(a)), "p90_ape": float(np.percentile(a, 90)),
+                "median_error": float(np.median(errs)), "ideal_over_measured": None, "worst": ""}
+
+    out = [row("held out: all", [e for _, e in held])]
+    for name, key in HELD_OUT_GROUPS.items():
+        groups: dict[str, list[float]] = {}
+        for c, e in held:
+            groups.setdefault(key(c), []).append(e)
+        out += [row(f"{name}: {g}", v) for g, v in sorted(groups.items())]
+    return out
+
+
+def run_fit(write: bool = False, csv_path: Path | None = None, held_out: bool = False,
+            progress: Callable[[str, int, int], None] | None = None) -> tuple[Result, Result]:
+    """Refit the factors on all rows (in-sample error); with ``held_out`` also the leave-one-source-out
+    error and the 80% intervals built from it; optionally store them (catalogs, intervals.toml)."""
     catalog = load_catalog(use_user_home=False)
     outcomes = validation.evaluate(validation.load_measurements(csv_path), catalog, with_ideal=False)
     cases = calibrate.fit_cases(outcomes)
-    factors = calibrate.fit(cases)
-    held = calibrate.leave_one_source_out(cases)
-    current = calibrate.initial_factors(cases)
+    factors = calibrate.fit(cases, progress=(lambda d, n: progress("fit", d, n)) if progress else None)
+    prior = calibrate.initial_factors(cases)
     rows = []
-    for kind, table, cur in (("family", factors.family, current.family), ("engine", factors.engine, current.engine)):
+    for kind, table, cur in (("family", factors.family, prior.family), ("engine", factors.engine, prior.engine)):
         for name, values in sorted(table.items()):
             for param, value in values.items():
                 rows.append({"kind": kind, "name": name, "parameter": param, "value": value, "catalog": cur[name][param]})
-    errors = np.abs([e for _, e in held])
-    by_source: dict[str, list[float]] = {}
-    for c, e in held:
-        by_source.setdefault(calibrate.source_of(c), []).append(abs(e))
-    summary = [{"group": f"held out: {s}", "rows": len(v), "median_ape": float(np.median(v)), "p90_ape": float(np.percentile(v, 90)),
-                "median_error": None, "ideal_over_measured": None, "worst": ""} for s, v in sorted(by_source.items())]
-    summary.append({"group": "held out: all", "rows": len(errors), "median_ape": float(np.median(errors)),
-                    "p90_ape": float(np.percentile(errors, 90)), "median_error": None, "ideal_over_measured": None, "worst": ""})
-    notes = [f"fitted on {len(cases)} rows; held-out error: each source predicted by factors fitted on the others."]
+    predicted = calibrate.Rows.of(cases).predict(factors)
+    in_sample = [(c, p / c.measured - 1.0) for c, p in zip(cases, predicted) if np.isfinite(p)]
+    summary = [{**r, "group": r["group"].replace("held out", "in sample")} for r in held_out_rows(in_sample)[:1]]
+    notes = [f"fitted on {len(cases)} rows ({len(calibrate.fit_sample(cases))} after at most "
+             f"{calibrate.MAX_FIT_ROWS_PER_SOURCE} per source), sources weighted 1/sqrt(rows)."]
+    intervals = None
+    if held_out:
+        held = calibrate.leave_one_source_out(cases, progress=(lambda d, n: progress("held out", d, n)) if progress else None)
+        summary += held_out_rows(held)
+        intervals = calibrate.interval_table(held)
+        intervals["held_out"] = {r["group"]: {"rows": r["rows"], "median_ape": round(r["median_ape"], 4),
+                                              "p90_ape": round(r["p90_ape"], 4)} for r in summary if r["group"] != "in sample: all"}
+        notes.append(f"held-out error: each source predicted by factors fitted on the others; 80% intervals cover "
+                     f"{intervals['coverage_unseen']:.0%} of unseen rows (target 70-90%).")
     if write:
         paths = builtin_paths()
         families: dict[str, list[str]] = {}
         for hw in catalog.hardware:
             families.setdefault(hw.family, []).append(hw.key)
-        note = f"tokecon validate --fit: {len(cases)} rows, held-out median |error| {np.median(errors):.1%}"
+        errs = np.abs([e for _, e in (held if held_out else in_sample)])
+        note = (f"tokecon validate --fit: {len(cases)} rows, {'held-out' if held_out else 'in-sample'} "
+                f"median |error| {np.median(errs):.1%}")
         calibrate.write_factors(factors, paths["hardware"], paths["engines"], families, note)
         notes.append(f"stored in {paths['hardware']} and {paths['engines']}")
+        if intervals is not None:
+            calibrate.write_intervals(intervals, uncertainty.intervals_path())
+            notes.append(f"intervals stored in {uncertainty.intervals_path()}")
     fit_result = Result("validate-fit", {"rows": len(cases)}, rows, FIT_COLUMNS, group_key=None, notes=notes)
     return fit_result, Result("validate-fit-summary", {}, summary, SUMMARY_COLUMNS, group_key=None)

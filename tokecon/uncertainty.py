@@ -1,0 +1,129 @@
+"""80% intervals on predictions, from tokecon's own held-out error.
+
+Every validation row is predicted by factors fitted without its source (leave-one-source-out,
+tokecon.calibrate); its residual is r = ln(measured speed / predicted speed), where a speed is a
+throughput, or the inverse of a time (TPOT, TTFT). Residuals are pooled by group:
+
+    device family | engine profile | dense or moe | regime (decode or prefill)
+
+and a prediction x of a speed gets [x e^q10, x e^q90] (a time or a price: [x e^-q90, x e^-q10]),
+q10 and q90 the group's 10th and 90th percentiles, each widened by (1 + 1/sqrt(n)) for a group of
+n rows. A group with fewer than ``MIN_ROWS`` rows falls back to a coarser one (dropping the
+regime, then the engine, then dense/moe, then the family); a device family with no
+measurements at all takes the pooled residuals of every row widened by ``UNMEASURED_WIDENING``,
+because its efficiencies are borrowed from the measured families. The intervals are stored in
+``validation/intervals.toml`` by ``tokecon validate --fit --write``; their coverage of unseen
+rows (each source's rows against intervals built without it) is stated there.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from tokecon.specs import Scenario
+
+MIN_ROWS = 8
+UNMEASURED_WIDENING = 1.5
+#: Keys whose value is a speed (higher is faster) and keys that are a time or a price.
+SPEED_KEYS = ("tok_s", "tok_s_per_gpu", "tok_s_per_user", "output_tok_s", "output_tok_s_per_gpu", "input_tok_s",
+              "total_tok_s", "total_tok_s_per_gpu", "requests_s", "tok_s_per_node", "max_request_rate")
+TIME_KEYS = ("step_time_s", "tpot_s", "ttft_s", "e2e_latency_s", "usd_per_mtok", "usd_per_mtok_input",
+             "usd_per_mtok_output", "latency_s")
+PREFILL_KEYS = ("ttft_s", "input_tok_s", "usd_per_mtok_input")
+
+
+def group_keys(family: str, engine: str, moe: bool, regime: str) -> list[str]:
+    """From the most specific group to the coarsest."""
+    kind = "moe" if moe else "dense"
+    return [f"{family}|{engine}|{kind}|{regime}", f"{family}|{engine}|{kind}", f"{family}|{kind}", family, "all"]
+
+
+def quantiles(residuals: Iterable[float]) -> dict[str, float]:
+    r = np.asarray(list(residuals), dtype=float)
+    widen = 1.0 + 1.0 / math.sqrt(len(r))
+    return {"rows": len(r), "q10": float(np.percentile(r, 10)) * widen, "q90": float(np.percentile(r, 90)) * widen}
+
+
+def build(residuals: list[tuple[str, str, bool, str, float]]) -> dict[str, dict[str, float]]:
+    """Interval table from (family, engine, moe, regime, residual) tuples: every group at every level
+    with at least ``MIN_ROWS`` rows (and "all")."""
+    pools: dict[str, list[float]] = {}
+    for family, engine, moe, regime, r in residuals:
+        for key in group_keys(family, engine, moe, regime):
+            pools.setdefault(key, []).append(r)
+    return {k: quantiles(v) for k, v in sorted(pools.items()) if len(v) >= MIN_ROWS or k == "all"}
+
+
+def lookup(table: dict[str, dict[str, float]], family: str, engine: str, moe: bool, regime: str,
+           measured_families: set[str]) -> tuple[float, float, str]:
+    """(q10, q90, group used) for a prediction."""
+    if family not in measured_families:
+        g = table["all"]
+        return g["q10"] * UNMEASURED_WIDENING, g["q90"] * UNMEASURED_WIDENING, f"{family} never measured: all rows x{UNMEASURED_WIDENING}"
+    for key in group_keys(family, engine, moe, regime):
+        if key in table:
+            return table[key]["q10"], table[key]["q90"], key
+    raise KeyError("interval table has no 'all' group")
+
+
+def intervals_path() -> Path:
+    packaged = Path(__file__).parent / "data" / "intervals.toml"
+    return packaged if packaged.exists() else Path(__file__).resolve().parent.parent / "validation" / "intervals.toml"
+
+
+@lru_cache(maxsize=1)
+def stored() -> dict[str, Any]:
+    """The stored table: {"groups": {...}, "measured_families": [...], "coverage": ...}; empty when absent."""
+    path = intervals_path()
+    if not path.is_file():
+        return {}
+    with open(path, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def measured(scn: Scenario) -> bool | None:
+    """Whether the device's family has public measurements behind its efficiency (None: unknown)."""
+    data = stored()
+    return scn.hardware.family in data["measured_families"] if data else None
+
+
+def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict[str, Any]:
+    """Add ``<key>_p10`` / ``<key>_p90`` to every speed, time and price in ``row`` (none for an ideal
+    roofline, which is a bound, or when no interval table is stored). Keys of the prefill
+    (TTFT, input tokens) use the prefill regime."""
+    data = stored()
+    if scn.ideal or not data:
+        return row
+    measured = set(data.get("measured_families", ()))
+    bounds = {}
+    for reg in {regime, "prefill"}:
+        bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, measured)
+    for key in (*SPEED_KEYS, *TIME_KEYS):
+        value = row.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            continue
+        q10, q90, _ = bounds["prefill" if key in PREFILL_KEYS else regime]
+        lo, hi = (math.exp(q10), math.exp(q90)) if key in SPEED_KEYS else (math.exp(-q90), math.exp(-q10))
+        row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
+    row["interval_group"] = bounds[regime][2]
+    row["device_measured"] = scn.hardware.family in measured
+    return row
+
+
+def interval_note(scn: Scenario, regime: str = "decode") -> str | None:
+    """One line saying where the 80% range of this scenario comes from."""
+    data = stored()
+    if scn.ideal or not data:
+        return None
+    q10, q90, group = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, regime,
+                             set(data.get("measured_families", ())))
+    rows = data["groups"].get(group, {}).get("rows")
+    basis = f"group {group}, {rows} rows" if rows else group
+    return (f"80% range ({scn.hardware.key}, {regime}): measured speeds fell within {math.exp(q10):.2f}x..{math.exp(q90):.2f}x "
+            f"of tokecon's held-out predictions ({basis}; such ranges held {data.get('coverage_unseen', 0):.0%} of unseen rows).")
