@@ -194,3 +194,24 @@ def test_explain_breaks_the_cheapest_step_into_operations():
     assert r.exit_code == 0 and "prefill --explain" in r.stdout and "mlp/ffn" in r.stdout and "engine overhead" in r.stdout
     plain = json.loads(invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "-b", "1", "-f", "json").stdout)
     assert "breakdown" not in plain["rows"][0]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_threshold_is_bad_input(value):
+    """A threshold of NaN could never be crossed: the gate would pass by accident. Exit 2, one line."""
+    result = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--max-usd-per-mtok", value])
+    assert result.exit_code == 2
+    assert "must be a finite number" in result.output and "Traceback" not in result.output
+
+
+def test_hardware_list_names_each_catalog_once():
+    result = CliRunner().invoke(app, ["hardware", "list"])
+    assert result.exit_code == 0
+    assert "built-in, built-in" not in result.stdout
+
+
+def test_threshold_the_command_does_not_compute_is_refused():
+    """decode computes no TTFT: --max-ttft-ms would pass silently; it is bad input, naming what applies."""
+    result = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--max-ttft-ms", "1"])
+    assert result.exit_code == 2
+    assert "does not apply to `decode`" in result.output and "--max-tpot-ms" in result.output

@@ -71,7 +71,8 @@ def test_balancer_and_ideal(catalog):
 def test_per_sequence_overhead_adds_up(catalog):
     """10 us per sequence: a decode step of 100 sequences carries 1 ms more than the fixed overhead."""
     scn = scenario(catalog, "llama3-8b", "h100", 1)
-    scn = replace(scn, engine=replace(scn.engine, step_overhead_s=2e-3, step_overhead_per_seq_s=10e-6))
+    scn = replace(scn, engine=replace(scn.engine, step_overhead_s=2e-3, step_overhead_per_seq_s=10e-6,
+                                      step_overhead_per_layer_s=0.0))
     step = decode_step(scn, np.asarray(100.0), np.asarray(1024.0))
     assert float(step.overhead_s) == pytest.approx(3e-3)
 
@@ -88,3 +89,33 @@ def test_attention_core_never_beats_its_kernel_fraction(batch):
     ops = step_operations(scn, np.asarray(batch), np.asarray(512.0), np.asarray(0.0))
     core = next(op for op in ops if op.name == "attn/core")
     assert op_compute_efficiency(core, scn) <= efficiency.ATTENTION_COMPUTE_FRACTION
+
+
+def test_per_layer_launch_floor(catalog):
+    """20 us per layer: llama3-70b's 80 layers add 1.6 ms to a step; with 2 pipeline stages each
+    stage runs 40 layers (0.8 ms), and the ideal roofline has no floor."""
+    scn = scenario(catalog, "llama3-70b", "h100", 4)
+    eng = replace(scn.engine, step_overhead_s=1e-3, step_overhead_per_seq_s=0.0, step_overhead_per_layer_s=20e-6)
+    scn = replace(scn, engine=eng)
+    assert scn.layer_overhead_s == pytest.approx(1.6e-3)
+    assert float(decode_step(scn, np.asarray(1.0), np.asarray(512.0)).overhead_s) == pytest.approx(2.6e-3)
+    staged = replace(scn, deployment=replace(scn.deployment, tp=2, pp=2))
+    assert staged.layer_overhead_s == pytest.approx(0.8e-3)
+    assert replace(scn, ideal=True).layer_overhead_s == 0.0
+    # DeepSeek-V3: 61 layers of which 58 MoE, each counting twice -> 119 x 20 us = 2.38 ms
+    moe = scenario(catalog, "deepseek-v3", "h200", 8, tp=1, ep=8, attention_dp=True)
+    moe = replace(moe, engine=replace(moe.engine, step_overhead_per_layer_s=20e-6))
+    assert moe.layer_overhead_s == pytest.approx(119 * 20e-6)
+
+
+def test_tile_quantisation_of_dense_gemms(catalog):
+    """Tiles of 64 rows (wgmma m64): M = 65 does the work of 128 rows (65/128 useful), M = 64 and
+    M = 4096 none wasted; the ideal roofline counts FLOP only."""
+    from tokecon.roofline import op_compute_efficiency
+
+    assert efficiency.tile_fraction(65.0) == pytest.approx(65 / 128)
+    assert efficiency.tile_fraction(64.0) == 1.0 and efficiency.tile_fraction(4096.0) == 1.0
+    scn = scenario(catalog, "llama3-8b", "h100", 1)
+    ops = {op.name: op for op in step_operations(scn, np.asarray(65.0), np.asarray(1.0), np.asarray(100.0))}
+    assert op_compute_efficiency(ops["mlp/ffn"], scn) == pytest.approx(scn.compute_efficiency * 65 / 128)
+    assert op_compute_efficiency(ops["mlp/ffn"], replace(scn, ideal=True)) == 1.0

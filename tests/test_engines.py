@@ -66,3 +66,18 @@ def test_gap_takes_the_nearest_older_generation(tmp_path):
     oldest = cat.engines.get("myeng@0.3")
     assert oldest.key == "myeng-1" and "the oldest" in oldest.version_note
     assert cat.engines.get("myeng@3.1").key == "myeng"
+
+
+def test_engines_list_shows_every_generation_with_its_range():
+    import json
+
+    from typer.testing import CliRunner
+
+    from tokecon.cli.main import app
+
+    result = CliRunner().invoke(app, ["engines", "list", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["engine"]: r for r in json.loads(result.stdout)["rows"]}
+    assert {"vllm", "vllm-v0", "sglang", "sglang-2025", "trtllm", "trtllm-2024", "llamacpp"} <= set(rows)
+    assert rows["vllm-v0"]["versions"] == "v < 0.8" and rows["trtllm"]["versions"] == "1.0 <= v"
+    assert all(r["fitted_on"] for r in rows.values())

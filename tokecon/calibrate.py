@@ -6,8 +6,8 @@ Free parameters, and nothing else (no factor of a row's own):
   dense peak FLOP/s (``compute``), of memory bandwidth when streaming weights (``memory_bw``)
   and when reading the paged KV cache (``kv_bw``), and of a PCIe scale-up link (``link``);
 * per engine generation (engines.toml: vllm-v0, vllm, sglang-2025, sglang, trtllm-2024, trtllm,
-  llamacpp): a fixed per-step overhead (``step_overhead_ms``), a per-sequence one
-  (``step_overhead_per_seq_us``), scales on compute and bandwidth relative to TensorRT-LLM 0.x,
+  llamacpp): a fixed per-step overhead (``step_overhead_ms``), a per-layer kernel-launch floor
+  (``step_overhead_per_layer_us``), a per-sequence one (``step_overhead_per_seq_us``), scales on compute and bandwidth relative to TensorRT-LLM 0.x,
   the reference (scales fixed at 1: the device factors are what it reaches), and for engines
   with MoE rows the tokens per expert at which their grouped GEMMs reach half efficiency
   (``moe_tokens_half``, tokecon.efficiency).
@@ -44,7 +44,8 @@ from tokecon.validation import GROUP_PREDICTORS, PREDICTORS, Case, Outcome, Skip
 
 FAMILY_PARAMS = {"compute": (0.1, 0.95), "memory_bw": (0.1, 0.95), "kv_bw": (0.1, 0.95), "link": (0.05, 0.95)}
 ENGINE_PARAMS = {"compute_scale": (0.2, 1.6), "memory_bw_scale": (0.3, 1.6), "step_overhead_ms": (0.0, 40.0),
-                 "step_overhead_per_seq_us": (0.0, 300.0), "moe_tokens_half": (10.0, 5000.0)}
+                 "step_overhead_per_seq_us": (0.0, 300.0), "step_overhead_per_layer_us": (0.0, 200.0),
+                 "moe_tokens_half": (10.0, 5000.0)}
 REFERENCE_ENGINE = "trtllm-2024"  # TensorRT-LLM 0.x: the device factors are what it reaches
 MIN_ROWS = 3  # a family or engine with fewer rows keeps its defaults
 MAX_FIT_ROWS_PER_SOURCE = 60
@@ -72,6 +73,7 @@ def _apply_scenario(scn, f: Factors):
         eng = replace(eng, compute_scale=e["compute_scale"], memory_bw_scale=e["memory_bw_scale"],
                       step_overhead_s=e["step_overhead_ms"] * 1e-3,
                       step_overhead_per_seq_s=e["step_overhead_per_seq_us"] * 1e-6,
+                      step_overhead_per_layer_s=e["step_overhead_per_layer_us"] * 1e-6,
                       moe_tokens_half=e.get("moe_tokens_half", eng.moe_tokens_half))
     return replace(scn, deployment=replace(scn.deployment, hardware=hw), engine=eng)
 
@@ -145,8 +147,9 @@ FAMILY_PRIORS: dict[str, dict[str, float]] = {
     "gaudi": {"compute": 0.74},
 }
 DEFAULT_FAMILY_PRIOR = {"compute": 0.7, "memory_bw": 0.8, "kv_bw": 0.5, "link": 0.8}
-ENGINE_PRIOR = {"compute_scale": 1.0, "memory_bw_scale": 1.0, "step_overhead_ms": 2.0,
+ENGINE_PRIOR = {"compute_scale": 1.0, "memory_bw_scale": 1.0, "step_overhead_ms": 1.0,
                 "step_overhead_per_seq_us": efficiency.STEP_OVERHEAD_PER_SEQ_US,
+                "step_overhead_per_layer_us": efficiency.STEP_OVERHEAD_PER_LAYER_US,
                 "moe_tokens_half": efficiency.GROUPED_GEMM_TOKENS_HALF}
 #: Prior widths: log-space for fractions and the MoE half point (0.5 ~ x/÷1.65), additive for
 #: the overheads (ms, us). A family or engine with few rows stays near its prior; many rows
@@ -154,8 +157,9 @@ ENGINE_PRIOR = {"compute_scale": 1.0, "memory_bw_scale": 1.0, "step_overhead_ms"
 #: leave-one-source-out median on the curated rows: 17.9% against 16.3%).
 PRIOR_SIGMA = {"compute": 0.5, "memory_bw": 0.5, "kv_bw": 0.6, "link": 0.4, "compute_scale": 0.5,
                "memory_bw_scale": 0.5, "step_overhead_ms": 3.0, "step_overhead_per_seq_us": 30.0,
+               "step_overhead_per_layer_us": 20.0,
                "moe_tokens_half": 1.5}
-_ADDITIVE = {"step_overhead_ms": 10.0, "step_overhead_per_seq_us": 50.0}  # grid span per unit of span
+_ADDITIVE = {"step_overhead_ms": 10.0, "step_overhead_per_seq_us": 50.0, "step_overhead_per_layer_us": 40.0}  # grid span per unit of span
 
 
 def family_prior(family: str) -> dict[str, float]:

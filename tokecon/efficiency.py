@@ -25,9 +25,17 @@ is fitted (``tokecon validate --fit``) with that default as its prior.
   (0.75; Shah et al. 2024, fig. 5, head dim 128, long sequences) and FlashMLA ~660 TFLOP/s
   compute-bound on H800 (0.67; deepseek-ai/FlashMLA README, 2025-02). The attention core runs at
   min(device GEMM fraction, ``ATTENTION_COMPUTE_FRACTION``).
+* Tile quantisation of dense GEMMs: tensor cores work on tiles of 64 rows (Hopper's warpgroup
+  MMA is m64nNk16, PTX ISA), so a GEMM of M tokens does ceil(M / 64) x 64 rows of work: compute
+  time at M = 65 is that of M = 128 (memory time is unchanged).
 * Per-step CPU work that grows with the sequences in the step (scheduling, sampling, detokenising,
   building the batch's metadata): overhead = step_overhead + per_seq x sequences, with the engine's
   fitted ``step_overhead_per_seq_us`` (prior 10 us per sequence).
+* Kernel-launch floor: every kernel of a layer (norms, projections, attention, activation,
+  collectives: about 8 per layer) takes a few microseconds however little it does, even replayed
+  from a CUDA graph (an assumed ~2.5 us each, the prior; the fit decides), so a step
+  costs at least ``step_overhead_per_layer_us`` x layers (prior 20 us per layer), fitted per engine;
+  an MoE layer counts twice (router, top-k, permute or dispatch, two grouped GEMMs, combine).
 """
 
 from __future__ import annotations
@@ -37,14 +45,23 @@ import numpy as np
 GROUPED_GEMM_TOKENS_HALF = 100.0  # DeepGEMM H800 FP8 grouped GEMMs (module docstring)
 EPLB_SKEW = 1.1  # hottest rank / mean with DeepSeek's EPLB and redundant experts
 NO_BALANCER_SKEW = 1.4  # without a balancer: routed-token skew across ranks of production traffic
+GEMM_TILE_ROWS = 64  # M of one Hopper warpgroup MMA (wgmma m64nNk16; PTX ISA), the smallest tile
 ATTENTION_COMPUTE_FRACTION = 0.67  # FlashMLA 660 / 989 TFLOP/s; FlashAttention-3 reaches 0.75
 STEP_OVERHEAD_PER_SEQ_US = 10.0  # prior of the engine's per-sequence CPU time per step
+STEP_OVERHEAD_PER_LAYER_US = 20.0  # prior: ~8 kernels per layer at ~2.5 us each under CUDA graphs
 
 
 def grouped_gemm_fraction(tokens_per_expert: np.ndarray, tokens_half: float = GROUPED_GEMM_TOKENS_HALF) -> np.ndarray:
     """Fraction of the dense-GEMM efficiency a grouped expert GEMM reaches: t / (t + t_half)."""
     t = np.asarray(tokens_per_expert, dtype=float)
     return t / (t + tokens_half)
+
+
+def tile_fraction(rows: np.ndarray, tile: int = GEMM_TILE_ROWS) -> np.ndarray:
+    """Useful share of the tensor-core work when a GEMM's M (tokens) is padded to whole tiles:
+    M / (ceil(M / tile) x tile)."""
+    m = np.maximum(np.asarray(rows, dtype=float), 1.0)
+    return m / (np.ceil(m / tile) * tile)
 
 
 def ep_imbalance(routed_per_rank: np.ndarray, ep: int, balancer: bool) -> np.ndarray:

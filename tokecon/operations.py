@@ -45,6 +45,7 @@ class Op:
     kv_cache: bool = False  # reads the KV cache (paged, scattered): its own bandwidth efficiency
     tokens_per_expert: np.ndarray | None = None  # grouped expert GEMM: its shape-dependent efficiency
     imbalance: np.ndarray | float = 1.0  # busiest expert-parallel rank's load / the mean
+    gemm_rows: np.ndarray | None = None  # tokens through a dense GEMM (its M): tile quantisation
 
 
 def attended_pairs(past: np.ndarray, new: np.ndarray, window: float, causal: bool) -> np.ndarray:
@@ -114,7 +115,7 @@ def step_operations(
     def matmul(name: str, n_params: float, layers: float, out_width: float, dtype: str, byt: float) -> Op:
         flop = 2.0 * N * n_params * layers
         traffic = layers * (n_params * byt + N * (D + out_width) * ab)
-        return Op(name, flop, traffic, dtype)
+        return Op(name, flop, traffic, dtype, gemm_rows=N)
 
     zero = np.zeros_like(N)
     ops.append(Op("embed", zero, N * D * kb))

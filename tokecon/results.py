@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokecon.errors import TokeconError
+
 
 @dataclass(frozen=True)
 class Column:
@@ -71,6 +73,13 @@ class Thresholds:
     max_tpot_ms: float | None = None
     min_tok_s_per_user: float | None = None
 
+    def __post_init__(self) -> None:
+        """A threshold that is not a finite number could never fail: bad input (exit 2), not a pass."""
+        for name, value in self.__dict__.items():
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                flag = "--" + name.replace("_", "-")
+                raise TokeconError(f"{flag} must be a finite number, got {value!r}")
+
     def check(self, row: dict[str, Any]) -> list[str]:
         out: list[str] = []
         if not row.get("fits", True):
@@ -92,6 +101,16 @@ class Thresholds:
         return out
 
     def apply(self, result: Result) -> Result:
+        """Mark every row; a threshold on a figure the command does not compute is bad input, never a
+        silent pass (the error names the thresholds that do apply)."""
+        keys = {k for row in result.rows for k in row}
+        flags = {"max_usd_per_mtok": "usd_per_mtok", "min_tok_s_per_gpu": "tok_s_per_gpu", "max_ttft_ms": "ttft_s",
+                 "max_tpot_ms": "tpot_s", "min_tok_s_per_user": "tok_s_per_user"}
+        unused = [name for name, key in flags.items() if getattr(self, name) is not None and key not in keys]
+        if unused and result.rows:
+            usable = ", ".join("--" + n.replace("_", "-") for n, k in flags.items() if k in keys)
+            raise TokeconError(f"--{unused[0].replace('_', '-')} does not apply to `{result.command}` "
+                               f"(its thresholds: {usable or 'none'})")
         for row in result.rows:
             row["violations"] = self.check(row)
         return result

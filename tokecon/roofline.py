@@ -109,6 +109,8 @@ def op_compute_efficiency(op: Op, scn: Scenario) -> np.ndarray | float:
         return ce * efficiency.grouped_gemm_fraction(op.tokens_per_expert, scn.engine.moe_tokens_half)
     if op.kv_cache:
         return min(ce, efficiency.ATTENTION_COMPUTE_FRACTION)
+    if op.gemm_rows is not None:
+        return ce * efficiency.tile_fraction(op.gemm_rows)
     return ce
 
 
@@ -116,7 +118,8 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
     """Roofline of ``ops`` on the scenario's device; ``overlap_comm`` hides communication behind
     compute (two micro-batches, DeepSeek/SGLang style): t = max(sum t_op, t_comm). An expert op
     takes as long as its busiest rank (``Op.imbalance``). The engine's overhead is its fixed
-    per-step time plus its per-sequence time x ``sequences`` in the step."""
+    per-step time, plus a per-layer kernel-launch floor x the layers of the stage, plus its
+    per-sequence time x ``sequences`` in the step."""
     hw = scn.hardware
     bw = hw.memory_bw_b_s * scn.memory_bw_efficiency
     kv_bw = hw.memory_bw_b_s * scn.kv_bw_efficiency
@@ -144,7 +147,7 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
         br_t[op.name] = br_t.get(op.name, 0.0) + t
         br_f[op.name] = br_f.get(op.name, 0.0) + op.flop + z
         br_b[op.name] = br_b.get(op.name, 0.0) + op.bytes + z
-    overhead = scn.step_overhead_s + scn.step_overhead_per_seq_s * np.asarray(sequences, dtype=float) + z
+    overhead = scn.step_overhead_s + scn.layer_overhead_s + scn.step_overhead_per_seq_s * np.asarray(sequences, dtype=float) + z
     busy = c_bound + m_bound
     step = (np.maximum(busy, comm) if overlap_comm else busy + comm) + overhead
     return StepTimes(flop, byts, t_c, t_m, comm, overhead, c_bound, m_bound, step, br_t, br_f, br_b, None, br_bound)

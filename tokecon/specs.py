@@ -171,6 +171,7 @@ class Engine:
     kv_admission: str = "full"  # KV reserved per admitted request: "full" (input + output) | "average" (input + output/2)
     moe_tokens_half: float = 100.0  # tokens per expert at which grouped expert GEMMs reach half their efficiency
     step_overhead_per_seq_s: float = 10e-6  # CPU time per sequence per step (scheduler, sampler)
+    step_overhead_per_layer_s: float = 20e-6  # launch floor of a layer's kernels per step
     source: str = ""
     fitted_on: str = "default"
     origin: str = ""
@@ -276,6 +277,13 @@ class Scenario:
     @property
     def step_overhead_s(self) -> float:
         return 0.0 if self.ideal else self.engine.step_overhead_s
+
+    @property
+    def layer_overhead_s(self) -> float:
+        """Kernel-launch floor of the layers one GPU runs per step: (layers + MoE layers) / pp x the
+        per-layer time; an MoE layer launches about twice a dense layer's kernels (router, top-k,
+        token permute or dispatch, two grouped GEMMs, combine)."""
+        return 0.0 if self.ideal else self.engine.step_overhead_per_layer_s * (self.model.layers + self.model.moe_layers) / self.deployment.pp
 
     @property
     def step_overhead_per_seq_s(self) -> float:

@@ -486,6 +486,7 @@ GROUP_KEYS: dict[str, Callable[[Outcome], str]] = {
     "source": lambda o: o.id.split("-")[0],
     "metric": lambda o: o.row["metric"],
     "engine": lambda o: o.case.engine if o.case else "?",
+    "kind": lambda o: ("moe" if o.case.scenario.model.is_moe else "dense") if o.case else "?",
 }
 
 

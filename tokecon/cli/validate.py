@@ -15,7 +15,7 @@ from tokecon.cli.main import app
 
 @app.command()
 def validate(
-    group_by: Annotated[str, typer.Option("--group-by", help="Summarise by hardware (family), device, model, source, metric or engine.")] = "hardware",
+    group_by: Annotated[str, typer.Option("--group-by", help="Summarise by hardware (family), device, model, source, metric, engine (generation) or kind (dense/moe).")] = "hardware",
     fit: Annotated[bool, typer.Option("--fit", help="Refit the efficiency factors and report held-out error.")] = False,
     held_out: Annotated[bool, typer.Option("--held-out", help="With --fit: leave-one-source-out error and the 80% intervals (minutes).")] = False,
     write: Annotated[bool, typer.Option("--write", help="With --fit: store the factors in hardware.toml and engines.toml (and with --held-out the intervals).")] = False,

@@ -102,7 +102,7 @@ def hardware_list(catalogs: tuple[Path, ...] = ()) -> Result:
     cat = _load(catalogs)
     rows = [_hardware_row(hw) for hw in sorted(cat.hardware, key=lambda h: h.key)]
     return Result("hardware list", {"files": list(cat.files)}, rows, HARDWARE_COLUMNS, group_key=None,
-                  notes=[f"{len(rows)} devices; catalogs read: {', '.join(origin_label(f) for f in cat.files)}"],
+                  notes=[f"{len(rows)} devices; catalogs read: {', '.join(dict.fromkeys(origin_label(f) for f in cat.files))}"],
                   sources={f"hardware:{r['hardware']}": r["origin"] for r in rows})
 
 
@@ -430,3 +430,38 @@ def _finish(kind: str, key: str, entry: dict[str, Any], command: str, note: str 
     if save:
         result.saved = save_entry(user_catalog_path(kind), key, entry, force=force, comment=comment)
     return result
+
+
+# --- engines -------------------------------------------------------------------------------------
+
+ENGINE_COLUMNS = [
+    Column("engine", "engine", "str"),
+    Column("family", "family", "str"),
+    Column("versions", "versions", "str"),
+    Column("compute_scale", "compute x", "num"),
+    Column("memory_bw_scale", "bandwidth x", "num"),
+    Column("step_overhead_s", "step [ms]", "time"),
+    Column("max_running_requests", "max running", "int"),
+    Column("kv_admission", "KV admission", "str"),
+]
+
+
+def engines_list(catalogs: tuple[Path, ...] = ()) -> Result:
+    """Every engine generation: version range, fitted scales and overheads, scheduling defaults."""
+    cat = _load(catalogs)
+    rows = [{"engine": e.key, "name": e.name, "family": e.family, "versions": e.version_range,
+             "version_from": e.version_from, "version_before": e.version_before,
+             "compute_scale": e.compute_scale, "memory_bw_scale": e.memory_bw_scale,
+             "step_overhead_s": e.step_overhead_s, "step_overhead_per_layer_s": e.step_overhead_per_layer_s,
+             "step_overhead_per_seq_s": e.step_overhead_per_seq_s, "moe_tokens_half": e.moe_tokens_half,
+             "max_running_requests": e.max_running_requests, "prefill_chunk_tokens": e.prefill_chunk_tokens,
+             "chunked_prefill": e.chunked_prefill, "kv_admission": e.kv_admission, "fitted_on": e.fitted_on,
+             "origin": e.origin, "catalog": origin_label(e.origin)}
+            for e in sorted(cat.engines, key=lambda e: (e.family, e.version_from, e.key))]
+    fitted = sorted({r["fitted_on"] for r in rows})
+    notes = ["--engine NAME@VERSION picks the generation whose range covers VERSION (the nearest older one "
+             "otherwise, with a note); a plain NAME is the profile of that key, the current generation.",
+             "compute x / bandwidth x: scales on the device's fitted fractions of peak (TensorRT-LLM 0.x = 1).",
+             *(f"fitted on: {f}" for f in fitted)]
+    return Result("engines list", {"files": list(cat.files)}, rows, ENGINE_COLUMNS, group_key=None, notes=notes,
+                  sources={f"engine:{r['engine']}": r["origin"] for r in rows})

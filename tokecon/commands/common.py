@@ -165,6 +165,8 @@ def efficiency_note(scn: Scenario) -> str:
         f"{scn.memory_bw_efficiency:.0%} of memory bandwidth ({scn.kv_bw_efficiency:.0%} reading the KV cache), "
         f"{e.link:.0%} of link bandwidth, "
         f"{e.collective_latency_s * 1e6:.0f} us per collective, {scn.engine.step_overhead_s * 1e3:.1f} ms per step "
+        f"+ {scn.engine.step_overhead_per_layer_s * 1e6:.0f} us per layer + {scn.engine.step_overhead_per_seq_s * 1e6:.0f} us "
+        "per sequence "
         f"({scn.engine.name}, {scn.engine.version_range}; device: {e.fitted_on}; engine: {scn.engine.fitted_on})."
         + (f" Engine: {scn.engine.version_note}." if scn.engine.version_note else "")
     )

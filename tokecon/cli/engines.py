@@ -1,0 +1,20 @@
+"""``tokecon engines list``."""
+
+from __future__ import annotations
+
+import typer
+
+from tokecon.cli import options as o
+from tokecon.cli.main import app
+
+engines_app = typer.Typer(help="Serving-engine generations: version ranges, fitted efficiency, scheduling defaults.",
+                          no_args_is_help=True)
+app.add_typer(engines_app, name="engines")
+
+
+@engines_app.command("list")
+def engines_list(catalog: o.Catalogs = None, fmt: o.Format = o.OutputFormat.table) -> None:
+    """Every engine profile with the versions it covers and what it was fitted on."""
+    from tokecon.commands.catalog_cmds import engines_list as run
+
+    o.emit(run(tuple(catalog or ())), fmt)
