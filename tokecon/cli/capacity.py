@@ -54,7 +54,7 @@ def capacity(
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
-    min_tok_s_per_user: s.MinTokUser = None,
+    min_tok_s_per_user: o.MinTokUser = None,
 ) -> None:
     """Capacity: GPUs and nodes needed for a daily token volume at an operating point (or SLO)."""
     from tokecon.commands.capacity import run_capacity

@@ -40,6 +40,7 @@ def compare(
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
+    min_tok_s_per_user: o.MinTokUser = None,
 ) -> None:
     """Compare device configurations on one workload, ranked; the winner highlighted."""
     from tokecon.commands.common import CommonOptions
@@ -47,5 +48,5 @@ def compare(
     from tokecon.results import Thresholds
 
     opts = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms)
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_compare(opts, phase.value, batch, context, limits, sort, baseline), fmt)

@@ -30,6 +30,7 @@ def decode(
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
+    min_tok_s_per_user: o.MinTokUser = None,
 ) -> None:
     """Decode: time per output token, tok/s and USD per million output tokens at each batch size."""
     from tokecon.commands.common import CommonOptions
@@ -37,5 +38,5 @@ def decode(
     from tokecon.results import Thresholds
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms)
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_decode(opts, o.batch_list(batch), context, limits, explain), fmt, explain)

@@ -49,7 +49,7 @@ def frontier(
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
-    min_tok_s_per_user: s.MinTokUser = None,
+    min_tok_s_per_user: o.MinTokUser = None,
 ) -> None:
     """Frontier of output tok/s per GPU against tok/s per user over layouts and concurrency, with
     USD per million tokens along it. Limits act as an SLO: the cheapest point meeting them is named,

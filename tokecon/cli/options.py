@@ -67,6 +67,7 @@ Batch = Annotated[Optional[list[str]], typer.Option("--batch", "-b", help="Batch
 MaxUsd = Annotated[Optional[float], typer.Option("--max-usd-per-mtok", help="Fail (exit 1) when a row costs more than this.")]
 MinTokGpu = Annotated[Optional[float], typer.Option("--min-tok-s-per-gpu", help="Fail (exit 1) when a row yields fewer tok/s per GPU.")]
 MaxTtft = Annotated[Optional[float], typer.Option("--max-ttft-ms", help="Fail (exit 1) when time to first token exceeds this.")]
+MinTokUser = Annotated[Optional[float], typer.Option("--min-tok-s-per-user", help="Fail (exit 1) below this interactivity (1/TPOT).")]
 MaxTpot = Annotated[Optional[float], typer.Option("--max-tpot-ms", help="Fail (exit 1) when time per output token exceeds this.")]
 
 

@@ -26,7 +26,6 @@ AttentionDp = Annotated[bool, typer.Option("--attention-dp", help="MoE: data-par
 Chunked = Annotated[Optional[int], typer.Option("--chunked-prefill", help="Token budget per step, prompts in chunks mixed with decode (default: the engine's budget, chunked or whole prompts).")]
 PriceSplit = Annotated[Optional[float], typer.Option(
     "--price-split", help="Price input tokens at this fraction of output tokens (Tensor Economics' γ, e.g. 0.3) instead of by GPU time.")]
-MinTokUser = Annotated[Optional[float], typer.Option("--min-tok-s-per-user", help="Fail (exit 1) below this interactivity (1/TPOT).")]
 Cost = Annotated[CostMethod, typer.Option("--cost", help="Hourly price: catalog rental, or total cost of ownership.")]
 CostFile = Annotated[Optional[Path], typer.Option("--cost-file", help="TOML file with a [cost] table holding any of the cost options (flags win).")]
 PurchaseUsd = Annotated[Optional[float], typer.Option("--purchase-usd", help="TCO: purchase price per GPU (default: the catalog's).")]
@@ -92,7 +91,7 @@ def serve(
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
-    min_tok_s_per_user: MinTokUser = None,
+    min_tok_s_per_user: o.MinTokUser = None,
 ) -> None:
     """Serve a workload: TTFT, TPOT, tok/s per user and per GPU, and USD per million input and output
     tokens under continuous batching at each concurrency."""
