@@ -215,3 +215,10 @@ def test_threshold_the_command_does_not_compute_is_refused():
     result = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--max-ttft-ms", "1"])
     assert result.exit_code == 2
     assert "does not apply to `decode`" in result.output and "--max-tpot-ms" in result.output
+
+
+@pytest.mark.parametrize("command", ["decode", "serve", "compare", "moe", "frontier", "capacity"])
+def test_help_shows_no_python_types(command):
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    assert "<list[" not in result.stdout and "COUNTxDEVICE" in result.stdout

@@ -14,7 +14,7 @@ from tokecon.cli.main import app
 
 @app.command()
 def check(
-    budget: Annotated[Path, typer.Argument(help="Budget file: [scenarios.NAME] tables of command options and thresholds.")],
+    budget: Annotated[Path, typer.Argument(metavar="BUDGET.toml", help="Budget file: [scenarios.NAME] tables of command options and thresholds.")],
     fmt: o.Format = o.OutputFormat.table,
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report to this file.")] = None,
 ) -> None:

@@ -21,7 +21,7 @@ class ComparePhase(str, Enum):
 @app.command()
 def compare(
     model: o.Model,
-    gpus: Annotated[Optional[list[str]], typer.Option("--gpus", "-g", help="COUNTxDEVICE to compare; repeat. Default: every catalog device, sized automatically.",
+    gpus: Annotated[Optional[list[str]], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="COUNTxDEVICE to compare; repeat. Default: every catalog device, sized automatically.",
                                                       autocompletion=o._complete_gpus)] = None,
     phase: Annotated[ComparePhase, typer.Option("--phase", help="The workload: decode, prefill or embed.")] = ComparePhase.decode,
     batch: Annotated[Optional[int], typer.Option("--batch", "-b", help="Sequences per step (default 64 decode, 1 prefill, 32 embed).")] = None,

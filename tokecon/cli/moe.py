@@ -30,10 +30,10 @@ def _int_list(values: list[str] | None, flag: str) -> list[int] | None:
 @app.command()
 def moe(
     model: o.Model,
-    gpus: Annotated[list[str], typer.Option("--gpus", "-g", help="GPUs of ONE node, i.e. one scale-up domain, COUNTxDEVICE (8xH100, 72xGB200 for an NVL72 rack); repeat to compare.",
+    gpus: Annotated[list[str], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="GPUs of ONE node, i.e. one scale-up domain, COUNTxDEVICE (8xH100, 72xGB200 for an NVL72 rack); repeat to compare.",
                                             autocompletion=o._complete_gpus)],
-    nodes: Annotated[Optional[list[str]], typer.Option("--nodes", "-n", help="Node counts, comma-separated or repeated (default 1); EP = nodes x GPUs per node.")] = None,
-    batch_per_gpu: Annotated[Optional[list[str]], typer.Option("--batch-per-gpu", "-b", help="Sequences per GPU per step (default 64 in decode, 1 in prefill).")] = None,
+    nodes: Annotated[Optional[list[str]], typer.Option("--nodes", "-n", metavar="N[,N...]", help="Node counts, comma-separated or repeated (default 1); EP = nodes x GPUs per node.")] = None,
+    batch_per_gpu: Annotated[Optional[list[str]], typer.Option("--batch-per-gpu", "-b", metavar="N[,N...]", help="Sequences per GPU per step (default 64 in decode, 1 in prefill).")] = None,
     context: Annotated[int, typer.Option("--context", "-c", help="Tokens in each sequence's KV cache (decode) or prompt length (prefill).")] = 2048,
     phase: Annotated[MoePhase, typer.Option("--phase", help="decode (output tok/s) or prefill (input tok/s).")] = MoePhase.decode,
     interconnect: Annotated[Optional[str], typer.Option("--interconnect", help="Scale-out link between nodes: catalog (default), infiniband, infiniband-xdr, ethernet, or GB/s per GPU.")] = None,

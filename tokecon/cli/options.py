@@ -49,21 +49,21 @@ def _complete_gpus(incomplete: str) -> list[str]:
     return [prefix + n for n in complete_names("hardware")(name)]
 
 
-Model = Annotated[str, typer.Option("--model", "-m", help="Model name or alias (see `tokecon models list`).",
+Model = Annotated[str, typer.Option("--model", "-m", metavar="MODEL", help="Model name or alias (see `tokecon models list`), or a config.json.",
                                     autocompletion=complete_names("models"))]
-Gpus = Annotated[list[str], typer.Option("--gpus", "-g", help="COUNTxDEVICE, e.g. 4xH100; repeat to compare.",
+Gpus = Annotated[list[str], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="e.g. 4xH100; repeat to compare.",
                                          autocompletion=_complete_gpus)]
 Pp = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel stages (layers split across them; default 1).")]
 Tp = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree (default: all GPUs); the rest are replicas.")]
-Dtype = Annotated[Optional[str], typer.Option("--dtype", help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")]
-KvDtype = Annotated[Optional[str], typer.Option("--kv-dtype", help="KV-cache type (default bf16).")]
-Engine = Annotated[Optional[str], typer.Option("--engine", help="Serving-engine profile whose efficiency is assumed (default vllm).",
+Dtype = Annotated[Optional[str], typer.Option("--dtype", metavar="TYPE", help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")]
+KvDtype = Annotated[Optional[str], typer.Option("--kv-dtype", metavar="TYPE", help="KV-cache type (default bf16).")]
+Engine = Annotated[Optional[str], typer.Option("--engine", metavar="NAME[@VERSION]", help="Serving-engine generation whose efficiency is assumed (default vllm, the current one; `tokecon engines list`).",
                                                autocompletion=complete_names("engines"))]
 Ideal = Annotated[bool, typer.Option("--ideal", help="Ideal roofline: 100% of every peak, no latency or overhead (an upper bound).")]
 UsdPerGpuHour = Annotated[Optional[float], typer.Option("--usd-per-gpu-hour", help="Price per GPU-hour instead of the catalog's rental price.")]
-Catalogs = Annotated[Optional[list[Path]], typer.Option("--catalog", help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")]
+Catalogs = Annotated[Optional[list[Path]], typer.Option("--catalog", metavar="FILE", help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")]
 Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
-Batch = Annotated[Optional[list[str]], typer.Option("--batch", "-b", help="Batch sizes, comma-separated or repeated.")]
+Batch = Annotated[Optional[list[str]], typer.Option("--batch", "-b", metavar="N[,N...]", help="Batch sizes, comma-separated or repeated.")]
 MaxUsd = Annotated[Optional[float], typer.Option("--max-usd-per-mtok", help="Fail (exit 1) when a row costs more than this.")]
 MinTokGpu = Annotated[Optional[float], typer.Option("--min-tok-s-per-gpu", help="Fail (exit 1) when a row yields fewer tok/s per GPU.")]
 MaxTtft = Annotated[Optional[float], typer.Option("--max-ttft-ms", help="Fail (exit 1) when time to first token exceeds this.")]

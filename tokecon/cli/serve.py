@@ -20,7 +20,7 @@ class CostMethod(str, Enum):
 InputLen = Annotated[int, typer.Option("--input-len", "-i", help="Prompt tokens per request.")]
 OutputLen = Annotated[int, typer.Option("--output-len", "-o", help="Output tokens per request.")]
 Concurrency = Annotated[Optional[list[str]], typer.Option(
-    "--concurrency", "-c", help="Requests in flight, comma-separated or repeated; 'max' = the most that run at once (KV cache, engine cap).")]
+    "--concurrency", "-c", metavar="N[,N...]|max", help="Requests in flight, comma-separated or repeated; 'max' = the most that run at once (KV cache, engine cap).")]
 Ep = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel size for MoE models (needs --attention-dp; default all GPUs).")]
 AttentionDp = Annotated[bool, typer.Option("--attention-dp", help="MoE: data-parallel attention on every GPU, experts over --ep GPUs (DeepSeek-style).")]
 Chunked = Annotated[Optional[int], typer.Option("--chunked-prefill", help="Token budget per step, prompts in chunks mixed with decode (default: the engine's budget, chunked or whole prompts).")]
