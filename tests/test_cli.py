@@ -222,3 +222,12 @@ def test_help_shows_no_python_types(command):
     result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0
     assert "<list[" not in result.stdout and "COUNTxDEVICE" in result.stdout
+
+
+def test_a_data_type_without_hardware_says_which_rate_was_assumed():
+    """fp4 on H100 (no FP4 tensor cores): the note says the matmuls ran at the bf16 rate."""
+    result = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--dtype", "fp4", "-b", "8"])
+    assert result.exit_code == 0
+    assert "no fp4 tensor-core rate" in result.stdout and "bf16 rate (989 TFLOP/s dense)" in result.stdout
+    plain = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--dtype", "fp8", "-b", "8"])
+    assert "tensor-core rate" not in plain.stdout

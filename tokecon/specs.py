@@ -57,6 +57,16 @@ class Hardware:
     scaleup_topology: str = "switch"  # switch (NVSwitch) | mesh (xGMI: one link per peer) | torus (TPU ICI)
     scaleup_links: int = 0  # links per device (mesh: peers, torus: ports) sharing scaleup_bw_b_s; 0: switch
 
+    def rate_note(self, dtype: str) -> str | None:
+        """Which rate matmuls on ``dtype`` weights were priced at, when the device has no tensor-core
+        rate of that type (None when it has)."""
+        want = COMPUTE_DTYPE.get(dtype, "bf16")
+        if self.flop_s.get(want) or want == "bf16":
+            return None
+        rate = "TF32 (half bf16)" if want == "tf32" else "bf16"
+        return (f"{self.key} has no {want} tensor-core rate: {dtype} matmuls priced as weight-only kernels at the {rate} "
+                f"rate ({self.peak_flop_s(dtype) / 1e12:,.0f} TFLOP/s dense); the weights are still read at {dtype} size")
+
     def peak_flop_s(self, dtype: str) -> float:
         """Dense peak FLOP/s for matmuls whose weights are stored as ``dtype``.
 

@@ -169,6 +169,8 @@ def efficiency_note(scn: Scenario) -> str:
         "per sequence "
         f"({scn.engine.name}, {scn.engine.version_range}; device: {e.fitted_on}; engine: {scn.engine.fitted_on})."
         + (f" Engine: {scn.engine.version_note}." if scn.engine.version_note else "")
+        + "".join(f" {n}." for n in dict.fromkeys(filter(None, (scn.hardware.rate_note(d) for d in
+                                                                  (scn.precision.weights, scn.precision.expert_weights)))))
     )
 
 
