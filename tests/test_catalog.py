@@ -351,3 +351,10 @@ def test_json_outputs_are_finite():
 def test_builtin_catalogs_load_clean():
     cat = load_catalog(use_user_home=False)
     assert len(cat.hardware) >= 20 and len(cat.models) >= 20 and os.path.isfile(cat.files[0])
+
+
+def test_model_sources_cite_public_configs_not_local_paths(catalog):
+    """Users have no shared/fixtures folder: a source names the public config (issue 11)."""
+    for m in catalog.models:
+        assert "shared/" not in m.source, m.key
+    assert catalog.models.get("meta-llama/Llama-3.3-70B-Instruct").key == "llama3-70b"
