@@ -229,8 +229,11 @@ def test_hardware_add_prints_then_saves(isolated_home):
     args = ["hardware", "add", "my-gpu", "--memory-gb", "96", "--memory-bw-tb-s", "4", "--bf16-tflop-s", "1000",
             "--rental-usd-per-hour", "2.5", "--aliases", "mg, mine"]
     r = invoke(*args)
-    assert r.exit_code == 0 and "[my-gpu]" in r.stdout and "not saved" in r.stderr
-    entry = tomllib.loads(r.stdout)["my-gpu"]
+    assert r.exit_code == 0 and "[hardware.my-gpu]" in r.stdout and "not saved" in r.stderr
+    entry = tomllib.loads(r.stdout)["hardware"]["my-gpu"]
+    printed = isolated_home.parent / "printed.toml"  # what the tool prints is what --catalog reads (issue 11)
+    printed.write_text(r.stdout)
+    assert load_catalog([printed]).hardware.get("my-gpu").memory_bytes == 96e9
     assert entry["memory_gb"] == 96.0 and entry["aliases"] == ["mg", "mine"] and "defaults, not measured" in entry["notes"]
     assert not (isolated_home / "hardware.toml").exists()
     r = invoke(*args, "--save")

@@ -219,7 +219,7 @@ def test_models_import_prints_and_saves(isolated_home):
     path = FIXTURES / "qwen3-8b.json"
     r = runner.invoke(app, ["models", "import", str(path)])
     assert r.exit_code == 0, r.output
-    assert "[qwen3-8b]" in r.stdout and "8.191 B parameters" in r.stdout
+    assert "[models.qwen3-8b]" in r.stdout and "8.191 B parameters" in r.stdout
     assert "overrides [qwen3-8b] from built-in" in r.stderr and not (isolated_home / "models.toml").exists()
     r = runner.invoke(app, ["models", "import", str(path), "--name", "my-qwen", "--save"])
     assert r.exit_code == 0 and "saved [my-qwen]" in r.stdout

@@ -43,12 +43,13 @@ def ordered(entry: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def render_entry(key: str, entry: dict[str, Any], comment: str | None = None) -> str:
-    """The TOML text of one ``[key]`` table (and its sub-tables), with an optional comment line."""
+def render_entry(key: str, entry: dict[str, Any], comment: str | None = None, kind: str | None = None) -> str:
+    """The TOML text of one ``[key]`` table (``[kind.key]`` with ``kind``, the form ``--catalog`` files
+    use) and its sub-tables, with an optional comment line."""
     import tomli_w
 
     try:
-        body = tomli_w.dumps({key: entry})
+        body = tomli_w.dumps({kind: {key: entry}} if kind else {key: entry})
     except (TypeError, ValueError) as exc:
         raise CatalogError(f"[{key}]: cannot be written as TOML: {exc}") from None
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""

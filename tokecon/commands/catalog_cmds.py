@@ -425,7 +425,9 @@ def import_model(
 def _finish(kind: str, key: str, entry: dict[str, Any], command: str, note: str | None, save: bool, force: bool,
             summary: str = "") -> NewEntry:
     comment = added_comment(command) + (f"\n{summary}" if summary else "")
-    text = render_entry(key, entry, comment)
+    # printed in the form `--catalog FILE` reads ([hardware.NAME]); --save writes the bare [NAME]
+    # table that $TOKECON_HOME/hardware.toml holds
+    text = render_entry(key, entry, comment, kind)
     result = NewEntry(kind, key, entry, text, note, summary=summary)
     if save:
         result.saved = save_entry(user_catalog_path(kind), key, entry, force=force, comment=comment)
