@@ -149,7 +149,7 @@ def test_failure_during_replace_leaves_old_file(catalog_file, monkeypatch):
     with pytest.raises(CatalogError, match="old file is unchanged"):
         save_entry(catalog_file, "new-gpu", new_gpu())
     assert catalog_file.read_bytes() == before
-    assert [p.name for p in catalog_file.parent.iterdir()] == ["hardware.toml"]  # temp file removed
+    assert [p.name for p in catalog_file.parent.iterdir() if p.name != ".hardware.toml.lock"] == ["hardware.toml"]  # temp file removed
 
 
 def test_interrupted_write_leaves_old_file(catalog_file, monkeypatch):
@@ -162,7 +162,7 @@ def test_interrupted_write_leaves_old_file(catalog_file, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_entry(catalog_file, "new-gpu", new_gpu())
     assert catalog_file.read_bytes() == before
-    assert [p.name for p in catalog_file.parent.iterdir()] == ["hardware.toml"]
+    assert [p.name for p in catalog_file.parent.iterdir() if p.name != ".hardware.toml.lock"] == ["hardware.toml"]
 
 
 def test_keeps_permissions_and_writes_through_symlink(catalog_file, tmp_path):
@@ -236,3 +236,22 @@ def test_save_never_loses_data(tmp_path_factory, existing, key, entry, force):
     assert data[key] == entry
     assert {k: v for k, v in data.items() if k != key} == {k: v for k, v in existing.items() if k.lower() != key.lower()}
     assert path.read_text().startswith("# keep me\n")
+
+
+def test_concurrent_saves_all_land(tmp_path):
+    """Twelve processes saving into one user catalog at once: every entry is there (the
+    read-modify-write is locked; before, most were lost while each said "saved")."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TOKECON_HOME": str(tmp_path)}
+    code = "from tokecon.cli.main import run; run()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, "hardware", "add", f"c{i}", "--like", "h100", "--save"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in range(12)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    import tomllib
+
+    data = tomllib.loads((tmp_path / "hardware.toml").read_text())
+    assert {f"c{i}" for i in range(12)} <= set(data)

@@ -20,6 +20,7 @@ import os
 import re
 import stat
 import tomllib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,13 +184,37 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+@contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``.NAME.lock`` beside ``path`` for a read-modify-write, so that concurrent
+    ``--save`` calls queue instead of losing each other's entries (POSIX flock; no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def save_entry(
     path: Path, key: str, entry: dict[str, Any], force: bool = False, comment: str | None = None
 ) -> SaveReport:
-    """Add ``[key]`` to the catalog file ``path`` (created if missing); replace it only with ``force``."""
+    """Add ``[key]`` to the catalog file ``path`` (created if missing); replace it only with ``force``.
+    The read-modify-write holds a lock on the file, so concurrent saves all land."""
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()
+    with _locked(path):
+        return _save_locked(path, key, entry, force, comment)
+
+
+def _save_locked(path: Path, key: str, entry: dict[str, Any], force: bool, comment: str | None) -> SaveReport:
     if path.exists() and not path.is_file():
         raise CatalogError(f"{path}: not a regular file; refusing to write the catalog there")
     try:
