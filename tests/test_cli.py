@@ -231,3 +231,14 @@ def test_a_data_type_without_hardware_says_which_rate_was_assumed():
     assert "no fp4 tensor-core rate" in result.stdout and "bf16 rate (989 TFLOP/s dense)" in result.stdout
     plain = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--dtype", "fp8", "-b", "8"])
     assert "tensor-core rate" not in plain.stdout
+
+
+@pytest.mark.parametrize("args", [["decode", "-m", "llama3-8b", "-g", "1xH100", "--catalog", "/dev/zero"],
+                                  ["validate", "--measurements", "/dev/zero"],
+                                  ["models", "import", "/dev/zero"],
+                                  ["compare", "-m", "llama3-8b", "-g", "1xH100", "--baseline", "/dev/zero"]])
+def test_special_files_are_refused_not_read(args):
+    """/dev/zero would be read until memory runs out (and a FIFO would hang): one line, exit 2."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "regular file" in result.output

@@ -353,15 +353,18 @@ _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
 def read_toml(path: Path) -> dict:
+    from tokecon.inputs import read_input_text
+
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        text = read_input_text(path, "a catalog")
+    except TokeconError as exc:
+        raise CatalogError(str(exc)) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{path}: TOML syntax error: {exc}") from None
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read catalog: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CatalogError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to be a catalog") from None
 
 
 @dataclass

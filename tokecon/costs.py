@@ -191,15 +191,14 @@ def _check_purchase(value: Any, name: str) -> float:
 
 def load_cost_file(path: Path) -> dict[str, Any]:
     """The ``[cost]`` table of a TOML file, unvalidated (see :func:`cost_model`)."""
+    from tokecon.inputs import read_input_text
+
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_input_text(path, "a cost file"))
     except tomllib.TOMLDecodeError as exc:
         raise TokeconError(f"{path}: TOML syntax error: {exc}") from None
-    except OSError as exc:
-        raise TokeconError(f"{path}: cannot read cost file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise TokeconError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise TokeconError(f"{path}: nested too deeply to be a cost file") from None
     table = data.get("cost")
     if not isinstance(table, dict):
         raise TokeconError(f"{path}: expected a [cost] table (keys: {', '.join(KEYS)})")

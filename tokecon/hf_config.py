@@ -96,16 +96,16 @@ def slug(text: str) -> str:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """The JSON object in ``path``; one-line errors for a missing, unreadable or malformed file."""
+    from tokecon.inputs import read_input_text
+
+    if not Path(path).exists():
+        raise HFConfigError(f"{path}: no such file")
+    if Path(path).is_dir():
+        raise HFConfigError(f"{path}: is a directory, not a config.json")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HFConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise HFConfigError(f"{path}: is a directory, not a config.json") from None
-    except UnicodeDecodeError:
-        raise HFConfigError(f"{path}: not a UTF-8 text file") from None
-    except OSError as exc:
-        raise HFConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        text = read_input_text(path, "a config.json")
+    except TokeconError as exc:
+        raise HFConfigError(str(exc)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -26,6 +26,7 @@ free parameters are the per-family and per-engine efficiencies in the catalogs.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -55,9 +56,10 @@ def measurements_path(name: str = "measurements.csv") -> Path:
 def load_measurements(path: Path | None = None) -> list[dict[str, str]]:
     """Rows of ``path``; by default the curated and the external measurements together."""
     rows: list[dict[str, str]] = []
+    from tokecon.inputs import read_input_text
+
     for p in [path] if path else [measurements_path(n) for n in MEASUREMENT_FILES]:
-        with open(p, newline="", encoding="utf-8") as fh:
-            rows += csv.DictReader(fh)
+        rows += csv.DictReader(io.StringIO(read_input_text(p, "a measurements CSV"), newline=""))
     return rows
 
 

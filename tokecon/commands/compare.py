@@ -139,10 +139,12 @@ def _num(value: Any) -> float | None:
 
 def load_baseline(path: Path) -> dict[str, Any]:
     """An earlier ``tokecon compare --format json``; raises :class:`TokeconError` naming the problem."""
+    from tokecon.inputs import read_input_text
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TokeconError(f"--baseline {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+        text = read_input_text(path, "a --baseline")
+    except TokeconError as exc:
+        raise TokeconError(f"--baseline {exc}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
