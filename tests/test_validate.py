@@ -181,3 +181,16 @@ def test_no_reserved_source_in_the_validation_data():
         text = f"{row['source_title']} {row['source_url']}".lower()
         for pattern in RESERVED_TEXT:
             assert not re.search(pattern, text), (row["id"], pattern)
+
+
+def test_fit_write_never_rewrites_an_installed_package(monkeypatch, tmp_path):
+    """Catalogs inside site-packages (no pyproject.toml beside them) are read-only for --write."""
+    from tokecon import catalog as catalog_module
+    from tokecon.commands import validate as validate_module
+    from tokecon.errors import TokeconError
+
+    fake = {k: tmp_path / f"{k}.toml" for k in ("hardware", "models", "engines")}
+    monkeypatch.setattr(validate_module, "builtin_paths", lambda: fake)
+    with pytest.raises(TokeconError, match="installed package"):
+        validate_module.run_fit(write=True)
+    assert catalog_module.builtin_paths()["hardware"].exists()

@@ -147,6 +147,10 @@ def run_fit(write: bool = False, csv_path: Path | None = None, held_out: bool = 
             progress: Callable[[str, int, int], None] | None = None) -> tuple[Result, Result]:
     """Refit the factors on all rows (in-sample error); with ``held_out`` also the leave-one-source-out
     error and the 80% intervals built from it; optionally store them (catalogs, intervals.toml)."""
+    if write and not (builtin_paths()["hardware"].parent / "pyproject.toml").is_file():
+        raise TokeconError("--write stores the factors in the catalogs of a source checkout; these are inside the "
+                           f"installed package ({builtin_paths()['hardware'].parent}), which tokecon never rewrites: "
+                           "run it from a clone of the repository (pip install -e .)")
     catalog = load_catalog(use_user_home=False)
     outcomes = validation.evaluate(validation.load_measurements(csv_path), catalog, with_ideal=False)
     cases = calibrate.fit_cases(outcomes)
