@@ -103,7 +103,7 @@ def test_bad_catalog_is_one_line_naming_file_entry_field(case, tmp_path):
 
 
 def test_missing_and_directory_catalogs(tmp_path):
-    for path, msg in ((tmp_path / "nope.toml", "No such file"), (tmp_path, "Is a directory")):
+    for path, msg in ((tmp_path / "nope.toml", "No such file"), (tmp_path, "a directory")):
         r = invoke("hardware", "list", "--catalog", str(path))
         assert r.exit_code == 2 and msg in r.stderr and r.stderr.count("\n") == 1
 

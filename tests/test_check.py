@@ -169,3 +169,17 @@ def test_serve_and_embed_scenarios_match_their_commands(tmp_path):
     assert rows[0]["value"] == pytest.approx(max(r["tpot_s"] for r in serve.rows if r.get("tpot_s") is not None) * 1e3)
     assert rows[1]["value"] == pytest.approx(max(r["usd_per_mtok"] for r in embed.rows))
     assert all(r["passed"] for r in rows)
+
+
+def test_junit_never_overwrites_the_budget(tmp_path):
+    """--junit naming the budget file itself would destroy the input: refused, exit 2, file intact."""
+    from typer.testing import CliRunner
+
+    from tokecon.cli.main import app
+
+    budget = tmp_path / "budget.toml"
+    budget.write_text('[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = ["1xH100"]\n')
+    before = budget.read_bytes()
+    result = CliRunner().invoke(app, ["check", str(budget), "--junit", str(budget)])
+    assert result.exit_code == 2 and "budget file itself" in result.output
+    assert budget.read_bytes() == before

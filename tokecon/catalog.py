@@ -352,11 +352,11 @@ _BUILDERS: dict[str, Callable[[str, dict, str], Any]] = {
 _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
-def read_toml(path: Path) -> dict:
+def read_toml(path: Path, what: str = "catalog") -> dict:
     from tokecon.inputs import read_input_text
 
     try:
-        text = read_input_text(path, "a catalog")
+        text = read_input_text(path, what)
     except TokeconError as exc:
         raise CatalogError(str(exc)) from None
     try:
@@ -364,7 +364,7 @@ def read_toml(path: Path) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{path}: TOML syntax error: {exc}") from None
     except RecursionError:
-        raise CatalogError(f"{path}: nested too deeply to be a catalog") from None
+        raise CatalogError(f"{path}: nested too deeply to be a {what}") from None
 
 
 @dataclass

@@ -23,6 +23,9 @@ def check(
     from tokecon.errors import TokeconError
     from tokecon.render import render
 
+    if junit is not None and (junit.exists() and (not junit.is_file() or junit.resolve() == budget.resolve())):
+        raise TokeconError(f"--junit {junit}: " + ("is the budget file itself" if junit.is_file() else "not a regular file")
+                           + "; name a new report file")
     result = run_check(budget)
     if junit is not None:
         from tokecon.catalog_write import atomic_write_text

@@ -253,9 +253,9 @@ def load_budget(path: Path) -> list[Scenario]:
 
     path = Path(path)
     try:
-        data = read_toml(path)
+        data = read_toml(path, "budget file")
     except CatalogError as exc:  # same one-line messages (syntax error with line, unreadable file)
-        raise TokeconError(str(exc).replace("cannot read catalog", "cannot read budget file")) from None
+        raise TokeconError(str(exc)) from None
     return parse_budget(data, path)
 
 
