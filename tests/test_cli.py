@@ -242,3 +242,16 @@ def test_special_files_are_refused_not_read(args):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert "regular file" in result.output
+
+
+def test_closed_pipe_is_not_a_crossed_threshold():
+    """`tokecon ... -f json | head -c1`: the reader leaves early; exit 141 (SIGPIPE, as a shell
+    reports it), never 1, which CI reads as "budget crossed". Through the installed command."""
+    exe = shutil.which("tokecon")
+    if exe is None:
+        pytest.skip("tokecon is not on PATH")
+    proc = subprocess.Popen([exe, "validate", "-f", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(1)
+    proc.stdout.close()
+    assert proc.wait(timeout=60) == 141
+    assert b"Traceback" not in proc.stderr.read()

@@ -23,10 +23,15 @@ class OneLineErrors(TyperGroup):
             rv = super().main(args=args, prog_name=prog_name or "tokecon", complete_var=complete_var,
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
+            sys.stdout.flush()  # a reader that left shows here, not at exit (where Python would exit 1)
         except TokeconError as exc:
             code = _fail(str(exc), exc.exit_code)
         except typer.Exit as exc:
             code = exc.exit_code
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                code = _closed_pipe()
         except typer.Abort:
             code = _fail("aborted", 1)
         except typer.TyperException as exc:  # usage errors: unknown option, bad value, missing option
@@ -37,11 +42,11 @@ class OneLineErrors(TyperGroup):
                 message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
                 code = _fail(message, getattr(exc, "exit_code", 2) or 2)
         except BrokenPipeError:  # `tokecon models list | head -1`: the reader left; stop quietly
-            try:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError, AttributeError):
-                pass
-            code = 141  # as a shell reports a pipeline member killed by SIGPIPE (128 + 13)
+            code = _closed_pipe()
+        except SystemExit as exc:  # click turns EPIPE into sys.exit(1) behind a PacifyFlushWrapper
+            if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+                raise
+            code = _closed_pipe()
         except Exception as exc:  # never a traceback for the user; TOKECON_DEBUG=1 shows it
             if os.environ.get("TOKECON_DEBUG"):
                 raise
@@ -49,6 +54,16 @@ class OneLineErrors(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _closed_pipe() -> int:
+    """The reader of stdout left (``| head -c1``): silence the rest and exit as a shell reports a
+    pipeline member killed by SIGPIPE (128 + 13), never 1, which means "threshold crossed"."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 141
 
 
 def _fail(message: str, code: int) -> int:
