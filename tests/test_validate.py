@@ -107,6 +107,7 @@ def test_fit_reproduces_the_stored_factors(catalog):
         e = catalog.engines.get(engine)
         stored = {"compute_scale": e.compute_scale, "memory_bw_scale": e.memory_bw_scale,
                   "step_overhead_ms": e.step_overhead_s * 1e3, "step_overhead_per_seq_us": e.step_overhead_per_seq_s * 1e6,
+                  "step_overhead_per_layer_us": e.step_overhead_per_layer_s * 1e6,
                   "moe_tokens_half": e.moe_tokens_half}
         for k, v in values.items():
             assert stored[k] == pytest.approx(v, abs=0.0015), (engine, k)

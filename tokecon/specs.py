@@ -181,7 +181,7 @@ class Engine:
     kv_admission: str = "full"  # KV reserved per admitted request: "full" (input + output) | "average" (input + output/2)
     moe_tokens_half: float = 100.0  # tokens per expert at which grouped expert GEMMs reach half their efficiency
     step_overhead_per_seq_s: float = 10e-6  # CPU time per sequence per step (scheduler, sampler)
-    step_overhead_per_layer_s: float = 20e-6  # launch floor of a layer's kernels per step
+    step_overhead_per_layer_s: float = 0.0  # launch floor of a layer's kernels per step (catalog default 20 us)
     source: str = ""
     fitted_on: str = "default"
     origin: str = ""

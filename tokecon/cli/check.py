@@ -23,7 +23,11 @@ def check(
     from tokecon.errors import TokeconError
     from tokecon.render import render
 
-    if junit is not None and (junit.exists() and (not junit.is_file() or junit.resolve() == budget.resolve())):
+    try:
+        clash = junit is not None and junit.exists() and (not junit.is_file() or junit.resolve() == budget.resolve())
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+        raise TokeconError(f"--junit {junit}: unusable path ({getattr(exc, 'strerror', None) or exc})") from None
+    if clash:
         raise TokeconError(f"--junit {junit}: " + ("is the budget file itself" if junit.is_file() else "not a regular file")
                            + "; name a new report file")
     result = run_check(budget)
