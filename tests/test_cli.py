@@ -255,3 +255,15 @@ def test_closed_pipe_is_not_a_crossed_threshold():
     proc.stdout.close()
     assert proc.wait(timeout=60) == 141
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_hostile_files_give_one_line_not_an_internal_error(tmp_path):
+    """A config.json with a 5,000-digit integer, a measurements CSV with other columns: exit 2 with
+    a message, never "internal error"."""
+    config = tmp_path / "c.json"
+    config.write_text('{"hidden_size": ' + "9" * 5000 + "}")
+    other = tmp_path / "m.csv"
+    other.write_text("a,b\n1,2\n")
+    for args in (["models", "import", str(config)], ["validate", "--measurements", str(other)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "internal error" not in result.output, result.output

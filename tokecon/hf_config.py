@@ -112,6 +112,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise HFConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     except RecursionError:
         raise HFConfigError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise HFConfigError(f"{path}: not a usable config.json ({exc})") from None
     if not isinstance(data, dict):
         raise HFConfigError(f"{path}: expected a JSON object (a Hugging Face config.json), got {type(data).__name__}")
     return data

@@ -43,6 +43,8 @@ from tokecon.specs import Deployment, Precision, Scenario
 
 
 MEASUREMENT_FILES = ("measurements.csv", "external.csv")
+COLUMNS = ("id", "source_title", "source_url", "model", "weight_precision", "kv_precision", "hardware", "n_gpus",
+           "parallelism", "engine", "scenario", "input_len", "output_len", "concurrency_or_batch", "metric", "value")
 
 
 def measurements_path(name: str = "measurements.csv") -> Path:
@@ -59,7 +61,12 @@ def load_measurements(path: Path | None = None) -> list[dict[str, str]]:
     from tokecon.inputs import read_input_text
 
     for p in [path] if path else [measurements_path(n) for n in MEASUREMENT_FILES]:
-        rows += csv.DictReader(io.StringIO(read_input_text(p, "a measurements CSV"), newline=""))
+        reader = csv.DictReader(io.StringIO(read_input_text(p, "a measurements CSV"), newline=""))
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise TokeconError(f"{p}: not a measurements CSV: missing column(s) {', '.join(missing)} "
+                               f"(expected the columns of validation/measurements.csv)")
+        rows += reader
     return rows
 
 
