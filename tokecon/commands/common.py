@@ -156,6 +156,11 @@ def sources(scenarios: list[Scenario]) -> dict[str, str]:
     return out
 
 
+BOUND_NOTE = ("bound: what limits the operations that take most of the step's time (each operation is compute- or "
+              "memory-bound on its own), so it can differ from the larger of the total compute and memory times: in "
+              "decode the matmuls may turn compute-bound while attention over the KV cache stays memory-bound.")
+
+
 def efficiency_note(scn: Scenario) -> str:
     if scn.ideal:
         return "Ideal roofline (--ideal): 100% of peak FLOP/s, bandwidth and link, no latency or overhead: an upper bound, not an expected figure."

@@ -27,7 +27,7 @@ import numpy as np
 
 from tokecon import memory, uncertainty
 from tokecon.catalog import Catalog
-from tokecon.commands.common import CommonOptions, efficiency_note, figures_of_merit, resolved_inputs, sources
+from tokecon.commands.common import BOUND_NOTE, CommonOptions, efficiency_note, figures_of_merit, resolved_inputs, sources
 from tokecon.commands.decode import decode_rows
 from tokecon.commands.embed import default_seq_len, embed_rows, embedding_scenario
 from tokecon.commands.prefill import prefill_rows
@@ -351,6 +351,7 @@ def run_compare(
         notes.append(f"Each device at its catalog efficiency factors (defaults, not fitted, unless the catalog says so) "
                      f"under the {scns[0].engine.name} profile; `tokecon decode -g DEVICE` lists them.")
     highlight = {0} if fit else set()
+    notes.append(BOUND_NOTE)
     result = Result("compare", inputs, ordered, _columns(phase, doc is not None), group_key=None, notes=notes,
                     highlight=highlight, highlight_reason=f"best by {_SORT_LABEL.get(sort_key, sort_key)}",
                     sources=sources(scns))

@@ -8,6 +8,7 @@ import numpy as np
 
 from tokecon import memory, uncertainty
 from tokecon.commands.common import (
+    BOUND_NOTE,
     CommonOptions,
     breakdown_fields,
     cheapest,
@@ -124,5 +125,6 @@ def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thr
         notes.append(efficiency_note(scn))
         notes += filter(None, [uncertainty.interval_note(scn, "decode")])
     inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "context_tokens": context}
+    notes.append(BOUND_NOTE)
     result = Result("decode", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
     return thresholds.apply(result)

@@ -29,6 +29,7 @@ import numpy as np
 
 from tokecon import economics, memory, params, uncertainty
 from tokecon.commands.common import (
+    BOUND_NOTE,
     CommonOptions,
     cheapest,
     efficiency_note,
@@ -198,5 +199,6 @@ def run_embed(
         "utilization": util,
         "attention": "causal" if scns[0].model.causal else "bidirectional",
     }
+    notes.append(BOUND_NOTE)
     result = Result("embed", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
     return thresholds.apply(result)

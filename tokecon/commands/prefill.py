@@ -8,6 +8,7 @@ import numpy as np
 
 from tokecon import memory, uncertainty
 from tokecon.commands.common import (
+    BOUND_NOTE,
     CommonOptions,
     breakdown_fields,
     cheapest,
@@ -103,5 +104,6 @@ def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, 
         notes.append(efficiency_note(scn))
         notes += filter(None, [uncertainty.interval_note(scn, "prefill")])
     inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "input_tokens": input_len}
+    notes.append(BOUND_NOTE)
     result = Result("prefill", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
     return thresholds.apply(result)

@@ -13,7 +13,7 @@ import numpy as np
 
 from tokecon import economics, memory, serving, uncertainty
 from tokecon.catalog import Catalog
-from tokecon.commands.common import CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
+from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
@@ -305,6 +305,7 @@ def run_serve(
         "price_split": opts.price_split,
         "cost": cost_inputs(deployed, opts),
     }
+    notes.append(BOUND_NOTE)
     result = Result("serve", inputs, rows, COLUMNS, notes=notes, highlight=highlight,
                     sources=sources([d.scenario for d in deployed]))
     return thresholds.apply(result)
