@@ -35,7 +35,7 @@ from tokecon.catalog_write import SaveReport, added_comment, ordered, render_ent
 from tokecon.errors import CatalogError, TokeconError
 from tokecon.results import Column, Result
 from tokecon.specs import Hardware, Model, Precision
-from tokecon.units import DTYPE_BYTES, GB
+from tokecon.units import DTYPE_BYTES, GB, GIB
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
@@ -120,7 +120,9 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
     f = [
         _figure("name", "name", hw.name, "", hw.name),
         _figure("vendor", "vendor / family", f"{hw.vendor} / {hw.family}", "", f"{hw.vendor} / {hw.family}"),
-        _figure("memory_bytes", "usable memory", hw.memory_bytes, "B", f"{hw.memory_bytes / GB:,.1f} GB"),
+        _figure("memory_bytes", "usable memory", hw.memory_bytes, "B",
+                f"{hw.memory_bytes / GB:,.1f} GB = {hw.memory_bytes / GIB:,.1f} GiB (decimal GB; datasheet labels "
+                "such as '141GB' are often GiB-sized, what the driver reports)"),
         _figure("memory_bw_b_s", "memory bandwidth", hw.memory_bw_b_s, "B/s", f"{hw.memory_bw_b_s / 1e12:,.3g} TB/s"),
     ]
     for dtype, flop_s in hw.flop_s.items():
