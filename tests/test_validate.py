@@ -92,14 +92,14 @@ def test_fit_reproduces_the_stored_factors(catalog):
     cases = calibrate.fit_cases(outs)
     fitted = calibrate.fit(cases)
     for family, values in fitted.family.items():
-        for hw in (h for h in catalog.hardware if h.family == family):
+        for hw in (h for h in catalog.hardware if calibrate.fit_family(h.family) == family):
             stored = {"compute": hw.efficiency.compute, "memory_bw": hw.efficiency.memory_bw,
                       "kv_bw": hw.efficiency.kv_cache_bw, "link": hw.efficiency.link}
             for k, v in values.items():
                 assert stored[k] == pytest.approx(v, abs=0.0015), (hw.key, k)
-    all_families = sorted({h.family for h in catalog.hardware})
+    all_families = sorted({calibrate.fit_family(h.family) for h in catalog.hardware})
     for family, values in calibrate.extrapolate(fitted, all_families).items():
-        for hw in (h for h in catalog.hardware if h.family == family):
+        for hw in (h for h in catalog.hardware if calibrate.fit_family(h.family) == family):
             stored = {"compute": hw.efficiency.compute, "memory_bw": hw.efficiency.memory_bw, "kv_bw": hw.efficiency.kv_cache_bw}
             for k, v in values.items():
                 assert stored[k] == pytest.approx(v, abs=0.0015), (hw.key, k)
@@ -195,3 +195,11 @@ def test_fit_write_never_rewrites_an_installed_package(monkeypatch, tmp_path):
     with pytest.raises(TokeconError, match="installed package"):
         validate_module.run_fit(write=True)
     assert catalog_module.builtin_paths()["hardware"].exists()
+
+
+def test_blackwell_ultra_shares_blackwells_fitted_fractions(catalog):
+    """B300 is Blackwell's architecture and memory system with more FP4 throughput: one set of fitted
+    fractions serves both, so its two sources alone do not decide them."""
+    assert calibrate.fit_family("blackwell-ultra") == "blackwell" and calibrate.fit_family("hopper") == "hopper"
+    b200, b300 = catalog.hardware.get("b200").efficiency, catalog.hardware.get("b300").efficiency
+    assert (b300.compute, b300.memory_bw, b300.kv_cache_bw) == (b200.compute, b200.memory_bw, b200.kv_cache_bw)

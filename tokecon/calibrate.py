@@ -52,6 +52,17 @@ MAX_FIT_ROWS_PER_SOURCE = 60
 _DELTA = 0.25  # soft-L1 scale on the log ratio (~25%)
 
 
+#: Families that share one set of efficiency factors: Blackwell Ultra (B300, GB300) is Blackwell's
+#: architecture and HBM3e memory system with more FP4 throughput, so the fractions of peak it
+#: reaches are Blackwell's, and its two sources alone cannot pin them down.
+SHARED_FAMILIES = {"blackwell-ultra": "blackwell"}
+
+
+def fit_family(family: str) -> str:
+    """The family whose fitted factors a device family uses."""
+    return SHARED_FAMILIES.get(family, family)
+
+
 @dataclass
 class Factors:
     family: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -63,7 +74,7 @@ class Factors:
 
 def _apply_scenario(scn, f: Factors):
     hw, eng = scn.hardware, scn.engine
-    fam = f.family.get(hw.family)
+    fam = f.family.get(fit_family(hw.family))
     if fam:
         eff = replace(hw.efficiency, compute=fam["compute"], memory_bw=fam["memory_bw"], kv_bw=fam["kv_bw"],
                       link=fam.get("link", hw.efficiency.link))
@@ -180,7 +191,7 @@ def initial_factors(cases: list[Case]) -> Factors:
     engs: dict[str, int] = {}
     moe: dict[str, int] = {}
     for c in cases:
-        fams[c.family] = fams.get(c.family, 0) + 1
+        fams[fit_family(c.family)] = fams.get(fit_family(c.family), 0) + 1
         engs[c.engine] = engs.get(c.engine, 0) + 1
         moe[c.engine] = moe.get(c.engine, 0) + c.scenario.model.is_moe
     for family, n in fams.items():
@@ -200,7 +211,7 @@ def _pcie_tp_families(cases: list[Case]) -> set[str]:
     for c in cases:
         dep = c.scenario.deployment
         if dep.tp > 1 and c.scenario.hardware.scaleup_link.upper().startswith("PCIE"):
-            counts[c.family] = counts.get(c.family, 0) + 1
+            counts[fit_family(c.family)] = counts.get(fit_family(c.family), 0) + 1
     return {k for k, n in counts.items() if n >= MIN_ROWS}
 
 
@@ -236,7 +247,7 @@ def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[
     f = initial_factors(sample)
     priors = {("family", k): family_prior(k) for k in f.family} | {("engine", k): ENGINE_PRIOR for k in f.engine}
     rows = Rows.of(sample)
-    touched = {("family", k): rows.subset(lambda c, k=k: c.family == k) for k in f.family} | {
+    touched = {("family", k): rows.subset(lambda c, k=k: fit_family(c.family) == k) for k in f.family} | {
         ("engine", k): rows.subset(lambda c, k=k: c.engine == k) for k in f.engine}
     span = 0.5
     coords = _coordinates(f, _pcie_tp_families(sample))
@@ -294,7 +305,7 @@ def leave_one_source_out(cases: list[Case], sweeps: int = 2,
         train = [c for c in cases if source_of(c) != source]
         test = [c for c in cases if source_of(c) == source]
         f = fit(train, sweeps=sweeps)
-        f.family.update(extrapolate(f, sorted({c.family for c in test})))  # as for an unmeasured device
+        f.family.update(extrapolate(f, sorted({fit_family(c.family) for c in test})))  # as for an unmeasured device
         predicted = Rows.of(test).predict(f)
         out += [(c, p / c.measured - 1.0) for c, p in zip(test, predicted) if np.isfinite(p)]
         if progress:

@@ -179,7 +179,7 @@ def run_fit(write: bool = False, csv_path: Path | None = None, held_out: bool = 
         paths = builtin_paths()
         families: dict[str, list[str]] = {}
         for hw in catalog.hardware:
-            families.setdefault(hw.family, []).append(hw.key)
+            families.setdefault(calibrate.fit_family(hw.family), []).append(hw.key)
         errs = np.abs([e for _, e in (held if held_out else in_sample)])
         note = (f"tokecon validate --fit: {len(cases)} rows, {'held-out' if held_out else 'in-sample'} "
                 f"median |error| {np.median(errs):.1%}")
