@@ -67,18 +67,22 @@ def _groups(result: Result) -> list[tuple[str, list[tuple[int, dict]]]]:
     return list(groups.items())
 
 
-def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[tuple[list[str], str | None]]]]:
-    """Per group: title, headers, right-justified flags, and (cells, style) per row. The cheapest
-    row is starred; rows that cross a threshold get a column saying which."""
+def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[int], list[tuple[list[str], str | None]]]]:
+    """Per group: title, headers, right-justified flags, hide levels, and (cells, style) per row. The
+    cheapest row is starred; rows that cross a threshold get a column saying which."""
     parts = []
     for title, rows in _groups(result):
         head = f"{result.command}: {result.inputs.get('model', '')} on {title}" if title else result.command
         headers = [c.header for c in result.columns]
         right = [c.fmt != "str" for c in result.columns]
+        hides = [c.hide for c in result.columns]
+        if not all(r.get("fits", True) for _, r in rows):
+            hides[-1] = 0  # it says "does not fit"
         marks = any(r.get("violations") for _, r in rows)
         if marks:
             headers.append("threshold")
             right.append(False)
+            hides.append(0)
         body = []
         for i, row in rows:
             cells = [cell(row, c) for c in result.columns]
@@ -90,7 +94,7 @@ def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[
                 cells.append("; ".join(row.get("violations", [])) or "ok")
             style = "bold green" if i in result.highlight else ("red" if row.get("violations") else None)
             body.append((cells, style))
-        parts.append((head, headers, right, body))
+        parts.append((head, headers, right, hides, body))
     return parts
 
 
@@ -102,9 +106,9 @@ def _footer(result: Result) -> list[str]:
 
 
 def render_ascii(result: Result, file: TextIO) -> None:
-    """Plain ASCII tables for files and pipes: no colour, no wrapping, no Rich import."""
+    """Plain ASCII tables for files and pipes: every column, no colour, no wrapping, no Rich import."""
     out = []
-    for head, headers, right, body in _table_parts(result):
+    for head, headers, right, _, body in _table_parts(result):
         widths = [max([len(h)] + [len(cells[j]) for cells, _ in body]) for j, h in enumerate(headers)]
         rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
 
@@ -116,9 +120,50 @@ def render_ascii(result: Result, file: TextIO) -> None:
     file.write("\n".join(out) + "\n")
 
 
-def render_table(result: Result, file: TextIO, color: bool | None = None, width: int | None = None) -> None:
+GAP = 2  # characters between two columns of a Rich table
+WRAP = 24  # text longer than this may wrap at spaces to this width; numbers and short labels never wrap
+
+
+def _span(header: str, cells: list[str], right: bool) -> tuple[int, int, int]:
+    """Widths of a column: narrowest (cells whole, long text and the header wrapped at spaces), with every
+    cell on one line, and natural (the header on one line too)."""
+    longest = max((len(c) for c in cells), default=0)
+    whole = longest if right else min(longest, max([WRAP, *(len(w) for c in cells for w in c.split())]))
+    narrow = max([whole, *(len(w) for w in header.split())])
+    return narrow, max(narrow, longest), max(narrow, longest, len(header))
+
+
+def _layout(headers: list[str], right: list[bool], hides: list[int], body: list, width: int,
+            wide: bool) -> dict[int, int] | None:
+    """The columns to show and their widths: all of them at full width with ``wide``; else the never-hidden
+    ones and as many others as fit in ``width`` (lowest ``hide`` first), spare width unwrapping values before
+    headers; None when not even the never-hidden ones fit."""
+    spans = [_span(h, [cells[j] for cells, _ in body], r) for j, (h, r) in enumerate(zip(headers, right))]
+    if wide:
+        return {j: natural for j, (*_, natural) in enumerate(spans)}
+    keep = [j for j, h in enumerate(hides) if h == 0]
+    used = sum(spans[j][0] + GAP for j in keep) - GAP
+    if used > width:
+        return None
+    for j in sorted((j for j, h in enumerate(hides) if h), key=lambda j: (hides[j], j)):
+        if used + GAP + spans[j][0] <= width:
+            keep.append(j)
+            used += GAP + spans[j][0]
+    widths = {j: spans[j][0] for j in sorted(keep)}
+    for level in (1, 2):  # values on one line, then headers; the smallest step first
+        for j in sorted(keep, key=lambda j: spans[j][level] - widths[j]):
+            grow = min(width - used, spans[j][level] - widths[j])
+            widths[j] += grow
+            used += grow
+    return widths
+
+
+def render_table(result: Result, file: TextIO, color: bool | None = None, width: int | None = None,
+                 wide: bool = False) -> None:
     """Tables for people, one per group (device configuration): Rich with colour on a terminal
-    (``NO_COLOR`` honoured), plain ASCII when the output is a file or a pipe."""
+    (``NO_COLOR`` honoured), plain ASCII when the output is a file or a pipe. A table fits the
+    terminal: no cell is ever cut; headers wrap, the columns a narrow terminal cannot hold are hidden
+    (and named), and when not even the main ones fit each row becomes a record. ``wide`` shows every column."""
     if color is not True and not (hasattr(file, "isatty") and file.isatty()):
         render_ascii(result, file)
         return
@@ -129,13 +174,35 @@ def render_table(result: Result, file: TextIO, color: bool | None = None, width:
 
     no_color = "NO_COLOR" in os.environ or color is False
     console = Console(file=file, no_color=no_color, force_terminal=color, width=width, highlight=False, emoji=False)
-    for head, headers, right, body in _table_parts(result):
-        table = Table(title=head, box=box.SIMPLE_HEAVY, title_justify="left")
-        for h, r in zip(headers, right):
-            table.add_column(Text(h), justify="right" if r else "left")
-        for cells, style in body:
-            table.add_row(*(Text(c) for c in cells), style=style)
+    width = console.width
+    hidden: dict[str, None] = {}
+    records = False
+    for head, headers, right, hides, body in _table_parts(result):
+        table = Table(title=head, box=box.SIMPLE_HEAVY, title_justify="left", show_edge=False, pad_edge=False,
+                      collapse_padding=True)
+        shown = _layout(headers, right, hides, body, width, wide)
+        if shown is None:  # one record per row: field names, then values
+            records = True
+            value = min(max(len(c) for cells, _ in body for c in cells), width // 2)
+            table.show_header = False
+            table.add_column(width=min(max(map(len, headers)), width - value - GAP))
+            table.add_column(justify="right", width=value)
+            for cells, style in body:
+                for k, (h, c) in enumerate(zip(headers, cells)):
+                    table.add_row(Text(h), Text(c), style=style, end_section=k == len(cells) - 1)
+        else:
+            hidden.update((headers[j], None) for j in range(len(headers)) if j not in shown)
+            for j, w in shown.items():
+                table.add_column(Text(headers[j]), justify="right" if right[j] else "left", width=w)
+            for cells, style in body:
+                table.add_row(*(Text(cells[j]) for j in shown), style=style)
+            console.width = max(width, sum(shown.values()) + GAP * (len(shown) - 1))  # wider only with `wide`
         console.print(table)
+        console.width = width
+    if hidden:
+        console.print(Text(f"  Hidden to fit {width} characters: {', '.join(hidden)} (--wide shows every column)."))
+    if records:
+        console.print(Text(f"  One record per row: {width} characters are too few for the table (--wide draws it)."))
     for line in _footer(result):
         console.print(Text(line))
 
@@ -181,6 +248,6 @@ def render_markdown(result: Result, file: TextIO) -> None:
     file.write(out.getvalue())
 
 
-def render(result: Result, fmt: str, file: TextIO, color: bool | None = None) -> None:
-    {"table": lambda: render_table(result, file, color), "json": lambda: render_json(result, file),
+def render(result: Result, fmt: str, file: TextIO, color: bool | None = None, wide: bool = False) -> None:
+    {"table": lambda: render_table(result, file, color, wide=wide), "json": lambda: render_json(result, file),
      "csv": lambda: render_csv(result, file), "markdown": lambda: render_markdown(result, file)}[fmt]()

@@ -16,11 +16,13 @@ from tokecon.errors import TokeconError
 
 @dataclass(frozen=True)
 class Column:
-    """A column of the human table: ``key`` into the row, a header with its unit, a format."""
+    """A column of the human table: ``key`` into the row, a header with its unit, a format, and how
+    early a narrow terminal hides it (``--wide`` and files show every column)."""
 
     key: str
     header: str
     fmt: str = "num"  # num | int | str | time | bytes | usd | rate | flop | pct | signed_pct | bool
+    hide: int = 0  # a terminal too narrow for every column hides the highest first; 0 = always shown
 
 
 @dataclass

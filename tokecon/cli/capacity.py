@@ -16,7 +16,8 @@ Headroom = Annotated[float, typer.Option("--headroom", help="Peak over average l
 InputLen = Annotated[Optional[int], typer.Option("--input-len", "-i", help="Prompt tokens per request (default 1024).")]
 
 
-@app.command()
+@app.command(short_help="GPUs, nodes and USD/day for a daily token volume.",
+             epilog="Examples:\n\n\b\n  tokecon capacity -m deepseek-v3 -g 8xH200 --tokens-per-day 1e9 --input-output-ratio 3 -o 512\n  tokecon capacity -m llama3-70b -g 4xH100 -g 8xH200 --tokens-per-day 5e9 --min-tok-s-per-user 20")
 def capacity(
     ctx: typer.Context,
     model: o.Model,
@@ -50,6 +51,7 @@ def capacity(
     price_split: s.PriceSplit = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -69,4 +71,4 @@ def capacity(
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,
                           parse_concurrency(concurrency), headroom, slo)
-    o.emit(result, fmt)
+    o.emit(result, fmt, wide=wide)

@@ -12,10 +12,12 @@ from tokecon.cli import options as o
 from tokecon.cli.main import app
 
 
-@app.command()
+@app.command(short_help="Run a budget file of scenarios and thresholds (for CI).",
+             epilog="Examples:\n\n\b\n  tokecon check examples/budget.toml\n  tokecon check examples/budget.toml --format markdown --junit report.xml")
 def check(
     budget: Annotated[Path, typer.Argument(metavar="BUDGET.toml", help="Budget file: [scenarios.NAME] tables of command options and thresholds.")],
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     junit: Annotated[Optional[Path], typer.Option("--junit", help="Also write a JUnit XML report to this file.")] = None,
 ) -> None:
     """Run every scenario of a budget file; exit 1 if any crosses a threshold, 2 on a bad file."""
@@ -38,7 +40,7 @@ def check(
             atomic_write_text(junit, junit_xml(result))
         except OSError as exc:
             raise TokeconError(f"--junit {junit}: cannot write ({exc.strerror or exc})") from None
-    render(result, fmt.value, sys.stdout)
+    render(result, fmt.value, sys.stdout, wide=wide)
     failed = [r for r in result.rows if not r["passed"]]
     if failed:
         first = failed[0]

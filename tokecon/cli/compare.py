@@ -18,7 +18,8 @@ class ComparePhase(str, Enum):
     embed = "embed"
 
 
-@app.command()
+@app.command(short_help="Rank device configurations on one workload.",
+             epilog="Examples:\n\n\b\n  tokecon compare -m llama3-70b\n  tokecon compare -m llama3-70b -g 4xH100 -g 2xH200 --phase prefill -b 8")
 def compare(
     model: o.Model,
     gpus: Annotated[Optional[list[str]], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="COUNTxDEVICE to compare; repeat. Default: every catalog device, sized automatically.",
@@ -36,6 +37,7 @@ def compare(
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -49,4 +51,4 @@ def compare(
 
     opts = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_compare(opts, phase.value, batch, context, limits, sort, baseline), fmt)
+    o.emit(run_compare(opts, phase.value, batch, context, limits, sort, baseline), fmt, wide=wide)

@@ -10,7 +10,8 @@ from tokecon.cli import options as o
 from tokecon.cli.main import app
 
 
-@app.command()
+@app.command(short_help="Time per output token, tok/s and USD/Mtok at each batch size.",
+             epilog="Examples:\n\n\b\n  tokecon decode -m llama3-70b -g 4xH100\n  tokecon decode -m llama3-70b -g 4xH100 -g 2xH200 -b 1,64 --max-usd-per-mtok 2")
 def decode(
     model: o.Model,
     gpus: o.Gpus,
@@ -25,6 +26,7 @@ def decode(
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     explain: o.Explain = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
@@ -39,4 +41,4 @@ def decode(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_decode(opts, o.batch_list(batch), context, limits, explain), fmt, explain)
+    o.emit(run_decode(opts, o.batch_list(batch), context, limits, explain), fmt, explain, wide)

@@ -10,7 +10,8 @@ from tokecon.cli import options as o
 from tokecon.cli.main import app
 
 
-@app.command()
+@app.command(short_help="Embeddings: time per batch, embeddings/s, USD/Mtok.",
+             epilog="Examples:\n\n\b\n  tokecon embed -m qwen3-embedding-8b -g 1xH100 -g 1xRTX4090 --seq-len 1024\n  tokecon embed -m qwen3-embedding-8b -g 1xL40S --utilization 0.5")
 def embed(
     model: o.Model,
     gpus: o.Gpus,
@@ -24,6 +25,7 @@ def embed(
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: Annotated[Optional[float], typer.Option("--max-ttft-ms", help="Fail (exit 1) when one batch (the time to its embeddings) takes longer than this.")] = None,
@@ -35,4 +37,4 @@ def embed(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, None, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
-    o.emit(run_embed(opts, o.batch_list(batch), seq_len, limits, utilization), fmt)
+    o.emit(run_embed(opts, o.batch_list(batch), seq_len, limits, utilization), fmt, wide=wide)

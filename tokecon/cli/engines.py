@@ -9,7 +9,7 @@ from tokecon.cli.main import app
 
 engines_app = typer.Typer(help="Serving-engine generations: version ranges, fitted efficiency, scheduling defaults.",
                           no_args_is_help=True)
-app.add_typer(engines_app, name="engines")
+app.add_typer(engines_app, name="engines", short_help="Serving-engine generations: versions, fitted efficiency.")
 
 
 @engines_app.command("list")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,7 +15,8 @@ from tokecon.cli.main import app
 Plot = Annotated[Optional[Path], typer.Option("--plot", help="Also draw the frontier into this PNG, SVG or PDF file (needs the 'plot' extra).")]
 
 
-@app.command()
+@app.command(short_help="Tok/s per GPU vs tok/s per user; the cheapest point of an SLO.",
+             epilog="Examples:\n\n\b\n  tokecon frontier -m llama3-70b -g 4xH100 -g 8xH200 --min-tok-s-per-user 30\n  tokecon frontier -m deepseek-v3 -g 8xB200 -o 8192 --max-ttft-ms 1000")
 def frontier(
     ctx: typer.Context,
     model: o.Model,
@@ -45,6 +47,7 @@ def frontier(
     plot: Plot = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -55,9 +58,10 @@ def frontier(
     USD per million tokens along it. Limits act as an SLO: the cheapest point meeting them is named,
     and the command fails (exit 1) only when no point meets them."""
     from tokecon.commands.common import CommonOptions
-    from tokecon.commands.frontier import run_frontier
+    from tokecon.commands.frontier import answers, run_frontier
     from tokecon.commands.serve import ServeOptions
     from tokecon.plot import check_plot_path, save_plot, text_chart
+    from tokecon.render import render
     from tokecon.results import Thresholds
 
     if plot is not None:
@@ -71,6 +75,10 @@ def frontier(
     if plot is not None:
         save_plot(result, plot)
         typer.echo(f"tokecon: wrote {plot}", err=True)
+    answer = answers(result)
+    if answer is not None and fmt in (o.OutputFormat.table, o.OutputFormat.markdown):
+        render(answer, fmt.value, sys.stdout, wide=wide)
+        typer.echo()
     if fmt == o.OutputFormat.table:
         typer.echo(text_chart(result) + "\n")
-    o.emit(result, fmt)
+    o.emit(result, fmt, wide=wide)

@@ -11,7 +11,7 @@ from tokecon.cli.main import app
 
 hardware_app = typer.Typer(help="Accelerators in the catalogs: list, show (with derived figures), add your own.",
                            no_args_is_help=True)
-app.add_typer(hardware_app, name="hardware")
+app.add_typer(hardware_app, name="hardware", short_help="Accelerators in the catalogs: list, show, add your own.")
 
 DeviceName = Annotated[str, typer.Argument(help="Device name or alias.", autocompletion=o.complete_names("hardware"))]
 

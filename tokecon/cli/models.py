@@ -12,7 +12,7 @@ from tokecon.cli.main import app
 
 models_app = typer.Typer(help="Models in the catalogs: list, show (with derived figures), import a Hugging Face config.json.",
                          no_args_is_help=True)
-app.add_typer(models_app, name="models")
+app.add_typer(models_app, name="models", short_help="Models in the catalogs: list, show, import a config.json.")
 
 ModelName = Annotated[str, typer.Argument(help="Model name or alias, or a path to a config.json.",
                                           autocompletion=o.complete_names("models"))]

@@ -27,7 +27,8 @@ def _int_list(values: list[str] | None, flag: str) -> list[int] | None:
     return out
 
 
-@app.command()
+@app.command(short_help="Large mixture-of-experts serving: expert parallel, interconnect.",
+             epilog="Examples:\n\n\b\n  tokecon moe -m deepseek-v3 -g 16xH200 -g 32xH200\n  tokecon moe -m deepseek-v3 -g 72xGB200 --phase prefill")
 def moe(
     model: o.Model,
     gpus: Annotated[list[str], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="GPUs of ONE node, i.e. one scale-up domain, COUNTxDEVICE (8xH100, 72xGB200 for an NVL72 rack); repeat to compare.",
@@ -48,6 +49,7 @@ def moe(
     eplb: o.Eplb = False,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -65,4 +67,4 @@ def moe(
     moe_opts = MoeOptions(phase.value, tuple(node_list), tuple(batches) if batches else None, context, interconnect,
                           overlap, dispatch_dtype, combine_dtype)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms)
-    o.emit(run_moe(opts, moe_opts, limits), fmt)
+    o.emit(run_moe(opts, moe_opts, limits), fmt, wide=wide)

@@ -63,6 +63,8 @@ Ideal = Annotated[bool, typer.Option("--ideal", help="Ideal roofline: 100% of ev
 UsdPerGpuHour = Annotated[Optional[float], typer.Option("--usd-per-gpu-hour", help="Price per GPU-hour instead of the catalog's rental price.")]
 Catalogs = Annotated[Optional[list[Path]], typer.Option("--catalog", metavar="FILE", help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")]
 Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+Wide = Annotated[bool, typer.Option("--wide", help="Tables on a terminal: every column, however narrow the terminal "
+                                    "(files and pipes always get every column).")]
 Batch = Annotated[Optional[list[str]], typer.Option("--batch", "-b", metavar="N[,N...]", help="Batch sizes, comma-separated or repeated.")]
 MaxUsd = Annotated[Optional[float], typer.Option("--max-usd-per-mtok", help="Fail (exit 1) when a row costs more than this.")]
 MinTokGpu = Annotated[Optional[float], typer.Option("--min-tok-s-per-gpu", help="Fail (exit 1) when a row yields fewer tok/s per GPU.")]
@@ -87,17 +89,17 @@ def batch_list(values: list[str] | None) -> list[int] | None:
     return out
 
 
-def emit(result, fmt: OutputFormat, explain: bool = False) -> None:
+def emit(result, fmt: OutputFormat, explain: bool = False, wide: bool = False) -> None:
     """Render ``result`` to stdout (with ``explain``, the per-operation breakdown of its cheapest
     rows after it; JSON rows carry it as ``breakdown``); if any row crossed a threshold, say so on
     stderr and exit 1."""
     from tokecon.render import render
 
-    render(result, fmt.value, sys.stdout)
+    render(result, fmt.value, sys.stdout, wide=wide)
     if explain and fmt != OutputFormat.json:
         from tokecon.commands.common import breakdown_result
 
-        render(breakdown_result(result), fmt.value, sys.stdout)
+        render(breakdown_result(result), fmt.value, sys.stdout, wide=wide)
     failed = result.failed_rows
     if failed:
         first = failed[0]

@@ -10,7 +10,8 @@ from tokecon.cli import options as o
 from tokecon.cli.main import app
 
 
-@app.command()
+@app.command(short_help="Time to first token, input tok/s and USD/Mtok of prompts.",
+             epilog="Examples:\n\n\b\n  tokecon prefill -m llama3-70b -g 4xH100 --input-len 2048 -b 1,8\n  tokecon prefill -m llama3-70b -g 4xH100 --explain")
 def prefill(
     model: o.Model,
     gpus: o.Gpus,
@@ -25,6 +26,7 @@ def prefill(
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     explain: o.Explain = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
@@ -37,4 +39,4 @@ def prefill(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
-    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits, explain), fmt, explain)
+    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits, explain), fmt, explain, wide)

@@ -55,7 +55,8 @@ def cost_given(ctx: typer.Context) -> bool:
     return source is not None and source.name != "DEFAULT"
 
 
-@app.command()
+@app.command(short_help="Continuous batching: TTFT, TPOT, tok/s, USD/Mtok in and out.",
+             epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 -c max --max-ttft-ms 2000")
 def serve(
     ctx: typer.Context,
     model: o.Model,
@@ -87,6 +88,7 @@ def serve(
     price_split: PriceSplit = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -104,4 +106,4 @@ def serve(
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt)
+    o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt, wide=wide)

@@ -13,7 +13,8 @@ from tokecon.cli import options as o
 from tokecon.cli.main import app
 
 
-@app.command()
+@app.command(short_help="Predict every public measurement and state the error.",
+             epilog="Examples:\n\n\b\n  tokecon validate --group-by metric --summary\n  tokecon validate --group-by engine --summary")
 def validate(
     group_by: Annotated[str, typer.Option("--group-by", help="Summarise by hardware (family), device, model, source, metric, engine (generation) or kind (dense/moe).")] = "hardware",
     fit: Annotated[bool, typer.Option("--fit", help="Refit the efficiency factors and report held-out error.")] = False,
@@ -23,6 +24,7 @@ def validate(
     summary: Annotated[bool, typer.Option("--summary", help="Print only the per-group error table.")] = False,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
+    wide: o.Wide = False,
 ) -> None:
     """Predict every public measurement and state tokecon's error against it."""
     from tokecon.commands.validate import run_fit, run_validate
@@ -48,8 +50,8 @@ def validate(
         sys.stdout.write("\n")
         return
     if not summary:
-        render(first, fmt.value, sys.stdout)
-    render(second, fmt.value, sys.stdout)
+        render(first, fmt.value, sys.stdout, wide=wide)
+    render(second, fmt.value, sys.stdout, wide=wide)
 
 
 class _progress:

@@ -19,7 +19,17 @@ import numpy as np
 from tokecon import serving
 from tokecon.catalog import Catalog
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
-from tokecon.commands.serve import Deployed, ServeOptions, cost_inputs, cost_notes, deploy, model_note, point_rows, split_note
+from tokecon.commands.serve import (
+    Deployed,
+    ServeOptions,
+    cost_inputs,
+    cost_notes,
+    deploy,
+    interactivity_note,
+    model_note,
+    point_rows,
+    split_note,
+)
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import check_context, parse_gpus, positive_ints, require_fit
@@ -27,13 +37,14 @@ from tokecon.scenario import check_context, parse_gpus, positive_ints, require_f
 SECONDS_PER_DAY = 86_400.0
 
 COLUMNS = [
-    Column("concurrency", "concurrency", "int"),
+    Column("deployment", "devices", "str"),
+    Column("concurrency", "concurrency", "int", hide=1),
     Column("tok_s_per_user", "tok/s per user", "rate"),
-    Column("ttft_s", "TTFT [ms]", "time"),
-    Column("total_tok_s", "tok/s per deployment", "rate"),
-    Column("tokens_per_day_capacity", "Mtok/day per deployment", "num"),
-    Column("capacity_multiple", "volume fits x times", "num"),
-    Column("deployments_needed", "deployments", "int"),
+    Column("ttft_s", "TTFT [ms]", "time", hide=1),
+    Column("total_tok_s", "tok/s per deployment", "rate", hide=2),
+    Column("tokens_per_day_capacity", "Mtok/day per deployment", "rate", hide=2),
+    Column("capacity_multiple", "volume fits x times", "num", hide=2),
+    Column("deployments_needed", "deployments", "int", hide=1),
     Column("gpus_needed", "GPUs", "int"),
     Column("nodes_needed", "nodes", "int"),
     Column("usd_per_day", "USD/day", "usd"),
@@ -142,7 +153,10 @@ def run_capacity(
             f"{row['tokens_per_day_capacity'] / 1e3:,.2f} Gtok/day per deployment; {tokens_per_day / 1e9:g} Gtok/day x headroom "
             f"{headroom:g} needs {row['required_tok_s']:,.0f} tok/s, {row['load_fraction']:.1%} of one deployment."
         )
+        notes.extend(interactivity_note(d.label, row, slo))
         notes.append(efficiency_note(scn))
+    answered = [i for i, r in enumerate(rows) if "usd_per_day" in r]
+    highlight = {min(answered, key=lambda i: rows[i]["usd_per_day"])} if len(answered) > 1 else set()
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
                  f"a node is one scale-up domain (at most the GPUs of one deployment).")
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
@@ -159,4 +173,5 @@ def run_capacity(
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
         "cost": cost_inputs(deployed, opts),
     }
-    return Result("capacity", inputs, rows, COLUMNS, notes=notes, sources=sources([d.scenario for d in deployed]))
+    return Result("capacity", inputs, rows, COLUMNS, group_key=None, notes=notes, highlight=highlight,
+                  highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))

@@ -212,17 +212,17 @@ def _columns(phase: str, baseline: bool) -> list[Column]:
     word = _WORD[phase]
     cols = [
         Column("deployment", "devices", "str"),
-        Column("device_measured", "measured", "bool"),
-        Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
-        Column("fits", "fits", "bool"),
+        Column("device_measured", "measured", "bool", hide=1),
+        Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes", hide=2),
+        Column("fits", "fits", "bool", hide=2),
         Column("tok_s_per_gpu", f"tok/s {word} per GPU", "rate"),
-        Column(lat_key, lat_header, "time"),
-        Column("usd_per_hour", "USD/h", "usd"),
+        Column(lat_key, lat_header, "time", hide=1),
+        Column("usd_per_hour", "USD/h", "usd", hide=1),
         Column("usd_per_mtok", f"USD/Mtok {word}", "usd"),
-        Column("usd_per_mtok", "80% range", "usd_range"),
-        Column("flop_s_per_usd_per_hour", "TFLOP/s per USD/h", "flop"),
-        Column("bytes_s_per_usd_per_hour", "GB/s per USD/h", "bytes"),
-        Column("bound", "bound", "str"),
+        Column("usd_per_mtok", "80% range", "usd_range", hide=1),
+        Column("flop_s_per_usd_per_hour", "TFLOP/s per USD/h", "flop", hide=2),
+        Column("bytes_s_per_usd_per_hour", "GB/s per USD/h", "bytes", hide=2),
+        Column("bound", "bound", "str", hide=2),
     ]
     if baseline:
         cols += [

@@ -32,11 +32,11 @@ COLUMNS = [
     Column("step_time_s", "time/token [ms]", "time"),
     Column("tok_s_per_user", "tok/s per user", "rate"),
     Column("tok_s_per_gpu", "tok/s per GPU", "rate"),
-    Column("tok_s", "total tok/s", "rate"),
-    Column("bound", "bound", "str"),
-    Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
+    Column("tok_s", "total tok/s", "rate", hide=2),
+    Column("bound", "bound", "str", hide=1),
+    Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes", hide=1),
     Column("usd_per_mtok", "USD/Mtok out", "usd"),
-    Column("usd_per_mtok", "80% range", "usd_range"),
+    Column("usd_per_mtok", "80% range", "usd_range", hide=1),
 ]
 
 _NUMERIC = (

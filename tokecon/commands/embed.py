@@ -52,12 +52,12 @@ DEFAULT_SEQ_LEN = 1024
 COLUMNS = [
     Column("batch", "batch [seq]", "int"),
     Column("batch_time_s", "time/batch [ms]", "time"),
-    Column("embeddings_s", "embeddings/s", "rate"),
+    Column("embeddings_s", "embeddings/s", "rate", hide=1),
     Column("tok_s", "tok/s", "rate"),
-    Column("bound", "bound", "str"),
-    Column("flop_s_achieved_per_gpu", "TFLOP/s per GPU", "flop"),
-    Column("flop_s_achieved_per_usd_per_hour", "achieved TFLOP/s per USD/h", "flop"),
-    Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
+    Column("bound", "bound", "str", hide=1),
+    Column("flop_s_achieved_per_gpu", "TFLOP/s per GPU", "flop", hide=2),
+    Column("flop_s_achieved_per_usd_per_hour", "achieved TFLOP/s per USD/h", "flop", hide=1),
+    Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes", hide=2),
     Column("usd_per_mtok", "USD/Mtok", "usd"),
 ]
 

@@ -23,6 +23,7 @@ from tokecon.commands.serve import (
     cost_inputs,
     cost_notes,
     deploy,
+    interactivity_note,
     model_note,
     point_rows,
     requested_layout,
@@ -37,12 +38,12 @@ COLUMNS = [
     Column("concurrency", "concurrency", "int"),
     Column("tok_s_per_user", "tok/s per user", "rate"),
     Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate"),
-    Column("ttft_s", "TTFT [ms]", "time"),
-    Column("tpot_s", "TPOT [ms]", "time"),
-    Column("usd_per_mtok_input", "USD/Mtok in", "usd"),
-    Column("usd_per_mtok_output", "USD/Mtok out", "usd"),
+    Column("ttft_s", "TTFT [ms]", "time", hide=1),
+    Column("tpot_s", "TPOT [ms]", "time", hide=2),
+    Column("usd_per_mtok_input", "USD/Mtok in", "usd", hide=1),
+    Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
-    Column("usd_per_mtok", "80% range", "usd_range"),
+    Column("usd_per_mtok", "80% range", "usd_range", hide=1),
 ]
 
 
@@ -117,20 +118,25 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     if has_slo:
         for row in rows:
             row["slo"] = "; ".join(slo.check(row)) or "ok"
-        if candidates:
-            best = min(candidates, key=lambda r: r["usd_per_mtok"])
-            hit = next((i for i, r in enumerate(rows) if r is best), None)
-            if hit is None:  # meets the SLO but lies off the frontier (its TTFT, say): show it too
-                best["slo"] = "ok"
-                rows.append(best)
-                hit = len(rows) - 1
-            highlight.add(hit)
+        answers: dict[str, dict[str, Any]] = {}  # per device, the cheapest point meeting the SLO
+        for row in candidates:
+            if row["device"] not in answers or row["usd_per_mtok"] < answers[row["device"]]["usd_per_mtok"]:
+                answers[row["device"]] = row
+        for answer in answers.values():
+            answer["device_best"] = True
+            if not any(r is answer for r in rows):  # meets the SLO but lies off the frontier (its TTFT, say): show it too
+                answer["slo"] = "ok"
+                rows.append(answer)
+        if answers:
+            best = min(answers.values(), key=lambda r: r["usd_per_mtok"])
+            highlight.add(next(i for i, r in enumerate(rows) if r is best))
             notes.append(
                 f"Cheapest meeting the SLO: {best['device']} {best['layout']} at concurrency {best['concurrency']}: "
                 f"{best['tok_s_per_user']:.1f} tok/s per user, {best['output_tok_s_per_gpu']:.0f} output tok/s per GPU, "
                 f"TTFT {best['ttft_s'] * 1e3:.0f} ms, {best['usd_per_mtok']:.3f} USD/Mtok blended "
                 f"({best['usd_per_mtok_output']:.3f} out)."
             )
+            notes.extend(interactivity_note(best["device"], best, slo))
         else:
             notes.append("No swept configuration meets the SLO.")
             for row in rows:
@@ -153,3 +159,33 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     return Result("frontier", inputs, rows, columns, group_key="device", notes=notes, highlight=highlight,
                   sources=sources([d.scenario for d in deployed]))
 
+
+ANSWER_COLUMNS = [
+    Column("device", "devices", "str"),
+    Column("layout", "layout", "str"),
+    Column("concurrency", "concurrency", "int"),
+    Column("tok_s_per_user", "tok/s per user", "rate"),
+    Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate"),
+    Column("ttft_s", "TTFT [ms]", "time", hide=1),
+    Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
+    Column("usd_per_mtok", "USD/Mtok blended", "usd"),
+]
+
+
+def answers(result: Result) -> Result | None:
+    """The answer before the long tables: per device, the cheapest point meeting the SLO and its price
+    (None without an SLO)."""
+    if not result.inputs["slo"]:
+        return None
+    best = next(iter(result.highlight), None)
+    rows, highlight = [], set()
+    for device in dict.fromkeys(r["device"] for r in result.rows):
+        hit = next((i for i, r in enumerate(result.rows) if r["device"] == device and r.get("device_best")), None)
+        if hit == best:
+            highlight.add(len(rows))
+        rows.append({**result.rows[hit], "violations": []} if hit is not None else
+                    {"device": device, "layout": "no point meets the SLO"})
+    slo = Thresholds(**result.inputs["slo"])
+    notes = interactivity_note(result.rows[best]["device"], result.rows[best], slo) if best is not None else []
+    return Result("frontier: the cheapest point meeting the SLO, per device", result.inputs, rows, ANSWER_COLUMNS,
+                  group_key=None, notes=notes, highlight=highlight, highlight_reason="cheapest meeting the SLO")

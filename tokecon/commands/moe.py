@@ -229,18 +229,18 @@ def _columns(phase: str) -> list[Column]:
     return [
         Column("nodes", "nodes", "int"),
         Column("ep", "EP [GPUs]", "int"),
-        Column("tokens_per_gpu_per_step", "tok/GPU/step", "int"),
-        Column("routed_experts_per_gpu", "experts/GPU", "num"),
-        Column("compute_bound_s", "compute [ms]", "time"),
-        Column("memory_bound_s", "memory [ms]", "time"),
-        Column("comm_time_s", "comm [ms]", "time"),
+        Column("tokens_per_gpu_per_step", "tok/GPU/step", "int", hide=1),
+        Column("routed_experts_per_gpu", "experts/GPU", "num", hide=2),
+        Column("compute_bound_s", "compute [ms]", "time", hide=2),
+        Column("memory_bound_s", "memory [ms]", "time", hide=2),
+        Column("comm_time_s", "comm [ms]", "time", hide=1),
         Column("step_time_s", "step [ms]", "time"),
-        Column("comm_share", "comm share", "pct"),
+        Column("comm_share", "comm share", "pct", hide=1),
         Column("tok_s_per_gpu", f"{word} tok/s/GPU", "rate"),
-        Column("tok_s_per_node", f"{word} tok/s/node", "rate"),
+        Column("tok_s_per_node", f"{word} tok/s/node", "rate", hide=2),
         Column("usd_per_mtok", f"USD/Mtok {word}", "usd"),
-        Column("usd_per_mtok", "80% range", "usd_range"),
-        Column("fits", "KV fits", "bool"),
+        Column("usd_per_mtok", "80% range", "usd_range", hide=1),
+        Column("fits", "KV fits", "bool", hide=1),
     ]
 
 

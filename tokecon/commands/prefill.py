@@ -28,15 +28,15 @@ from tokecon.specs import Scenario
 COLUMNS = [
     Column("batch", "batch", "int"),
     Column("ttft_s", "TTFT [ms]", "time"),
-    Column("tok_s", "input tok/s", "rate"),
+    Column("tok_s", "input tok/s", "rate", hide=2),
     Column("tok_s_per_gpu", "tok/s per GPU", "rate"),
-    Column("compute_time_s", "compute [ms]", "time"),
-    Column("memory_time_s", "memory [ms]", "time"),
-    Column("comm_time_s", "comm [ms]", "time"),
-    Column("bound", "bound", "str"),
-    Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes"),
+    Column("compute_time_s", "compute [ms]", "time", hide=1),
+    Column("memory_time_s", "memory [ms]", "time", hide=1),
+    Column("comm_time_s", "comm [ms]", "time", hide=1),
+    Column("bound", "bound", "str", hide=1),
+    Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes", hide=2),
     Column("usd_per_mtok", "USD/Mtok in", "usd"),
-    Column("usd_per_mtok", "80% range", "usd_range"),
+    Column("usd_per_mtok", "80% range", "usd_range", hide=1),
 ]
 
 _NUMERIC = (

@@ -23,20 +23,20 @@ from tokecon.specs import Scenario
 
 COLUMNS = [
     Column("concurrency", "concurrency", "int"),
-    Column("running", "running", "int"),
+    Column("running", "running", "int", hide=2),
     Column("ttft_s", "TTFT [ms]", "time"),
     Column("tpot_s", "TPOT [ms]", "time"),
     Column("tok_s_per_user", "tok/s per user", "rate"),
-    Column("e2e_latency_s", "E2E [s]", "num"),
+    Column("e2e_latency_s", "E2E [s]", "num", hide=2),
     Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate"),
-    Column("total_tok_s_per_gpu", "total tok/s per GPU", "rate"),
-    Column("output_tok_s", "out tok/s", "rate"),
-    Column("requests_s", "req/s", "num"),
-    Column("bound", "bound", "str"),
-    Column("usd_per_mtok_input", "USD/Mtok in", "usd"),
-    Column("usd_per_mtok_output", "USD/Mtok out", "usd"),
+    Column("total_tok_s_per_gpu", "total tok/s per GPU", "rate", hide=2),
+    Column("output_tok_s", "out tok/s", "rate", hide=2),
+    Column("requests_s", "req/s", "num", hide=2),
+    Column("bound", "bound", "str", hide=2),
+    Column("usd_per_mtok_input", "USD/Mtok in", "usd", hide=1),
+    Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
-    Column("usd_per_mtok", "80% range", "usd_range"),
+    Column("usd_per_mtok", "80% range", "usd_range", hide=1),
 ]
 
 
@@ -222,6 +222,18 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
             row[key] = _f(values, i) if row["fits"] else None
         rows.append(uncertainty.annotate(row, scn, "decode"))
     return rows
+
+
+INTERACTIVE_TOK_S = 10.0  # below this a reader waits on the text
+
+
+def interactivity_note(label: str, row: dict[str, Any], slo: Thresholds) -> list[str]:
+    """A note when no interactivity floor was given and the answer serves each user slower than people read."""
+    speed = row.get("tok_s_per_user")
+    if slo.min_tok_s_per_user is not None or speed is None or speed >= INTERACTIVE_TOK_S:
+        return []
+    return [f"{label}: the answer serves {speed:.1f} tok/s per user, below {INTERACTIVE_TOK_S:g} (slower than people read): "
+            "cheap but not interactive; --min-tok-s-per-user (e.g. 20) sizes for an interactive service."]
 
 
 def cost_notes(deployed: list[Deployed], opts: ServeOptions) -> list[str]:
