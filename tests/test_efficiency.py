@@ -119,3 +119,12 @@ def test_tile_quantisation_of_dense_gemms(catalog):
     ops = {op.name: op for op in step_operations(scn, np.asarray(65.0), np.asarray(1.0), np.asarray(100.0))}
     assert op_compute_efficiency(ops["mlp/ffn"], scn) == pytest.approx(scn.compute_efficiency * 65 / 128)
     assert op_compute_efficiency(ops["mlp/ffn"], replace(scn, ideal=True)) == 1.0
+
+
+def test_no_engine_beats_the_measured_matmul_maximum(catalog):
+    """H100: MAMF 0.80 of dense peak (stas00/ml-engineering). An engine scale that would push the
+    device's fraction above it is capped there; the ideal roofline is 1."""
+    scn = scenario(catalog, "llama3-8b", "h100", 1)
+    fast = replace(scn, engine=replace(scn.engine, compute_scale=5.0))
+    assert fast.compute_efficiency == pytest.approx(efficiency.MAMF_FRACTION["hopper"])
+    assert replace(fast, ideal=True).compute_efficiency == 1.0

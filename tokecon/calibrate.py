@@ -152,11 +152,7 @@ def _loss(rows: Rows, f: Factors) -> float:
 #: reference/hardware.md section 6); weights: aiconfigurator's 0.8 of HBM; KV cache: paged reads
 #: reach about half of what weight streaming does (~1.4 vs ~2.8 TB/s on H100, same section);
 #: links: ~0.8 (nvbandwidth, nccl-tests).
-FAMILY_PRIORS: dict[str, dict[str, float]] = {
-    "ampere": {"compute": 0.87}, "hopper": {"compute": 0.80}, "blackwell": {"compute": 0.776},
-    "blackwell-ultra": {"compute": 0.786}, "cdna3": {"compute": 0.514}, "cdna4": {"compute": 0.62},
-    "gaudi": {"compute": 0.74},
-}
+FAMILY_PRIORS: dict[str, dict[str, float]] = {family: {"compute": f} for family, f in efficiency.MAMF_FRACTION.items()}
 DEFAULT_FAMILY_PRIOR = {"compute": 0.7, "memory_bw": 0.8, "kv_bw": 0.5, "link": 0.8}
 ENGINE_PRIOR = {"compute_scale": 1.0, "memory_bw_scale": 1.0, "step_overhead_ms": 1.0,
                 "step_overhead_per_seq_us": efficiency.STEP_OVERHEAD_PER_SEQ_US,

@@ -42,6 +42,12 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Maximum achievable matmul FLOP/s as a fraction of dense peak (MAMF, the best shape found by a
+#: sweep: stas00/ml-engineering, shared/reference/hardware.md section 6). No engine exceeds it, so
+#: a device's fitted fraction times its engine's scale is capped here; families without a
+#: measurement are not capped.
+MAMF_FRACTION = {"ampere": 0.87, "hopper": 0.80, "blackwell": 0.776, "blackwell-ultra": 0.786, "cdna3": 0.514,
+                 "cdna4": 0.62, "gaudi": 0.74}
 GROUPED_GEMM_TOKENS_HALF = 100.0  # DeepGEMM H800 FP8 grouped GEMMs (module docstring)
 EPLB_SKEW = 1.1  # hottest rank / mean with DeepSeek's EPLB and redundant experts
 NO_BALANCER_SKEW = 1.4  # without a balancer: routed-token skew across ranks of production traffic

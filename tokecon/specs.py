@@ -257,8 +257,14 @@ class Scenario:
 
     @property
     def compute_efficiency(self) -> float:
-        """Fraction of dense peak FLOP/s reached: device factor x engine scale (1 when ideal)."""
-        return 1.0 if self.ideal else min(1.0, self.hardware.efficiency.compute * self.engine.compute_scale)
+        """Fraction of dense peak FLOP/s reached: device factor x engine scale, at most the family's
+        measured maximum achievable matmul fraction (tokecon.efficiency.MAMF_FRACTION); 1 when ideal."""
+        if self.ideal:
+            return 1.0
+        from tokecon.efficiency import MAMF_FRACTION
+
+        cap = MAMF_FRACTION.get(self.hardware.family, 1.0)
+        return min(cap, self.hardware.efficiency.compute * self.engine.compute_scale)
 
     @property
     def memory_bw_efficiency(self) -> float:
