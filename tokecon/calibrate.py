@@ -89,10 +89,6 @@ def _apply_scenario(scn, f: Factors):
     return replace(scn, deployment=replace(scn.deployment, hardware=hw), engine=eng)
 
 
-def _apply(case: Case, f: Factors) -> Case:
-    return replace(case, scenario=_apply_scenario(case.scenario, f))
-
-
 @dataclass
 class Rows:
     """Cases grouped by scenario (as validation.predict_many groups them), with their weights, so a

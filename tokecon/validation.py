@@ -281,12 +281,20 @@ def _static(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | No
     harmonic = np.array([sum(1.0 / k for k in range(1, int(w) + 1)) for w in waves])
     metrics = {"output_tok_per_s_per_gpu": per_group / scn.deployment.n_gpus, "output_tok_per_s_total": per_group,
                "output_tok_per_s_per_user": osl / total * harmonic, "batch_latency_s": total}
+    return _pick(cases, metrics, ok, "static batches",
+                 lambda c: f"batch {max(c.batch, 1)} of {c.input_len}+{c.output_len} tokens does not fit in tokecon's memory model")
+
+
+def _pick(cases: list[Case], metrics: dict[str, np.ndarray], ok: np.ndarray, kind: str,
+          misfit: Callable[[Case], str]) -> tuple[np.ndarray, list[str | None]]:
+    """Each case's value from the array of its metric, or NaN and the reason: ``misfit`` where
+    ``ok`` is false, or a metric this kind of row does not model."""
     values, reasons = np.full(len(cases), np.nan), []
     for i, c in enumerate(cases):
         if not ok[i]:
-            reasons.append(f"batch {int(b[i])} of {c.input_len}+{c.output_len} tokens does not fit in tokecon's memory model")
+            reasons.append(misfit(c))
         elif c.metric not in metrics:
-            reasons.append(f"metric '{c.metric}' not modelled for static batches")
+            reasons.append(f"metric '{c.metric}' not modelled for {kind}")
         else:
             values[i] = metrics[c.metric][i]
             reasons.append(None)
@@ -299,16 +307,8 @@ def _prefill(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | N
     fits = memory.max_batch(scn, isl + osl) >= b
     t = prefill_step(scn, b, isl).step_time_s * np.ones_like(b)
     metrics = {"ttft_ms": t * 1e3, "prefill_tok_per_s": b * isl / t}
-    values, reasons = np.full(len(cases), np.nan), []
-    for i, c in enumerate(cases):
-        if not fits[i]:
-            reasons.append(f"batch {int(b[i])} of {c.input_len} tokens does not fit in tokecon's memory model")
-        elif c.metric not in metrics:
-            reasons.append(f"metric '{c.metric}' not modelled for prefill")
-        else:
-            values[i] = metrics[c.metric][i]
-            reasons.append(None)
-    return values, reasons
+    return _pick(cases, metrics, fits, "prefill",
+                 lambda c: f"batch {max(c.batch, 1)} of {c.input_len} tokens does not fit in tokecon's memory model")
 
 
 def _serving(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
@@ -321,16 +321,8 @@ def _serving(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | N
         return np.full(len(cases), np.nan), ["closed-loop rows need concurrency, input and output lengths"] * len(cases)
     t = serve(scn, conc, isl, osl)
     metrics = {"ttft_ms": t.ttft_s * 1e3, "tpot_ms": t.tpot_s * 1e3}
-    values, reasons = np.full(len(cases), np.nan), []
-    for i, c in enumerate(cases):
-        if c.metric not in metrics:
-            reasons.append(f"metric '{c.metric}' not modelled for closed-loop serving")
-        elif not np.isfinite(metrics[c.metric][i]):
-            reasons.append("one request does not fit in tokecon's memory model")
-        else:
-            values[i] = metrics[c.metric][i]
-            reasons.append(None)
-    return values, reasons
+    return _pick(cases, metrics, np.isfinite(t.tpot_s), "closed-loop serving",
+                 lambda c: "one request does not fit in tokecon's memory model")
 
 
 def predict_inflight(case: Case) -> float:

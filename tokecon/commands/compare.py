@@ -219,7 +219,7 @@ def _columns(phase: str, baseline: bool) -> list[Column]:
         Column(lat_key, lat_header, "time", hide=1),
         Column("usd_per_hour", "USD/h", "usd", hide=1),
         Column("usd_per_mtok", f"USD/Mtok {word}", "usd"),
-        Column("usd_per_mtok", "80% range", "usd_range", hide=1),
+        Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
         Column("flop_s_per_usd_per_hour", "TFLOP/s per USD/h", "flop", hide=2),
         Column("bytes_s_per_usd_per_hour", "GB/s per USD/h", "bytes", hide=2),
         Column("bound", "bound", "str", hide=2),

@@ -36,7 +36,7 @@ COLUMNS = [
     Column("bound", "bound", "str", hide=1),
     Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes", hide=1),
     Column("usd_per_mtok", "USD/Mtok out", "usd"),
-    Column("usd_per_mtok", "80% range", "usd_range", hide=1),
+    Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
 ]
 
 _NUMERIC = (

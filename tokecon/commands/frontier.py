@@ -43,7 +43,7 @@ COLUMNS = [
     Column("usd_per_mtok_input", "USD/Mtok in", "usd", hide=1),
     Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
-    Column("usd_per_mtok", "80% range", "usd_range", hide=1),
+    Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
 ]
 
 

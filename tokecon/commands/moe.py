@@ -239,7 +239,7 @@ def _columns(phase: str) -> list[Column]:
         Column("tok_s_per_gpu", f"{word} tok/s/GPU", "rate"),
         Column("tok_s_per_node", f"{word} tok/s/node", "rate", hide=2),
         Column("usd_per_mtok", f"USD/Mtok {word}", "usd"),
-        Column("usd_per_mtok", "80% range", "usd_range", hide=1),
+        Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
         Column("fits", "KV fits", "bool", hide=1),
     ]
 
