@@ -157,6 +157,7 @@ MODEL_FIELDS: dict[str, FieldSpec] = {
     "sliding_layers": _int(non_negative=True, upper=1e4),
     "attention_chunk_size": _int(non_negative=True, upper=1e9),
     "chunked_layers": _int(non_negative=True, upper=1e4),
+    "mtp_modules": _int(non_negative=True, upper=16),
     "published_params_b": _num(upper=1e6),
     "published_active_params_b": _num(upper=1e6),
     "active_params_exclude_embeddings": _BOOL,

@@ -4,13 +4,17 @@
 
 Worked number: 4x H100 at 2.99 USD/GPU-h = 11.96 USD/h; at 1000 tok/s that is
 11.96 / 3.6e6 * 1e6 = 3.32 USD per million tokens.
+
+Revenue and margin at a provider's list prices: :class:`ListPrices`, :func:`margin`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from tokecon.units import MTOK, SECONDS_PER_HOUR
+from tokecon.units import MTOK, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 
 def usd_per_mtok(usd_per_hour: float, tok_s: np.ndarray | float) -> np.ndarray | float:
@@ -47,3 +51,33 @@ def split_by_ratio(
     weighted = gamma * np.asarray(input_tok_s, dtype=float) + np.asarray(output_tok_s, dtype=float)
     out = usd_per_mtok(usd_per_hour, weighted)
     return gamma * out, out
+
+
+
+@dataclass(frozen=True)
+class ListPrices:
+    """A provider's list prices in USD per million tokens: input missing the prefix cache, input
+    found in it (``in_cached``; the miss price when not given), and output."""
+
+    usd_per_mtok_in: float
+    usd_per_mtok_out: float
+    usd_per_mtok_in_cached: float | None = None
+
+    def revenue_usd_per_day(self, input_tok_s, output_tok_s, prefix_hit: float = 0.0):
+        """Revenue of a day at these rates:
+            86,400 s x (input tok/s x ((1 - h) p_in + h p_cached) + output tok/s x p_out) / 1e6
+        Worked number (DeepSeek open-infra-index day 6, 2025-03-01, R1 prices 0.55 / 0.14 / 2.19):
+        266 B missed + 342 B cached input and 168 B output tokens a day -> 146,300 + 47,880 + 367,920
+        = 562,100 USD (DeepSeek reports 562,027 from unrounded token counts)."""
+        cached = self.usd_per_mtok_in if self.usd_per_mtok_in_cached is None else self.usd_per_mtok_in_cached
+        per_s = (np.asarray(input_tok_s, dtype=float) * ((1.0 - prefix_hit) * self.usd_per_mtok_in + prefix_hit * cached)
+                 + np.asarray(output_tok_s, dtype=float) * self.usd_per_mtok_out)
+        return per_s * SECONDS_PER_DAY / MTOK
+
+
+def margin(revenue_usd: np.ndarray | float, cost_usd: np.ndarray | float) -> np.ndarray:
+    """Cost-profit margin, (revenue - cost) / cost, as DeepSeek states it: 562,027 USD of revenue on
+    87,072 USD of cost a day is 545%."""
+    cost = np.asarray(cost_usd, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cost > 0, np.asarray(revenue_usd, dtype=float) / cost - 1.0, np.nan)

@@ -441,6 +441,9 @@ def entry_from_config(
         entry.update(sliding_window=window, sliding_layers=sliding_layers)
     if chunked_layers:
         entry.update(attention_chunk_size=chunk, chunked_layers=chunked_layers)
+    mtp = r.int("num_nextn_predict_layers", default=0, minimum=0)
+    if mtp:
+        entry["mtp_modules"] = min(mtp, 16)
     arch = flat.get("architectures")
     arch_name = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else model_type or "unknown"
     if flat.get("reference_args"):

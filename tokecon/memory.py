@@ -17,6 +17,7 @@ sequence -> (76.9 - 35.3) / 0.168 = 248 sequences.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -55,16 +56,37 @@ def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment
     return params.kv_bytes_per_sequence(model, precision.kv_cache, context) * kv_share(model, dep) / dep.pp
 
 
-def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:
-    """Largest number of sequences of ``context`` tokens whose KV cache fits (0 when none)."""
-    free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
+def draft_weight_bytes_per_gpu(scn: Scenario) -> float:
+    """Weights a speculative draft adds per GPU (sharded like the target's): an MTP module or EAGLE
+    head shares the target's embedding and LM head, so only its layers count; a draft model counts whole."""
+    spec = scn.speculation
+    if spec is None:
+        return 0.0
+    whole = weight_bytes_per_gpu(spec.draft, scn.precision, scn.deployment)
+    if not spec.shares_embeddings:
+        return whole
+    return whole - weight_bytes_per_gpu(replace(spec.draft, layers=0), scn.precision, scn.deployment)
+
+
+def kv_bytes_per_seq_all(scn: Scenario, context: np.ndarray) -> np.ndarray:
+    """KV bytes per sequence per GPU of the target and, when speculating, of its draft."""
     kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context)
+    if scn.speculation is not None:
+        kv = kv + kv_bytes_per_seq_per_gpu(scn.speculation.draft, scn.precision, scn.deployment, context)
+    return kv
+
+
+def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:
+    """Largest number of sequences of ``context`` tokens whose KV cache fits (0 when none); a
+    speculative draft's weights and KV cache count too."""
+    free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) - draft_weight_bytes_per_gpu(scn)
+    kv = kv_bytes_per_seq_all(scn, context)
     return np.maximum(np.floor(free / np.maximum(kv, 1e-9)), 0).astype(np.int64)
 
 
 def memory_used_per_gpu(scn: Scenario, batch: np.ndarray, context: np.ndarray) -> np.ndarray:
     """Weights + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
-    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
-    kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context)
+    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) + draft_weight_bytes_per_gpu(scn)
+    kv = kv_bytes_per_seq_all(scn, context)
     reserve = scn.hardware.memory_bytes * scn.engine.memory_reserve_fraction
     return w + np.asarray(batch, dtype=float) * kv + reserve

@@ -27,6 +27,10 @@ from tokecon.specs import Scenario
 from tokecon.units import dtype_bytes, embedding_dtype
 
 
+ABSORBED_MAX_NEW_TOKENS = 16  # MLA in its absorbed (latent) form for decode and speculative verification
+# (FlashMLA serves up to a few query tokens per sequence; DeepSeek verifies MTP drafts so), not for prompts
+
+
 @dataclass(frozen=True)
 class Op:
     """One operation, totalled over the layers that share it, on one device, for one step.
@@ -129,7 +133,7 @@ def step_operations(
         ops.append(matmul("attn/qkv", down + up, L, h_dev * (nope + rope + v), prec.weights, wb))
         ops.append(matmul("attn/out", H * v * D / tp, L, D, prec.weights, wb))
         kv_per_token_layer = (kv_r + rope) * kvb  # latent, replicated across TP ranks
-        decode_like = bool(np.all(T <= 1))
+        decode_like = bool(np.all(T <= ABSORBED_MAX_NEW_TOKENS))
         d_qk, d_v = (kv_r + rope, kv_r) if decode_like else (nope + rope, v)  # weight absorption in decode
     else:
         hd = m.head_dim

@@ -63,6 +63,30 @@ class StepTimes:
             {n: v * k for n, v in self.breakdown_bytes.items()}, None, self.breakdown_bound,
         )
 
+    def times(self, k: float) -> "StepTimes":
+        """``k`` separate steps: everything, overhead included, k times."""
+        return StepTimes(
+            self.flop * k, self.bytes * k, self.compute_time_s * k, self.memory_time_s * k, self.comm_time_s * k,
+            self.overhead_s * k, self.compute_bound_s * k, self.memory_bound_s * k, self.step_time_s * k,
+            {n: v * k for n, v in self.breakdown_s.items()}, {n: v * k for n, v in self.breakdown_flop.items()},
+            {n: v * k for n, v in self.breakdown_bytes.items()}, None, self.breakdown_bound,
+        )
+
+    def plus(self, other: "StepTimes", prefix: str) -> "StepTimes":
+        """This step followed by ``other`` in the same iteration; ``other``'s operations are named
+        with ``prefix`` in the breakdowns."""
+        def merged(a: dict | None, b: dict | None) -> dict | None:
+            return None if a is None or b is None else {**a, **{prefix + n: v for n, v in b.items()}}
+
+        return StepTimes(
+            self.flop + other.flop, self.bytes + other.bytes, self.compute_time_s + other.compute_time_s,
+            self.memory_time_s + other.memory_time_s, self.comm_time_s + other.comm_time_s,
+            self.overhead_s + other.overhead_s, self.compute_bound_s + other.compute_bound_s,
+            self.memory_bound_s + other.memory_bound_s, self.step_time_s + other.step_time_s,
+            merged(self.breakdown_s, other.breakdown_s), merged(self.breakdown_flop, other.breakdown_flop),
+            merged(self.breakdown_bytes, other.breakdown_bytes), None, merged(self.breakdown_bound, other.breakdown_bound),
+        )
+
     @property
     def bound(self) -> np.ndarray:
         """'compute', 'memory' or 'communication' per grid point."""

@@ -40,8 +40,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tokecon import memory
+from tokecon import memory, params
 from tokecon.errors import TokeconError
+from tokecon.modes import speculative
 from tokecon.operations import Op, step_operations
 from tokecon.phases import decode_step
 from tokecon.roofline import StepTimes, step_times
@@ -109,6 +110,9 @@ class ServingTimes:
     chunk_tokens: np.ndarray | None  # prompt tokens per mixed step when chunked, else None
     preempted: np.ndarray  # share of requests preempted once and re-prefilled
     decode: StepTimes  # the decode step, for the bound and the breakdown
+    tokens_per_step: np.ndarray  # tokens a sequence gains per decode step (speculation: E > 1)
+    prefix_hit: float = 0.0  # share of input tokens found in the prefix cache
+    kv_load_s: np.ndarray | float = 0.0  # loading a prompt's cached prefix, part of TTFT
 
     @property
     def fits(self) -> np.ndarray:
@@ -130,27 +134,35 @@ def mixed_step(
     chunk_tokens: np.ndarray,
     input_len: np.ndarray,
     overlap_comm: bool = False,
+    cached_len: np.ndarray | float = 0.0,
 ) -> StepTimes:
-    """One step carrying ``decode_batch`` decode tokens and ``chunk_tokens`` prompt tokens (with
+    """One step carrying ``decode_batch`` decode sequences and ``chunk_tokens`` prompt tokens (with
     ``pp`` stages: a round of pp micro-batches, as in :func:`tokecon.phases.decode_step`).
 
-    Linear layers (projections, FFN or experts, norms, head, collectives) see all B + c tokens
-    and read their weights once; attention is the decode attention over ``context`` plus c/I of a
-    whole prompt's causal attention; logits for the B decoded sequences and c/I finished prompts.
+    Linear layers (projections, FFN or experts, norms, head, collectives) see all q B + c tokens
+    and read their weights once (q = 1, or k + 1 when speculating: the verified draft tokens, after
+    the draft's own passes); attention is the decode attention over ``context`` plus c/I of one
+    prompt's causal attention, its I computed tokens after ``cached_len`` tokens found in a prefix
+    cache; logits for the q B decoded tokens and c/I finished prompts.
     """
     pp = scn.deployment.pp
+    spec = scn.speculation
+    q = 1.0 if spec is None else spec.draft_tokens + 1.0
     B = np.asarray(decode_batch, dtype=float)
     c = np.asarray(chunk_tokens, dtype=float)
     if pp > 1:  # pp micro-batches, each with its share of the decode tokens and of the chunk
         B, c = np.maximum(B / pp, 1.0), c / pp
     inp = np.asarray(input_len, dtype=float)
-    n = B + c
-    rows = (B + c / inp) / n
+    n = q * B + c
+    rows = (q * B + c / inp) / n
+    ctx = np.asarray(context, dtype=float)
     linear = [op for op in step_operations(scn, n, 1.0, 0.0, rows) if not op.name.startswith("attn/core")]
-    dec = _core(step_operations(scn, B, 1.0, np.maximum(np.asarray(context, dtype=float) - 1.0, 0.0)))
+    dec = _core(step_operations(scn, B, np.full_like(ctx, q), np.maximum(ctx - 1.0, 0.0)))
     share = c / inp
-    pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, 0.0))]
+    pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, cached_len))]
     times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
+    if spec is not None:
+        times = times.plus(speculative.draft_times(scn, B, ctx, overlap_comm), "draft/")
     return times.rounds(pp) if pp > 1 else times
 
 
@@ -191,13 +203,26 @@ def preemption(running: np.ndarray, fit_full: np.ndarray, full_len: np.ndarray) 
     return phi, mean
 
 
-def _budget_cap(budget: float, r: np.ndarray, prompt: np.ndarray, segments: np.ndarray, steps: np.ndarray, chunked: bool) -> np.ndarray:
-    """Most requests whose prefills fit the token budget K beside ``r`` decode tokens: chunked,
-    r (1 + P / (O - 1)) = K; whole prompts, (1 + phi) r / (O - 1) prefills per step = as many whole
-    ones as fit in K - r (at least one)."""
+def _budget_cap(budget: float, r: np.ndarray, prompt: np.ndarray, segments: np.ndarray, steps: np.ndarray,
+                chunked: bool, q: float = 1.0) -> np.ndarray:
+    """Most requests whose prefills fit the token budget K beside the q r decode tokens of ``r``
+    sequences (q = 1, or k + 1 verified tokens when speculating): chunked, r (q + P / S) = K over
+    S steps per request; whole prompts, (1 + phi) r / S prefills per step = as many whole ones as
+    fit in K - q r (at least one)."""
     if chunked:
-        return budget * steps / (prompt + steps)
-    return steps / segments * np.maximum(np.floor(np.maximum(budget - r, 1.0) * segments / prompt), 1.0)
+        return budget * steps / (prompt + q * steps)
+    return steps / segments * np.maximum(np.floor(np.maximum(budget - q * r, 1.0) * segments / prompt), 1.0)
+
+
+def kv_load_s(scn: Scenario, cached_tokens: np.ndarray) -> np.ndarray:
+    """Time to load a prompt's ``cached_tokens`` of KV cache from a prefix store outside the GPUs
+    (DeepSeek's 3FS on SSD, Mooncake's pooled store), over the scale-out NICs of the serving unit's
+    GPUs: tokens x KV bytes per token / (GPUs x NIC bandwidth x link efficiency). Counted before the
+    prefill starts (not overlapped): the most it adds to TTFT."""
+    dep, hw = scn.deployment, scn.hardware
+    gpus = 1 if dep.attention_dp else dep.tp * dep.pp
+    per_token = params.kv_bytes_per_token(scn.model, scn.precision.kv_cache)
+    return np.asarray(cached_tokens, dtype=float) * per_token / (gpus * hw.scaleout_bw_b_s * scn.link_efficiency)
 
 
 def serve(
@@ -207,11 +232,15 @@ def serve(
     output_len: np.ndarray,
     chunk_tokens: int | None = None,
     overlap_comm: bool = False,
+    prefix_hit: float = 0.0,
 ) -> ServingTimes:
     """Continuous batching of ``concurrency`` requests in flight (module docstring has the model).
 
     ``chunk_tokens`` overrides the engine's default (its budget, chunked or whole) with chunked
-    prefill of that many tokens per step."""
+    prefill of that many tokens per step. ``prefix_hit``: the share of input tokens whose KV cache is
+    found in a prefix cache (computed once before, loaded by :func:`kv_load_s`), so only the rest is
+    prefilled, attending over the cached prefix. With ``scn.speculation`` every step verifies k + 1
+    tokens per sequence and yields E of them (:mod:`tokecon.modes.speculative`)."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
     if np.any(out < 2):
         raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
@@ -219,50 +248,61 @@ def serve(
         raise TokeconError("--input-len and --concurrency must be positive")
     if chunk_tokens is not None and chunk_tokens < 2:
         raise TokeconError(f"--chunked-prefill must be at least 2 tokens per step, got {chunk_tokens}")
+    if not (0.0 <= prefix_hit < 1.0):
+        raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {prefix_hit}")
+    spec = scn.speculation
+    if spec is not None and scn.deployment.pp > 1:
+        raise TokeconError("speculative decoding with pipeline stages (--pp) is not modelled; drop one of them")
+    q = 1.0 if spec is None else spec.draft_tokens + 1.0
+    gain = 1.0 if spec is None else speculative.tokens_per_step(spec.draft_tokens, spec.acceptance)
     chunked = chunk_tokens is not None or scn.engine.chunked_prefill
     budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
     dep = scn.deployment
     units = dep.replicas
-    steps = out - 1.0
+    steps = (out - 1.0) / gain  # decode steps per request
     b = C / units
     fit_full = memory.max_batch(scn, inp + out).astype(float)
     r = np.minimum(b, max_running(scn, inp, out))
+    new = inp * (1.0 - prefix_hit)  # prompt tokens computed; the rest come from the prefix cache
     phi, ctx_pre = preemption(r, fit_full, inp + out)
-    r = np.minimum(r, _budget_cap(budget, r, inp + phi * ctx_pre, 1.0 + phi, steps, chunked))
+    r = np.minimum(r, _budget_cap(budget, r, new + phi * ctx_pre, 1.0 + phi, steps, chunked, q))
     phi, ctx_pre = preemption(r, fit_full, inp + out)  # fewer running, less overflow: still within budget
-    prompt = inp + phi * ctx_pre  # prefill tokens per request, recompute included
+    prompt = new + phi * ctx_pre  # prefill tokens per request, recompute included
     segment = prompt / (1.0 + phi)  # mean tokens of one prefill
-    attn_len = (inp**2 + phi * ctx_pre**2) / prompt  # the length weighting prompt-token attention
+    attn_len = (new**2 + phi * ctx_pre**2) / prompt  # the length weighting prompt-token attention
+    cached = inp * prefix_hit * new / prompt  # the cached prefix those tokens attend over, on average
     r_step = np.maximum(r, 1.0)  # a busy unit holds at least one sequence
     ctx = inp + out / 2.0
-    dec = decode_step(scn, r_step, ctx, overlap_comm)
+    dec = speculative.decode_step(scn, r_step, ctx, overlap_comm) if spec else decode_step(scn, r_step, ctx, overlap_comm)
     t_d = dec.step_time_s
     need = r_step * prompt / steps
-    room = np.maximum(budget - r_step, 1.0)
+    room = np.maximum(budget - q * r_step, 1.0)
     most = room if chunked else segment * np.maximum(np.floor(room / segment), 1.0)
     chunk = np.minimum(most, np.maximum(need, segment))
     share = np.minimum(need / chunk, 1.0)
-    t_m = mixed_step(scn, r_step, ctx, chunk, attn_len, overlap_comm).step_time_s
-    tpot = share * t_m + (1.0 - share) * t_d
-    residual = np.clip(b - 1.0, 0.0, 1.0) * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * tpot)
+    t_m = mixed_step(scn, r_step, ctx, chunk, attn_len, overlap_comm, cached).step_time_s
+    step = share * t_m + (1.0 - share) * t_d
+    residual = np.clip(b - 1.0, 0.0, 1.0) * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * step)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x_unit = r / (steps * tpot)
+        x_unit = r / (steps * step)
         wait = np.maximum(b - r, 0.0) / x_unit
     nan = np.where(fit_full >= 1, 1.0, np.nan)
-    ttft = (residual + np.ceil(inp / chunk) * t_m + wait) * nan
-    tpot = tpot * nan
+    load = kv_load_s(scn, inp * prefix_hit)
+    ttft = (residual + load + np.ceil(new / chunk) * t_m + wait) * nan
+    tpot = step / gain * nan
     req_s = x_unit * units * nan
     out_tok_s, in_tok_s = req_s * out, req_s * inp
     return ServingTimes(
         concurrency=C, input_tokens=inp, output_tokens=out, units=units,
         max_running=max_running(scn, inp, out) * units, running=r * units * nan,
         queued=np.maximum(b - r, 0.0) * units * nan,
-        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + steps * tpot, queue_wait_s=wait * nan,
+        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + (out - 1.0) * tpot, queue_wait_s=wait * nan,
         requests_s=req_s, input_tok_s=in_tok_s, output_tok_s=out_tok_s, total_tok_s=in_tok_s + out_tok_s,
         output_tok_s_per_gpu=out_tok_s / dep.n_gpus, total_tok_s_per_gpu=(in_tok_s + out_tok_s) / dep.n_gpus,
-        tok_s_per_user=1.0 / tpot, prefill_time_fraction=share * (t_m - t_d) / tpot,
+        tok_s_per_user=1.0 / tpot, prefill_time_fraction=share * (t_m - t_d) / step,
         decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=chunk if chunked else None,
-        preempted=phi * nan, decode=dec,
+        preempted=phi * nan, decode=dec, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
+        kv_load_s=load * nan,
     )  # fmt: skip
 
 

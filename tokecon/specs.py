@@ -132,6 +132,8 @@ class Model:
     # chunked attention (Llama 4): a token sees the keys of its own chunk, from its start to itself
     attention_chunk_size: int = 0
     chunked_layers: int = 0
+    # multi-token prediction modules shipped with the checkpoint (DeepSeek-V3 num_nextn_predict_layers)
+    mtp_modules: int = 0
     # published figures, for tests and `models show`
     published_params_b: float | None = None
     published_active_params_b: float | None = None
@@ -240,6 +242,26 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding as served: a ``draft`` proposes ``draft_tokens`` tokens per step, each
+    accepted with probability ``acceptance``; the target verifies them in one pass
+    (tokecon.modes.speculative has the model). ``shares_embeddings``: the draft uses the target's
+    embedding and LM head (MTP modules, EAGLE heads), so it adds no copy of them."""
+
+    method: str  # mtp | eagle | draft
+    draft: Model
+    draft_tokens: int
+    acceptance: float
+    shares_embeddings: bool
+    acceptance_source: str = ""
+
+    @property
+    def label(self) -> str:
+        what = self.draft.key if self.method == "draft" else self.method.upper()
+        return f"{what}, {self.draft_tokens} draft token{'s' if self.draft_tokens > 1 else ''}, acceptance {self.acceptance:.0%}"
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything a core function needs: model, deployment, precision, engine, efficiency."""
 
@@ -250,6 +272,7 @@ class Scenario:
     ideal: bool = False
     usd_per_gpu_hour: float | None = None
     eplb: bool = False  # an expert-parallel load balancer with redundant experts (DeepSeek EPLB)
+    speculation: Speculation | None = None  # speculative decoding (tokecon.modes.speculative)
 
     @property
     def hardware(self) -> Hardware:

@@ -11,6 +11,7 @@ TFLOP = 1e12
 US = 1e-6
 MS = 1e-3
 SECONDS_PER_HOUR = 3600.0
+SECONDS_PER_DAY = 86_400.0
 MTOK = 1e6
 
 #: Bytes per element (parameter, cache entry or activation) for each storage type.
