@@ -35,6 +35,14 @@ Interest = Annotated[Optional[float], typer.Option("--interest-rate", help="TCO:
 Pue = Annotated[Optional[float], typer.Option("--pue", help="TCO: facility power usage effectiveness (default 1.3).")]
 UsdKwh = Annotated[Optional[float], typer.Option("--usd-per-kwh", help="TCO: electricity price (default 0.10).")]
 Utilisation = Annotated[Optional[float], typer.Option("--utilisation", "--utilization", help="Share of hours doing paid work; divides the hourly price (default 1).")]
+Speculative = Annotated[Optional[str], typer.Option(
+    "--speculative", metavar="mtp|eagle|draft:MODEL", help="Speculative decoding: the model's MTP module (DeepSeek), an EAGLE head, or a draft model.")]
+DraftTokens = Annotated[Optional[int], typer.Option("--draft-tokens", help="Tokens drafted per step (default: mtp 1, eagle 3, draft 4).")]
+Acceptance = Annotated[Optional[float], typer.Option("--acceptance", help="Probability each drafted token is accepted (default: mtp 0.85, eagle 0.75, draft 0.7).")]
+PrefixHit = Annotated[float, typer.Option("--prefix-hit", help="Share of input tokens found in a prefix (KV) cache, not prefilled (e.g. 0.56).")]
+PriceIn = Annotated[Optional[float], typer.Option("--price-in", help="List price of input tokens that miss the cache, USD/Mtok (revenue and margin).")]
+PriceInCached = Annotated[Optional[float], typer.Option("--price-in-cached", help="List price of cached input tokens, USD/Mtok (default: --price-in).")]
+PriceOut = Annotated[Optional[float], typer.Option("--price-out", help="List price of output tokens, USD/Mtok (revenue and margin).")]
 ExplainCost = Annotated[bool, typer.Option("--explain-cost", help="Show the breakdown of the price per GPU-hour.")]
 
 
@@ -47,6 +55,13 @@ def cost_model(cost: CostMethod, cost_file: Path | None, usd_per_gpu_hour: float
              "other_capital_ratio": other_capital_ratio, "depreciation_years": depreciation_years,
              "interest_rate": interest_rate, "pue": pue, "usd_per_kwh": usd_per_kwh, "utilisation": utilisation}
     return resolve_cost_model(cost_file, flags)
+
+
+def mode_options(speculative: str | None, draft_tokens: int | None, acceptance: float | None, prefix_hit: float,
+                 price_in: float | None, price_in_cached: float | None, price_out: float | None):
+    from tokecon.commands.serve import ModeOptions, list_prices
+
+    return ModeOptions(speculative, draft_tokens, acceptance, prefix_hit, list_prices(price_in, price_in_cached, price_out))
 
 
 def cost_given(ctx: typer.Context) -> bool:
@@ -86,6 +101,13 @@ def serve(
     utilisation: Utilisation = None,
     explain_cost: ExplainCost = False,
     price_split: PriceSplit = None,
+    speculative: Speculative = None,
+    draft_tokens: DraftTokens = None,
+    acceptance: Acceptance = None,
+    prefix_hit: PrefixHit = 0.0,
+    price_in: PriceIn = None,
+    price_in_cached: PriceInCached = None,
+    price_out: PriceOut = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -104,6 +126,7 @@ def serve(
     costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                        interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
-    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
+    modes = mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out)
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt, wide=wide)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import serving
+from tokecon import economics, serving
 from tokecon.catalog import Catalog
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.serve import (
@@ -26,15 +26,16 @@ from tokecon.commands.serve import (
     cost_notes,
     deploy,
     interactivity_note,
+    mode_notes,
     model_note,
     point_rows,
     split_note,
 )
+from tokecon.economics import ListPrices
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
+from tokecon.units import SECONDS_PER_DAY
 from tokecon.scenario import check_context, parse_gpus, positive_ints, require_fit
-
-SECONDS_PER_DAY = 86_400.0
 
 COLUMNS = [
     Column("deployment", "devices", "str"),
@@ -63,14 +64,16 @@ def request_shape(input_len: int | None, output_len: int, ratio: float | None) -
     return 1024 if input_len is None else input_len
 
 
-def operating_point(d: Deployed, st: serving.ServingTimes, slo: Thresholds, price_split: float | None) -> dict[str, Any] | None:
+def operating_point(d: Deployed, st: serving.ServingTimes, slo: Thresholds, price_split: float | None,
+                    list_prices: ListPrices | None = None) -> dict[str, Any] | None:
     """The highest-throughput point of ``st`` that meets ``slo`` (None when none does)."""
-    rows = point_rows(d, st, price_split)
+    rows = point_rows(d, st, price_split, list_prices=list_prices)
     ok = [r for r in rows if r["fits"] and not slo.check(r)]
     return max(ok, key=lambda r: (r["total_tok_s"], -r["concurrency"])) if ok else None
 
 
-def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float) -> dict[str, Any]:
+def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float,
+                 list_prices: ListPrices | None = None) -> dict[str, Any]:
     dep, hw = d.scenario.deployment, d.scenario.hardware
     required = tokens_per_day / SECONDS_PER_DAY * headroom
     per_deployment = point["total_tok_s"]
@@ -92,7 +95,17 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "nodes_needed": math.ceil(gpus / node),
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
+        **(_daily_revenue(point, tokens_per_day, usd_day, list_prices) if list_prices else {}),
     }
+
+
+def _daily_revenue(point: dict[str, Any], tokens_per_day: float, usd_day: float, list_prices: ListPrices) -> dict[str, Any]:
+    """The day's volume at list prices (input and output shares of the request shape; the prefix-hit
+    share of input at the cached price) against the fleet's cost of the day."""
+    share_in = point["input_tokens"] / (point["input_tokens"] + point["output_tokens"])
+    per_s = tokens_per_day / SECONDS_PER_DAY
+    revenue = float(list_prices.revenue_usd_per_day(per_s * share_in, per_s * (1.0 - share_in), point["prefix_hit"]))
+    return {"revenue_usd_per_day": revenue, "cost_usd_per_day": usd_day, "margin": float(economics.margin(revenue, usd_day))}
 
 
 def run_capacity(
@@ -137,15 +150,15 @@ def run_capacity(
             conc = np.asarray([float(per_unit * units)])
         else:
             conc = serving.batch_grid(per_unit, 4) * units
-        st = serving.serve(scn, conc, inp, output_len, opts.chunked_prefill)
-        point = operating_point(d, st, slo, opts.price_split)
+        st = serving.serve(scn, conc, inp, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit)
+        point = operating_point(d, st, slo, opts.price_split, opts.modes.prices)
         if point is None:
-            row = point_rows(d, st, opts.price_split, [0])[0]
+            row = point_rows(d, st, opts.price_split, [0], opts.modes.prices)[0]
             swept = has_slo and not concurrency
             row["violations"] = ["no concurrency meets the SLO"] if swept else slo.check(row)
             rows.append(row)
             continue
-        row = capacity_row(d, point, tokens_per_day, headroom)
+        row = capacity_row(d, point, tokens_per_day, headroom, opts.modes.prices)
         row["violations"] = []
         rows.append(row)
         notes.append(
@@ -160,6 +173,7 @@ def run_capacity(
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
                  f"a node is one scale-up domain (at most the GPUs of one deployment).")
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+    notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))

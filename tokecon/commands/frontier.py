@@ -24,6 +24,7 @@ from tokecon.commands.serve import (
     cost_notes,
     deploy,
     interactivity_note,
+    mode_notes,
     model_note,
     point_rows,
     requested_layout,
@@ -64,7 +65,7 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
         if per_unit < 1:
             continue
         conc = serving.batch_grid(per_unit, 3) * scn.deployment.replicas
-        out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill)))
+        out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit)))
     return out
 
 
@@ -95,7 +96,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         for k, (d, st) in enumerate(results):
             on = keep[offsets[k]:offsets[k + 1]]
             swept = list(range(st.concurrency.size)) if has_slo else [int(i) for i in np.flatnonzero(on)]
-            for i, row in zip(swept, point_rows(d, st, opts.price_split, swept)):
+            for i, row in zip(swept, point_rows(d, st, opts.price_split, swept, opts.modes.prices)):
                 row["device"] = spec.label
                 row["on_frontier"] = bool(on[i])
                 if has_slo and row["fits"] and not slo.check(row):
@@ -142,6 +143,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
             for row in rows:
                 row["violations"] = ["no configuration meets the SLO: " + row["slo"]]
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+    notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))

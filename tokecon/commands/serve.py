@@ -6,20 +6,24 @@ model on a device count, the hourly price under ``--cost``, and one row per oper
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, serving, uncertainty
+from tokecon import economics, memory, params, serving, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
+from tokecon.economics import ListPrices
 from tokecon.errors import TokeconError
+from tokecon.modes import speculative
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
 from tokecon.serving import Layout, ServingTimes
 from tokecon.specs import Scenario
+from tokecon.units import SECONDS_PER_DAY
 
 COLUMNS = [
     Column("concurrency", "concurrency", "int"),
@@ -41,6 +45,35 @@ COLUMNS = [
 
 
 @dataclass(frozen=True)
+class ModeOptions:
+    """How production serves beyond plain continuous batching: speculative decoding, a prefix cache,
+    and the list prices that turn an operating point into revenue."""
+
+    speculative: str | None = None
+    draft_tokens: int | None = None
+    acceptance: float | None = None
+    prefix_hit: float = 0.0
+    prices: ListPrices | None = None
+
+    def validate(self) -> None:
+        if not (math.isfinite(self.prefix_hit) and 0.0 <= self.prefix_hit < 1.0):
+            raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {self.prefix_hit}")
+        p = self.prices
+        given = [] if p is None else [p.usd_per_mtok_in, p.usd_per_mtok_out, p.usd_per_mtok_in_cached]
+        if any(v is not None and not (0.0 <= v < 1e6 and math.isfinite(v)) for v in given):
+            raise TokeconError("--price-in, --price-in-cached and --price-out must be prices in USD per million tokens, >= 0")
+
+
+def list_prices(price_in: float | None, price_in_cached: float | None, price_out: float | None) -> ListPrices | None:
+    """The list prices given on the command line (both --price-in and --price-out, or none)."""
+    if price_in is None and price_out is None and price_in_cached is None:
+        return None
+    if price_in is None or price_out is None:
+        raise TokeconError("revenue needs both --price-in and --price-out (USD per million tokens); --price-in-cached is optional")
+    return ListPrices(price_in, price_out, price_in_cached)
+
+
+@dataclass(frozen=True)
 class ServeOptions:
     """Serving options on top of the common ones (plain values from the command line)."""
 
@@ -51,8 +84,10 @@ class ServeOptions:
     cost: CostModel = field(default_factory=CostModel)
     explain_cost: bool = False
     price_split: float | None = None
+    modes: ModeOptions = field(default_factory=ModeOptions)
 
     def validate(self) -> None:
+        self.modes.validate()
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
         if self.ep is not None:
@@ -93,11 +128,13 @@ def parse_concurrency(values: list[str] | None) -> list[int | str] | None:
 
 
 def _scenario(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, layout: Layout, cost: CostBreakdown) -> Scenario:
-    c = opts.common
-    return build_scenario(
+    c, m = opts.common, opts.modes
+    scn = build_scenario(
         catalog, c.model, spec, tp=layout.tp, dtype=c.dtype, kv_dtype=c.kv_dtype, engine=c.engine, ideal=c.ideal,
         usd_per_gpu_hour=cost.usd_per_gpu_hour, ep=layout.ep, attention_dp=layout.attention_dp, pp=layout.pp,
     )  # fmt: skip
+    spec_ = speculative.resolve(catalog, scn.model, m.speculative, m.draft_tokens, m.acceptance)
+    return replace(scn, speculation=spec_) if spec_ is not None else scn
 
 
 def fits(scn: Scenario, context: float) -> bool:
@@ -185,9 +222,30 @@ def _f(a: np.ndarray, i: int) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: list[int] | None = None) -> list[dict[str, Any]]:
+def mode_columns(d: Deployed, st: ServingTimes, list_prices: ListPrices | None) -> dict[str, np.ndarray]:
+    """Per point: tokens per decode step (speculation), the prefix-cache load and the storage one
+    day of computed prompts fills (KV bytes per token x missed input tokens), and at list prices the
+    day's revenue, cost and margin of the deployment held at that point."""
+    scn, h = d.scenario, st.prefix_hit
+    shape = st.concurrency.shape
+    kv_per_token = params.kv_bytes_per_token(scn.model, scn.precision.kv_cache)
+    out = {
+        "tokens_per_step": np.broadcast_to(st.tokens_per_step, shape),
+        "kv_load_s": np.broadcast_to(st.kv_load_s, shape) if h > 0 else np.full(shape, np.nan),
+        "prefix_cache_tb_per_day": st.input_tok_s * (1.0 - h) * kv_per_token * SECONDS_PER_DAY / 1e12 if h > 0 else np.full(shape, np.nan),
+    }
+    if list_prices is not None:
+        cost = np.full(shape, scn.usd_per_hour * 24.0)
+        revenue = list_prices.revenue_usd_per_day(st.input_tok_s, st.output_tok_s, h)
+        out.update(revenue_usd_per_day=revenue, cost_usd_per_day=cost, margin=economics.margin(revenue, cost))
+    return out
+
+
+def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: list[int] | None = None,
+               list_prices: ListPrices | None = None) -> list[dict[str, Any]]:
     """One row per serving point (all points, or those in ``idx``)."""
     money = prices(d, st, price_split)
+    extra = mode_columns(d, st, list_prices)
     scn = d.scenario
     units = scn.deployment.replicas
     rows = []
@@ -220,6 +278,12 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
         row["price_split"] = price_split
         for key, values in money.items():
             row[key] = _f(values, i) if row["fits"] else None
+        row["speculation"] = scn.speculation.label if scn.speculation else None
+        row["prefix_hit"] = st.prefix_hit
+        for key, values in extra.items():
+            row[key] = _f(values, i) if row["fits"] else None
+        if row["usd_per_mtok_input"] is not None:
+            row["usd_per_mtok_input_miss"] = row["usd_per_mtok_input"] / (1.0 - st.prefix_hit)
         rows.append(uncertainty.annotate(row, scn, "decode"))
     return rows
 
@@ -249,6 +313,30 @@ def split_note(price_split: float | None) -> str:
                 "tokens, decode steps to output tokens); blended = all GPU time over all tokens.")
     return (f"USD/Mtok in and out: fixed price ratio, an input token costs {price_split:g} output tokens "
             f"(Tensor Economics' method); blended = all GPU time over all tokens.")
+
+
+def mode_notes(scn: Scenario, prefix_hit: float, list_prices: ListPrices | None) -> list[str]:
+    """What the speculation, prefix cache and revenue figures assume."""
+    notes = []
+    spec = scn.speculation
+    if spec is not None:
+        gain = speculative.tokens_per_step(spec.draft_tokens, spec.acceptance)
+        notes.append(f"Speculative decoding ({spec.label}; acceptance: {spec.acceptance_source}): each step verifies "
+                     f"{spec.draft_tokens + 1} tokens per sequence after {spec.draft_tokens} draft pass(es) and yields "
+                     f"{gain:.2f} on average (tokens_per_step); TPOT = step / {gain:.2f}. The gain shrinks as the batch "
+                     "becomes compute-bound; the draft's weights and KV cache are counted in memory.")
+    if prefix_hit > 0:
+        notes.append(f"Prefix cache: {prefix_hit:.1%} of input tokens are found cached and not prefilled; their KV is "
+                     "loaded over the serving unit's NICs before the prefill (kv_load_s, in TTFT); USD/Mtok in counts all "
+                     "input tokens, usd_per_mtok_input_miss only the computed ones; prefix_cache_tb_per_day is the "
+                     "KV one day of computed prompts writes (what a 24 h retention stores; storage not priced).")
+    if list_prices is not None:
+        cached = list_prices.usd_per_mtok_in_cached
+        notes.append(f"Revenue at list prices {list_prices.usd_per_mtok_in:g} in"
+                     + (f" / {cached:g} cached in" if cached is not None else "")
+                     + f" / {list_prices.usd_per_mtok_out:g} out USD/Mtok, each deployment held at its operating point "
+                     "24 h a day; margin = revenue / cost - 1 (DeepSeek's cost-profit margin).")
+    return notes
 
 
 def model_note(scn: Scenario, chunk: int | None) -> str:
@@ -293,8 +381,8 @@ def run_serve(
         require_fit(scn, context)
         max_c = int(serving.max_running(scn, input_len, output_len)) * scn.deployment.replicas
         chosen = _concurrencies(concurrency, max_c)
-        st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill)
-        these = point_rows(d, st, opts.price_split)
+        st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit)
+        these = point_rows(d, st, opts.price_split, list_prices=opts.modes.prices)
         over = [c for c in chosen if c > max_c]
         if over:
             notes.append(f"{d.label}: {max_c} requests of {context} tokens run at once (KV cache and engine cap); "
@@ -305,6 +393,7 @@ def run_serve(
         rows.extend(these)
         notes.append(efficiency_note(scn))
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+    notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
