@@ -183,3 +183,52 @@ def test_decode_step_unchanged_without_speculation(catalog):
     scn = scenario(catalog, "llama3-8b", "h100-sxm", 1)
     assert scn.speculation is None
     assert decode_step(scn, np.array([8.0]), np.array([1024.0])).step_time_s[0] > 0
+
+
+def test_uniform_length_mix_moments():
+    """Uniform on [r L, L]: E = (1 + r) L / 2, E[I^2] = L^2 (1 + r + r^2) / 3 (midpoint rule, 8 bins: within 0.2%)."""
+    from tokecon.modes import lengths
+
+    lm = lengths.mix(np.array(2000.0), np.array(1000.0), 0.8)
+    assert float(lm.input_mean) == pytest.approx(1800.0, rel=1e-9)
+    assert float(lm.output_mean) == pytest.approx(900.0, rel=1e-9)
+    second = 2000.0**2 * (1 + 0.8 + 0.64) / 3
+    assert float(lm.attention_length) == pytest.approx(second / 1800.0, rel=2e-3)
+    with pytest.raises(TokeconError, match="range-ratio"):
+        lengths.mix(1.0, 2.0, 0.0)
+
+
+def test_running_slots_are_length_biased():
+    """Two request kinds, equally frequent, with 1 and 10 decode steps: a running slot holds the long
+    one 10 times in 11, so its mean output length is (2 x 1 + 11 x 10) / 11."""
+    from tokecon.modes.lengths import LengthMoments
+
+    lm = LengthMoments(np.array([100.0, 100.0]), np.array([2.0, 11.0]), np.array([0.5, 0.5]))
+    assert float(lm.running_mean(lm.output_tokens)) == pytest.approx(112 / 11)
+    assert float(lm.mean(lm.output_tokens)) == pytest.approx(6.5)
+
+
+def test_fixed_ratio_reproduces_fixed_lengths(catalog):
+    scn = scenario(catalog, "llama3-70b", "h100-sxm", 4)
+    c = np.array([1.0, 16.0, 128.0])
+    a = serving.serve(scn, c, 2048, 512)
+    b = serving.serve(scn, c, 2048, 512, range_ratio=1.0)
+    assert np.array_equal(a.tpot_s, b.tpot_s) and np.array_equal(a.ttft_s, b.ttft_s)
+
+
+def test_varied_lengths_run_fewer_when_long_requests_hold_the_cache(catalog):
+    """Same mean lengths, but spread: long-output requests hold their slots longer, so the running mix
+    carries more KV per slot than the mean request and fewer fit (length-biased admission)."""
+    scn = scenario(catalog, "llama3-70b", "h100-sxm", 4)
+    spread = serving.max_running(scn, 4000, 4000, range_ratio=0.2)  # means 2,400 / 2,400
+    fixed = serving.max_running(scn, 2400, 2400)
+    assert spread < fixed
+
+
+def test_range_ratio_on_the_command_line():
+    out = _json(["serve", "-m", "llama3-70b", "-g", "4xH100", "-c", "8", "-i", "2000", "-o", "1000", "--range-ratio", "0.8", "-f", "json"])
+    row = out["rows"][0]
+    assert row["mean_input_tokens"] == pytest.approx(1800) and row["mean_output_tokens"] == pytest.approx(900)
+    assert row["output_tok_s"] == pytest.approx(row["requests_s"] * 900)
+    bad = runner.invoke(app, ["serve", "-m", "llama3-70b", "-g", "4xH100", "--range-ratio", "1.5"])
+    assert bad.exit_code == 2 and "--range-ratio" in bad.output

@@ -42,7 +42,7 @@ import numpy as np
 
 from tokecon import memory, params
 from tokecon.errors import TokeconError
-from tokecon.modes import speculative
+from tokecon.modes import lengths, speculative
 from tokecon.operations import Op, step_operations
 from tokecon.phases import decode_step
 from tokecon.roofline import StepTimes, step_times
@@ -113,6 +113,7 @@ class ServingTimes:
     tokens_per_step: np.ndarray  # tokens a sequence gains per decode step (speculation: E > 1)
     prefix_hit: float = 0.0  # share of input tokens found in the prefix cache
     kv_load_s: np.ndarray | float = 0.0  # loading a prompt's cached prefix, part of TTFT
+    range_ratio: float = 1.0  # lengths uniform in [ratio x L, L]; input_tokens/output_tokens are L
 
     @property
     def fits(self) -> np.ndarray:
@@ -174,12 +175,15 @@ def admission_context(scn: Scenario, input_len: np.ndarray, output_len: np.ndarr
     return inp + (out / 2.0 if scn.engine.kv_admission == "average" else out)
 
 
-def max_running(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray) -> np.ndarray:
-    """Most requests one serving unit runs at once: those whose admitted KV footprint fits, at most
-    the engine's ``max_running_requests`` (vLLM max_num_seqs), a software cap the ideal view drops.
-    0 when one request cannot hold its last token."""
+def max_running(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray, range_ratio: float = 1.0) -> np.ndarray:
+    """Most requests one serving unit runs at once: those whose admitted KV footprint fits (on average
+    over the running mix when lengths vary, :mod:`tokecon.modes.lengths`), at most the engine's
+    ``max_running_requests`` (vLLM max_num_seqs), a software cap the ideal view drops. 0 when the
+    longest request cannot hold its last token."""
     inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
-    fit = np.where(memory.max_batch(scn, inp + out) >= 1, memory.max_batch(scn, admission_context(scn, inp, out)), 0)
+    lm = lengths.mix(inp, out, range_ratio)
+    footprint = lm.running_mean(admission_context(scn, lm.input_tokens, lm.output_tokens))
+    fit = np.where(memory.max_batch(scn, inp + out) >= 1, memory.max_batch(scn, footprint), 0)
     return fit.astype(float) if scn.ideal else np.minimum(fit, scn.engine.max_running_requests).astype(float)
 
 
@@ -233,6 +237,7 @@ def serve(
     chunk_tokens: int | None = None,
     overlap_comm: bool = False,
     prefix_hit: float = 0.0,
+    range_ratio: float = 1.0,
 ) -> ServingTimes:
     """Continuous batching of ``concurrency`` requests in flight (module docstring has the model).
 
@@ -240,7 +245,9 @@ def serve(
     prefill of that many tokens per step. ``prefix_hit``: the share of input tokens whose KV cache is
     found in a prefix cache (computed once before, loaded by :func:`kv_load_s`), so only the rest is
     prefilled, attending over the cached prefix. With ``scn.speculation`` every step verifies k + 1
-    tokens per sequence and yields E of them (:mod:`tokecon.modes.speculative`)."""
+    tokens per sequence and yields E of them (:mod:`tokecon.modes.speculative`). ``range_ratio`` < 1
+    draws each request's lengths uniformly from [ratio x L, L] (:mod:`tokecon.modes.lengths`); the
+    grid's ``input_len`` and ``output_len`` are then the longest."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
     if np.any(out < 2):
         raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
@@ -259,20 +266,24 @@ def serve(
     budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
     dep = scn.deployment
     units = dep.replicas
-    steps = (out - 1.0) / gain  # decode steps per request
+    lm = lengths.mix(inp, out, range_ratio)
+    inp_mean, out_mean = lm.input_mean, lm.output_mean
+    full = lm.running_mean(lm.input_tokens + lm.output_tokens)  # a running slot's KV at its last token
+    steps = (out_mean - 1.0) / gain  # decode steps per request
     b = C / units
-    fit_full = memory.max_batch(scn, inp + out).astype(float)
-    r = np.minimum(b, max_running(scn, inp, out))
-    new = inp * (1.0 - prefix_hit)  # prompt tokens computed; the rest come from the prefix cache
-    phi, ctx_pre = preemption(r, fit_full, inp + out)
+    fit_full = memory.max_batch(scn, full).astype(float)
+    r = np.minimum(b, max_running(scn, inp, out, range_ratio))
+    kept = 1.0 - prefix_hit  # prompt tokens computed; the rest come from the prefix cache
+    new = inp_mean * kept
+    phi, ctx_pre = preemption(r, fit_full, full)
     r = np.minimum(r, _budget_cap(budget, r, new + phi * ctx_pre, 1.0 + phi, steps, chunked, q))
-    phi, ctx_pre = preemption(r, fit_full, inp + out)  # fewer running, less overflow: still within budget
+    phi, ctx_pre = preemption(r, fit_full, full)  # fewer running, less overflow: still within budget
     prompt = new + phi * ctx_pre  # prefill tokens per request, recompute included
     segment = prompt / (1.0 + phi)  # mean tokens of one prefill
-    attn_len = (new**2 + phi * ctx_pre**2) / prompt  # the length weighting prompt-token attention
-    cached = inp * prefix_hit * new / prompt  # the cached prefix those tokens attend over, on average
+    attn_len = (kept * new * lm.attention_length + phi * ctx_pre**2) / prompt  # the length weighting prompt-token attention
+    cached = inp_mean * prefix_hit * new / prompt  # the cached prefix those tokens attend over, on average
     r_step = np.maximum(r, 1.0)  # a busy unit holds at least one sequence
-    ctx = inp + out / 2.0
+    ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
     dec = speculative.decode_step(scn, r_step, ctx, overlap_comm) if spec else decode_step(scn, r_step, ctx, overlap_comm)
     t_d = dec.step_time_s
     need = r_step * prompt / steps
@@ -286,23 +297,24 @@ def serve(
     with np.errstate(divide="ignore", invalid="ignore"):
         x_unit = r / (steps * step)
         wait = np.maximum(b - r, 0.0) / x_unit
-    nan = np.where(fit_full >= 1, 1.0, np.nan)
-    load = kv_load_s(scn, inp * prefix_hit)
-    ttft = (residual + load + np.ceil(new / chunk) * t_m + wait) * nan
+    nan = np.where(memory.max_batch(scn, inp + out) >= 1, 1.0, np.nan)  # the longest request fits
+    load = kv_load_s(scn, inp_mean * prefix_hit)
+    chunks = lm.mean(np.ceil(lm.input_tokens * kept / chunk[..., None]))
+    ttft = (residual + load + chunks * t_m + wait) * nan
     tpot = step / gain * nan
     req_s = x_unit * units * nan
-    out_tok_s, in_tok_s = req_s * out, req_s * inp
+    out_tok_s, in_tok_s = req_s * out_mean, req_s * inp_mean
     return ServingTimes(
         concurrency=C, input_tokens=inp, output_tokens=out, units=units,
-        max_running=max_running(scn, inp, out) * units, running=r * units * nan,
+        max_running=max_running(scn, inp, out, range_ratio) * units, running=r * units * nan,
         queued=np.maximum(b - r, 0.0) * units * nan,
-        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + (out - 1.0) * tpot, queue_wait_s=wait * nan,
+        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + (out_mean - 1.0) * tpot, queue_wait_s=wait * nan,
         requests_s=req_s, input_tok_s=in_tok_s, output_tok_s=out_tok_s, total_tok_s=in_tok_s + out_tok_s,
         output_tok_s_per_gpu=out_tok_s / dep.n_gpus, total_tok_s_per_gpu=(in_tok_s + out_tok_s) / dep.n_gpus,
         tok_s_per_user=1.0 / tpot, prefill_time_fraction=share * (t_m - t_d) / step,
         decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=chunk if chunked else None,
         preempted=phi * nan, decode=dec, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
-        kv_load_s=load * nan,
+        kv_load_s=load * nan, range_ratio=range_ratio,
     )  # fmt: skip
 
 

@@ -48,6 +48,7 @@ def frontier(
     draft_tokens: s.DraftTokens = None,
     acceptance: s.Acceptance = None,
     prefix_hit: s.PrefixHit = 0.0,
+    range_ratio: s.RangeRatio = 1.0,
     price_in: s.PriceIn = None,
     price_in_cached: s.PriceInCached = None,
     price_out: s.PriceOut = None,
@@ -76,7 +77,7 @@ def frontier(
     costs = s.cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                          interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
-    modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out)
+    modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     result = run_frontier(opts, input_len, output_len, slo)

@@ -40,6 +40,8 @@ Speculative = Annotated[Optional[str], typer.Option(
 DraftTokens = Annotated[Optional[int], typer.Option("--draft-tokens", help="Tokens drafted per step (default: mtp 1, eagle 3, draft 4).")]
 Acceptance = Annotated[Optional[float], typer.Option("--acceptance", help="Probability each drafted token is accepted (default: mtp 0.85, eagle 0.75, draft 0.7).")]
 PrefixHit = Annotated[float, typer.Option("--prefix-hit", help="Share of input tokens found in a prefix (KV) cache, not prefilled (e.g. 0.56).")]
+RangeRatio = Annotated[float, typer.Option("--range-ratio", help="Lengths vary: each request's input and output drawn uniformly "
+                                          "from [ratio x length, length] (InferenceMAX: 0.8; default 1 = fixed).")]
 PriceIn = Annotated[Optional[float], typer.Option("--price-in", help="List price of input tokens that miss the cache, USD/Mtok (revenue and margin).")]
 PriceInCached = Annotated[Optional[float], typer.Option("--price-in-cached", help="List price of cached input tokens, USD/Mtok (default: --price-in).")]
 PriceOut = Annotated[Optional[float], typer.Option("--price-out", help="List price of output tokens, USD/Mtok (revenue and margin).")]
@@ -58,10 +60,11 @@ def cost_model(cost: CostMethod, cost_file: Path | None, usd_per_gpu_hour: float
 
 
 def mode_options(speculative: str | None, draft_tokens: int | None, acceptance: float | None, prefix_hit: float,
-                 price_in: float | None, price_in_cached: float | None, price_out: float | None):
+                 price_in: float | None, price_in_cached: float | None, price_out: float | None, range_ratio: float):
     from tokecon.commands.serve import ModeOptions, list_prices
 
-    return ModeOptions(speculative, draft_tokens, acceptance, prefix_hit, list_prices(price_in, price_in_cached, price_out))
+    prices = list_prices(price_in, price_in_cached, price_out)
+    return ModeOptions(speculative, draft_tokens, acceptance, prefix_hit, prices, range_ratio)
 
 
 def cost_given(ctx: typer.Context) -> bool:
@@ -105,6 +108,7 @@ def serve(
     draft_tokens: DraftTokens = None,
     acceptance: Acceptance = None,
     prefix_hit: PrefixHit = 0.0,
+    range_ratio: RangeRatio = 1.0,
     price_in: PriceIn = None,
     price_in_cached: PriceInCached = None,
     price_out: PriceOut = None,
@@ -126,7 +130,7 @@ def serve(
     costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                        interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
-    modes = mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out)
+    modes = mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt, wide=wide)

@@ -102,7 +102,7 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
 def _daily_revenue(point: dict[str, Any], tokens_per_day: float, usd_day: float, list_prices: ListPrices) -> dict[str, Any]:
     """The day's volume at list prices (input and output shares of the request shape; the prefix-hit
     share of input at the cached price) against the fleet's cost of the day."""
-    share_in = point["input_tokens"] / (point["input_tokens"] + point["output_tokens"])
+    share_in = point["mean_input_tokens"] / (point["mean_input_tokens"] + point["mean_output_tokens"])
     per_s = tokens_per_day / SECONDS_PER_DAY
     revenue = float(list_prices.revenue_usd_per_day(per_s * share_in, per_s * (1.0 - share_in), point["prefix_hit"]))
     return {"revenue_usd_per_day": revenue, "cost_usd_per_day": usd_day, "margin": float(economics.margin(revenue, usd_day))}
@@ -142,7 +142,7 @@ def run_capacity(
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)
-        per_unit = int(serving.max_running(scn, inp, output_len))
+        per_unit = int(serving.max_running(scn, inp, output_len, opts.modes.range_ratio))
         units = scn.deployment.replicas
         if concurrency and concurrency[0] != "max":
             conc = np.asarray([float(concurrency[0])])
@@ -150,7 +150,7 @@ def run_capacity(
             conc = np.asarray([float(per_unit * units)])
         else:
             conc = serving.batch_grid(per_unit, 4) * units
-        st = serving.serve(scn, conc, inp, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit)
+        st = serving.serve(scn, conc, inp, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit, range_ratio=opts.modes.range_ratio)
         point = operating_point(d, st, slo, opts.price_split, opts.modes.prices)
         if point is None:
             row = point_rows(d, st, opts.price_split, [0], opts.modes.prices)[0]
@@ -186,6 +186,7 @@ def run_capacity(
         "headroom": headroom,
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
         "cost": cost_inputs(deployed, opts),
+        **opts.modes.inputs(deployed[0].scenario),
     }
-    return Result("capacity", inputs, rows, COLUMNS, group_key=None, notes=notes, highlight=highlight,
+    return Result("capacity", inputs, rows, COLUMNS + opts.modes.columns(), group_key=None, notes=notes, highlight=highlight,
                   highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))

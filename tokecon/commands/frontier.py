@@ -61,11 +61,11 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
         except TokeconError:
             continue  # a layout the model cannot take (heads not divisible, ...)
         scn = d.scenario
-        per_unit = int(serving.max_running(scn, input_len, output_len))
+        per_unit = int(serving.max_running(scn, input_len, output_len, opts.modes.range_ratio))
         if per_unit < 1:
             continue
         conc = serving.batch_grid(per_unit, 3) * scn.deployment.replicas
-        out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit)))
+        out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit, range_ratio=opts.modes.range_ratio)))
     return out
 
 
@@ -147,7 +147,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
-    columns = COLUMNS + ([Column("slo", "SLO", "str")] if has_slo else [])
+    columns = COLUMNS + opts.modes.columns() + ([Column("slo", "SLO", "str")] if has_slo else [])
     inputs = {
         **resolved_inputs(deployed[0].scenario),
         "gpus": list(opts.common.gpus),
@@ -157,6 +157,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         "price_split": opts.price_split,
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
         "cost": cost_inputs(deployed, opts),
+        **opts.modes.inputs(deployed[0].scenario),
     }
     return Result("frontier", inputs, rows, columns, group_key="device", notes=notes, highlight=highlight,
                   sources=sources([d.scenario for d in deployed]))

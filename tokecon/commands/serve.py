@@ -18,7 +18,7 @@ from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficie
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
 from tokecon.economics import ListPrices
 from tokecon.errors import TokeconError
-from tokecon.modes import speculative
+from tokecon.modes import lengths, speculative
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
 from tokecon.serving import Layout, ServingTimes
@@ -44,6 +44,9 @@ COLUMNS = [
 ]
 
 
+REVENUE_COLUMNS = [Column("revenue_usd_per_day", "revenue USD/day", "usd", hide=1), Column("margin", "margin", "pct")]
+
+
 @dataclass(frozen=True)
 class ModeOptions:
     """How production serves beyond plain continuous batching: speculative decoding, a prefix cache,
@@ -54,8 +57,25 @@ class ModeOptions:
     acceptance: float | None = None
     prefix_hit: float = 0.0
     prices: ListPrices | None = None
+    range_ratio: float = 1.0
+
+    def columns(self) -> list[Column]:
+        """Extra table columns: revenue and margin when list prices are given."""
+        return REVENUE_COLUMNS if self.prices is not None else []
+
+    def inputs(self, scn: Scenario) -> dict[str, Any]:
+        """The modes as resolved, for the JSON ``inputs``."""
+        spec = scn.speculation
+        return {
+            "speculation": None if spec is None else {"method": spec.method, "draft": spec.draft.key, "draft_tokens": spec.draft_tokens,
+                                                      "acceptance": spec.acceptance, "acceptance_source": spec.acceptance_source},
+            "prefix_hit": self.prefix_hit,
+            "range_ratio": self.range_ratio,
+            "list_prices": None if self.prices is None else dict(self.prices.__dict__),
+        }
 
     def validate(self) -> None:
+        lengths.mix(1.0, 2.0, self.range_ratio)  # says what a bad ratio is
         if not (math.isfinite(self.prefix_hit) and 0.0 <= self.prefix_hit < 1.0):
             raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {self.prefix_hit}")
         p = self.prices
@@ -278,6 +298,9 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
         row["price_split"] = price_split
         for key, values in money.items():
             row[key] = _f(values, i) if row["fits"] else None
+        row["range_ratio"] = st.range_ratio
+        lm = lengths.mix(row["input_tokens"], row["output_tokens"], st.range_ratio)
+        row["mean_input_tokens"], row["mean_output_tokens"] = float(lm.input_mean), float(lm.output_mean)
         row["speculation"] = scn.speculation.label if scn.speculation else None
         row["prefix_hit"] = st.prefix_hit
         for key, values in extra.items():
@@ -379,9 +402,9 @@ def run_serve(
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)
-        max_c = int(serving.max_running(scn, input_len, output_len)) * scn.deployment.replicas
+        max_c = int(serving.max_running(scn, input_len, output_len, opts.modes.range_ratio)) * scn.deployment.replicas
         chosen = _concurrencies(concurrency, max_c)
-        st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit)
+        st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit, range_ratio=opts.modes.range_ratio)
         these = point_rows(d, st, opts.price_split, list_prices=opts.modes.prices)
         over = [c for c in chosen if c > max_c]
         if over:
@@ -405,9 +428,10 @@ def run_serve(
         "chunked_prefill_tokens": opts.chunked_prefill,
         "price_split": opts.price_split,
         "cost": cost_inputs(deployed, opts),
+        **opts.modes.inputs(deployed[0].scenario),
     }
     notes.append(BOUND_NOTE)
-    result = Result("serve", inputs, rows, COLUMNS, notes=notes, highlight=highlight,
+    result = Result("serve", inputs, rows, COLUMNS + opts.modes.columns(), notes=notes, highlight=highlight,
                     sources=sources([d.scenario for d in deployed]))
     return thresholds.apply(result)
 
