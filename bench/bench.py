@@ -8,6 +8,9 @@ Prints the median (and min) wall time of, side by side with ``python -c pass``:
   3. a core sweep of one million (device x batch x context x TP) decode points     (target <= 1 s)
      through the vectorised core: every catalog device, TP 1/2/4/8, 100 batch sizes x 100 context
      lengths per (device, TP) in one ``decode_step`` call each, plus the memory fit of every point.
+  4. in-process answers after a warm-up: ``compare`` over the whole catalog (target <= 0.5 s),
+     ``frontier`` of DeepSeek-V3 over 8xH200, 8xB200 and 72xGB200 with an SLO (target <= 1 s), and
+     ``validate`` over every measured row (target <= 3 s).
 The import cost of numpy, typer and rich alone is printed for context.
 """
 
@@ -67,6 +70,37 @@ def sweep(repeats: int) -> tuple[float, float, int]:
     return statistics.median(times), min(times), points
 
 
+def in_process(repeats: int) -> list[tuple[str, float, float, float]]:
+    """(label, median s, min s, target s) of whole answers computed in this process, after a warm-up."""
+    from typer.testing import CliRunner
+
+    from tokecon.catalog import load_catalog
+    from tokecon.cli.main import app
+    from tokecon.validation import evaluate, load_measurements
+
+    runner = CliRunner()
+    catalog = load_catalog(use_user_home=False)
+    rows = load_measurements()
+    cases = [
+        ("compare, whole catalog, llama3-70b decode b64", 0.5,
+         lambda: runner.invoke(app, ["compare", "-m", "llama3-70b", "--phase", "decode", "--batch", "64", "-f", "json"])),
+        ("frontier deepseek-v3, 3 devices, SLO", 1.0,
+         lambda: runner.invoke(app, ["frontier", "-m", "deepseek-v3", "-g", "8xH200", "-g", "8xB200", "-g", "72xGB200",
+                                     "-i", "1024", "-o", "8192", "--min-tok-s-per-user", "30", "-f", "json"])),
+        (f"validate, {len(rows):,} measured rows", 3.0, lambda: evaluate(rows, catalog)),
+    ]
+    out = []
+    for label, target, fn in cases:
+        fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out.append((label, statistics.median(times), min(times), target))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21, help="fresh processes per command (default 21)")
@@ -108,6 +142,9 @@ def main() -> None:
     verdict = ("  ok" if med <= 1.0 else "  OVER") + " (target <= 1000 ms)"
     print(f"{'core sweep, ' + f'{points:,} points':<{width}} {med * 1e3:7.1f} ms ({low * 1e3:6.1f})"
           f"  = {points / med / 1e6:.1f} M points/s{verdict}")
+    for label, med, low, target in in_process(repeats=5):
+        verdict = ("  ok" if med <= target else "  OVER") + f" (target <= {target * 1e3:.0f} ms)"
+        print(f"{label:<{width}} {med * 1e3:7.1f} ms ({low * 1e3:6.1f}){verdict}")
 
 
 if __name__ == "__main__":

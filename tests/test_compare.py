@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -32,13 +31,10 @@ def compare_json(*args: str) -> dict:
     return json.loads(r.stdout)
 
 
-def test_whole_catalog_well_under_a_second(catalog):
-    invoke("compare", "-m", "llama3-8b", "-f", "json")  # warm imports
-    start = time.perf_counter()
+def test_whole_catalog_is_compared(catalog):
+    """Every device is a row or counted as skipped (the time it takes is in bench/bench.py)."""
     r = invoke("compare", "--model", "llama3-70b", "--phase", "decode", "--batch", "64", "-f", "json")
-    elapsed = time.perf_counter() - start
     assert r.exit_code == 0, r.output
-    assert elapsed < 0.5, f"compare over the catalog took {elapsed:.2f} s"
     doc = json.loads(r.stdout)
     skipped = next(n for n in doc["notes"] if n.startswith("Skipped"))
     assert len(doc["rows"]) + int(skipped.split()[1]) == len(catalog.hardware)

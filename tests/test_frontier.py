@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -110,12 +109,10 @@ def test_unmeetable_slo_exits_1():
     assert "no configuration meets the SLO" in r.stderr
 
 
-def test_sweep_of_several_devices_is_fast():
+def test_sweep_of_several_devices():
+    """Three device types in one sweep (the time it takes is in bench/bench.py)."""
     opts = _opts("deepseek-v3", "8xH200", "8xB200", "72xGB200")
-    run_frontier(opts, 1024, 8192, Thresholds())  # warm caches (catalog parse, imports)
-    start = time.perf_counter()
     result = run_frontier(opts, 1024, 8192, Thresholds(min_tok_s_per_user=30))
-    assert time.perf_counter() - start < 0.5
     assert {r["device"] for r in result.rows} == {"8xh200", "8xb200", "72xgb200"}
 
 
