@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from tokecon import params
+from tokecon.modes import lora
 from tokecon.specs import Deployment, Model, Precision, Scenario
 from tokecon.units import dtype_bytes
 
@@ -56,15 +57,16 @@ def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment
 
 
 def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:
-    """Largest number of sequences of ``context`` tokens whose KV cache fits (0 when none)."""
-    free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
-    kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context)
+    """Largest number of sequences of ``context`` tokens whose KV cache fits (0 when none); LoRA
+    adapters held on the GPU take their room first, and a swapped-in adapter sits beside its request."""
+    free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) - lora.resident_bytes_per_gpu(scn)
+    kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context) + lora.swapped_bytes_per_seq(scn)
     return np.maximum(np.floor(free / np.maximum(kv, 1e-9)), 0).astype(np.int64)
 
 
 def memory_used_per_gpu(scn: Scenario, batch: np.ndarray, context: np.ndarray) -> np.ndarray:
-    """Weights + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
-    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
-    kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context)
+    """Weights (and resident LoRA adapters) + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
+    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) + lora.resident_bytes_per_gpu(scn)
+    kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context) + lora.swapped_bytes_per_seq(scn)
     reserve = scn.hardware.memory_bytes * scn.engine.memory_reserve_fraction
     return w + np.asarray(batch, dtype=float) * kv + reserve

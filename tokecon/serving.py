@@ -146,9 +146,9 @@ def mixed_step(
     inp = np.asarray(input_len, dtype=float)
     n = B + c
     rows = (B + c / inp) / n
-    linear = [op for op in step_operations(scn, n, 1.0, 0.0, rows) if not op.name.startswith("attn/core")]
-    dec = _core(step_operations(scn, B, 1.0, np.maximum(np.asarray(context, dtype=float) - 1.0, 0.0)))
     share = c / inp
+    linear = [op for op in step_operations(scn, n, 1.0, 0.0, rows, B + share) if not op.name.startswith("attn/core")]
+    dec = _core(step_operations(scn, B, 1.0, np.maximum(np.asarray(context, dtype=float) - 1.0, 0.0)))
     pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, 0.0))]
     times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
     return times.rounds(pp) if pp > 1 else times
