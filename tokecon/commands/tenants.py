@@ -154,6 +154,10 @@ def notes_for(d: Deployed, opts: TenantOptions, rows: list[dict[str, Any]]) -> l
         model_note(d.scenario, None),
         efficiency_note(d.scenario),
     ]
+    queued = [f"{r['adapters']:,} ({r['adapter_mode']})" for r in rows if r["fits"] and (r["running"] or 0) < r["concurrency"]]
+    if queued:
+        out.append(f"Tenants {', '.join(queued)}: fewer than --concurrency {opts.concurrency} requests run at once (KV cache "
+                   "beside the adapters, engine cap); the rest queue and TTFT includes the wait.")
     unfit = [f"{r['adapters']:,} tenants ({r['adapter_mode']})" for r in rows if not r["fits"]]
     if unfit:
         out.append(f"{', '.join(unfit)}: the adapters leave no room for one request's KV cache, so no figure is shown; "
