@@ -187,9 +187,20 @@ def test_shared_price_barely_moves_while_dedicated_price_grows_with_tenants(llam
     usd = {}
     for n in (1, 10, 100, 1000):
         t = lora.serve_tenants(llama8b, LoraAdapters(n, 16, QKVO), np.asarray([64.0]), 1024, 1024)
-        usd[n] = (1 / t.total_tok_s[0], 1 / t.dedicated.total_tok_s[0])
+        usd[n] = (1 / t.total_tok_s[0], n / t.dedicated_total_tok_s[0])  # USD per token at 1 USD/h per deployment
     assert all(usd[n][0] <= 1.05 * usd[1][0] for n in usd)
     assert usd[10][1] > 3 * usd[10][0] and usd[1000][1] > 300 * usd[1000][0]
+
+
+def test_dedicated_deployments_follow_each_tenants_share(llama8b):
+    """Zipf alpha 1 over 3 tenants (shares 6/11, 3/11, 2/11) at 22 requests in flight: the dedicated
+    deployments serve 12, 6 and 4 requests, and together the tokens of those three serve calls."""
+    from tokecon import serving
+
+    t = lora.serve_tenants(llama8b, LoraAdapters(3, 16, QKVO, zipf_alpha=1.0), np.asarray([22.0]), 1024, 1024)
+    alone = serving.serve(llama8b, np.asarray([12.0, 6.0, 4.0]), 1024, 1024)
+    assert t.dedicated.concurrency[:, 0] == pytest.approx([12.0, 6.0, 4.0])
+    assert t.dedicated_total_tok_s[0] == pytest.approx(alone.total_tok_s.sum())
 
 
 def test_host_link_loads_add_to_ttft(llama8b):

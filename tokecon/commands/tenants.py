@@ -109,11 +109,11 @@ def tenant_row(d: Deployed, lora: LoraAdapters, t: lora_mode.TenantServing) -> d
         "usd_per_hour": usd_h,
         "usd_per_mtok": _f(economics.usd_per_mtok(usd_h, t.total_tok_s)) if fits else None,
         "usd_per_hour_per_tenant": usd_h / lora.adapters,
-        "dedicated_concurrency": float(np.asarray(t.dedicated.concurrency).flat[0]),
-        "dedicated_tpot_s": _f(t.dedicated.tpot_s),
-        "dedicated_total_tok_s": _f(t.dedicated.total_tok_s),
+        "dedicated_busiest_concurrency": float(np.asarray(t.dedicated.concurrency).flat[0]),
+        "dedicated_busiest_tpot_s": _f(t.dedicated.tpot_s.flat[0]),
+        "dedicated_total_tok_s": _f(t.dedicated_total_tok_s),
         "dedicated_usd_per_hour_per_tenant": usd_h,
-        "dedicated_usd_per_mtok": _f(economics.usd_per_mtok(usd_h, t.dedicated.total_tok_s)),
+        "dedicated_usd_per_mtok": _f(economics.usd_per_mtok(usd_h * lora.adapters, t.dedicated_total_tok_s)),
     }
     row["tok_s_per_gpu"] = row["total_tok_s_per_gpu"]  # the common threshold key
     shared, alone = row["usd_per_mtok"], row["dedicated_usd_per_mtok"]
@@ -148,9 +148,9 @@ def notes_for(d: Deployed, opts: TenantOptions, rows: list[dict[str, Any]]) -> l
     ] if any(r["swapped"] for r in rows) else []
     out += swap + [
         f"Dedicated: each tenant on its own {d.label} with its fine-tune merged into the weights (no adapter kernels), "
-        f"serving its share of the load: --concurrency {opts.concurrency} / N requests in flight (a deployment idle most of "
-        "the time when that is below 1). USD/h per tenant: shared = the deployment's USD/h / N; dedicated = the "
-        "deployment's whole USD/h.",
+        f"serving its share of the load: --concurrency {opts.concurrency} x its request share in flight (a deployment idle "
+        "most of the time when that is below 1); USD/Mtok dedicated = N deployments' USD/h over all their tokens. USD/h per "
+        "tenant: shared = the deployment's USD/h / N; dedicated = the deployment's whole USD/h.",
         model_note(d.scenario, None),
         efficiency_note(d.scenario),
     ]

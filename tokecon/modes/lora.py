@@ -238,13 +238,13 @@ def lora_operations(scn: Scenario, tokens: np.ndarray, sequences: np.ndarray) ->
 
 @dataclass(frozen=True)
 class TenantServing:
-    """One shared deployment serving N tenants' adapters against one tenant's dedicated deployment.
+    """One shared deployment serving N tenants' adapters against a dedicated deployment per tenant.
 
     Throughput and TTFT of ``shared`` are before the host-link cap and the adapter loads; the
     properties apply them. Arrays broadcast over the concurrency points."""
 
     shared: ServingTimes  # with the adapters
-    dedicated: ServingTimes  # of one tenant's own deployment at 1/N of the load
+    dedicated: ServingTimes  # each tenant on its own deployment at its share of the load (axis 0: tenants)
     adapter_step_s: np.ndarray  # time of the adapter kernels in a decode step at the running batch
     adapter_step_bytes: np.ndarray  # bytes they move (the distinct adapters' weights and activations)
     distinct: np.ndarray  # expected distinct adapters in that step
@@ -273,18 +273,24 @@ class TenantServing:
     def ttft_s(self) -> np.ndarray:
         return self.shared.ttft_s + self.miss * self.load_s
 
+    @property
+    def dedicated_total_tok_s(self) -> np.ndarray:
+        """Tokens per second of all N dedicated deployments together (they cost N times one)."""
+        return self.dedicated.total_tok_s.sum(axis=0)
+
 
 def serve_tenants(scn: Scenario, lora: LoraAdapters, concurrency: np.ndarray, input_len: float, output_len: float) -> TenantServing:
     """N tenants, ``concurrency`` requests in flight in all, on one deployment of ``scn`` with the
-    adapters, and one tenant's share (concurrency / N) on its own copy of the deployment without
-    them (its fine-tune merged into its own weights)."""
+    adapters; and each tenant i on its own copy of the deployment without them (its fine-tune merged
+    into its own weights) at its share of the load, concurrency x p_i."""
     from tokecon import serving
 
     check(lora, scn.model)
     shared_scn = replace(scn, lora=lora)
     C = np.asarray(concurrency, dtype=float)
     shared = serving.serve(shared_scn, C, input_len, output_len)
-    dedicated = serving.serve(replace(scn, lora=None), C / lora.adapters, input_len, output_len)
+    shares = popularity(lora.adapters, lora.zipf_alpha).reshape((-1,) + (1,) * C.ndim)
+    dedicated = serving.serve(replace(scn, lora=None), C * shares, input_len, output_len)
     step = shared.decode
     zero = np.zeros_like(step.step_time_s)
     adapter_s = sum((v for name, v in step.breakdown_s.items() if name.startswith("lora/")), zero)
