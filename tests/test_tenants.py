@@ -64,6 +64,8 @@ def test_all_linear_adds_the_gated_mlp_and_tp_shards_as_vllm(llama8b):
     assert lora.adapter_params(llama8b.model, LoraAdapters(1, r, lora.parse_targets("all"))) == (attn + mlp) * layers
     tp2 = r * (d + d / 2) + 2 * r * (d + kv / 2) + r * (d / 2 + d) + 2 * r * (d + f / 2) + r * (f / 2 + d)
     assert lora.adapter_params(llama8b.model, LoraAdapters(1, r, lora.parse_targets("all")), tp=2) == tp2 * layers
+    plain = replace(llama8b.model, mlp="plain")  # no gate to adapt: up and down only
+    assert lora.adapter_params(plain, LoraAdapters(1, r, lora.parse_targets("all"))) == (attn + 2 * r * (d + f)) * layers
 
 
 def test_routed_experts_carry_one_adapter_each(catalog):

@@ -57,8 +57,8 @@ class TenantOptions:
     output_len: int = 1024
 
     def lora(self, adapters: int, slots: int | None) -> LoraAdapters:
-        return LoraAdapters(adapters, self.rank, lora_mode.parse_targets(self.targets), lora_mode.parse_popularity(self.popularity),
-                            slots, host_link_b_s=self.host_link_gb_s * GB)
+        targets, alpha = lora_mode.parse_targets(self.targets), lora_mode.parse_popularity(self.popularity)
+        return LoraAdapters(adapters, self.rank, targets, alpha, slots, host_link_b_s=self.host_link_gb_s * GB)
 
 
 def _f(a: np.ndarray | float) -> float | None:
@@ -82,7 +82,7 @@ def tenant_row(d: Deployed, lora: LoraAdapters, t: lora_mode.TenantServing) -> d
         "swapped": swapped,
         "adapter_slots": lora.resident,
         "lora_rank": lora.rank,
-        "lora_targets": ",".join(lora.targets),
+        "lora_targets": ",".join(dict.fromkeys(m.name for m in lora_mode.modules(scn.model, lora.targets))),
         "adapter_params": lora_mode.adapter_params(scn.model, lora),
         "adapter_bytes": per_adapter,
         "adapter_bytes_per_gpu": lora_mode.resident_bytes_per_gpu(scn),
@@ -188,7 +188,8 @@ def run_tenants(opts: TenantOptions, thresholds: Thresholds) -> Result:
         for n in opts.adapters:
             for slots in (None, opts.slots) if n > opts.slots else (None,):
                 lora = opts.lora(n, slots)
-                t = lora_mode.serve_tenants(d.scenario, lora, np.asarray([float(opts.concurrency)]), opts.input_len, opts.output_len)
+                load = np.asarray([float(opts.concurrency)])
+                t = lora_mode.serve_tenants(d.scenario, lora, load, opts.input_len, opts.output_len)
                 these.append(tenant_row(d, lora, t))
         rows.extend(these)
         notes.extend(notes_for(d, opts, these))

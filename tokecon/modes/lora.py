@@ -36,9 +36,9 @@ the M most requested stay resident and a request for another misses, with probab
 
 and loads its adapter shard over the host link (PCIe Gen5 x16: 64 GB/s per direction) before its
 prefill: TTFT += miss x bytes / host B/s. The loaded adapter stays beside its request while it runs
-(S-LoRA's unified pool of KV and adapter pages): each running request takes miss x bytes more. Loads of other requests overlap compute (S-LoRA prefetch),
-so the host link only caps throughput when it is busy: utilisation = requests/s x miss x bytes / B/s;
-above 1, requests/s scale down by it. dLoRA (Wu et al., OSDI 2024) merges a hot adapter into the base
+(S-LoRA's unified pool of KV and adapter pages): each running request takes miss x bytes more.
+Loads for other requests overlap compute (S-LoRA prefetch), so the host link only caps throughput
+when it is busy: utilisation = requests/s x miss x bytes / B/s; above 1, requests/s scale down by it. dLoRA (Wu et al., OSDI 2024) merges a hot adapter into the base
 weights instead; not modelled (its unmerged batched mode is this one).
 
 Assumes: every request uses one adapter, drawn independently; a batch's adapters are on the GPU;
@@ -122,13 +122,12 @@ def check(lora: LoraAdapters, model: Model) -> None:
     if model.is_mla and set(lora.targets) & set(ATTENTION):
         raise TokeconError(f"{model.key} has MLA attention, whose low-rank projections are not modelled as "
                            "LoRA targets; use --lora-targets mlp")
-    if model.mlp != "gated" and "gate" in lora.targets:
-        raise TokeconError(f"{model.key} has a plain MLP (no gate projection); use --lora-targets up,down or attn")
 
 
 def modules(model: Model, targets: tuple[str, ...], tp: int = 1, ep: int = 1) -> list[Module]:
     """The adapted weights as one GPU of a ``tp``-way group (routed experts over ``ep`` GPUs) holds
-    their adapters: column-parallel (q k v gate up) split d_out by tp, row-parallel (o down) d_in."""
+    their adapters: column-parallel (q k v gate up) split d_out by tp, row-parallel (o down) d_in.
+    A plain (ungated) MLP has no gate to adapt."""
     D, H, K, hd, L = model.hidden_size, model.heads, model.kv_heads, model.head_dim, model.layers
     kv_out = np.ceil(K / tp) * hd  # KV heads replicate when fewer than tp
     shapes = {"q": (D, H * hd / tp), "k": (D, kv_out), "v": (D, kv_out), "o": (H * hd / tp, D)}
@@ -279,7 +278,9 @@ class TenantServing:
         return self.dedicated.total_tok_s.sum(axis=0)
 
 
-def serve_tenants(scn: Scenario, lora: LoraAdapters, concurrency: np.ndarray, input_len: float, output_len: float) -> TenantServing:
+def serve_tenants(
+    scn: Scenario, lora: LoraAdapters, concurrency: np.ndarray, input_len: float, output_len: float
+) -> TenantServing:
     """N tenants, ``concurrency`` requests in flight in all, on one deployment of ``scn`` with the
     adapters; and each tenant i on its own copy of the deployment without them (its fine-tune merged
     into its own weights) at its share of the load, concurrency x p_i."""
