@@ -22,6 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from tokecon import params
+from tokecon.modes import lora
 from tokecon.specs import Deployment, Model, Precision, Scenario
 from tokecon.units import dtype_bytes
 
@@ -78,15 +79,17 @@ def kv_bytes_per_seq_all(scn: Scenario, context: np.ndarray) -> np.ndarray:
 
 def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:
     """Largest number of sequences of ``context`` tokens whose KV cache fits (0 when none); a
-    speculative draft's weights and KV cache count too."""
-    free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) - draft_weight_bytes_per_gpu(scn)
-    kv = kv_bytes_per_seq_all(scn, context)
+    speculative draft's weights and KV cache count too; LoRA adapters held on the GPU take their
+    room first, and a swapped-in adapter sits beside its request."""
+    free = (usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
+            - draft_weight_bytes_per_gpu(scn) - lora.resident_bytes_per_gpu(scn))
+    kv = kv_bytes_per_seq_all(scn, context) + lora.swapped_bytes_per_seq(scn)
     return np.maximum(np.floor(free / np.maximum(kv, 1e-9)), 0).astype(np.int64)
 
 
 def memory_used_per_gpu(scn: Scenario, batch: np.ndarray, context: np.ndarray) -> np.ndarray:
-    """Weights + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
-    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) + draft_weight_bytes_per_gpu(scn)
-    kv = kv_bytes_per_seq_all(scn, context)
+    """Weights (with a draft's and resident LoRA adapters) + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
+    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) + draft_weight_bytes_per_gpu(scn) + lora.resident_bytes_per_gpu(scn)
+    kv = kv_bytes_per_seq_all(scn, context) + lora.swapped_bytes_per_seq(scn)
     reserve = scn.hardware.memory_bytes * scn.engine.memory_reserve_fraction
     return w + np.asarray(batch, dtype=float) * kv + reserve

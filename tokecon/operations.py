@@ -99,9 +99,11 @@ def step_operations(
     new_tokens: np.ndarray,
     past_tokens: np.ndarray,
     logits_per_seq: np.ndarray | float = 1.0,
+    sequences: np.ndarray | None = None,
 ) -> list[Op]:
     """Operations of one step on one device; ``batch`` counts the sequences of one TP group
-    (or of one GPU under attention data parallelism)."""
+    (or of one GPU under attention data parallelism). ``sequences``: the requests the step's tokens
+    come from, when not ``batch`` (a mixed step's prompt chunk); LoRA adapters are read per request."""
     m, dep, prec = scn.model, scn.deployment, scn.precision
     B = np.asarray(batch, dtype=float)
     T = np.asarray(new_tokens, dtype=float)
@@ -211,6 +213,10 @@ def step_operations(
         for name, dtype in (("comm/dispatch", prec.dispatch), ("comm/combine", prec.combine)):
             sent = N * copies * D * dtype_bytes(dtype) * m.moe_layers
             ops.append(Op(name, zero, sent, kind="comm", calls=float(m.moe_layers), link="alltoall"))
+    if scn.lora is not None:
+        from tokecon.modes.lora import lora_operations
+
+        ops.extend(lora_operations(scn, N, B if sequences is None else sequences))
     if dep.pp > 1:
         ops = pipeline_stage(ops, dep.pp, N * D * ab)
     return ops

@@ -157,9 +157,9 @@ def mixed_step(
     n = q * B + c
     rows = (q * B + c / inp) / n
     ctx = np.asarray(context, dtype=float)
-    linear = [op for op in step_operations(scn, n, 1.0, 0.0, rows) if not op.name.startswith("attn/core")]
-    dec = _core(step_operations(scn, B, np.full_like(ctx, q), np.maximum(ctx - 1.0, 0.0)))
     share = c / inp
+    linear = [op for op in step_operations(scn, n, 1.0, 0.0, rows, B + share) if not op.name.startswith("attn/core")]
+    dec = _core(step_operations(scn, B, np.full_like(ctx, q), np.maximum(ctx - 1.0, 0.0)))
     pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, cached_len))]
     times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
     if spec is not None:

@@ -262,6 +262,27 @@ class Speculation:
 
 
 @dataclass(frozen=True)
+class LoraAdapters:
+    """``adapters`` LoRA adapters of rank ``rank`` on ``targets`` (q k v o gate up down), served on
+    one base model; :mod:`tokecon.modes.lora` has their FLOP, bytes and memory. A request picks
+    the i-th most popular adapter with probability proportional to i^-``zipf_alpha`` (0: uniform).
+    ``gpu_slots`` adapters stay on each GPU (None: all); the rest load over the host link on a miss."""
+
+    adapters: int
+    rank: int
+    targets: tuple[str, ...] = ("q", "k", "v", "o")
+    zipf_alpha: float = 0.0
+    gpu_slots: int | None = None
+    dtype: str = "bf16"
+    host_link_b_s: float = 64e9  # per direction, per GPU: PCIe Gen5 x16
+
+    @property
+    def resident(self) -> int:
+        """Adapters held on each GPU."""
+        return self.adapters if self.gpu_slots is None else min(self.gpu_slots, self.adapters)
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything a core function needs: model, deployment, precision, engine, efficiency."""
 
@@ -273,6 +294,7 @@ class Scenario:
     usd_per_gpu_hour: float | None = None
     eplb: bool = False  # an expert-parallel load balancer with redundant experts (DeepSeek EPLB)
     speculation: Speculation | None = None  # speculative decoding (tokecon.modes.speculative)
+    lora: LoraAdapters | None = None  # many tenants: LoRA adapters served on the base model
 
     @property
     def hardware(self) -> Hardware:

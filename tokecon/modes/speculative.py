@@ -97,7 +97,7 @@ def draft_scenario(scn: Scenario) -> Scenario:
     still pay their launch floor)."""
     spec = scn.speculation
     engine = replace(scn.engine, step_overhead_s=0.0, step_overhead_per_seq_s=0.0)
-    return replace(scn, model=spec.draft, speculation=None, engine=engine)
+    return replace(scn, model=spec.draft, speculation=None, lora=None, engine=engine)
 
 
 def draft_times(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
