@@ -51,6 +51,19 @@ COLUMNS = [
     Column("usd_per_mtok_served", "USD/Mtok served", "usd"),
 ]
 
+POISSON_COLUMNS = [  # sized for Poisson arrivals (percentile limits): the load each deployment takes and its tail
+    Column("deployment", "devices", "str"),
+    Column("request_rate", "req/s each", "num", hide=1),
+    Column("max_request_rate_within_limits", "req/s within limits", "num", hide=2),
+    Column("ttft_p99_s", "TTFT p99 [ms]", "time"),
+    Column("tpot_p99_s", "TPOT p99 [ms]", "time", hide=1),
+    Column("deployments_needed", "deployments", "int", hide=1),
+    Column("gpus_needed", "GPUs", "int"),
+    Column("nodes_needed", "nodes", "int"),
+    Column("usd_per_day", "USD/day", "usd"),
+    Column("usd_per_mtok_served", "USD/Mtok served", "usd"),
+]
+
 
 def request_shape(input_len: int | None, output_len: int, ratio: float | None) -> int:
     """Prompt tokens per request: given, or ``ratio`` x output tokens (default 1024)."""
@@ -70,10 +83,13 @@ def operating_point(d: Deployed, st: serving.ServingTimes, slo: Thresholds, pric
     return max(ok, key=lambda r: (r["total_tok_s"], -r["concurrency"])) if ok else None
 
 
-def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float) -> dict[str, Any]:
+def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float,
+                 per_deployment: float | None = None) -> dict[str, Any]:
+    """Deployments, GPUs, nodes and USD/day when one deployment carries ``per_deployment`` tok/s
+    (default: the point's throughput)."""
     dep, hw = d.scenario.deployment, d.scenario.hardware
     required = tokens_per_day / SECONDS_PER_DAY * headroom
-    per_deployment = point["total_tok_s"]
+    per_deployment = point["total_tok_s"] if per_deployment is None else per_deployment
     n_dep = max(1, math.ceil(required / per_deployment))
     node = min(hw.scaleup_domain, dep.n_gpus)
     gpus = n_dep * dep.n_gpus
@@ -93,6 +109,31 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
     }
+
+
+def poisson_row(d: Deployed, opts: ServeOptions, slo: Thresholds, tokens_per_day: float, headroom: float,
+                input_len: int, output_len: int) -> tuple[dict[str, Any], str]:
+    """Deployments sized for Poisson arrivals of the daily volume: each of D takes Lambda / D requests/s
+    (random routing splits a Poisson stream into Poisson streams), and D is the fewest for which that
+    share stays within the highest rate lambda* meeting the latency limits. The row is the open-loop
+    steady state at Lambda / D, with the limit that binds at lambda*; and a note."""
+    from tokecon.commands import arrivals
+
+    tokens = input_len + output_len
+    required_rate = tokens_per_day / SECONDS_PER_DAY * headroom / tokens
+    top, binding, near = arrivals.max_rate_within(d, opts, slo, input_len, output_len)
+    if top <= 0.0:
+        rows, _ = arrivals.rate_rows(d, opts, [near["request_rate"]], input_len, output_len)
+        rows[0]["violations"] = [f"no request rate meets the limits, even near zero load: {'; '.join(slo.check(near))}"]
+        return rows[0], f"{d.label}: no load is light enough for the latency limits."
+    n_dep = capacity_row(d, near, tokens_per_day, headroom, top * tokens)["deployments_needed"]
+    rows, ol = arrivals.rate_rows(d, opts, [required_rate / n_dep], input_len, output_len)
+    row = capacity_row(d, rows[0], tokens_per_day, headroom, top * tokens)
+    names = ", ".join("--" + b.replace("_", "-") for b in binding) or f"stability (at most {ol.max_request_rate:.4g} req/s)"
+    row |= {"max_request_rate_within_limits": top, "binding_limits": binding, "violations": slo.check(row)}
+    return row, (f"{d.label}: Poisson arrivals at {required_rate:,.4g} req/s ({tokens_per_day / 1e9:g} Gtok/day x headroom "
+                 f"{headroom:g}, {tokens} tokens each); one deployment meets the limits up to {top:,.4g} req/s "
+                 f"({names} binds), so {n_dep} share the load at {required_rate / n_dep:,.4g} req/s each.")
 
 
 def run_capacity(
@@ -121,6 +162,10 @@ def run_capacity(
     context = inp + output_len
     check_context(model, context, "--input-len + --output-len")
     has_slo = any(v is not None for v in slo.__dict__.values())
+    poisson = slo.max_ttft_p99_ms is not None or slo.max_tpot_p99_ms is not None
+    if poisson and concurrency:
+        raise TokeconError("--concurrency fixes requests in flight; percentile limits size for Poisson arrivals of the "
+                           "daily volume: give one or the other")
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     deployed: list[Deployed] = []
@@ -129,6 +174,11 @@ def run_capacity(
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)
+        if poisson:
+            row, line = poisson_row(d, opts, slo, tokens_per_day, headroom, inp, output_len)
+            rows.append(row)
+            notes.extend([line, *interactivity_note(d.label, row, slo), efficiency_note(scn)])
+            continue
         per_unit = int(serving.max_running(scn, inp, output_len))
         units = scn.deployment.replicas
         if concurrency and concurrency[0] != "max":
@@ -160,6 +210,10 @@ def run_capacity(
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
                  f"a node is one scale-up domain (at most the GPUs of one deployment).")
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+    if poisson:
+        from tokecon.commands.arrivals import MODEL_NOTE
+
+        notes.append(MODEL_NOTE)
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
@@ -173,5 +227,5 @@ def run_capacity(
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
         "cost": cost_inputs(deployed, opts),
     }
-    return Result("capacity", inputs, rows, COLUMNS, group_key=None, notes=notes, highlight=highlight,
+    return Result("capacity", inputs, rows, POISSON_COLUMNS if poisson else COLUMNS, group_key=None, notes=notes, highlight=highlight,
                   highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))
