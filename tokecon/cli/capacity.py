@@ -17,7 +17,7 @@ InputLen = Annotated[Optional[int], typer.Option("--input-len", "-i", help="Prom
 
 
 @app.command(short_help="GPUs, nodes and USD/day for a daily token volume.",
-             epilog="Examples:\n\n\b\n  tokecon capacity -m deepseek-v3 -g 8xH200 --tokens-per-day 1e9 --input-output-ratio 3 -o 512\n  tokecon capacity -m llama3-70b -g 4xH100 -g 8xH200 --tokens-per-day 5e9 --min-tok-s-per-user 20\n  tokecon capacity -m llama3-70b -g 4xH100 --tokens-per-day 5e9 --max-ttft-p99-ms 500")
+             epilog="Examples:\n\n\b\n  tokecon capacity -m deepseek-v3 -g 8xH200 --tokens-per-day 1e9 --input-output-ratio 3 -o 512\n  tokecon capacity -m llama3-70b -g 4xH100 -g 8xH200 --tokens-per-day 5e9 --max-ttft-p99-ms 500 --max-tpot-p99-ms 50")
 def capacity(
     ctx: typer.Context,
     model: o.Model,
