@@ -37,7 +37,7 @@ def test_one_slot_is_the_mm1_queue():
     assert serving.max_running(scn, 16, 17) == 1
     mu = float(serving.serve(scn, np.asarray([1.0]), 16, 17).requests_s[0])
     lam = np.asarray([0.05, 0.5, 0.95]) * mu
-    ol = arrivals.open_loop(scn, lam, 16, 17)
+    ol = arrivals.open_loop(arrivals.states(scn, 16, 17), lam)
     rho = lam / mu
     assert ol.n0 == 1 and ol.max_request_rate == pytest.approx(mu)
     for k in range(1, 6):
@@ -61,7 +61,7 @@ def test_two_slots_by_hand():
     x1, x2 = serving.serve(scn, np.asarray([1.0, 2.0]), 16, 17).requests_s
     assert x2 > x1
     lam = np.asarray([0.3 * x1, 1.2 * x1, 0.99 * x2])
-    ol = arrivals.open_loop(scn, lam, 16, 17)
+    ol = arrivals.open_loop(arrivals.states(scn, 16, 17), lam)
     a, rho = lam / x1, lam / x2
     z = 1 + a / (1 - rho)
     np.testing.assert_allclose(ol.prob_at_least(1), a / (1 - rho) / z, rtol=1e-9)
@@ -73,7 +73,7 @@ def test_unstable_at_and_past_the_highest_rate(catalog):
     opts = ServeOptions(CommonOptions("llama3-70b", ("4xH100",)))
     d = deploy(catalog, opts, parse_gpus("4xH100", catalog), 2048)
     top = float(arrivals.saturation(d.scenario, 1024, 1024).requests_s[0])
-    ol = arrivals.open_loop(d.scenario, [0.5 * top, top, 2 * top], 1024, 1024)
+    ol = arrivals.open_loop(arrivals.states(d.scenario, 1024, 1024), [0.5 * top, top, 2 * top])
     assert ol.max_request_rate == pytest.approx(top)
     assert ol.stable.tolist() == [True, False, False]
     for values in (ol.ttft_s, ol.tpot_s, ol.queue_wait_s, ol.mean_concurrency, *ol.ttft_quantiles_s.T):
@@ -95,7 +95,7 @@ def test_littles_law_and_a_higher_rate_never_lowers_mean_ttft(catalog, which, in
     scn = scenarios(catalog)[which]
     top = float(arrivals.saturation(scn, inp, out).requests_s[0])
     lam = np.sort(np.asarray(fractions)) * top
-    ol = arrivals.open_loop(scn, lam, inp, out)
+    ol = arrivals.open_loop(arrivals.states(scn, inp, out), lam)
     assert ol.stable.all()
     assert np.all(np.diff(ol.ttft_s) >= -1e-12 * ol.ttft_s[1:])
     # Little's law: lambda x time in system (queue + decode) = the chain's mean number in flight
@@ -109,9 +109,15 @@ def test_littles_law_and_a_higher_rate_never_lowers_mean_ttft(catalog, which, in
     np.testing.assert_allclose(ol.p.sum(axis=1), 1.0)
 
 
+def test_too_many_states_is_bad_input(catalog, monkeypatch):
+    monkeypatch.setattr(arrivals, "MAX_STATES", 100)
+    with pytest.raises(TokeconError, match="256 requests run at once"):
+        arrivals.states(scenarios(catalog)[1], 1024, 1024)
+
+
 def test_bad_rates_are_bad_input():
     with pytest.raises(TokeconError, match="--request-rate"):
-        arrivals.open_loop(toy_scenario(), [0.0], 16, 17)
+        arrivals.open_loop(arrivals.states(toy_scenario(), 16, 17), [0.0])
 
 
 # --- command line ---------------------------------------------------------------------------------

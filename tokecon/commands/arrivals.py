@@ -68,11 +68,14 @@ def latency_fields(ol: OpenLoop) -> list[dict[str, Any]]:
     return rows
 
 
-def rate_rows(d: Deployed, opts: ServeOptions, rates: list[float], input_len: int, output_len: int) -> tuple[list[dict[str, Any]], OpenLoop]:
-    """One row per offered rate, with serve's keys (means) and the percentiles beside them."""
+def rate_rows(d: Deployed, opts: ServeOptions, rates: list[float], input_len: int,
+              output_len: int) -> tuple[list[dict[str, Any]], OpenLoop]:
+    """One row per offered rate, with serve's keys (means; state figures averaged over the time the
+    deployment is busy, per-request ones over arrivals) and the percentiles beside them."""
     scn = d.scenario
-    ol = arrivals.open_loop(scn, np.asarray(rates, dtype=float), input_len, output_len, opts.chunked_prefill)
-    st, lam = ol.states, ol.request_rate
+    st = arrivals.states(scn, input_len, output_len, opts.chunked_prefill)
+    ol = arrivals.open_loop(st, np.asarray(rates, dtype=float))
+    lam = ol.request_rate
     units, n_gpus = scn.deployment.replicas, scn.deployment.n_gpus
     queued = lam * ol.queue_wait_s  # Little's law on the queue
     running = ol.mean_concurrency - queued
@@ -140,11 +143,12 @@ def max_rate_within(d: Deployed, opts: ServeOptions, slo: Thresholds, input_len:
     pass narrows the bracket [last rate met, first rate missed] on a grid of ``points`` rates:
     precision (points + 1) ** -passes of the highest sustainable rate."""
     latency = Thresholds(**{k: getattr(slo, k) for k in LATENCY_LIMITS})
-    lo, hi = 0.0, arrivals.saturation(d.scenario, input_len, output_len, opts.chunked_prefill).requests_s[0]
+    st = arrivals.states(d.scenario, input_len, output_len, opts.chunked_prefill)
+    lo, hi = 0.0, float(st.requests_s[-1])
     missed: dict[str, Any] = {}
     for _ in range(passes):
         rates = lo + (hi - lo) * np.arange(1, points + 1) / (points + 1)
-        ol = arrivals.open_loop(d.scenario, rates, input_len, output_len, opts.chunked_prefill)
+        ol = arrivals.open_loop(st, rates)
         fields = latency_fields(ol)
         met = [not latency.check(r) for r in fields]
         k = max((i for i, ok in enumerate(met) if ok), default=-1)

@@ -12,7 +12,10 @@ state n at rate lambda and leaves it at rate X(n), the throughput the closed sys
 X(n) = X(M) = X_max for every n >= n0 = ceil(M) (the rest queue), so past n0 the chain is
 geometric with rho = lambda / X_max and its tail is summed in closed form (no truncation):
 P(n >= n0 + j) = P(n >= n0) rho^j. It is stable (finite latency) iff lambda < X_max, the highest
-sustainable rate; at or past it nothing is finite and the rate is reported unstable.
+sustainable rate; at or past it nothing is finite and the rate is reported unstable. (X(n) can peak
+a little above X_max below n0, where preemption or prompt chunking shift, but a queue that may grow
+is served at X(n0): max_n X(n) is not sustainable, X_max is.) serve is evaluated once on
+n = 1..n0 (:func:`states`), then every rate at once as numpy arrays (:func:`open_loop`).
 
 What an arrival sees (PASTA: Poisson arrivals see time averages, Wolff 1982): it finds n with
 probability p(n) and then is one of n + 1 in flight, so
@@ -118,17 +121,24 @@ def saturation(scn: Scenario, input_len: int, output_len: int, chunk_tokens: int
     return serving.serve(scn, np.asarray([float(most)]), input_len, output_len, chunk_tokens, overlap_comm)
 
 
-def open_loop(scn: Scenario, request_rate: np.ndarray, input_len: int, output_len: int,
-              chunk_tokens: int | None = None, overlap_comm: bool = False) -> OpenLoop:
-    """The open-loop steady state at each ``request_rate`` (requests/s; module docstring has the model)."""
-    lam = np.atleast_1d(np.asarray(request_rate, dtype=float))
-    if lam.size == 0 or not np.all(np.isfinite(lam) & (lam > 0)):
-        raise TokeconError("--request-rate must be positive numbers of requests per second")
+def states(scn: Scenario, input_len: int, output_len: int, chunk_tokens: int | None = None,
+           overlap_comm: bool = False) -> serving.ServingTimes:
+    """serve at n = 1, 2, ..., n0 requests in flight, n0 = ceil(M): every state the chain tells apart
+    (past n0 each one queues at X_max). Evaluate once, then :func:`open_loop` for any set of rates."""
     n0 = math.ceil(float(saturation(scn, input_len, output_len, chunk_tokens, overlap_comm).running[0]) - 1e-9)
     if n0 > MAX_STATES:
         raise TokeconError(f"{n0:,} requests run at once here, more than the {MAX_STATES:,} states the arrival model "
                            "evaluates: give fewer GPUs per --gpus or a longer request")
-    st = serving.serve(scn, np.arange(1.0, n0 + 1.0), input_len, output_len, chunk_tokens, overlap_comm)
+    return serving.serve(scn, np.arange(1.0, n0 + 1.0), input_len, output_len, chunk_tokens, overlap_comm)
+
+
+def open_loop(st: serving.ServingTimes, request_rate: np.ndarray) -> OpenLoop:
+    """The open-loop steady state at each ``request_rate`` (requests/s) over the :func:`states` ``st``
+    (module docstring has the model)."""
+    lam = np.atleast_1d(np.asarray(request_rate, dtype=float))
+    if lam.size == 0 or not np.all(np.isfinite(lam) & (lam > 0)):
+        raise TokeconError("--request-rate must be positive numbers of requests per second")
+    n0 = st.concurrency.size
     x = st.requests_s
     x_max = float(x[-1])
     stable = lam < x_max
