@@ -211,3 +211,12 @@ def test_budget_file_checks_p99_under_request_rate(tmp_path):
     assert not rows["max_ttft_p99_ms"]["passed"] and "4.4 req/s" in rows["max_ttft_p99_ms"]["violations"][0]
     assert rows["max_tpot_p99_ms"]["passed"]
     assert math.isclose(rows["max_tpot_p99_ms"]["value"], 1e3 * max(r["tpot_p99_s"] for r in direct))
+
+
+def test_budget_p99_on_a_closed_loop_scenario_is_refused(tmp_path):
+    """A percentile needs --request-rate: in a budget file, as on the command line, it is bad input, not a pass."""
+    path = tmp_path / "budget.toml"
+    path.write_text('[scenarios.fixed]\ncommand = "serve"\nmodel = "llama3-70b"\ngpus = "4xH100"\n'
+                    'concurrency = [8]\nmax_ttft_p99_ms = 1000\n')
+    r = invoke("check", str(path))
+    assert r.exit_code == 2 and "[scenarios.fixed]: --max-ttft-p99-ms does not apply to `serve`" in r.stderr

@@ -316,7 +316,8 @@ def check_scenario(scn: Scenario) -> list[dict[str, Any]]:
     base = {"scenario": scn.name, "command": scn.command, "description": scn.description,
             "model": scn.options.get("model"), "gpus": list(scn.options.get("gpus", []))}
     try:
-        result = spec.run(_common(scn.options), scn.options, Thresholds())
+        # the scenario's thresholds go to the command, so one it cannot compute is refused there (exit 2)
+        result = spec.run(_common(scn.options), scn.options, Thresholds(**scn.thresholds))
         error = None
     except DoesNotFitError as exc:
         result, error = None, str(exc)
