@@ -83,6 +83,11 @@ def operating_point(d: Deployed, st: serving.ServingTimes, slo: Thresholds, pric
     return max(ok, key=lambda r: (r["total_tok_s"], -r["concurrency"])) if ok else None
 
 
+def deployments_needed(tokens_per_day: float, headroom: float, per_deployment: float) -> int:
+    """ceil(tokens per day / 86,400 s x headroom / tok/s one deployment carries), at least 1."""
+    return max(1, math.ceil(tokens_per_day / SECONDS_PER_DAY * headroom / per_deployment))
+
+
 def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float,
                  per_deployment: float | None = None) -> dict[str, Any]:
     """Deployments, GPUs, nodes and USD/day when one deployment carries ``per_deployment`` tok/s
@@ -90,7 +95,7 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
     dep, hw = d.scenario.deployment, d.scenario.hardware
     required = tokens_per_day / SECONDS_PER_DAY * headroom
     per_deployment = point["total_tok_s"] if per_deployment is None else per_deployment
-    n_dep = max(1, math.ceil(required / per_deployment))
+    n_dep = deployments_needed(tokens_per_day, headroom, per_deployment)
     node = min(hw.scaleup_domain, dep.n_gpus)
     gpus = n_dep * dep.n_gpus
     usd_day = n_dep * d.scenario.usd_per_hour * 24.0
@@ -126,7 +131,7 @@ def poisson_row(d: Deployed, opts: ServeOptions, slo: Thresholds, tokens_per_day
         rows, _ = arrivals.rate_rows(d, opts, [near["request_rate"]], input_len, output_len)
         rows[0]["violations"] = [f"no request rate meets the limits, even near zero load: {'; '.join(slo.check(near))}"]
         return rows[0], f"{d.label}: no load is light enough for the latency limits."
-    n_dep = capacity_row(d, near, tokens_per_day, headroom, top * tokens)["deployments_needed"]
+    n_dep = deployments_needed(tokens_per_day, headroom, top * tokens)
     rows, ol = arrivals.rate_rows(d, opts, [required_rate / n_dep], input_len, output_len)
     row = capacity_row(d, rows[0], tokens_per_day, headroom, top * tokens)
     names = ", ".join("--" + b.replace("_", "-") for b in binding) or f"stability (at most {ol.max_request_rate:.4g} req/s)"
@@ -227,5 +232,5 @@ def run_capacity(
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
         "cost": cost_inputs(deployed, opts),
     }
-    return Result("capacity", inputs, rows, POISSON_COLUMNS if poisson else COLUMNS, group_key=None, notes=notes, highlight=highlight,
-                  highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))
+    return Result("capacity", inputs, rows, POISSON_COLUMNS if poisson else COLUMNS, group_key=None, notes=notes,
+                  highlight=highlight, highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))
