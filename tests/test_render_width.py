@@ -18,6 +18,9 @@ CASES = {
     "compare": ["compare", "-m", "llama3-70b"],
     "frontier": ["frontier", "-m", "llama3-70b", "-g", "4xH100", "-g", "8xH200", "--min-tok-s-per-user", "30"],
     "capacity": ["capacity", "-m", "deepseek-v3", "-g", "8xH200", "-g", "8xB200", "--tokens-per-day", "1e9"],
+    "serve-rate": ["serve", "-m", "llama3-70b", "-g", "4xH100", "--request-rate", "1,4,4.5,9"],
+    "capacity-p99": ["capacity", "-m", "llama3-70b", "-g", "4xH100", "-g", "8xH200", "--tokens-per-day", "5e9",
+                     "--max-ttft-p99-ms", "500"],
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

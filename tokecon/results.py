@@ -74,6 +74,8 @@ class Thresholds:
     max_ttft_ms: float | None = None
     max_tpot_ms: float | None = None
     min_tok_s_per_user: float | None = None
+    max_ttft_p99_ms: float | None = None  # open-loop arrivals (--request-rate): the 99th percentile
+    max_tpot_p99_ms: float | None = None
 
     def __post_init__(self) -> None:
         """A threshold that is not a finite number could never fail: bad input (exit 2), not a pass."""
@@ -84,6 +86,8 @@ class Thresholds:
 
     def check(self, row: dict[str, Any]) -> list[str]:
         out: list[str] = []
+        if row.get("stable") is False:  # offered more requests than it can serve: no latency is finite
+            return [f"unstable: {row['request_rate']:.4g} req/s offered, at most {row['max_request_rate']:.4g} sustained"]
         if not row.get("fits", True):
             return ["does not fit in memory"] if any(v is not None for v in self.__dict__.values()) else []
         checks = (
@@ -92,6 +96,8 @@ class Thresholds:
             ("ttft_s", self.max_ttft_ms, 1e3, ">", "ms TTFT"),
             ("tpot_s", self.max_tpot_ms, 1e3, ">", "ms TPOT"),
             ("tok_s_per_user", self.min_tok_s_per_user, 1.0, "<", "tok/s per user"),
+            ("ttft_p99_s", self.max_ttft_p99_ms, 1e3, ">", "ms TTFT p99"),
+            ("tpot_p99_s", self.max_tpot_p99_ms, 1e3, ">", "ms TPOT p99"),
         )
         for key, limit, scale, op, unit in checks:
             if limit is None or row.get(key) is None:
@@ -107,7 +113,8 @@ class Thresholds:
         silent pass (the error names the thresholds that do apply)."""
         keys = {k for row in result.rows for k in row}
         flags = {"max_usd_per_mtok": "usd_per_mtok", "min_tok_s_per_gpu": "tok_s_per_gpu", "max_ttft_ms": "ttft_s",
-                 "max_tpot_ms": "tpot_s", "min_tok_s_per_user": "tok_s_per_user"}
+                 "max_tpot_ms": "tpot_s", "min_tok_s_per_user": "tok_s_per_user", "max_ttft_p99_ms": "ttft_p99_s",
+                 "max_tpot_p99_ms": "tpot_p99_s"}
         unused = [name for name, key in flags.items() if getattr(self, name) is not None and key not in keys]
         if unused and result.rows:
             usable = ", ".join("--" + n.replace("_", "-") for n, k in flags.items() if k in keys)

@@ -17,7 +17,7 @@ InputLen = Annotated[Optional[int], typer.Option("--input-len", "-i", help="Prom
 
 
 @app.command(short_help="GPUs, nodes and USD/day for a daily token volume.",
-             epilog="Examples:\n\n\b\n  tokecon capacity -m deepseek-v3 -g 8xH200 --tokens-per-day 1e9 --input-output-ratio 3 -o 512\n  tokecon capacity -m llama3-70b -g 4xH100 -g 8xH200 --tokens-per-day 5e9 --min-tok-s-per-user 20")
+             epilog="Examples:\n\n\b\n  tokecon capacity -m deepseek-v3 -g 8xH200 --tokens-per-day 1e9 --input-output-ratio 3 -o 512\n  tokecon capacity -m llama3-70b -g 4xH100 -g 8xH200 --tokens-per-day 5e9 --max-ttft-p99-ms 500 --max-tpot-p99-ms 50")
 def capacity(
     ctx: typer.Context,
     model: o.Model,
@@ -65,6 +65,8 @@ def capacity(
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
     min_tok_s_per_user: o.MinTokUser = None,
+    max_ttft_p99_ms: o.MaxTtftP99 = None,
+    max_tpot_p99_ms: o.MaxTpotP99 = None,
 ) -> None:
     """Capacity: GPUs and nodes needed for a daily token volume at an operating point (or SLO)."""
     from tokecon.commands.capacity import run_capacity
@@ -77,7 +79,8 @@ def capacity(
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
     modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
-    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
+                     max_ttft_p99_ms, max_tpot_p99_ms)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,
                           parse_concurrency(concurrency), headroom, slo)
     o.emit(result, fmt, wide=wide)

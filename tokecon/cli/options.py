@@ -71,6 +71,8 @@ MinTokGpu = Annotated[Optional[float], typer.Option("--min-tok-s-per-gpu", help=
 MaxTtft = Annotated[Optional[float], typer.Option("--max-ttft-ms", help="Fail (exit 1) when time to first token exceeds this.")]
 MinTokUser = Annotated[Optional[float], typer.Option("--min-tok-s-per-user", help="Fail (exit 1) below this interactivity (1/TPOT).")]
 MaxTpot = Annotated[Optional[float], typer.Option("--max-tpot-ms", help="Fail (exit 1) when time per output token exceeds this.")]
+MaxTtftP99 = Annotated[Optional[float], typer.Option("--max-ttft-p99-ms", help="Fail (exit 1) when the 99th percentile of TTFT under Poisson arrivals (serve --request-rate; capacity: the daily volume) exceeds this.")]
+MaxTpotP99 = Annotated[Optional[float], typer.Option("--max-tpot-p99-ms", help="Fail (exit 1) when the 99th percentile of TPOT under Poisson arrivals (serve --request-rate; capacity: the daily volume) exceeds this.")]
 
 
 Eplb = Annotated[bool, typer.Option("--eplb/--no-eplb", help="Expert-parallel load balancer with redundant experts (DeepSeek EPLB): "
@@ -104,9 +106,11 @@ def emit(result, fmt: OutputFormat, explain: bool = False, wide: bool = False) -
     if failed:
         first = failed[0]
         where = f"{first.get('n_gpus', '')}x{first.get('hardware', '')}" if first.get("hardware") else first.get("name", "")
+        rate = first.get("request_rate")
+        point = f"{rate:g} req/s" if rate is not None else f"batch {first.get('batch', first.get('concurrency', '?'))}"
         typer.echo(
             f"tokecon: {len(failed)} of {len(result.rows)} rows cross a threshold "
-            f"(first: {where} batch {first.get('batch', first.get('concurrency', '?'))}: {first['violations'][0]})",
+            f"(first: {where} {point}: {first['violations'][0]})",
             err=True,
         )
         raise typer.Exit(1)

@@ -21,6 +21,8 @@ InputLen = Annotated[int, typer.Option("--input-len", "-i", help="Prompt tokens 
 OutputLen = Annotated[int, typer.Option("--output-len", "-o", help="Output tokens per request.")]
 Concurrency = Annotated[Optional[list[str]], typer.Option(
     "--concurrency", "-c", metavar="N[,N...]|max", help="Requests in flight, comma-separated or repeated; 'max' = the most that run at once (KV cache, engine cap).")]
+RequestRate = Annotated[Optional[list[str]], typer.Option(
+    "--request-rate", metavar="R[,R...]", help="Poisson arrivals per second, comma-separated or repeated (instead of --concurrency): mean and p50/p90/p99 TTFT and TPOT.")]
 Ep = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel size for MoE models (needs --attention-dp; default all GPUs).")]
 AttentionDp = Annotated[bool, typer.Option("--attention-dp", help="MoE: data-parallel attention on every GPU, experts over --ep GPUs (DeepSeek-style).")]
 Chunked = Annotated[Optional[int], typer.Option("--chunked-prefill", help="Token budget per step, prompts in chunks mixed with decode (default: the engine's budget, chunked or whole prompts).")]
@@ -74,12 +76,13 @@ def cost_given(ctx: typer.Context) -> bool:
 
 
 @app.command(short_help="Continuous batching: TTFT, TPOT, tok/s, USD/Mtok in and out.",
-             epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 -c max --max-ttft-ms 2000")
+             epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 --request-rate 2,8 --max-ttft-p99-ms 2000")
 def serve(
     ctx: typer.Context,
     model: o.Model,
     gpus: o.Gpus,
     concurrency: Concurrency = None,
+    request_rate: RequestRate = None,
     input_len: InputLen = 1024,
     output_len: OutputLen = 1024,
     tp: o.Tp = None,
@@ -120,9 +123,12 @@ def serve(
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
     min_tok_s_per_user: o.MinTokUser = None,
+    max_ttft_p99_ms: o.MaxTtftP99 = None,
+    max_tpot_p99_ms: o.MaxTpotP99 = None,
 ) -> None:
     """Serve a workload: TTFT, TPOT, tok/s per user and per GPU, and USD per million input and output
     tokens under continuous batching at each concurrency."""
+    from tokecon.commands.arrivals import parse_rates
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
     from tokecon.results import Thresholds
@@ -132,5 +138,7 @@ def serve(
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
     modes = mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt, wide=wide)
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
+                        max_ttft_p99_ms, max_tpot_p99_ms)
+    result = run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits, parse_rates(request_rate))
+    o.emit(result, fmt, wide=wide)

@@ -52,6 +52,19 @@ COLUMNS = [
     Column("usd_per_mtok_served", "USD/Mtok served", "usd"),
 ]
 
+POISSON_COLUMNS = [  # sized for Poisson arrivals (percentile limits): the load each deployment takes and its tail
+    Column("deployment", "devices", "str"),
+    Column("request_rate", "req/s each", "num", hide=1),
+    Column("max_request_rate_within_limits", "req/s within limits", "num", hide=2),
+    Column("ttft_p99_s", "TTFT p99 [ms]", "time"),
+    Column("tpot_p99_s", "TPOT p99 [ms]", "time", hide=1),
+    Column("deployments_needed", "deployments", "int", hide=1),
+    Column("gpus_needed", "GPUs", "int"),
+    Column("nodes_needed", "nodes", "int"),
+    Column("usd_per_day", "USD/day", "usd"),
+    Column("usd_per_mtok_served", "USD/Mtok served", "usd"),
+]
+
 
 def request_shape(input_len: int | None, output_len: int, ratio: float | None) -> int:
     """Prompt tokens per request: given, or ``ratio`` x output tokens (default 1024)."""
@@ -72,12 +85,19 @@ def operating_point(d: Deployed, st: serving.ServingTimes, slo: Thresholds, pric
     return max(ok, key=lambda r: (r["total_tok_s"], -r["concurrency"])) if ok else None
 
 
+def deployments_needed(tokens_per_day: float, headroom: float, per_deployment: float) -> int:
+    """ceil(tokens per day / 86,400 s x headroom / tok/s one deployment carries), at least 1."""
+    return max(1, math.ceil(tokens_per_day / SECONDS_PER_DAY * headroom / per_deployment))
+
+
 def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float,
-                 list_prices: ListPrices | None = None) -> dict[str, Any]:
+                 per_deployment: float | None = None, list_prices: ListPrices | None = None) -> dict[str, Any]:
+    """Deployments, GPUs, nodes and USD/day when one deployment carries ``per_deployment`` tok/s
+    (default: the point's throughput); at ``list_prices``, the day's revenue and margin."""
     dep, hw = d.scenario.deployment, d.scenario.hardware
     required = tokens_per_day / SECONDS_PER_DAY * headroom
-    per_deployment = point["total_tok_s"]
-    n_dep = max(1, math.ceil(required / per_deployment))
+    per_deployment = point["total_tok_s"] if per_deployment is None else per_deployment
+    n_dep = deployments_needed(tokens_per_day, headroom, per_deployment)
     node = min(hw.scaleup_domain, dep.n_gpus)
     gpus = n_dep * dep.n_gpus
     usd_day = n_dep * d.scenario.usd_per_hour * 24.0
@@ -108,6 +128,31 @@ def _daily_revenue(point: dict[str, Any], tokens_per_day: float, usd_day: float,
     return {"revenue_usd_per_day": revenue, "cost_usd_per_day": usd_day, "margin": float(economics.margin(revenue, usd_day))}
 
 
+def poisson_row(d: Deployed, opts: ServeOptions, slo: Thresholds, tokens_per_day: float, headroom: float,
+                input_len: int, output_len: int) -> tuple[dict[str, Any], str]:
+    """Deployments sized for Poisson arrivals of the daily volume: each of D takes Lambda / D requests/s
+    (random routing splits a Poisson stream into Poisson streams), and D is the fewest for which that
+    share stays within the highest rate lambda* meeting the latency limits. The row is the open-loop
+    steady state at Lambda / D, with the limit that binds at lambda*; and a note."""
+    from tokecon.commands import arrivals
+
+    tokens = input_len + output_len
+    required_rate = tokens_per_day / SECONDS_PER_DAY * headroom / tokens
+    top, binding, near = arrivals.max_rate_within(d, opts, slo, input_len, output_len)
+    if top <= 0.0:
+        rows, _ = arrivals.rate_rows(d, opts, [near["request_rate"]], input_len, output_len)
+        rows[0]["violations"] = [f"no request rate meets the limits, even near zero load: {'; '.join(slo.check(near))}"]
+        return rows[0], f"{d.label}: no load is light enough for the latency limits."
+    n_dep = deployments_needed(tokens_per_day, headroom, top * tokens)
+    rows, ol = arrivals.rate_rows(d, opts, [required_rate / n_dep], input_len, output_len)
+    row = capacity_row(d, rows[0], tokens_per_day, headroom, top * tokens, opts.modes.prices)
+    names = ", ".join("--" + b.replace("_", "-") for b in binding) or f"stability (at most {ol.max_request_rate:.4g} req/s)"
+    row |= {"max_request_rate_within_limits": top, "binding_limits": binding, "violations": slo.check(row)}
+    return row, (f"{d.label}: Poisson arrivals at {required_rate:,.4g} req/s ({tokens_per_day / 1e9:g} Gtok/day x headroom "
+                 f"{headroom:g}, {tokens} tokens each); one deployment meets the limits up to {top:,.4g} req/s "
+                 f"({names} binds), so {n_dep} share the load at {required_rate / n_dep:,.4g} req/s each.")
+
+
 def run_capacity(
     opts: ServeOptions,
     tokens_per_day: float,
@@ -134,6 +179,10 @@ def run_capacity(
     context = inp + output_len
     check_context(model, context, "--input-len + --output-len")
     has_slo = any(v is not None for v in slo.__dict__.values())
+    poisson = slo.max_ttft_p99_ms is not None or slo.max_tpot_p99_ms is not None
+    if poisson and concurrency:
+        raise TokeconError("--concurrency fixes requests in flight; percentile limits size for Poisson arrivals of the "
+                           "daily volume: give one or the other")
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     deployed: list[Deployed] = []
@@ -142,6 +191,11 @@ def run_capacity(
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)
+        if poisson:
+            row, line = poisson_row(d, opts, slo, tokens_per_day, headroom, inp, output_len)
+            rows.append(row)
+            notes.extend([line, *interactivity_note(d.label, row, slo), efficiency_note(scn)])
+            continue
         per_unit = int(serving.max_running(scn, inp, output_len, opts.modes.range_ratio))
         units = scn.deployment.replicas
         if concurrency and concurrency[0] != "max":
@@ -150,7 +204,7 @@ def run_capacity(
             conc = np.asarray([float(per_unit * units)])
         else:
             conc = serving.batch_grid(per_unit, 4) * units
-        st = serving.serve(scn, conc, inp, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit, range_ratio=opts.modes.range_ratio)
+        st = serving.serve(scn, conc, inp, output_len, opts.chunked_prefill, **opts.serve_modes())
         point = operating_point(d, st, slo, opts.price_split, opts.modes.prices)
         if point is None:
             row = point_rows(d, st, opts.price_split, [0], opts.modes.prices)[0]
@@ -158,7 +212,7 @@ def run_capacity(
             row["violations"] = ["no concurrency meets the SLO"] if swept else slo.check(row)
             rows.append(row)
             continue
-        row = capacity_row(d, point, tokens_per_day, headroom, opts.modes.prices)
+        row = capacity_row(d, point, tokens_per_day, headroom, list_prices=opts.modes.prices)
         row["violations"] = []
         rows.append(row)
         notes.append(
@@ -174,6 +228,10 @@ def run_capacity(
                  f"a node is one scale-up domain (at most the GPUs of one deployment).")
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
+    if poisson:
+        from tokecon.commands.arrivals import MODEL_NOTE
+
+        notes.append(MODEL_NOTE)
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
@@ -188,5 +246,6 @@ def run_capacity(
         "cost": cost_inputs(deployed, opts),
         **opts.modes.inputs(deployed[0].scenario),
     }
-    return Result("capacity", inputs, rows, COLUMNS + opts.modes.columns(), group_key=None, notes=notes, highlight=highlight,
-                  highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))
+    columns = (POISSON_COLUMNS if poisson else COLUMNS) + opts.modes.columns()
+    return Result("capacity", inputs, rows, columns, group_key=None, notes=notes,
+                  highlight=highlight, highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))

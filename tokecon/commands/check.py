@@ -70,6 +70,7 @@ def _embed(common, o: dict[str, Any], t: Thresholds) -> Result:
 def _serve(common, o: dict[str, Any], t: Thresholds) -> Result:
     from dataclasses import replace
 
+    from tokecon.commands.arrivals import parse_rates
     from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
     from tokecon.costs import resolve_cost_model
 
@@ -77,7 +78,8 @@ def _serve(common, o: dict[str, Any], t: Thresholds) -> Result:
     costs = resolve_cost_model(Path(o["cost_file"]) if o.get("cost_file") else None, flags)
     opts = ServeOptions(replace(common, usd_per_gpu_hour=None), o.get("ep"), o.get("attention_dp", False),
                         o.get("chunked_prefill"), costs)
-    return run_serve(opts, parse_concurrency(o.get("concurrency")), o.get("input_len", 1024), o.get("output_len", 1024), t)
+    return run_serve(opts, parse_concurrency(o.get("concurrency")), o.get("input_len", 1024), o.get("output_len", 1024), t,
+                     parse_rates(o.get("request_rate")))
 
 
 _COST_KEYS = ("purchase_usd", "other_capital_ratio", "depreciation_years", "interest_rate", "pue", "usd_per_kwh", "utilisation")
@@ -88,7 +90,7 @@ COMMANDS: dict[str, CheckCommand] = {
     "prefill": CheckCommand(_prefill, {"batch": INT_LIST, "input_len": INT}),
     "embed": CheckCommand(_embed, {"batch": INT_LIST, "seq_len": INT, "utilization": FLOAT}),
     "serve": CheckCommand(_serve, {
-        "concurrency": STR_LIST, "input_len": INT, "output_len": INT, "ep": INT, "attention_dp": BOOL,
+        "concurrency": STR_LIST, "request_rate": STR_LIST, "input_len": INT, "output_len": INT, "ep": INT, "attention_dp": BOOL,
         "chunked_prefill": INT, "cost": STR, "cost_file": PATH, **{k: FLOAT for k in _COST_KEYS},
     }),
 }
@@ -124,6 +126,8 @@ METRICS: dict[str, Metric] = {
     "max_ttft_ms": Metric("ttft_s", 1e3, "ms", True, "TTFT [ms]"),
     "max_tpot_ms": Metric("tpot_s", 1e3, "ms", True, "TPOT [ms]"),
     "min_tok_s_per_user": Metric("tok_s_per_user", 1.0, "tok/s", False, "tok/s per user"),
+    "max_ttft_p99_ms": Metric("ttft_p99_s", 1e3, "ms", True, "TTFT p99 [ms]"),
+    "max_tpot_p99_ms": Metric("tpot_p99_s", 1e3, "ms", True, "TPOT p99 [ms]"),
 }
 
 
@@ -171,9 +175,10 @@ def _coerce(value: Any, kind: str, where: str, key: str, base: Path) -> Any:
             raise bad("a file path")
         return str(value if Path(value).is_absolute() else base / value)
     if kind == STR_LIST:
-        items = [value] if isinstance(value, (str, int)) and not isinstance(value, bool) else value
-        if isinstance(items, list) and key == "concurrency":  # numbers or "max"
-            items = [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in items]
+        numbers = {"concurrency": (int,), "request_rate": (int, float)}.get(key, ())  # also "max", "1,2" strings
+        items = [value] if isinstance(value, (str, *numbers)) and not isinstance(value, bool) else value
+        if isinstance(items, list) and numbers:
+            items = [str(v) if isinstance(v, numbers) and not isinstance(v, bool) else v for v in items]
         if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):
             raise bad("a string or a non-empty list of strings")
         if key == "catalog":
@@ -292,6 +297,8 @@ def _row_label(row: dict[str, Any]) -> str:
     for k in ("batch", "concurrency"):
         if row.get(k) is not None:
             return f"{dep} {k} {row[k]}".strip()
+    if row.get("request_rate") is not None:
+        return f"{dep} {row['request_rate']:g} req/s".strip()
     return dep
 
 
@@ -309,7 +316,8 @@ def check_scenario(scn: Scenario) -> list[dict[str, Any]]:
     base = {"scenario": scn.name, "command": scn.command, "description": scn.description,
             "model": scn.options.get("model"), "gpus": list(scn.options.get("gpus", []))}
     try:
-        result = spec.run(_common(scn.options), scn.options, Thresholds())
+        # the scenario's thresholds go to the command, so one it cannot compute is refused there (exit 2)
+        result = spec.run(_common(scn.options), scn.options, Thresholds(**scn.thresholds))
         error = None
     except DoesNotFitError as exc:
         result, error = None, str(exc)

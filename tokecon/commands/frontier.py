@@ -65,7 +65,7 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
         if per_unit < 1:
             continue
         conc = serving.batch_grid(per_unit, 3) * scn.deployment.replicas
-        out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit, range_ratio=opts.modes.range_ratio)))
+        out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill, **opts.serve_modes())))
     return out
 
 

@@ -106,6 +106,10 @@ class ServeOptions:
     price_split: float | None = None
     modes: ModeOptions = field(default_factory=ModeOptions)
 
+    def serve_modes(self) -> dict[str, float]:
+        """The keywords of :func:`tokecon.serving.serve` these options set."""
+        return {"prefix_hit": self.modes.prefix_hit, "range_ratio": self.modes.range_ratio}
+
     def validate(self) -> None:
         self.modes.validate()
         if self.chunked_prefill is not None:
@@ -227,14 +231,19 @@ def deployment_fields(d: Deployed) -> dict[str, Any]:
 
 
 def prices(d: Deployed, st: ServingTimes, price_split: float | None) -> dict[str, np.ndarray]:
-    """USD/Mtok of input, output and all tokens at each point (input/output split by GPU time, or
-    by a fixed price ratio)."""
-    usd_h = d.scenario.usd_per_hour
+    """USD/Mtok of input, output and all tokens at each serving point."""
+    return token_prices(d.scenario.usd_per_hour, st.input_tok_s, st.output_tok_s, st.prefill_time_fraction, price_split)
+
+
+def token_prices(usd_h: float, input_tok_s: np.ndarray, output_tok_s: np.ndarray, prefill_fraction: np.ndarray,
+                 price_split: float | None) -> dict[str, np.ndarray]:
+    """USD/Mtok of input, output and all tokens (input/output split by GPU time, or by a fixed price ratio)."""
     if price_split is None:
-        inp, out = economics.split_by_time(usd_h, st.input_tok_s, st.output_tok_s, st.prefill_time_fraction)
+        inp, out = economics.split_by_time(usd_h, input_tok_s, output_tok_s, prefill_fraction)
     else:
-        inp, out = economics.split_by_ratio(usd_h, st.input_tok_s, st.output_tok_s, price_split)
-    return {"usd_per_mtok_input": inp, "usd_per_mtok_output": out, "usd_per_mtok": economics.usd_per_mtok(usd_h, st.total_tok_s)}
+        inp, out = economics.split_by_ratio(usd_h, input_tok_s, output_tok_s, price_split)
+    return {"usd_per_mtok_input": inp, "usd_per_mtok_output": out,
+            "usd_per_mtok": economics.usd_per_mtok(usd_h, np.asarray(input_tok_s) + np.asarray(output_tok_s))}
 
 
 def _f(a: np.ndarray, i: int) -> float | None:
@@ -382,9 +391,16 @@ def cost_inputs(deployed: list[Deployed], opts: ServeOptions) -> dict[str, Any]:
 
 
 def run_serve(
-    opts: ServeOptions, concurrency: list[int | str] | None, input_len: int, output_len: int, thresholds: Thresholds
+    opts: ServeOptions, concurrency: list[int | str] | None, input_len: int, output_len: int, thresholds: Thresholds,
+    request_rate: list[float] | None = None,
 ) -> Result:
+    """Serve at each concurrency (closed loop), or at each offered ``request_rate`` (open-loop Poisson
+    arrivals, :mod:`tokecon.commands.arrivals`)."""
+    from tokecon.commands import arrivals  # it builds on this module's rows and prices
+
     opts.validate()
+    if request_rate and concurrency:
+        raise TokeconError("give --concurrency (requests in flight) or --request-rate (Poisson arrivals per second), not both")
     catalog = opts.common.load()
     positive_ints([input_len, output_len], "--input-len/--output-len")
     if output_len < 2:
@@ -402,14 +418,11 @@ def run_serve(
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)
-        max_c = int(serving.max_running(scn, input_len, output_len, opts.modes.range_ratio)) * scn.deployment.replicas
-        chosen = _concurrencies(concurrency, max_c)
-        st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill, prefix_hit=opts.modes.prefix_hit, range_ratio=opts.modes.range_ratio)
-        these = point_rows(d, st, opts.price_split, list_prices=opts.modes.prices)
-        over = [c for c in chosen if c > max_c]
-        if over:
-            notes.append(f"{d.label}: {max_c} requests of {context} tokens run at once (KV cache and engine cap); "
-                         f"at concurrency {', '.join(map(str, over))} the rest queue and TTFT includes the wait.")
+        if request_rate:
+            these, ol = arrivals.rate_rows(d, opts, request_rate, input_len, output_len)
+            notes.extend(arrivals.rate_notes(d, ol, input_len, output_len))
+        else:
+            these = _concurrency_rows(d, opts, concurrency, input_len, output_len, notes)
         best = cheapest(these)
         if best is not None:
             highlight.add(len(rows) + best)
@@ -417,6 +430,8 @@ def run_serve(
         notes.append(efficiency_note(scn))
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
+    if request_rate:
+        notes.append(arrivals.MODEL_NOTE)
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
@@ -425,15 +440,29 @@ def run_serve(
         "gpus": [d.scenario.deployment.label for d in deployed],
         "input_tokens": input_len,
         "output_tokens": output_len,
+        "request_rates": request_rate,
         "chunked_prefill_tokens": opts.chunked_prefill,
         "price_split": opts.price_split,
         "cost": cost_inputs(deployed, opts),
         **opts.modes.inputs(deployed[0].scenario),
     }
     notes.append(BOUND_NOTE)
-    result = Result("serve", inputs, rows, COLUMNS + opts.modes.columns(), notes=notes, highlight=highlight,
+    result = Result("serve", inputs, rows, (arrivals.COLUMNS if request_rate else COLUMNS) + opts.modes.columns(), notes=notes, highlight=highlight,
                     sources=sources([d.scenario for d in deployed]))
     return thresholds.apply(result)
+
+
+def _concurrency_rows(d: Deployed, opts: ServeOptions, concurrency: list[int | str] | None, input_len: int,
+                      output_len: int, notes: list[str]) -> list[dict[str, Any]]:
+    scn = d.scenario
+    max_c = int(serving.max_running(scn, input_len, output_len, opts.modes.range_ratio)) * scn.deployment.replicas
+    chosen = _concurrencies(concurrency, max_c)
+    st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill, **opts.serve_modes())
+    over = [c for c in chosen if c > max_c]
+    if over:
+        notes.append(f"{d.label}: {max_c} requests of {input_len + output_len} tokens run at once (KV cache and engine cap); "
+                     f"at concurrency {', '.join(map(str, over))} the rest queue and TTFT includes the wait.")
+    return point_rows(d, st, opts.price_split, list_prices=opts.modes.prices)
 
 
 def _concurrencies(asked: list[int | str] | None, max_c: int) -> list[int]:
