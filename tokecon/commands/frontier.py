@@ -29,6 +29,7 @@ from tokecon.commands.serve import (
     requested_layout,
     split_note,
 )
+from tokecon.costs import gpu_hour_cost
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import check_context, parse_gpus, positive_ints
@@ -53,6 +54,7 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
     context = input_len + output_len
     asked = requested_layout(opts, spec, model.is_moe, model.key)
     layouts = [asked] if asked else serving.candidate_layouts(model, spec.count)
+    gpu_hour_cost(spec.hardware, opts.cost)  # a missing price is the user's to fix, not a layout that does not fit
     out = []
     for layout in layouts:
         try:
