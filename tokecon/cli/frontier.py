@@ -12,6 +12,7 @@ from tokecon.cli import options as o
 from tokecon.cli import serve as s
 from tokecon.cli.main import app
 
+RankBy = Annotated[str, typer.Option("--rank-by", help="Each device's answer under the SLO: usd-per-mtok (cheapest, default) or tok-s-per-mw (most tokens per MW of facility power).")]
 Plot = Annotated[Optional[Path], typer.Option("--plot", help="Also draw the frontier into this PNG, SVG or PDF file (needs the 'plot' extra).")]
 
 
@@ -44,6 +45,7 @@ def frontier(
     utilisation: s.Utilisation = None,
     explain_cost: s.ExplainCost = False,
     price_split: s.PriceSplit = None,
+    rank_by: RankBy = "usd-per-mtok",
     plot: Plot = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
@@ -71,7 +73,7 @@ def frontier(
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    result = run_frontier(opts, input_len, output_len, slo)
+    result = run_frontier(opts, input_len, output_len, slo, rank_by)
     if plot is not None:
         save_plot(result, plot)
         typer.echo(f"tokecon: wrote {plot}", err=True)

@@ -49,6 +49,9 @@ COLUMNS = [
     Column("nodes_needed", "nodes", "int"),
     Column("usd_per_day", "USD/day", "usd"),
     Column("usd_per_mtok_served", "USD/Mtok served", "usd"),
+    Column("facility_mw_needed", "facility MW", "num", hide=3),
+    Column("tok_s_per_mw", "tok/s per MW", "rate", hide=3),
+    Column("energy_share", "energy share", "pct", hide=3),
 ]
 
 
@@ -92,6 +95,7 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "nodes_needed": math.ceil(gpus / node),
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
+        "facility_mw_needed": gpus * hw.power_w * d.costs.pue / 1e6,  # full board power x PUE (tokecon.energy)
     }
 
 

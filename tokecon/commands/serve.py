@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, serving, uncertainty
+from tokecon import economics, energy, memory, serving, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
@@ -20,6 +20,12 @@ from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
 from tokecon.serving import Layout, ServingTimes
 from tokecon.specs import Scenario
+
+ENERGY_COLUMNS = [  # hidden first on a narrow terminal; always in JSON
+    Column("joules_per_output_token", "J per out tok", "num", hide=3),
+    Column("tok_s_per_mw", "tok/s per MW", "rate", hide=3),
+    Column("energy_share", "energy share", "pct", hide=3),
+]
 
 COLUMNS = [
     Column("concurrency", "concurrency", "int"),
@@ -37,6 +43,7 @@ COLUMNS = [
     Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
     Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
+    *ENERGY_COLUMNS,
 ]
 
 
@@ -68,6 +75,7 @@ class Deployed:
     scenario: Scenario
     layout: Layout
     cost: CostBreakdown
+    costs: CostModel = field(default_factory=CostModel)  # the options it was priced under (PUE, USD/kWh for energy)
 
     @property
     def label(self) -> str:
@@ -151,7 +159,7 @@ def deploy(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float, 
     cost = gpu_hour_cost(spec.hardware, opts.cost)
     model = catalog.models.get(opts.common.model)
     layout = layout or requested_layout(opts, spec, model.is_moe, model.key) or default_layout(catalog, opts, spec, cost, context)
-    return Deployed(_scenario(catalog, opts, spec, layout, cost), layout, cost)
+    return Deployed(_scenario(catalog, opts, spec, layout, cost), layout, cost, opts.cost)
 
 
 def deployment_fields(d: Deployed) -> dict[str, Any]:
@@ -189,6 +197,8 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
     """One row per serving point (all points, or those in ``idx``)."""
     money = prices(d, st, price_split)
     scn = d.scenario
+    power = energy.energy_fields(scn.deployment.n_gpus * scn.hardware.power_w, d.costs.pue, d.costs.usd_per_kwh,
+                                 st.total_tok_s, st.output_tok_s, scn.usd_per_hour)
     units = scn.deployment.replicas
     rows = []
     for i in range(st.concurrency.size) if idx is None else idx:
@@ -218,7 +228,7 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
         row["usd_per_gpu_hour"] = d.cost.usd_per_gpu_hour
         row["cost_method"] = d.cost.method
         row["price_split"] = price_split
-        for key, values in money.items():
+        for key, values in (*money.items(), *power.items()):
             row[key] = _f(values, i) if row["fits"] else None
         rows.append(uncertainty.annotate(row, scn, "decode"))
     return rows
@@ -306,6 +316,7 @@ def run_serve(
         notes.append(efficiency_note(scn))
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.append(split_note(opts.price_split))
+    notes.append(energy.NOTE)
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
     inputs = {
