@@ -49,6 +49,7 @@ def capacity(
     utilisation: s.Utilisation = None,
     explain_cost: s.ExplainCost = False,
     price_split: s.PriceSplit = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -71,4 +72,4 @@ def capacity(
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,
                           parse_concurrency(concurrency), headroom, slo)
-    o.emit(result, fmt, wide=wide)
+    o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)

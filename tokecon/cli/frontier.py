@@ -47,6 +47,7 @@ def frontier(
     price_split: s.PriceSplit = None,
     rank_by: RankBy = "usd-per-mtok",
     plot: Plot = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -77,6 +78,9 @@ def frontier(
     if plot is not None:
         save_plot(result, plot)
         typer.echo(f"tokecon: wrote {plot}", err=True)
+    if vary is not None:
+        o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)
+        return
     answer = answers(result)
     if answer is not None and fmt in (o.OutputFormat.table, o.OutputFormat.markdown):
         render(answer, fmt.value, sys.stdout, wide=wide)

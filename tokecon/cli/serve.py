@@ -86,6 +86,7 @@ def serve(
     utilisation: Utilisation = None,
     explain_cost: ExplainCost = False,
     price_split: PriceSplit = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -106,4 +107,5 @@ def serve(
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt, wide=wide)
+    result = run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits)
+    o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)
