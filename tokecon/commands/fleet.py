@@ -80,7 +80,8 @@ def run_fleet(opts: ServeOptions, old: str, new: str, input_len: int, output_len
     for row in rows:
         row["old_layout"], row["new_layout"] = (f"{d.layout.label(d.scenario.deployment.n_gpus)} c{p['concurrency']}"
                                                 for d, p in zip(deployed, points))
-    floor = f"at least {min_tok_s_per_user:g} tok/s per user" if min_tok_s_per_user else "the most tokens per GPU (max throughput)"
+    floor = (f"the most tokens per GPU at >= {min_tok_s_per_user:g} tok/s per user" if min_tok_s_per_user
+             else "max throughput; --min-tok-s-per-user sets a floor")
     for d, p in zip(deployed, points):
         notes.append(f"{d.label}: concurrency {p['concurrency']} ({floor}): {p['total_tok_s_per_gpu']:,.0f} tok/s per GPU "
                      f"(input + output), {p['tok_s_per_user']:.1f} tok/s per user.")
