@@ -7,11 +7,11 @@
     energy USD/Mtok    = facility kW x USD/kWh / (tok/s x 3600) x 1e6
     energy share       = facility kW x USD/kWh / USD/h of the deployment
 
-Assumes: a busy accelerator draws its full rated board power (TDP/TBP). Serving at steady state keeps
-the devices busy every step; measured LLM inference sits near the limit at large batch and below it at
-batch 1 (ML.ENERGY leaderboard, ml.energy/leaderboard, measures GPU energy per token with Zeus; Patel
-et al., "Characterizing Power Management Opportunities for LLMs in the Cloud", ASPLOS 2024, report
-inference peaks close to TDP), so these are upper bounds on energy, lower bounds on tok/s per MW. Host
+Assumes: a busy accelerator draws its full rated board power (TDP/TBP), the figure its vendor
+provisions for. That is an upper bound on energy and a lower bound on tok/s per MW: measured LLM
+inference often draws less (Patel et al., "Characterizing Power Management Opportunities for LLMs in
+the Cloud", ASPLOS 2024, find enough headroom in inference clusters to oversubscribe their power; the
+ML.ENERGY leaderboard, ml.energy/leaderboard, measures GPU energy per request model by model). Host
 CPUs, NICs and switches are not counted (PUE covers cooling and power conversion only).
 
 Worked number: 8x H100 SXM (700 W) at 10,000 tok/s, PUE 1.3, 0.10 USD/kWh: 5,600 W / 10,000 = 0.56 J/token;
@@ -47,5 +47,6 @@ def energy_fields(board_w: float, pue: float, usd_per_kwh: float, total_tok_s: A
         }
 
 
-NOTE = ("Energy: full board power while serving (an upper bound; ML.ENERGY, Patel et al. ASPLOS 2024); J/token at the board, "
+NOTE = ("Energy: full board power while serving (an upper bound: measured inference often draws less, Patel et al. "
+        "ASPLOS 2024, ML.ENERGY leaderboard); J/token at the board, "
         "tok/s per MW of facility power (board x PUE); energy share = electricity (facility kW x USD/kWh) / the hourly price.")

@@ -90,9 +90,11 @@ def _scales(key: str) -> bool:
 
 
 def _base_rows(result: Result) -> list[dict[str, Any]]:
-    """The rows a sensitivity table starts from: the highlighted answers, else each device's cheapest row."""
+    """The rows a sensitivity table starts from: each device's answer (frontier's ``device_best``, or the
+    highlighted rows), else its cheapest row."""
     priced = [r for r in result.rows if r.get("usd_per_mtok") is not None and r.get("hardware")]
-    picked = [result.rows[i] for i in sorted(result.highlight) if result.rows[i] in priced]
+    picked = [r for r in priced if r.get("device_best")] or [result.rows[i] for i in sorted(result.highlight)
+                                                              if any(result.rows[i] is r for r in priced)]
     def device(row: dict[str, Any]) -> Any:
         return row.get("device", row.get("deployment"))
 
