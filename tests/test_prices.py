@@ -12,16 +12,26 @@ CATALOG = load_catalog(use_user_home=False)
 DEVICES = [hw.key for hw in CATALOG.hardware]
 # devices on the market long enough to have more than one observed price (issue 12: A100, H100, ...)
 OLD_ENOUGH = ["a100-40gb", "a100-80gb", "h100-sxm", "h200", "h20", "b200"]
+# every device this catalog revision priced carries explicit dated points for both kinds
+PRICED = ["a100-40gb", "a100-80gb", "a100-pcie-80gb", "h100-sxm", "h100-pcie", "h100-nvl", "h200", "h20", "h800", "gh200",
+          "b200", "b300", "gb200", "gb300", "l40s", "l4", "rtx-3090", "rtx-4090", "rtx-5090", "rtx-pro-6000", "mi300x",
+          "mi325x", "mi355x", "tpu-v5e", "tpu-v5p", "tpu-v6e", "gaudi3"]
 
 
 @pytest.mark.parametrize("key", DEVICES)
 def test_every_device_has_a_dated_sourced_purchase_and_rental_price(key):
     hw = CATALOG.hardware.get(key)
-    assert hw.purchase_usd is not None and hw.purchase_usd > 0
-    points = [p for p in hw.price_points]
-    assert {p.kind for p in points} == {"purchase", "rental"}, key
-    for p in points:
+    assert hw.purchase_usd is not None and hw.purchase_usd > 0  # --cost tco works on every device
+    assert series(hw, "purchase") and series(hw, "rental")
+    for p in hw.price_points:
         assert p.source.strip() and 2015 < year_of(p.date) < 2027 and p.usd > 0
+    dated = [p.usd for p in hw.price_points if p.kind == "purchase"]
+    assert not dated or hw.purchase_usd in dated, "purchase_usd is one of the dated, sourced purchase prices"
+
+
+@pytest.mark.parametrize("key", PRICED)
+def test_priced_devices_have_explicit_points_of_both_kinds(key):
+    assert {p.kind for p in CATALOG.hardware.get(key).price_points} == {"purchase", "rental"}
 
 
 @pytest.mark.parametrize("key", OLD_ENOUGH)
