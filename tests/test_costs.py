@@ -67,9 +67,32 @@ def test_tco_falls_with_longer_depreciation(y1, y2, rate):
     assert cost[1] <= cost[0] * (1 + 1e-12)
 
 
+NO_PRICE = """[hardware.x100]
+name = "A device without a purchase price"
+vendor = "Test"
+family = "hopper"
+memory_gb = 80.0
+memory_bw_tb_s = 3.35
+bf16_tflop_s = 989.0
+scaleup_link = "NVLink 4"
+scaleup_bw_gb_s = 450.0
+scaleup_domain = 8
+scaleout_bw_gb_s = 50.0
+power_w = 700
+rental_usd_per_hour = 2.0
+source = "test"
+[hardware.x100.efficiency]
+compute = 0.7
+memory_bw = 0.8
+link = 0.8
+collective_latency_us = 8.0
+"""
+
+
 def test_tco_without_a_purchase_price_names_the_fix(catalog):
+    unpriced = replace(catalog.hardware.get("h200"), purchase_usd=None, price_points=())
     with pytest.raises(TokeconError, match="--purchase-usd"):
-        gpu_hour_cost(catalog.hardware.get("h200"), CostModel(method="tco"))
+        gpu_hour_cost(unpriced, CostModel(method="tco"))
     by_device = CostModel(method="tco", purchase_usd={"H200-SXM": 32_000.0})
     assert gpu_hour_cost(catalog.hardware.get("h200"), by_device).purchase_usd == 32_000.0
 
@@ -126,10 +149,15 @@ def test_cli_tco_and_explain_cost(tmp_path):
     assert doc2["rows"][0]["usd_per_gpu_hour"] == row["usd_per_gpu_hour"]
 
 
-def test_cli_tco_missing_price_exit_2():
-    r = runner.invoke(app, ["serve", "-m", "llama3-70b", "-g", "8xH200", "--cost", "tco"])
-    assert r.exit_code == 2 and "--purchase-usd" in r.stderr
-    ok = runner.invoke(app, ["serve", "-m", "llama3-70b", "-g", "8xH200", "--cost", "tco", "--purchase-usd", "32000", "-c", "8"])
+@pytest.mark.parametrize("command", ["serve", "frontier"])
+def test_cli_tco_missing_price_exit_2(tmp_path, command):
+    """A device without a purchase price says so (frontier used to report 'does not fit')."""
+    path = tmp_path / "x100.toml"
+    path.write_text(NO_PRICE)
+    args = [command, "-m", "llama3-70b", "-g", "8xx100", "--cost", "tco", "--catalog", str(path)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "--purchase-usd" in r.stderr and "does not fit" not in r.stderr
+    ok = runner.invoke(app, [*args, "--purchase-usd", "32000", "-f", "json"])
     assert ok.exit_code == 0, ok.output
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tokecon.errors import CatalogError, TokeconError
-from tokecon.specs import Efficiency, Engine, Hardware, Model
+from tokecon.specs import Efficiency, Engine, Hardware, Model, PricePoint
 from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
 
 KINDS = ("hardware", "models", "engines")
@@ -102,7 +102,18 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
     "source": FieldSpec((str,), True),
     "notes": _STR,
     "efficiency": FieldSpec((dict,), True),
+    "price_points": FieldSpec((list,)),
 }
+
+PRICE_POINT_FIELDS: dict[str, FieldSpec] = {
+    "date": FieldSpec((str,), True),
+    "kind": FieldSpec((str,), True, choices=("purchase", "rental")),
+    "usd": _num(upper=1e9),
+    "usd_per_hour": _num(upper=1e5),
+    "source": FieldSpec((str,), True),
+    "notes": _STR,
+}
+_DATE = re.compile(r"^(19|20)\d\d(-(0[1-9]|1[0-2]))?$")
 
 EFFICIENCY_FIELDS: dict[str, FieldSpec] = {
     "compute": _num(True, upper=1.0),
@@ -231,8 +242,21 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
             raise CatalogError(f"{where}: missing required field '{name}'")
     if kind == "hardware":
         validate_entry("efficiency", f"{key}.efficiency", entry["efficiency"], path, EFFICIENCY_FIELDS)
+        for n, point in enumerate(entry.get("price_points", [])):
+            _validate_price_point(f"{key}.price_points[{n}]", point, path)
     if kind == "models":
         _validate_model_consistency(key, entry, where)
+
+
+def _validate_price_point(key: str, point: Any, path: str) -> None:
+    """One ``[[NAME.price_points]]`` table: a YYYY-MM date, and ``usd`` for a purchase or ``usd_per_hour`` for a rental."""
+    validate_entry("price_point", key, point, path, PRICE_POINT_FIELDS)
+    where = f"{path}: [{key}]"
+    if not _DATE.match(point["date"]):
+        raise CatalogError(f"{where}: field 'date' must be YYYY-MM or YYYY, got {point['date']!r}")
+    want = "usd" if point["kind"] == "purchase" else "usd_per_hour"
+    if want not in point or ("usd" in point and "usd_per_hour" in point):
+        raise CatalogError(f"{where}: a {point['kind']} price point needs field '{want}' (and not the other price field)")
 
 
 def _validate_model_consistency(key: str, e: dict, where: str) -> None:
@@ -307,6 +331,10 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
         origin=origin,
         scaleup_topology=topology,
         scaleup_links=links if topology != "switch" else 0,
+        price_points=tuple(
+            PricePoint(p["date"], p["kind"], float(p["usd"] if p["kind"] == "purchase" else p["usd_per_hour"]), p["source"])
+            for p in e.get("price_points", [])
+        ),
     )
 
 

@@ -32,6 +32,16 @@ class Efficiency:
 
 
 @dataclass(frozen=True)
+class PricePoint:
+    """A dated market price of one device: ``purchase`` (USD per GPU) or ``rental`` (USD per GPU-hour)."""
+
+    date: str  # YYYY-MM (or YYYY)
+    kind: str  # purchase | rental
+    usd: float  # USD per GPU (purchase) or USD per GPU-hour (rental)
+    source: str
+
+
+@dataclass(frozen=True)
 class Hardware:
     """One accelerator (per GPU / chip figures)."""
 
@@ -56,6 +66,7 @@ class Hardware:
     origin: str = ""  # catalog file the entry came from
     scaleup_topology: str = "switch"  # switch (NVSwitch) | mesh (xGMI: one link per peer) | torus (TPU ICI)
     scaleup_links: int = 0  # links per device (mesh: peers, torus: ports) sharing scaleup_bw_b_s; 0: switch
+    price_points: tuple[PricePoint, ...] = ()  # dated purchase and rental prices (tokecon.prices interpolates)
 
     def rate_note(self, dtype: str) -> str | None:
         """Which rate matmuls on ``dtype`` weights were priced at, when the device has no tensor-core

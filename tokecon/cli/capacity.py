@@ -57,6 +57,7 @@ def capacity(
     price_in: s.PriceIn = None,
     price_in_cached: s.PriceInCached = None,
     price_out: s.PriceOut = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -83,4 +84,4 @@ def capacity(
                      max_ttft_p99_ms, max_tpot_p99_ms)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,
                           parse_concurrency(concurrency), headroom, slo)
-    o.emit(result, fmt, wide=wide)
+    o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)

@@ -35,6 +35,7 @@ def compare(
     engine: o.Engine = None,
     ideal: o.Ideal = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -51,4 +52,7 @@ def compare(
 
     opts = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_compare(opts, phase.value, batch, context, limits, sort, baseline), fmt, wide=wide)
+    from tokecon.costs import CostModel
+
+    result = run_compare(opts, phase.value, batch, context, limits, sort, baseline)
+    o.emit(o.varied(result, vary, CostModel(usd_per_gpu_hour=usd_per_gpu_hour), opts), fmt, wide=wide)

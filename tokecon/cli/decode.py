@@ -24,6 +24,7 @@ def decode(
     engine: o.Engine = None,
     ideal: o.Ideal = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -41,4 +42,7 @@ def decode(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_decode(opts, o.batch_list(batch), context, limits, explain), fmt, explain, wide)
+    from tokecon.costs import CostModel
+
+    result = run_decode(opts, o.batch_list(batch), context, limits, explain)
+    o.emit(o.varied(result, vary, CostModel(usd_per_gpu_hour=usd_per_gpu_hour), opts), fmt, explain and not vary, wide)

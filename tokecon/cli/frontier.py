@@ -12,6 +12,7 @@ from tokecon.cli import options as o
 from tokecon.cli import serve as s
 from tokecon.cli.main import app
 
+RankBy = Annotated[str, typer.Option("--rank-by", help="Each device's answer under the SLO: usd-per-mtok (cheapest, default) or tok-s-per-mw (most tokens per MW of facility power).")]
 Plot = Annotated[Optional[Path], typer.Option("--plot", help="Also draw the frontier into this PNG, SVG or PDF file (needs the 'plot' extra).")]
 
 
@@ -52,7 +53,9 @@ def frontier(
     price_in: s.PriceIn = None,
     price_in_cached: s.PriceInCached = None,
     price_out: s.PriceOut = None,
+    rank_by: RankBy = "usd-per-mtok",
     plot: Plot = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -80,10 +83,13 @@ def frontier(
     modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    result = run_frontier(opts, input_len, output_len, slo)
+    result = run_frontier(opts, input_len, output_len, slo, rank_by)
     if plot is not None:
         save_plot(result, plot)
         typer.echo(f"tokecon: wrote {plot}", err=True)
+    if vary is not None:
+        o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)
+        return
     answer = answers(result)
     if answer is not None and fmt in (o.OutputFormat.table, o.OutputFormat.markdown):
         render(answer, fmt.value, sys.stdout, wide=wide)

@@ -197,7 +197,7 @@ from tokecon.cli import hardware as _hardware, models as _models, check as _chec
 from tokecon.cli import serve as _serve, frontier as _frontier, capacity as _capacity  # noqa: E402,F401
 from tokecon.cli import validate as _validate  # noqa: E402,F401
 from tokecon.cli import embed as _embed, moe as _moe, compare as _compare  # noqa: E402,F401
-from tokecon.cli import engines as _engines  # noqa: E402,F401
+from tokecon.cli import engines as _engines, fleet as _fleet  # noqa: E402,F401
 from tokecon.cli import tenants as _tenants  # noqa: E402,F401
 
 _ = _decode

@@ -75,6 +75,21 @@ MaxTtftP99 = Annotated[Optional[float], typer.Option("--max-ttft-p99-ms", help="
 MaxTpotP99 = Annotated[Optional[float], typer.Option("--max-tpot-p99-ms", help="Fail (exit 1) when the 99th percentile of TPOT under Poisson arrivals (serve --request-rate; capacity: the daily volume) exceeds this.")]
 
 
+Vary = Annotated[Optional[str], typer.Option(
+    "--vary", metavar="NAME=V1,V2,...", help="Sensitivity of USD/Mtok to one cost input, e.g. interest-rate=0.02,0.05,0.10 "
+    "(interest-rate, depreciation-years, other-capital-ratio, purchase-usd, usd-per-kwh, pue: with --cost tco; "
+    "usd-per-gpu-hour: rental; utilisation: both); prints the table of each value and its elasticity.")]
+
+
+def varied(result, vary: str | None, costs, common):
+    """``result``, or with ``--vary`` its sensitivity table (tokecon.sensitivity) under the cost model ``costs``."""
+    if vary is None:
+        return result
+    from tokecon.sensitivity import vary as sensitivity
+
+    return sensitivity(result, vary, costs, common.load().hardware.get)
+
+
 Eplb = Annotated[bool, typer.Option("--eplb/--no-eplb", help="Expert-parallel load balancer with redundant experts (DeepSeek EPLB): "
                                      "busiest rank ~1.1x the mean instead of ~1.4x (default off, as engines ship).")]
 Explain = Annotated[bool, typer.Option("--explain", help="Show each operation of the cheapest row: time, FLOP, bytes, bound.")]

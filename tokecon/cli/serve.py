@@ -115,6 +115,7 @@ def serve(
     price_in: PriceIn = None,
     price_in_cached: PriceInCached = None,
     price_out: PriceOut = None,
+    vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
@@ -141,4 +142,4 @@ def serve(
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
                         max_ttft_p99_ms, max_tpot_p99_ms)
     result = run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits, parse_rates(request_rate))
-    o.emit(result, fmt, wide=wide)
+    o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)

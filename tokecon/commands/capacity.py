@@ -50,6 +50,9 @@ COLUMNS = [
     Column("nodes_needed", "nodes", "int"),
     Column("usd_per_day", "USD/day", "usd"),
     Column("usd_per_mtok_served", "USD/Mtok served", "usd"),
+    Column("facility_mw_needed", "facility MW", "num", hide=3),
+    Column("tok_s_per_mw", "tok/s per MW", "rate", hide=3),
+    Column("energy_share", "energy share", "pct", hide=3),
 ]
 
 POISSON_COLUMNS = [  # sized for Poisson arrivals (percentile limits): the load each deployment takes and its tail
@@ -116,6 +119,7 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
         **(_daily_revenue(point, tokens_per_day, usd_day, list_prices) if list_prices else {}),
+        "facility_mw_needed": gpus * hw.power_w * d.costs.pue / 1e6,  # full board power x PUE (tokecon.energy)
     }
 
 

@@ -56,7 +56,7 @@ def _figure(key: str, label: str, value: Any, unit: str, display: str) -> dict[s
 SHOW_COLUMNS = [Column("label", "figure", "str"), Column("display", "value", "str")]
 
 
-_LONG = ("aliases", "source", "origin", "efficiency")  # shown as footnotes, not table rows
+_LONG = ("aliases", "source", "origin", "efficiency", "price_points")  # shown as footnotes, not table rows
 
 
 def _show(command: str, inputs: dict[str, Any], figures: list[dict[str, Any]], sources: dict[str, str]) -> Result:
@@ -154,6 +154,10 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
                 f"{e.collective_latency_s * 1e6:.0f} us per collective ({e.fitted_on})"),
         _figure("aliases", "aliases", list(hw.aliases), "", ", ".join(hw.aliases) or "—"),
         _figure("source", "source", hw.source, "", hw.source),
+        _figure("price_points", "dated prices", [dataclasses.asdict(p) for p in hw.price_points], "",
+                "; ".join(f"{p.date} {p.kind} " + (f"{p.usd:,.0f} USD" if p.kind == "purchase" else f"{p.usd:.2f} USD/h")
+                          for p in sorted(hw.price_points, key=lambda p: (p.date, p.kind))) + " (sources in -f json)"
+                if hw.price_points else "—"),
         _figure("origin", "catalog file", hw.origin, "", origin_label(hw.origin)),
     ]
     return f

@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory, uncertainty
+from tokecon import energy, memory, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, efficiency_note, figures_of_merit, resolved_inputs, sources
 from tokecon.commands.decode import decode_rows
 from tokecon.commands.embed import default_seq_len, embed_rows, embedding_scenario
 from tokecon.commands.prefill import prefill_rows
+from tokecon.costs import CostModel
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, positive_ints, resolve_model
@@ -223,6 +224,9 @@ def _columns(phase: str, baseline: bool) -> list[Column]:
         Column("flop_s_per_usd_per_hour", "TFLOP/s per USD/h", "flop", hide=2),
         Column("bytes_s_per_usd_per_hour", "GB/s per USD/h", "bytes", hide=2),
         Column("bound", "bound", "str", hide=2),
+        Column("joules_per_token", "J per tok", "num", hide=3),
+        Column("tok_s_per_mw", "tok/s per MW", "rate", hide=3),
+        Column("energy_share", "energy share", "pct", hide=3),
     ]
     if baseline:
         cols += [
@@ -231,6 +235,18 @@ def _columns(phase: str, baseline: bool) -> list[Column]:
             Column("tok_s_per_gpu_rel_change", "tok/s per GPU change [%]", "signed_pct"),
         ]
     return cols + [Column("rank", "rank", "int")]
+
+
+def _energy(scn: Scenario, tok_s: float | None, phase: str) -> dict[str, Any]:
+    """Energy keys (tokecon.energy) at the default PUE and electricity price; per output token in decode only."""
+    if not tok_s:
+        return {}
+    default = CostModel()
+    board_w = scn.deployment.n_gpus * scn.hardware.power_w
+    out = tok_s if phase == "decode" else 0.0
+    fields = energy.energy_fields(board_w, default.pue, default.usd_per_kwh, tok_s, out, scn.usd_per_hour)
+    keep = [k for k in fields if phase == "decode" or "output" not in k]
+    return {k: float(fields[k]) for k in keep}
 
 
 def _label(scn: Scenario) -> str:
@@ -295,6 +311,7 @@ def run_compare(
         row = _rows_for(scn, phase, batch, context)
         row.update(figures_of_merit(scn))
         row["usd_per_hour"] = scn.usd_per_hour
+        row.update(_energy(scn, row.get("tok_s"), phase))
         row["deployment"] = _label(scn)
         row["device_name"] = scn.hardware.name
         row["phase"] = phase
@@ -351,6 +368,7 @@ def run_compare(
         notes.append(f"Each device at its catalog efficiency factors (defaults, not fitted, unless the catalog says so) "
                      f"under the {scns[0].engine.name} profile; `tokecon decode -g DEVICE` lists them.")
     highlight = {0} if fit else set()
+    notes.append(energy.NOTE + f" Compare assumes PUE {CostModel().pue:g} and {CostModel().usd_per_kwh:g} USD/kWh.")
     notes.append(BOUND_NOTE)
     result = Result("compare", inputs, ordered, _columns(phase, doc is not None), group_key=None, notes=notes,
                     highlight=highlight, highlight_reason=f"best by {_SORT_LABEL.get(sort_key, sort_key)}",

@@ -18,6 +18,7 @@ import numpy as np
 from tokecon import serving, uncertainty
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.serve import (
+    ENERGY_COLUMNS,
     Deployed,
     ServeOptions,
     cost_inputs,
@@ -30,6 +31,8 @@ from tokecon.commands.serve import (
     requested_layout,
     split_note,
 )
+from tokecon.costs import gpu_hour_cost
+from tokecon.energy import NOTE as energy_note
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import check_context, parse_gpus, positive_ints
@@ -45,7 +48,23 @@ COLUMNS = [
     Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
     Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
+    *ENERGY_COLUMNS,
 ]
+
+# --rank-by: which point is each device's answer (row key, and whether smaller is better)
+RANK_BY = {"usd-per-mtok": ("usd_per_mtok", True), "tok-s-per-mw": ("tok_s_per_mw", False)}
+# how each rank names its winner: in a note, in the answer table's title, as the highlight's reason
+_RANK_WORDS = {"usd-per-mtok": ("Cheapest", "the cheapest point", "cheapest"),
+               "tok-s-per-mw": ("Most tok/s per MW", "the point with the most tok/s per MW", "most tok/s per MW")}
+
+
+def _rank_words(rank_by: str) -> str:
+    return _RANK_WORDS[rank_by][0]
+
+
+def _better(a: dict[str, Any], b: dict[str, Any], rank_by: str) -> bool:
+    key, smaller = RANK_BY[rank_by]
+    return a[key] < b[key] if smaller else a[key] > b[key]
 
 
 def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) -> list[tuple[Deployed, serving.ServingTimes]]:
@@ -54,6 +73,7 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
     context = input_len + output_len
     asked = requested_layout(opts, spec, model.is_moe, model.key)
     layouts = [asked] if asked else serving.candidate_layouts(model, spec.count)
+    gpu_hour_cost(spec.hardware, opts.cost)  # a missing price is the user's to fix, not a layout that does not fit
     out = []
     for layout in layouts:
         try:
@@ -69,8 +89,10 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
     return out
 
 
-def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thresholds) -> Result:
+def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thresholds, rank_by: str = "usd-per-mtok") -> Result:
     opts.validate()
+    if rank_by not in RANK_BY:
+        raise TokeconError(f"--rank-by must be one of {', '.join(RANK_BY)}, got '{rank_by}'")
     catalog = opts.common.load()
     positive_ints([input_len, output_len], "--input-len/--output-len")
     if output_len < 2:
@@ -121,7 +143,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
             row["slo"] = "; ".join(slo.check(row)) or "ok"
         answers: dict[str, dict[str, Any]] = {}  # per device, the cheapest point meeting the SLO
         for row in candidates:
-            if row["device"] not in answers or row["usd_per_mtok"] < answers[row["device"]]["usd_per_mtok"]:
+            if row["device"] not in answers or _better(row, answers[row["device"]], rank_by):
                 answers[row["device"]] = row
         for answer in answers.values():
             answer["device_best"] = True
@@ -129,22 +151,29 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
                 answer["slo"] = "ok"
                 rows.append(answer)
         if answers:
-            best = min(answers.values(), key=lambda r: r["usd_per_mtok"])
+            best = next(a for a in answers.values() if not any(_better(b, a, rank_by) for b in answers.values()))
             highlight.add(next(i for i, r in enumerate(rows) if r is best))
             notes.append(
-                f"Cheapest meeting the SLO: {best['device']} {best['layout']} at concurrency {best['concurrency']}: "
+                f"{_rank_words(rank_by)} meeting the SLO: {best['device']} {best['layout']} at concurrency {best['concurrency']}: "
                 f"{best['tok_s_per_user']:.1f} tok/s per user, {best['output_tok_s_per_gpu']:.0f} output tok/s per GPU, "
                 f"TTFT {best['ttft_s'] * 1e3:.0f} ms, {best['usd_per_mtok']:.3f} USD/Mtok blended "
-                f"({best['usd_per_mtok_output']:.3f} out)."
+                f"({best['usd_per_mtok_output']:.3f} out), {best['tok_s_per_mw']:,.0f} tok/s per MW."
             )
             notes.extend(interactivity_note(best["device"], best, slo))
         else:
             notes.append("No swept configuration meets the SLO.")
             for row in rows:
                 row["violations"] = ["no configuration meets the SLO: " + row["slo"]]
+    elif rank_by != "usd-per-mtok" and rows:
+        key, smaller = RANK_BY[rank_by]
+        pick = (min if smaller else max)(range(len(rows)), key=lambda i: rows[i][key])
+        highlight.add(pick)
+        notes.append(f"{_rank_words(rank_by)} on the frontier: {rows[pick]['device']} {rows[pick]['layout']} at concurrency "
+                     f"{rows[pick]['concurrency']}: {rows[pick][key]:,.0f} tok/s per MW, {rows[pick]['tok_s_per_user']:.1f} tok/s per user.")
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     notes.append(split_note(opts.price_split))
+    notes.append(energy_note)
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
     columns = COLUMNS + opts.modes.columns() + ([Column("slo", "SLO", "str")] if has_slo else [])
@@ -156,6 +185,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         "chunked_prefill_tokens": opts.chunked_prefill,
         "price_split": opts.price_split,
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
+        "rank_by": rank_by,
         "cost": cost_inputs(deployed, opts),
         **opts.modes.inputs(deployed[0].scenario),
     }
@@ -172,12 +202,13 @@ ANSWER_COLUMNS = [
     Column("ttft_s", "TTFT [ms]", "time", hide=1),
     Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
+    Column("tok_s_per_mw", "tok/s per MW", "rate", hide=2),
 ]
 
 
 def answers(result: Result) -> Result | None:
-    """The answer before the long tables: per device, the cheapest point meeting the SLO and its price
-    (None without an SLO)."""
+    """The answer before the long tables: per device, the best point meeting the SLO (cheapest, or by
+    ``--rank-by``) and its price (None without an SLO)."""
     if not result.inputs["slo"]:
         return None
     best = next(iter(result.highlight), None)
@@ -190,5 +221,6 @@ def answers(result: Result) -> Result | None:
                     {"device": device, "layout": "no point meets the SLO"})
     slo = Thresholds(**result.inputs["slo"])
     notes = interactivity_note(result.rows[best]["device"], result.rows[best], slo) if best is not None else []
-    return Result("frontier: the cheapest point meeting the SLO, per device", result.inputs, rows, ANSWER_COLUMNS,
-                  group_key=None, notes=notes, highlight=highlight, highlight_reason="cheapest meeting the SLO")
+    _, title, reason = _RANK_WORDS[result.inputs.get("rank_by", "usd-per-mtok")]
+    return Result(f"frontier: {title} meeting the SLO, per device", result.inputs, rows,
+                  ANSWER_COLUMNS, group_key=None, notes=notes, highlight=highlight, highlight_reason=f"{reason} meeting the SLO")

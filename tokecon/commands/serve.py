@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, params, serving, uncertainty
+from tokecon import economics, energy, memory, params, serving, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
@@ -24,6 +24,12 @@ from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus,
 from tokecon.serving import Layout, ServingTimes
 from tokecon.specs import Scenario
 from tokecon.units import SECONDS_PER_DAY
+
+ENERGY_COLUMNS = [  # hidden first on a narrow terminal; always in JSON
+    Column("joules_per_output_token", "J per out tok", "num", hide=3),
+    Column("tok_s_per_mw", "tok/s per MW", "rate", hide=3),
+    Column("energy_share", "energy share", "pct", hide=3),
+]
 
 COLUMNS = [
     Column("concurrency", "concurrency", "int"),
@@ -41,6 +47,7 @@ COLUMNS = [
     Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
     Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
+    *ENERGY_COLUMNS,
 ]
 
 
@@ -127,6 +134,7 @@ class Deployed:
     scenario: Scenario
     layout: Layout
     cost: CostBreakdown
+    costs: CostModel = field(default_factory=CostModel)  # the options it was priced under (PUE, USD/kWh for energy)
 
     @property
     def label(self) -> str:
@@ -212,7 +220,7 @@ def deploy(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float, 
     cost = gpu_hour_cost(spec.hardware, opts.cost)
     model = catalog.models.get(opts.common.model)
     layout = layout or requested_layout(opts, spec, model.is_moe, model.key) or default_layout(catalog, opts, spec, cost, context)
-    return Deployed(_scenario(catalog, opts, spec, layout, cost), layout, cost)
+    return Deployed(_scenario(catalog, opts, spec, layout, cost), layout, cost, opts.cost)
 
 
 def deployment_fields(d: Deployed) -> dict[str, Any]:
@@ -276,6 +284,8 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
     money = prices(d, st, price_split)
     extra = mode_columns(d, st, list_prices)
     scn = d.scenario
+    power = energy.energy_fields(scn.deployment.n_gpus * scn.hardware.power_w, d.costs.pue, d.costs.usd_per_kwh,
+                                 st.total_tok_s, st.output_tok_s, scn.usd_per_hour)
     units = scn.deployment.replicas
     rows = []
     for i in range(st.concurrency.size) if idx is None else idx:
@@ -305,7 +315,7 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
         row["usd_per_gpu_hour"] = d.cost.usd_per_gpu_hour
         row["cost_method"] = d.cost.method
         row["price_split"] = price_split
-        for key, values in money.items():
+        for key, values in (*money.items(), *power.items()):
             row[key] = _f(values, i) if row["fits"] else None
         row["range_ratio"] = st.range_ratio
         lm = lengths.mix(row["input_tokens"], row["output_tokens"], st.range_ratio)
@@ -433,6 +443,7 @@ def run_serve(
     if request_rate:
         notes.append(arrivals.MODEL_NOTE)
     notes.append(split_note(opts.price_split))
+    notes.append(energy.NOTE)
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
     inputs = {

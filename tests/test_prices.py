@@ -1,0 +1,79 @@
+"""Dated price points: every device priced and sourced, interpolation as tokecon.prices states it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokecon.catalog import load_catalog, validate_entry
+from tokecon.errors import CatalogError
+from tokecon.prices import price_at, series, trend_per_year, year_of
+
+CATALOG = load_catalog(use_user_home=False)
+DEVICES = [hw.key for hw in CATALOG.hardware]
+# devices on the market long enough to have more than one observed price (issue 12: A100, H100, ...)
+OLD_ENOUGH = ["a100-40gb", "a100-80gb", "h100-sxm", "h200", "h20", "b200"]
+# every device this catalog revision priced carries explicit dated points for both kinds
+PRICED = ["a100-40gb", "a100-80gb", "a100-pcie-80gb", "h100-sxm", "h100-pcie", "h100-nvl", "h200", "h20", "h800", "gh200",
+          "b200", "b300", "gb200", "gb300", "l40s", "l4", "rtx-3090", "rtx-4090", "rtx-5090", "rtx-pro-6000", "mi300x",
+          "mi325x", "mi355x", "tpu-v5e", "tpu-v5p", "tpu-v6e", "gaudi3"]
+
+
+@pytest.mark.parametrize("key", DEVICES)
+def test_every_device_has_a_dated_sourced_purchase_and_rental_price(key):
+    hw = CATALOG.hardware.get(key)
+    assert hw.purchase_usd is not None and hw.purchase_usd > 0  # --cost tco works on every device
+    assert series(hw, "purchase") and series(hw, "rental")
+    for p in hw.price_points:
+        assert p.source.strip() and 2015 < year_of(p.date) < 2027 and p.usd > 0
+    dated = [p.usd for p in hw.price_points if p.kind == "purchase"]
+    assert not dated or hw.purchase_usd in dated, "purchase_usd is one of the dated, sourced purchase prices"
+
+
+@pytest.mark.parametrize("key", PRICED)
+def test_priced_devices_have_explicit_points_of_both_kinds(key):
+    assert {p.kind for p in CATALOG.hardware.get(key).price_points} == {"purchase", "rental"}
+
+
+@pytest.mark.parametrize("key", OLD_ENOUGH)
+def test_old_devices_have_prices_at_two_dates_or_more(key):
+    hw = CATALOG.hardware.get(key)
+    dates = {p.date for p in hw.price_points}
+    assert len(dates) >= 2, key
+
+
+def test_interpolation_worked_number():
+    # module docstring: h100-sxm rental half-way between 2024-10 (2.99) and 2025-10 (1.70) = 2.99 x (1.70/2.99)^0.5
+    hw = CATALOG.hardware.get("h100-sxm")
+    got = price_at(hw, "rental", (year_of("2024-10") + year_of("2025-10")) / 2)
+    assert got.usd == pytest.approx(2.99 * (1.70 / 2.99) ** 0.5, rel=1e-9)
+    assert "interpolated between 2024-10" in got.how
+
+
+def test_extrapolation_falls_with_the_fitted_trend_and_is_said():
+    hw = CATALOG.hardware.get("h100-sxm")
+    rate = trend_per_year(series(hw, "rental"))
+    assert rate is not None and rate < 0  # H100 rental prices fell from 8 USD/h (2023) to ~2-3 (2026)
+    later = price_at(hw, "rental", 2028.37)
+    last = series(hw, "rental")[-1]
+    assert later.usd == pytest.approx(last.usd * (1 + rate) ** (2028.37 - year_of(last.date)))
+    assert "extrapolated" in later.how
+    before = price_at(hw, "rental", 2020.0)
+    assert before.usd == series(hw, "rental")[0].usd and "held flat" in before.how
+
+
+def test_a_bad_price_point_names_file_entry_and_field():
+    entry = dict(CATALOG_ENTRY)
+    entry["price_points"] = [{"date": "2024-13", "kind": "purchase", "usd": 1.0, "source": "x"}]
+    with pytest.raises(CatalogError, match="date"):
+        validate_entry("hardware", "x", entry, "f.toml")
+    entry["price_points"] = [{"date": "2024-01", "kind": "rental", "usd": 1.0, "source": "x"}]
+    with pytest.raises(CatalogError, match="usd_per_hour"):
+        validate_entry("hardware", "x", entry, "f.toml")
+
+
+CATALOG_ENTRY = {
+    "name": "x", "vendor": "v", "family": "hopper", "memory_gb": 80.0, "memory_bw_tb_s": 3.0, "bf16_tflop_s": 900.0,
+    "scaleup_link": "l", "scaleup_bw_gb_s": 400.0, "scaleup_domain": 8, "scaleout_bw_gb_s": 50.0, "power_w": 700,
+    "rental_usd_per_hour": 2.0, "source": "s",
+    "efficiency": {"compute": 0.7, "memory_bw": 0.8, "link": 0.8, "collective_latency_us": 8.0},
+}
