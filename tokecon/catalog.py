@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tokecon.errors import CatalogError, TokeconError
-from tokecon.specs import Efficiency, Engine, Hardware, Model
+from tokecon.specs import Efficiency, Engine, Hardware, MemoryTier, Model
 from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
 
 KINDS = ("hardware", "models", "engines")
@@ -82,7 +82,11 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
     "family": FieldSpec((str,), True),
     "memory_gb": _num(True, upper=1e5),
     "memory_usable_gib": _num(upper=1e5),
-    "memory_bw_tb_s": _num(True, upper=1e3),
+    "memory_bw_tb_s": _num(True, upper=1e5),
+    "memory_kind": FieldSpec((str,), choices=("dram", "sram")),
+    "memory_tiers": FieldSpec((list,)),
+    "engine": _STR,
+    "gemm_tile_rows": _int(upper=1e4),
     "bf16_tflop_s": _num(True, upper=1e6),
     "fp8_tflop_s": _num(upper=1e6),
     "fp4_tflop_s": _num(upper=1e6),
@@ -102,6 +106,14 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
     "source": FieldSpec((str,), True),
     "notes": _STR,
     "efficiency": FieldSpec((dict,), True),
+}
+
+MEMORY_TIER_FIELDS: dict[str, FieldSpec] = {
+    "name": FieldSpec((str,), True),
+    "capacity_gb": _num(True, upper=1e8),
+    "bw_tb_s": _num(True, upper=1e5),
+    "source": _STR,
+    "notes": _STR,
 }
 
 EFFICIENCY_FIELDS: dict[str, FieldSpec] = {
@@ -225,6 +237,9 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):
             raise CatalogError(f"{where}: field 'aliases' must be a list of non-empty strings")
+        if name == "memory_tiers":
+            for i, tier in enumerate(value):
+                validate_entry("memory_tiers", f"{key}.memory_tiers[{i}]", tier, path, MEMORY_TIER_FIELDS)
     for name, spec in schema.items():
         if spec.required and name not in entry:
             raise CatalogError(f"{where}: missing required field '{name}'")
@@ -306,6 +321,10 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
         origin=origin,
         scaleup_topology=topology,
         scaleup_links=links if topology != "switch" else 0,
+        memory_kind=e.get("memory_kind", "dram"),
+        memory_tiers=tuple(MemoryTier(t["name"], t["capacity_gb"] * GB, t["bw_tb_s"] * TB) for t in e.get("memory_tiers", ())),
+        engine=e.get("engine", ""),
+        gemm_tile_rows=e.get("gemm_tile_rows", 64),
     )
 
 

@@ -43,7 +43,7 @@ import numpy as np
 from tokecon import memory
 from tokecon.errors import TokeconError
 from tokecon.operations import Op, step_operations
-from tokecon.phases import decode_step
+from tokecon.phases import decode_step, pipeline_rounds
 from tokecon.roofline import StepTimes, step_times
 from tokecon.specs import Model, Scenario
 
@@ -151,7 +151,7 @@ def mixed_step(
     share = c / inp
     pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, 0.0))]
     times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
-    return times.rounds(pp) if pp > 1 else times
+    return times.rounds(pipeline_rounds(scn.model.layers, pp, decode_batch), scn.layer_overhead_s) if pp > 1 else times
 
 
 def admission_context(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray) -> np.ndarray:
