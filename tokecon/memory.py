@@ -36,21 +36,46 @@ def usable_bytes(scn: Scenario) -> float:
     return hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction) + sum(t.capacity_bytes for t in hw.memory_tiers)
 
 
+def _tiers(scn: Scenario) -> list[tuple[float, float]]:
+    """(capacity, B/s) of each memory tier of one device, fastest first; the first after the reserve."""
+    hw = scn.hardware
+    return [(hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction), hw.memory_bw_b_s)] + [
+        (t.capacity_bytes, t.bw_b_s) for t in hw.memory_tiers]
+
+
+def kv_read_bw_b_s(scn: Scenario, resident_kv_bytes: np.ndarray) -> np.ndarray:
+    """B/s at which one device reads a KV cache of ``resident_kv_bytes`` (vectorised): the cache
+    fills the room the weights leave, fastest tier first, and the tiers stream at once:
+    K / max_i(K_i / bw_i). Without tiers, the device's bandwidth."""
+    hw = scn.hardware
+    kv = np.asarray(resident_kv_bytes, dtype=float)
+    if not hw.memory_tiers:
+        return np.full(kv.shape, hw.memory_bw_b_s)
+    parts = tier_placement(scn)[2]
+    left, read_s = kv, np.zeros_like(kv)
+    for (cap, bw), w in zip(_tiers(scn), parts):
+        part = np.minimum(left, max(cap - w, 0.0))
+        read_s = np.maximum(read_s, part / bw)
+        left = left - part
+    read_s = np.maximum(read_s, left / _tiers(scn)[-1][1])  # beyond every tier (does not fit): the slowest
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(kv > 0, kv / np.maximum(read_s, 1e-30), hw.memory_bw_b_s)
+
+
 def tier_placement(scn: Scenario) -> tuple[float, float, list[float]]:
-    """(B/s at which one device reads its weights, B/s at which it reads the KV cache, weight bytes
-    per tier) with the weights placed fastest tier first.
+    """(B/s at which one device reads its weights, B/s of the first tier with room for the KV cache,
+    weight bytes per tier) with the weights placed fastest tier first.
 
     Tier i holds W_i of the device's weights W; the tiers stream at once (Cerebras weight streaming
     overlaps the MemoryX stream with on-wafer compute), so one read of all weights takes
-    max_i(W_i / bw_i), an effective W / max_i(W_i / bw_i). The KV cache sits in the first tier with
-    room left after the weights. Without tiers both are the device's own bandwidth.
+    max_i(W_i / bw_i), an effective W / max_i(W_i / bw_i). The KV cache fills the room left after
+    the weights (:func:`kv_read_bw_b_s`). Without tiers both are the device's own bandwidth.
     Worked number: llama3-70b bf16 (141 GB) on one CS-3 (44 GB SRAM x 0.9 usable = 39.6 GB at
     21 PB/s, MemoryX at 0.15 TB/s): 101.5 GB / 150 GB/s = 0.68 s per read, 208 GB/s effective.
     """
     hw = scn.hardware
     w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
-    tiers = [(hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction), hw.memory_bw_b_s)]
-    tiers += [(t.capacity_bytes, t.bw_b_s) for t in hw.memory_tiers]
+    tiers = _tiers(scn)
     left, read_s, parts, kv_bw = w, 0.0, [], None
     for cap, bw in tiers:
         part = min(left, cap)

@@ -125,11 +125,13 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
     per-step time, plus a per-layer kernel-launch floor x the layers of the stage, plus its
     per-sequence time x ``sequences`` in the step."""
     hw = scn.hardware
-    weights_b_s, kv_b_s = memory.tier_placement(scn)[:2] if hw.memory_tiers else (hw.memory_bw_b_s, hw.memory_bw_b_s)
-    bw = weights_b_s * scn.memory_bw_efficiency
-    kv_bw = kv_b_s * scn.kv_bw_efficiency
     shape = np.broadcast_shapes(*(np.shape(op.flop) for op in ops), *(np.shape(op.bytes) for op in ops))
     z = np.zeros(shape)
+    bw = (memory.tier_placement(scn)[0] if hw.memory_tiers else hw.memory_bw_b_s) * scn.memory_bw_efficiency
+    kv_bw: np.ndarray | float = hw.memory_bw_b_s * scn.kv_bw_efficiency
+    if hw.memory_tiers:  # the cache the step reads is what each stage holds of its micro-batch: x pp resident
+        read = sum((op.bytes for op in ops if op.kind != "comm" and op.kv_cache), z)
+        kv_bw = memory.kv_read_bw_b_s(scn, read * scn.deployment.pp) * scn.kv_bw_efficiency
     flop, byts, t_c, t_m, comm, c_bound, m_bound = (z.copy() for _ in range(7))
     br_t: dict[str, np.ndarray] = {}
     br_f: dict[str, np.ndarray] = {}

@@ -105,6 +105,10 @@ def speed_premium(usd_per_mtok: np.ndarray, tok_s_per_user: np.ndarray, base_usd
         return np.where(s > base_speed, (p - base_usd) / (s - base_speed), np.nan)
 
 
+def _size(b: float) -> str:
+    return f"{b / GB:,.1f} GB" if b >= GB else f"{b / 1e6:,.0f} MB"
+
+
 def explain(scn: Scenario, context: float) -> list[str]:
     """Note lines for an SRAM machine: what holds the model, the pipeline, and any weight streaming."""
     m, hw, dep = scn.model, scn.hardware, scn.deployment
@@ -113,9 +117,17 @@ def explain(scn: Scenario, context: float) -> list[str]:
     need = chips_to_hold(scn, context)
     lines = [
         f"{dep.label}: SRAM machine: {w / GB:.1f} GB of {scn.precision.weights} weights + KV over chips of "
-        f"{hw.memory_bytes / 1e6:,.0f} MB SRAM ({per_chip / 1e6:,.0f} MB after the {scn.engine.memory_reserve_fraction:.0%} "
+        f"{_size(hw.memory_bytes)} SRAM ({_size(per_chip)} after the {scn.engine.memory_reserve_fraction:.0%} "
         f"reserve): " + (f"at least {need} chips hold it" if need else f"no count up to {MAX_CHIPS} holds it") + "."
     ]
+    one = decode_step(scn, np.asarray(1.0), np.asarray(float(context)))
+    floor = float(one.overhead_s)
+    if floor > 0.5 * float(one.step_time_s):
+        lines.append(
+            f"{dep.label}: one user's token takes {float(one.step_time_s) * 1e3:.2f} ms, {floor * 1e3:.2f} ms of it the "
+            f"{scn.engine.name}'s per-layer floor ({scn.engine.step_overhead_per_layer_s * 1e6:.1f} us x {m.layers} layers, "
+            "fitted to a published speed); reading the weights from SRAM takes {float(one.memory_time_s) * 1e3:.3f} ms: "
+            "latency, not bandwidth, bounds one user.")
     if dep.pp > 1:
         busiest = math.ceil(m.layers / dep.pp)
         lines.append(
