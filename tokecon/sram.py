@@ -19,9 +19,10 @@ distributed SRAM; Cerebras: "70B models fit on as few as four systems").
 
 Assumes: every stage holds whole layers; the LM head and embeddings are not counted against a
 stage's SRAM (about 1 GB bf16 for a 128k vocabulary, spread over the first and last stage's chips).
-Worked number: llama2-70b int8 on Groq (230 MB, 5% reserve): 69.5 GB + 1 GB bf16 embeddings
-and head; TP8 x PP80 holds one layer (107 MB) per chip; TP8 x PP72 puts 2 layers (214 MB) on
-the busiest chips; the 576-chip system Groq ran in 2024 fits as TP64 x PP9 (9 layers, 121 MB).
+Worked number (tests/test_sram.py): llama2-70b int8 on Groq (230 MB, 218 MB after the 5% reserve),
+69.5 GB with the bf16 embeddings and head: TP8 x PP80 holds one layer, 109 MB, per chip; TP8 x
+PP72 puts 2 layers, 217 MB, on the busiest chips (no room left for KV); the 576-chip system Groq
+ran in 2024 fits as TP64 x PP9 (9 layers, 122 MB per chip).
 """
 
 from __future__ import annotations

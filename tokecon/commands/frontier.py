@@ -119,7 +119,6 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     if not deployed:
         raise DoesNotFitError(f"{model.key} does not fit on any of {', '.join(opts.common.gpus)} at "
                               f"{input_len + output_len} tokens per request")
-    notes.extend(premium(rows))
     highlight: set[int] = set()
     if has_slo:
         for row in rows:
@@ -147,6 +146,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
             notes.append("No swept configuration meets the SLO.")
             for row in rows:
                 row["violations"] = ["no configuration meets the SLO: " + row["slo"]]
+    notes.extend(premium(rows))
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
@@ -169,6 +169,8 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
 def premium(rows: list[dict[str, Any]]) -> list[str]:
     """Set each row's speed premium over the cheapest point (tokecon.sram.speed_premium) and say what
     the fastest point pays for its speed."""
+    for row in rows:
+        row["speed_premium_usd_per_mtok_per_tok_s"] = None
     priced = [r for r in rows if r.get("usd_per_mtok") is not None and r.get("tok_s_per_user") is not None]
     if not priced:
         return []
