@@ -15,7 +15,7 @@ OLD_ENOUGH = ["a100-40gb", "a100-80gb", "h100-sxm", "h200", "h20", "b200"]
 # every device this catalog revision priced carries explicit dated points for both kinds
 PRICED = ["a100-40gb", "a100-80gb", "a100-pcie-80gb", "h100-sxm", "h100-pcie", "h100-nvl", "h200", "h20", "h800", "gh200",
           "b200", "b300", "gb200", "gb300", "l40s", "l4", "rtx-3090", "rtx-4090", "rtx-5090", "rtx-pro-6000", "mi300x",
-          "mi325x", "mi355x", "tpu-v5e", "tpu-v5p", "tpu-v6e", "gaudi3"]
+          "mi325x", "mi355x", "tpu-v5e", "tpu-v5p", "tpu-v6e", "gaudi3", "groq-lpu", "cerebras-cs3"]
 
 
 @pytest.mark.parametrize("key", DEVICES)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tokecon.errors import CatalogError, TokeconError
-from tokecon.specs import Efficiency, Engine, Hardware, Model, PricePoint
+from tokecon.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint
 from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
 
 KINDS = ("hardware", "models", "engines")
@@ -82,7 +82,11 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
     "family": FieldSpec((str,), True),
     "memory_gb": _num(True, upper=1e5),
     "memory_usable_gib": _num(upper=1e5),
-    "memory_bw_tb_s": _num(True, upper=1e3),
+    "memory_bw_tb_s": _num(True, upper=1e5),
+    "memory_kind": FieldSpec((str,), choices=("dram", "sram")),
+    "memory_tiers": FieldSpec((list,)),
+    "engine": _STR,
+    "gemm_tile_rows": _int(upper=1e4),
     "bf16_tflop_s": _num(True, upper=1e6),
     "fp8_tflop_s": _num(upper=1e6),
     "fp4_tflop_s": _num(upper=1e6),
@@ -114,6 +118,14 @@ PRICE_POINT_FIELDS: dict[str, FieldSpec] = {
     "notes": _STR,
 }
 _DATE = re.compile(r"^(19|20)\d\d(-(0[1-9]|1[0-2]))?$")
+
+MEMORY_TIER_FIELDS: dict[str, FieldSpec] = {
+    "name": FieldSpec((str,), True),
+    "capacity_gb": _num(True, upper=1e8),
+    "bw_tb_s": _num(True, upper=1e5),
+    "source": _STR,
+    "notes": _STR,
+}
 
 EFFICIENCY_FIELDS: dict[str, FieldSpec] = {
     "compute": _num(True, upper=1.0),
@@ -237,6 +249,9 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):
             raise CatalogError(f"{where}: field 'aliases' must be a list of non-empty strings")
+        if name == "memory_tiers":
+            for i, tier in enumerate(value):
+                validate_entry("memory_tiers", f"{key}.memory_tiers[{i}]", tier, path, MEMORY_TIER_FIELDS)
     for name, spec in schema.items():
         if spec.required and name not in entry:
             raise CatalogError(f"{where}: missing required field '{name}'")
@@ -335,6 +350,10 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
             PricePoint(p["date"], p["kind"], float(p["usd"] if p["kind"] == "purchase" else p["usd_per_hour"]), p["source"])
             for p in e.get("price_points", [])
         ),
+        memory_kind=e.get("memory_kind", "dram"),
+        memory_tiers=tuple(MemoryTier(t["name"], t["capacity_gb"] * GB, t["bw_tb_s"] * TB) for t in e.get("memory_tiers", ())),
+        engine=e.get("engine", ""),
+        gemm_tile_rows=e.get("gemm_tile_rows", 64),
     )
 
 

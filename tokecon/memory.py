@@ -3,11 +3,15 @@
     usable   = capacity * (1 - reserve)              reserve: engine's memory_reserve_fraction
                                                       (activations, CUDA graphs, fragmentation;
                                                       vLLM's default gpu_memory_utilization = 0.9)
-    weights  = weight_bytes / (tp * pp)               (tensor parallel, pipeline stages)
+    weights  = weight_bytes / tp * ceil(L/pp)/L       (tensor parallel; the busiest pipeline stage)
              = routed experts / ep + the rest         (expert parallel, attention data parallel)
     kv/seq   = context * KV bytes per token * share   GQA: ceil(K/tp)/K of it; MLA latent is replicated;
                                                       / pp (each stage holds its layers' cache)
     max batch per TP group (or per GPU under attention-DP) = floor((usable - weights) / kv/seq)
+
+Memory tiers (hardware.toml ``memory_tiers``: Cerebras MemoryX, SambaNova DDR): capacity adds up
+over the tiers; weights are placed fastest tier first, and the KV cache in the first tier with room
+left (:func:`tier_placement`).
 
 Worked number: llama3-70b bf16 on 4x H100 (labelled 80 GB; the driver reports 79.6 GiB = 85.5 GB):
 weights 141.1 GB / 4 = 35.3 GB per GPU; usable 85.5 x 0.9 = 76.9 GB; KV 671 MB / 4 per 2048-token
@@ -28,8 +32,62 @@ from tokecon.units import dtype_bytes
 
 
 def usable_bytes(scn: Scenario) -> float:
-    """Capacity the engine lets weights and KV cache use: capacity x (1 - reserve)."""
-    return scn.hardware.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction)
+    """Capacity the engine lets weights and KV cache use: capacity x (1 - reserve), plus the slower
+    memory tiers' capacity."""
+    hw = scn.hardware
+    return hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction) + sum(t.capacity_bytes for t in hw.memory_tiers)
+
+
+def _tiers(scn: Scenario) -> list[tuple[float, float]]:
+    """(capacity, B/s) of each memory tier of one device, fastest first; the first after the reserve."""
+    hw = scn.hardware
+    return [(hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction), hw.memory_bw_b_s)] + [
+        (t.capacity_bytes, t.bw_b_s) for t in hw.memory_tiers]
+
+
+def kv_read_bw_b_s(scn: Scenario, resident_kv_bytes: np.ndarray) -> np.ndarray:
+    """B/s at which one device reads a KV cache of ``resident_kv_bytes`` (vectorised): the cache
+    fills the room the weights leave, fastest tier first, and the tiers stream at once:
+    K / max_i(K_i / bw_i). Without tiers, the device's bandwidth."""
+    hw = scn.hardware
+    kv = np.asarray(resident_kv_bytes, dtype=float)
+    if not hw.memory_tiers:
+        return np.full(kv.shape, hw.memory_bw_b_s)
+    parts = tier_placement(scn)[2]
+    left, read_s = kv, np.zeros_like(kv)
+    for (cap, bw), w in zip(_tiers(scn), parts):
+        part = np.minimum(left, max(cap - w, 0.0))
+        read_s = np.maximum(read_s, part / bw)
+        left = left - part
+    read_s = np.maximum(read_s, left / _tiers(scn)[-1][1])  # beyond every tier (does not fit): the slowest
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(kv > 0, kv / np.maximum(read_s, 1e-30), hw.memory_bw_b_s)
+
+
+def tier_placement(scn: Scenario) -> tuple[float, float, list[float]]:
+    """(B/s at which one device reads its weights, B/s of the first tier with room for the KV cache,
+    weight bytes per tier) with the weights placed fastest tier first.
+
+    Tier i holds W_i of the device's weights W; the tiers stream at once (Cerebras weight streaming
+    overlaps the MemoryX stream with on-wafer compute), so one read of all weights takes
+    max_i(W_i / bw_i), an effective W / max_i(W_i / bw_i). The KV cache fills the room left after
+    the weights (:func:`kv_read_bw_b_s`). Without tiers both are the device's own bandwidth.
+    Worked number: llama3-70b bf16 (141 GB) on one CS-3 (44 GB SRAM x 0.9 usable = 39.6 GB at
+    21 PB/s, MemoryX at 0.15 TB/s): 101.5 GB / 150 GB/s = 0.68 s per read, 208 GB/s effective.
+    """
+    hw = scn.hardware
+    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
+    tiers = _tiers(scn)
+    left, read_s, parts, kv_bw = w, 0.0, [], None
+    for cap, bw in tiers:
+        part = min(left, cap)
+        parts.append(part)
+        read_s = max(read_s, part / bw)
+        left -= part
+        if kv_bw is None and part < cap:
+            kv_bw = bw
+    weights_bw = w / read_s if read_s > 0 else hw.memory_bw_b_s
+    return weights_bw, kv_bw if kv_bw is not None else tiers[-1][1], parts
 
 
 def weight_bytes_per_gpu(model: Model, precision: Precision, dep: Deployment) -> float:
@@ -38,8 +96,14 @@ def weight_bytes_per_gpu(model: Model, precision: Precision, dep: Deployment) ->
     total = params.weight_bytes(model, precision)
     if dep.ep > 1 or dep.attention_dp:
         experts = params.routed_expert_params_total(model) * dtype_bytes(precision.expert_weights)
-        return ((total - experts) + experts / max(dep.ep, 1)) / dep.pp
-    return total / (dep.tp * dep.pp)
+        return ((total - experts) + experts / max(dep.ep, 1)) * stage_share(model, dep.pp)
+    return total / dep.tp * stage_share(model, dep.pp)
+
+
+def stage_share(model: Model, pp: int) -> float:
+    """Share of the layers the busiest of ``pp`` pipeline stages holds: ceil(L / pp) / L (1 / pp when
+    pp divides L; 80 layers on 72 stages put 2 on some: 1/40)."""
+    return math.ceil(model.layers / pp) / model.layers if pp > 1 and model.layers else 1.0
 
 
 def kv_share(model: Model, dep: Deployment) -> float:
@@ -54,7 +118,7 @@ def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment
 
     Windowed layers hold at most ``sliding_window`` tokens.
     """
-    return params.kv_bytes_per_sequence(model, precision.kv_cache, context) * kv_share(model, dep) / dep.pp
+    return params.kv_bytes_per_sequence(model, precision.kv_cache, context) * kv_share(model, dep) * stage_share(model, dep.pp)
 
 
 def draft_weight_bytes_per_gpu(scn: Scenario) -> float:

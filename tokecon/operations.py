@@ -18,6 +18,7 @@ over ``ep`` GPUs (DeepSeek-style); the experts then see the tokens of all ``ep``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -218,15 +219,17 @@ def step_operations(
 
         ops.extend(lora_operations(scn, N, B if sequences is None else sequences))
     if dep.pp > 1:
-        ops = pipeline_stage(ops, dep.pp, N * D * ab)
+        ops = pipeline_stage(ops, dep.pp, N * D * ab, L)
     return ops
 
 
-def pipeline_stage(ops: list[Op], pp: int, activation_bytes: np.ndarray) -> list[Op]:
-    """The busiest of ``pp`` pipeline stages: layers / pp of every per-layer operation, the LM head
-    (last stage; the embedding lookup of the first is negligible), and the send of the step's
-    activations (N x D) to the next stage."""
-    staged = [op if op.name in ("embed", "lm_head") else replace(op, flop=op.flop / pp, bytes=op.bytes / pp, calls=op.calls / pp)
+def pipeline_stage(ops: list[Op], pp: int, activation_bytes: np.ndarray, layers: int) -> list[Op]:
+    """The busiest of ``pp`` pipeline stages: ceil(L / pp) of the L layers of every per-layer
+    operation (the slowest stage sets the pipeline's pace: 80 layers over 72 stages put 2 on some),
+    the LM head (last stage; the embedding lookup of the first is negligible), and the send of the
+    step's activations (N x D) to the next stage."""
+    share = math.ceil(layers / pp) / layers
+    staged = [op if op.name in ("embed", "lm_head") else replace(op, flop=op.flop * share, bytes=op.bytes * share, calls=op.calls * share)
               for op in ops]
     staged.append(Op("comm/pipeline", np.zeros_like(activation_bytes), activation_bytes, kind="comm", calls=1.0, link="p2p"))
     return staged

@@ -6,6 +6,8 @@ and a fixed per-step overhead.
 Attention reads the KV cache in scattered pages rather than streaming weights, and reaches a
 lower fraction of peak bandwidth (H100: ~2.8 TB/s for weights vs ~1.4 TB/s for paged KV reads,
 reference/hardware.md section 6), so KV-cache operations have their own bandwidth efficiency.
+A device with slower memory tiers (Cerebras MemoryX) reads its weights at the bandwidth their
+placement allows (:func:`tokecon.memory.tier_placement`).
     t_step = sum(t_op) + t_comm + t_overhead
 
 Summing per-operation maxima is more faithful than the max of the totals: at batch 128 the
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon import comms, efficiency
+from tokecon import comms, efficiency, memory
 from tokecon.operations import Op
 from tokecon.specs import Scenario
 
@@ -52,13 +54,15 @@ class StepTimes:
         that a prefill crosses in turn, pp x the stage time (the stages meanwhile serve others)."""
         return self.step_time_s if self.latency_s is None else self.latency_s
 
-    def rounds(self, k: float) -> "StepTimes":
+    def rounds(self, k: float | np.ndarray, repeated_s: float = 0.0) -> "StepTimes":
         """``k`` of these steps back to back (a pipeline round: every stage runs each micro-batch);
-        the engine's per-step overhead is paid once per round."""
+        the engine's per-step overhead is paid once per round, except ``repeated_s`` of it (the
+        per-layer launch floor of the stage's layers), which every micro-batch pays."""
+        once = self.overhead_s - repeated_s
         return StepTimes(
             self.flop * k, self.bytes * k, self.compute_time_s * k, self.memory_time_s * k, self.comm_time_s * k,
-            self.overhead_s, self.compute_bound_s * k, self.memory_bound_s * k,
-            (self.step_time_s - self.overhead_s) * k + self.overhead_s,
+            once + repeated_s * k, self.compute_bound_s * k, self.memory_bound_s * k,
+            (self.step_time_s - once) * k + once,
             {n: v * k for n, v in self.breakdown_s.items()}, {n: v * k for n, v in self.breakdown_flop.items()},
             {n: v * k for n, v in self.breakdown_bytes.items()}, None, self.breakdown_bound,
         )
@@ -134,7 +138,7 @@ def op_compute_efficiency(op: Op, scn: Scenario) -> np.ndarray | float:
     if op.kv_cache:
         return min(ce, efficiency.ATTENTION_COMPUTE_FRACTION)
     if op.gemm_rows is not None:
-        return ce * efficiency.tile_fraction(op.gemm_rows)
+        return ce * efficiency.tile_fraction(op.gemm_rows, scn.hardware.gemm_tile_rows)
     return ce
 
 
@@ -145,10 +149,13 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
     per-step time, plus a per-layer kernel-launch floor x the layers of the stage, plus its
     per-sequence time x ``sequences`` in the step."""
     hw = scn.hardware
-    bw = hw.memory_bw_b_s * scn.memory_bw_efficiency
-    kv_bw = hw.memory_bw_b_s * scn.kv_bw_efficiency
     shape = np.broadcast_shapes(*(np.shape(op.flop) for op in ops), *(np.shape(op.bytes) for op in ops))
     z = np.zeros(shape)
+    bw = (memory.tier_placement(scn)[0] if hw.memory_tiers else hw.memory_bw_b_s) * scn.memory_bw_efficiency
+    kv_bw: np.ndarray | float = hw.memory_bw_b_s * scn.kv_bw_efficiency
+    if hw.memory_tiers:  # the cache the step reads is what each stage holds of its micro-batch: x pp resident
+        read = sum((op.bytes for op in ops if op.kind != "comm" and op.kv_cache), z)
+        kv_bw = memory.kv_read_bw_b_s(scn, read * scn.deployment.pp) * scn.kv_bw_efficiency
     flop, byts, t_c, t_m, comm, c_bound, m_bound = (z.copy() for _ in range(7))
     br_t: dict[str, np.ndarray] = {}
     br_f: dict[str, np.ndarray] = {}

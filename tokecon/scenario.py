@@ -25,6 +25,7 @@ _GPUS = re.compile(r"^\s*(\d+)\s*[xX×*]\s*(\S+)\s*$")
 class GpuSpec:
     count: int
     hardware: Hardware
+    count_given: bool = True  # False for a bare name: one device, or for an SRAM machine as many as hold the model
 
     @property
     def label(self) -> str:
@@ -42,7 +43,7 @@ def parse_gpus(text: str, catalog: Catalog) -> GpuSpec:
         raise TokeconError(f"malformed --gpus '{text}': expected COUNTxDEVICE, e.g. 4xH100")
     if count < 1 or count > 100_000:
         raise TokeconError(f"malformed --gpus '{text}': the device count must be between 1 and 100000")
-    return GpuSpec(count, catalog.hardware.get(name))
+    return GpuSpec(count, catalog.hardware.get(name), bool(match))
 
 
 def check_dtype(value: str | None, flag: str) -> str | None:
@@ -122,7 +123,7 @@ def build_scenario(
         raise TokeconError(f"--tp {tp} does not divide {model.key}'s {model.heads} attention heads")
     if usd_per_gpu_hour is not None and not (0 <= usd_per_gpu_hour < 1e6 and math.isfinite(usd_per_gpu_hour)):
         raise TokeconError(f"--usd-per-gpu-hour must be a price between 0 and 1e6, got {usd_per_gpu_hour}")
-    eng = resolve_engine(catalog, engine)
+    eng = resolve_engine(catalog, engine or hw.engine or None)
     prec = precision_for(model, dtype, kv_dtype)
     return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour, eplb)
 
@@ -165,6 +166,8 @@ def resolve_model(catalog: Catalog, name: str) -> Model:
 
 
 def resolve_engine(catalog: Catalog, name: str | None) -> Engine:
+    """The engine named, else vllm (build_scenario first tries the device's own stack, ``engine`` in
+    hardware.toml: GroqCloud on Groq LPUs)."""
     return catalog.engines.get(name or "vllm")
 
 

@@ -44,7 +44,7 @@ from tokecon import memory, params
 from tokecon.errors import TokeconError
 from tokecon.modes import lengths, speculative
 from tokecon.operations import Op, step_operations
-from tokecon.phases import decode_step
+from tokecon.phases import decode_step, pipeline_rounds
 from tokecon.roofline import StepTimes, step_times
 from tokecon.specs import Model, Scenario
 
@@ -164,7 +164,7 @@ def mixed_step(
     times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
     if spec is not None:
         times = times.plus(speculative.draft_times(scn, B, ctx, overlap_comm), "draft/")
-    return times.rounds(pp) if pp > 1 else times
+    return times.rounds(pipeline_rounds(scn.model.layers, pp, decode_batch), scn.layer_overhead_s) if pp > 1 else times
 
 
 def admission_context(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ in SI base units (B, B/s, FLOP/s, s, W, USD) whatever the catalog key said.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tokecon.units import COMPUTE_DTYPE
@@ -42,6 +43,16 @@ class PricePoint:
 
 
 @dataclass(frozen=True)
+class MemoryTier:
+    """A slower memory below a device's own (``memory_bytes`` at ``memory_bw_b_s``): capacity and the
+    bandwidth at which one device reads it (Cerebras MemoryX over SwarmX, SambaNova's DDR)."""
+
+    name: str
+    capacity_bytes: float
+    bw_b_s: float
+
+
+@dataclass(frozen=True)
 class Hardware:
     """One accelerator (per GPU / chip figures)."""
 
@@ -67,6 +78,10 @@ class Hardware:
     scaleup_topology: str = "switch"  # switch (NVSwitch) | mesh (xGMI: one link per peer) | torus (TPU ICI)
     scaleup_links: int = 0  # links per device (mesh: peers, torus: ports) sharing scaleup_bw_b_s; 0: switch
     price_points: tuple[PricePoint, ...] = ()  # dated purchase and rental prices (tokecon.prices interpolates)
+    memory_kind: str = "dram"  # "sram": weights live on chip, so a system is sized by chips that hold the model
+    memory_tiers: tuple[MemoryTier, ...] = ()  # slower tiers below memory_bytes, fastest first
+    engine: str = ""  # the serving stack the device runs when --engine is not given ("": vllm)
+    gemm_tile_rows: int = 64  # tokens a matmul's M is padded to (Hopper wgmma m64; 1 on vector-streaming chips)
 
     def rate_note(self, dtype: str) -> str | None:
         """Which rate matmuls on ``dtype`` weights were priced at, when the device has no tensor-core
@@ -352,10 +367,14 @@ class Scenario:
 
     @property
     def layer_overhead_s(self) -> float:
-        """Kernel-launch floor of the layers one GPU runs per step: (layers + MoE layers) / pp x the
-        per-layer time; an MoE layer launches about twice a dense layer's kernels (router, top-k,
-        token permute or dispatch, two grouped GEMMs, combine)."""
-        return 0.0 if self.ideal else self.engine.step_overhead_per_layer_s * (self.model.layers + self.model.moe_layers) / self.deployment.pp
+        """Kernel-launch floor of the layers one GPU runs per step: (layers + MoE layers) x ceil(L/pp)/L
+        (the busiest stage's share) x the per-layer time; an MoE layer launches about twice a dense
+        layer's kernels (router, top-k, token permute or dispatch, two grouped GEMMs, combine)."""
+        if self.ideal:
+            return 0.0
+        pp, layers = self.deployment.pp, self.model.layers
+        share = math.ceil(layers / pp) / layers if pp > 1 else 1.0
+        return self.engine.step_overhead_per_layer_s * (layers + self.model.moe_layers) * share
 
     @property
     def step_overhead_per_seq_s(self) -> float:

@@ -51,7 +51,7 @@ def _complete_gpus(incomplete: str) -> list[str]:
 
 Model = Annotated[str, typer.Option("--model", "-m", metavar="MODEL", help="Model name or alias (see `tokecon models list`), or a config.json.",
                                     autocompletion=complete_names("models"))]
-Gpus = Annotated[list[str], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="e.g. 4xH100; repeat to compare.",
+Gpus = Annotated[list[str], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="e.g. 4xH100; repeat to compare. An SRAM machine without a count (-g groq) gets as many chips as hold the model.",
                                          autocompletion=_complete_gpus)]
 Pp = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel stages (layers split across them; default 1).")]
 Tp = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree (default: all GPUs); the rest are replicas.")]

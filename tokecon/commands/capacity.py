@@ -29,6 +29,7 @@ from tokecon.commands.serve import (
     mode_notes,
     model_note,
     point_rows,
+    sized,
     split_note,
 )
 from tokecon.economics import ListPrices
@@ -191,7 +192,7 @@ def run_capacity(
     notes: list[str] = []
     deployed: list[Deployed] = []
     for g in opts.common.gpus:
-        d = deploy(catalog, opts, parse_gpus(g, catalog), context)
+        d = deploy(catalog, opts, sized(catalog, opts, parse_gpus(g, catalog), context), context)
         deployed.append(d)
         scn = d.scenario
         require_fit(scn, context)

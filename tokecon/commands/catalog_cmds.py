@@ -125,6 +125,12 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
                 "such as '141GB' are often GiB-sized, what the driver reports)"),
         _figure("memory_bw_b_s", "memory bandwidth", hw.memory_bw_b_s, "B/s", f"{hw.memory_bw_b_s / 1e12:,.3g} TB/s"),
     ]
+    if hw.memory_kind == "sram":
+        f.append(_figure("memory_kind", "memory kind", hw.memory_kind, "", "on-chip SRAM: a model spreads over the chips "
+                         f"that hold it, pipelined (`-g {hw.key}` without a count sizes that); serving stack {hw.engine or 'vllm'}"))
+    for i, t in enumerate(hw.memory_tiers):
+        f.append(_figure(f"memory_tier_{i + 1}", f"memory tier {i + 1}", {"name": t.name, "capacity_bytes": t.capacity_bytes,
+                         "bw_b_s": t.bw_b_s}, "", f"{t.name}: {t.capacity_bytes / GB:,.0f} GB at {t.bw_b_s / GB:,.0f} GB/s"))
     for dtype, flop_s in hw.flop_s.items():
         unit = "TOPS (integer op/s)" if dtype == "int8" else "TFLOP/s"
         f.append(_figure(f"{dtype}_flop_s", f"{dtype} dense peak", flop_s, "op/s" if dtype == "int8" else "FLOP/s",

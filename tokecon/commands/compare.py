@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import energy, memory, uncertainty
+from tokecon import energy, memory, sram, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, efficiency_note, figures_of_merit, resolved_inputs, sources
 from tokecon.commands.decode import decode_rows
@@ -301,6 +301,9 @@ def run_compare(
         scns = [sized_for_gpus(catalog, opts, parse_gpus(g, catalog), phase, batch, context) for g in opts.gpus]
     else:
         for hw in catalog.hardware:
+            if sram.is_sram(hw):  # sized by the chips that hold the model and pipelined: frontier/serve do that
+                skipped.append(f"{hw.key} (an SRAM machine: `tokecon frontier -g {hw.key}` pipelines it over the chips that hold the model)")
+                continue
             found = auto_size(catalog, opts, hw, phase, batch, context)
             (scns.append if isinstance(found, Scenario) else skipped.append)(found)
         if not scns:

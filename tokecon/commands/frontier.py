@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import serving, uncertainty
+from tokecon import serving, sram, uncertainty
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.serve import (
     ENERGY_COLUMNS,
@@ -29,6 +29,7 @@ from tokecon.commands.serve import (
     model_note,
     point_rows,
     requested_layout,
+    sized,
     split_note,
 )
 from tokecon.costs import gpu_hour_cost
@@ -49,6 +50,7 @@ COLUMNS = [
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
     Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
     *ENERGY_COLUMNS,
+    Column("speed_premium_usd_per_mtok_per_tok_s", "premium [USD/Mtok per tok/s]", "usd", hide=2),
 ]
 
 # --rank-by: which point is each device's answer (row key, and whether smaller is better)
@@ -72,7 +74,8 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
     model = catalog.models.get(opts.common.model)
     context = input_len + output_len
     asked = requested_layout(opts, spec, model.is_moe, model.key)
-    layouts = [asked] if asked else serving.candidate_layouts(model, spec.count)
+    candidates = sram.pipeline_layouts if sram.is_sram(spec.hardware) else serving.candidate_layouts
+    layouts = [asked] if asked else candidates(model, spec.count)
     gpu_hour_cost(spec.hardware, opts.cost)  # a missing price is the user's to fix, not a layout that does not fit
     out = []
     for layout in layouts:
@@ -105,7 +108,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     deployed: list[Deployed] = []
     candidates: list[dict[str, Any]] = []  # every swept point that meets the SLO
     for g in opts.common.gpus:
-        spec = parse_gpus(g, catalog)
+        spec = sized(catalog, opts, parse_gpus(g, catalog), input_len + output_len)
         results = sweep(opts, catalog, spec, input_len, output_len)
         if not results:
             notes.append(f"{spec.label}: {model.key} does not fit in any layout at {input_len + output_len} tokens per request.")
@@ -131,6 +134,8 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         notes.append(f"{spec.label}: {len(results)} layouts x their concurrency grids swept, "
                      f"{len(device_rows)} points on the frontier.")
         notes.append(efficiency_note(results[0][0].scenario))
+        if sram.is_sram(spec.hardware):
+            notes.extend(sram.explain(results[0][0].scenario, input_len + output_len))
         if uncertainty.measured(results[0][0].scenario) is False:
             notes.append(f"{spec.label}: never measured (no public measurement of its family): efficiency borrowed from "
                          "the measured families, widest 80% range.")
@@ -170,6 +175,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         highlight.add(pick)
         notes.append(f"{_rank_words(rank_by)} on the frontier: {rows[pick]['device']} {rows[pick]['layout']} at concurrency "
                      f"{rows[pick]['concurrency']}: {rows[pick][key]:,.0f} tok/s per MW, {rows[pick]['tok_s_per_user']:.1f} tok/s per user.")
+    notes.extend(premium(rows))
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     notes.append(split_note(opts.price_split))
@@ -191,6 +197,30 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     }
     return Result("frontier", inputs, rows, columns, group_key="device", notes=notes, highlight=highlight,
                   sources=sources([d.scenario for d in deployed]))
+
+
+def premium(rows: list[dict[str, Any]]) -> list[str]:
+    """Set each row's speed premium over the cheapest point (tokecon.sram.speed_premium) and say what
+    the fastest point pays for its speed."""
+    for row in rows:
+        row["speed_premium_usd_per_mtok_per_tok_s"] = None
+    priced = [r for r in rows if r.get("usd_per_mtok") is not None and r.get("tok_s_per_user") is not None]
+    if not priced:
+        return []
+    base = min(priced, key=lambda r: r["usd_per_mtok"])
+    values = sram.speed_premium(np.asarray([r["usd_per_mtok"] for r in priced]), np.asarray([r["tok_s_per_user"] for r in priced]),
+                                base["usd_per_mtok"], base["tok_s_per_user"])
+    for row, value in zip(priced, values):
+        row["speed_premium_usd_per_mtok_per_tok_s"] = float(value) if np.isfinite(value) else None
+    fast = max(priced, key=lambda r: r["tok_s_per_user"])
+    if fast is base:
+        return []
+    return [f"Speed premium: the fastest point, {fast['device']} {fast['layout']}, serves {fast['tok_s_per_user']:,.0f} tok/s per "
+            f"user at {fast['usd_per_mtok']:,.3f} USD/Mtok: {fast['tok_s_per_user'] / base['tok_s_per_user']:,.1f}x the speed of "
+            f"the cheapest point ({base['device']} {base['layout']}, {base['tok_s_per_user']:,.1f} tok/s per user, "
+            f"{base['usd_per_mtok']:,.3f} USD/Mtok) for {fast['usd_per_mtok'] / base['usd_per_mtok']:,.1f}x its price; each "
+            f"extra tok/s per user costs {fast['speed_premium_usd_per_mtok_per_tok_s']:,.4f} USD/Mtok (premium column: "
+            "(USD/Mtok - cheapest) / (tok/s per user - cheapest's))."]
 
 
 ANSWER_COLUMNS = [

@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, energy, memory, params, serving, uncertainty
+from tokecon import economics, energy, memory, params, serving, sram, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
 from tokecon.economics import ListPrices
-from tokecon.errors import TokeconError
+from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.modes import lengths, speculative
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
@@ -205,6 +205,10 @@ def default_layout(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, cost: Co
         dep = Layout(1, n, True)
         if fits(_scenario(catalog, opts, spec, dep, cost), context):
             return dep
+    if sram.is_sram(hw):  # weights on chip: the pipeline that serves one user fastest
+        lay = sram.fastest_layout(_scenario(catalog, opts, spec, Layout(1), cost), n, context)
+        if lay is not None:
+            return lay
     tps = [t for t in serving.divisors(n) if model.heads % t == 0]
     inside = [t for t in tps if t <= hw.scaleup_domain] or tps[:1]
     first = Layout(max(inside))
@@ -214,6 +218,17 @@ def default_layout(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, cost: Co
         if t > first.tp and fits(_scenario(catalog, opts, spec, Layout(t), cost), context):
             return Layout(t)
     return first  # does not fit: require_fit says so, with the smallest device count
+
+
+def sized(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float) -> GpuSpec:
+    """A bare SRAM device name (``-g groq``) means as many chips as hold the model (tokecon.sram)."""
+    if spec.count_given or not sram.is_sram(spec.hardware):
+        return spec
+    scn = _scenario(catalog, opts, spec, Layout(1), gpu_hour_cost(spec.hardware, opts.cost))
+    n = sram.chips_to_hold(scn, context)
+    if n is None:
+        raise DoesNotFitError(f"no count of {spec.hardware.key} up to {sram.MAX_CHIPS} holds {scn.model.key} in SRAM")
+    return GpuSpec(n, spec.hardware)
 
 
 def deploy(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float, layout: Layout | None = None) -> Deployed:
@@ -418,7 +433,7 @@ def run_serve(
     model = catalog.models.get(opts.common.model)
     context = input_len + output_len
     check_context(model, context, "--input-len + --output-len")
-    specs = [parse_gpus(g, catalog) for g in opts.common.gpus]
+    specs = [sized(catalog, opts, parse_gpus(g, catalog), context) for g in opts.common.gpus]
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     highlight: set[int] = set()
@@ -438,6 +453,8 @@ def run_serve(
             highlight.add(len(rows) + best)
         rows.extend(these)
         notes.append(efficiency_note(scn))
+        if sram.is_sram(scn.hardware):
+            notes.extend(sram.explain(scn, context))
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     if request_rate:
