@@ -31,7 +31,7 @@ ROW_COLUMNS = [
 _METRIC_SHORT = {
     "output_tok_per_s_per_gpu": "out tok/s/GPU", "output_tok_per_s_total": "out tok/s", "output_tok_per_s_per_user": "out tok/s/user",
     "prefill_tok_per_s": "in tok/s", "ttft_ms": "TTFT ms", "input_tok_per_s_per_node": "in tok/s/node",
-    "output_tok_per_s_per_node": "out tok/s/node",
+    "output_tok_per_s_per_node": "out tok/s/node", "tpot_ms": "TPOT ms",
 }
 
 SUMMARY_COLUMNS = [
@@ -70,7 +70,26 @@ def summary_rows(outcomes: list[validation.Outcome], group_by: str) -> list[dict
                 "group": label or s.group, "rows": s.n, "median_ape": s.median_ape, "p90_ape": s.p90_ape,
                 "median_error": s.median_error, "ideal_over_measured": _ideal_ratio(members), "worst": ", ".join(s.worst),
             })
+    return rows + disagg_rows(outcomes)
+
+
+def disagg_rows(outcomes: list[validation.Outcome]) -> list[dict[str, Any]]:
+    """The disaggregated rows (never fitted on) apart: median and p90 |error| of TTFT and TPOT, over
+    all, then by engine and by device."""
+    rows = []
+    for metric in ("ttft_ms", "tpot_ms"):
+        done = [o for o in outcomes if o.case is not None and o.case.kind == "disagg" and o.case.metric == metric]
+        for label, key in (("all", None), ("engine", GROUP_KEYS_DISAGG["engine"]), ("device", GROUP_KEYS_DISAGG["device"]),
+                           ("workers", GROUP_KEYS_DISAGG["workers"])):
+            for s in validation.summarise(done, key):
+                rows.append({"group": f"disagg {_METRIC_SHORT.get(metric, metric)} (not fitted): " + (s.group if key else "all"),
+                             "rows": s.n, "median_ape": s.median_ape, "p90_ape": s.p90_ape, "median_error": s.median_error,
+                             "ideal_over_measured": None, "worst": ", ".join(s.worst)})
     return rows
+
+
+GROUP_KEYS_DISAGG = {"engine": validation.GROUP_KEYS["engine"], "device": validation.GROUP_KEYS["device"],
+                     "workers": lambda o: "1P1D assumed" if "?x" in o.row["parallelism"] else "workers stated"}
 
 
 def run_validate(group_by: str = "hardware", csv_path: Path | None = None, catalogs: tuple[Path, ...] = ()) -> tuple[Result, Result]:

@@ -1,0 +1,259 @@
+"""Disaggregated prefill / decode serving: prompts on one pool of workers, decode on another, the
+KV cache of each prompt handed over between them (NVIDIA Dynamo, https://github.com/ai-dynamo/dynamo;
+DistServe, Zhong et al., OSDI 2024, arXiv:2401.09670; Splitwise, Patel et al., ISCA 2024,
+arXiv:2311.18677; DeepSeek-V3 inference system, open-infra-index day 6, 2025-03-01).
+
+A pool is ``workers`` copies of one worker (a :class:`tokecon.specs.Scenario` whose deployment is the
+worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``u`` serving units
+(``Deployment.replicas``: a TP group, or each GPU under attention-DP). x prefill and y decode workers
+(xPyD) serve C requests in flight of I input and O output tokens:
+
+    prefill  a unit prefills b prompts per step (b <= b_max, the engine's token budget / I, at
+             least 1): T_p(b) = prefill step (tokecon.phases.prefill_step, no decode tokens mixed in);
+             most requests/s the pool takes  R_p = x u_p b_max / T_p(b_max)
+    decode   pure decode steps (no prompt tokens in them) at the running batch r per unit and the
+             average context I + O/2: T_d(r) = tokecon.phases.decode_step;  TPOT = T_d(r)
+             r <= r_max = tokecon.serving.max_running (KV admission and the engine's cap);
+             most requests/s the pool takes  R_d = y u_d r_max / ((O - 1) T_d(r_max))
+    hand-off KV bytes per request  V = I x KV bytes per token of the whole model (tokecon.params),
+             over the scale-up link when both pools sit in one scale-up domain (x g_p + y g_d <=
+             scaleup_domain, e.g. GB200 NVL72), else the scale-out NIC, per GPU per direction x the
+             link efficiency, on n = min(GPUs of a prefill unit, of a decode unit) links at once:
+                 T_kv = alpha + b V / (n B_link)
+             sent layer by layer while the prefill computes the next layers (Dynamo's NIXL and
+             Mooncake's transfer engine stream each layer's KV as it is written; DistServe section 4.3),
+             so only what the L layers cannot hide is exposed:
+                 T_x = max(T_kv / L, T_kv - T_p (L - 1) / L)
+    closed loop  (Little's law over a request's life, E2E = C / X):
+             free     E2E_0 = T_p(b) + T_x + (O - 1) T_d(r)
+             X        = min(C / E2E_0, R_p, R_d)                     requests/s of the deployment
+             r        = min(X (O - 1) T_d(r) / (y u_d), r_max)      (fixed point, a few iterations)
+             b        = clip(X T_p / (x u_p), 1, b_max)              prompts that meet in a step
+             wait     = C / X - E2E_0                                 queued where a pool is full
+             TTFT     = wait + T_p + T_x + T_d                        the decode worker's first step
+                                                                      returns the first token
+    per GPU  output tok/s = X O / (x g_p + y g_d)                     all GPUs of both pools
+    USD/Mtok input = prefill pool USD/h / input tok/h; output = decode pool USD/h / output tok/h
+
+Balance (:func:`balance`): the xPyD that serves most requests/s per GPU for a decode operating point,
+max over x, y of min(x R_p1, y R_d1) / (x g_p + y g_d) with R_p1, R_d1 one worker's rates; without
+a GPU budget, the continuous ratio x / y = R_d1 / R_p1 (DistServe's placement and Splitwise's pool
+sizing pick the ratio from the two phases' throughputs the same way).
+
+Assumes: steady state, identical requests; the prefill pool runs whole prompts (no chunking: no
+decode to protect), the decode pool never prefills; the transfer has its own link (NIC or NVLink
+copy engines) and does not slow either pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokecon import params, serving
+from tokecon.phases import decode_step, prefill_step
+from tokecon.specs import Scenario
+
+_ITERATIONS = 6  # fixed-point passes of the closed loop; the decode step changes slowly with r
+
+
+@dataclass(frozen=True)
+class Pool:
+    """``workers`` identical workers, each the deployment of ``scenario`` (its GPUs and layout)."""
+
+    scenario: Scenario
+    workers: int
+
+    @property
+    def units(self) -> int:
+        """Serving units of one worker: TP groups, or each GPU under attention-DP."""
+        return self.scenario.deployment.replicas
+
+    @property
+    def gpus_per_worker(self) -> int:
+        return self.scenario.deployment.n_gpus
+
+    @property
+    def gpus(self) -> int:
+        return self.workers * self.gpus_per_worker
+
+    @property
+    def gpus_per_unit(self) -> int:
+        dep = self.scenario.deployment
+        return 1 if dep.attention_dp else dep.tp * dep.pp
+
+    @property
+    def usd_per_hour(self) -> float:
+        return self.scenario.usd_per_hour * self.workers
+
+
+def default_prefill_batch(scn: Scenario, input_len: np.ndarray) -> np.ndarray:
+    """Prompts a prefill unit batches per step: as many whole prompts as the engine's per-step token
+    budget holds, at least one."""
+    return np.maximum(np.floor(scn.engine.prefill_chunk_tokens / np.asarray(input_len, dtype=float)), 1.0)
+
+
+def kv_bytes_per_request(scn: Scenario, input_len: np.ndarray) -> np.ndarray:
+    """V = bytes of the whole model's KV cache for a prompt of ``input_len`` tokens (all layers, all heads)."""
+    return np.asarray(params.kv_bytes_per_sequence(scn.model, scn.precision.kv_cache, np.asarray(input_len, dtype=float)))
+
+
+def same_domain(prefill: Scenario, decode: Scenario, gpus: np.ndarray | int) -> np.ndarray:
+    """Whether both pools sit in one scale-up domain: the same device, all GPUs within its domain."""
+    same = prefill.hardware.key == decode.hardware.key
+    return np.asarray(same & (np.asarray(gpus) <= prefill.hardware.scaleup_domain))
+
+
+def transfer_s(prefill: Scenario, decode: Scenario, prompts: np.ndarray, input_len: np.ndarray, links: int,
+               scaleup: np.ndarray) -> np.ndarray:
+    """T_kv = alpha + b V / (n B_link): ``prompts`` KV caches over ``links`` GPUs' links at once, over
+    scale-up where ``scaleup`` is true, else scale-out (the slower side's link, x its efficiency)."""
+    hw = (prefill.hardware, decode.hardware)
+    eff = min(prefill.link_efficiency, decode.link_efficiency)
+    up = min(h.scaleup_bw_b_s for h in hw) * eff
+    out = min(h.scaleout_bw_b_s for h in hw) * eff
+    bw = np.where(scaleup, up, out) * links
+    alpha = np.where(scaleup, prefill.collective_latency_s, prefill.scaleout_latency_s)
+    return alpha + np.asarray(prompts, dtype=float) * kv_bytes_per_request(prefill, input_len) / bw
+
+
+def exposed_transfer_s(transfer: np.ndarray, prefill_s: np.ndarray, layers: int) -> np.ndarray:
+    """Layer-by-layer hand-off: T_x = max(T_kv / L, T_kv - T_p (L - 1) / L)."""
+    return np.maximum(transfer / layers, transfer - prefill_s * (layers - 1) / layers)
+
+
+@dataclass(frozen=True)
+class DisaggTimes:
+    """Steady state of an xPyD deployment; arrays over the operating points. NaN where nothing fits."""
+
+    concurrency: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    prefill_workers: np.ndarray
+    decode_workers: np.ndarray
+    n_gpus: np.ndarray
+    prefill_gpus: np.ndarray
+    decode_gpus: np.ndarray
+    prefill_batch: np.ndarray  # prompts per prefill step per unit
+    running: np.ndarray  # requests decoding (deployment)
+    max_running: np.ndarray  # most requests decoding at once (KV admission, engine cap; deployment)
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_latency_s: np.ndarray
+    queue_wait_s: np.ndarray
+    prefill_s: np.ndarray
+    kv_transfer_s: np.ndarray  # exposed hand-off time (after layer-by-layer overlap)
+    kv_transfer_total_s: np.ndarray  # the whole transfer, overlapped or not
+    kv_bytes_per_request: np.ndarray
+    kv_link: np.ndarray  # "scale-up" | "scale-out"
+    requests_s: np.ndarray
+    prefill_capacity_requests_s: np.ndarray
+    decode_capacity_requests_s: np.ndarray
+    input_tok_s: np.ndarray
+    output_tok_s: np.ndarray
+    total_tok_s: np.ndarray
+    output_tok_s_per_gpu: np.ndarray
+    total_tok_s_per_gpu: np.ndarray
+    tok_s_per_user: np.ndarray
+    prefill_usd_per_hour: np.ndarray
+    decode_usd_per_hour: np.ndarray
+    limited_by: np.ndarray  # "load" (neither pool full) | "prefill" | "decode"
+
+    @property
+    def fits(self) -> np.ndarray:
+        return self.max_running >= 1
+
+
+def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, concurrency, input_len, output_len,
+          prefill_batch=None) -> DisaggTimes:
+    """C requests in flight on x prefill and y decode workers (module docstring has the model); every
+    argument after the two scenarios broadcasts (numpy) over the operating points."""
+    x, y, C, inp, out = (np.asarray(a, dtype=float) for a in
+                         np.broadcast_arrays(prefill_workers, decode_workers, concurrency, input_len, output_len))
+    b_max = default_prefill_batch(prefill, inp) if prefill_batch is None else np.asarray(prefill_batch, dtype=float) + 0 * inp
+    p, d = Pool(prefill, 1), Pool(decode, 1)
+    u_p, u_d = p.units, d.units
+    gpus = x * p.gpus_per_worker + y * d.gpus_per_worker
+    steps = out - 1.0
+    ctx = inp + out / 2.0
+    r_max = serving.max_running(decode, inp, out)
+    fits = (r_max >= 1) & (serving.max_running(prefill, inp, np.ones_like(inp)) >= 1)
+    r_top = np.maximum(r_max, 1.0)
+    t_d_top = decode_step(decode, r_top, ctx).step_time_s
+    t_p_top = prefill_step(prefill, b_max, inp).step_time_s  # a stream of prompts: the stage time
+    cap_p = x * u_p * b_max / t_p_top
+    cap_d = y * u_d * r_top / (steps * t_d_top)
+    scaleup = same_domain(prefill, decode, gpus)
+    links = min(p.gpus_per_unit, d.gpus_per_unit)
+    layers = prefill.model.layers
+    r = np.clip(C / (y * u_d), 1.0, r_top)
+    b = np.ones_like(inp)
+    for _ in range(_ITERATIONS):
+        t_d = decode_step(decode, r, ctx).step_time_s
+        t_p = prefill_step(prefill, b, inp).latency
+        t_x = exposed_transfer_s(transfer_s(prefill, decode, b, inp, links, scaleup), t_p, layers)
+        e2e0 = t_p + t_x + steps * t_d
+        X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
+        r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
+        b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
+    t_d = decode_step(decode, r, ctx)
+    tpot = t_d.step_time_s
+    t_p = prefill_step(prefill, b, inp).latency
+    t_kv = transfer_s(prefill, decode, b, inp, links, scaleup)
+    t_x = exposed_transfer_s(t_kv, t_p, layers)
+    e2e0 = t_p + t_x + steps * tpot
+    X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
+    nan = np.where(fits, 1.0, np.nan)
+    e2e = np.maximum(C / X, e2e0) * nan
+    wait = e2e - e2e0
+    X = X * nan
+    limited = np.where(X >= C / e2e0 * (1 - 1e-9), "load", np.where(cap_p <= cap_d, "prefill", "decode"))
+    out_tok, in_tok = X * out, X * inp
+    return DisaggTimes(
+        concurrency=C, input_tokens=inp, output_tokens=out, prefill_workers=x, decode_workers=y, n_gpus=gpus,
+        prefill_gpus=x * p.gpus_per_worker, decode_gpus=y * d.gpus_per_worker, prefill_batch=b * nan,
+        running=r * y * u_d * nan, max_running=np.where(fits, r_max, 0.0) * y * u_d,
+        ttft_s=wait + t_p + t_x + tpot, tpot_s=tpot * nan, e2e_latency_s=e2e, queue_wait_s=wait, prefill_s=t_p * nan,
+        kv_transfer_s=t_x * nan, kv_transfer_total_s=t_kv * nan, kv_bytes_per_request=kv_bytes_per_request(prefill, inp),
+        kv_link=np.where(scaleup, "scale-up", "scale-out"), requests_s=X,
+        prefill_capacity_requests_s=cap_p * nan, decode_capacity_requests_s=cap_d * nan,
+        input_tok_s=in_tok, output_tok_s=out_tok, total_tok_s=in_tok + out_tok,
+        output_tok_s_per_gpu=out_tok / gpus, total_tok_s_per_gpu=(in_tok + out_tok) / gpus, tok_s_per_user=1.0 / tpot * nan,
+        prefill_usd_per_hour=x * prefill.usd_per_hour + 0 * C, decode_usd_per_hour=y * decode.usd_per_hour + 0 * C,
+        limited_by=limited,
+    )  # fmt: skip
+
+
+def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, output_len,
+                 prefill_batch=None) -> tuple[np.ndarray, np.ndarray]:
+    """(R_p1, R_d1): requests/s one prefill worker takes at its full batch, and one decode worker at
+    ``decode_batch`` running per unit (steady state, neither waiting on the other)."""
+    inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
+    b = default_prefill_batch(prefill, inp) if prefill_batch is None else np.asarray(prefill_batch, dtype=float)
+    r_p = prefill.deployment.replicas * b / prefill_step(prefill, b, inp).step_time_s
+    r = np.asarray(decode_batch, dtype=float)
+    r_d = decode.deployment.replicas * r / ((out - 1.0) * decode_step(decode, r, inp + out / 2.0).step_time_s)
+    return r_p, r_d
+
+
+def balance(rate_p: np.ndarray, rate_d: np.ndarray, gpus_p: int, gpus_d: int, max_gpus: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) workers serving most requests/s per GPU: max over x, y >= 1 with x g_p + y g_d <=
+    ``max_gpus`` of min(x R_p1, y R_d1) / (x g_p + y g_d). Without a budget, one worker of the faster
+    side per ceil(ratio) of the slower: x / y the integer nearest R_d1 / R_p1 (at least 1:1)."""
+    rp, rd = np.broadcast_arrays(np.asarray(rate_p, dtype=float), np.asarray(rate_d, dtype=float))
+    if max_gpus is None:
+        ratio = rd / rp
+        x = np.where(ratio >= 1, np.maximum(np.round(ratio), 1.0), 1.0)
+        y = np.where(ratio >= 1, 1.0, np.maximum(np.round(1.0 / ratio), 1.0))
+        return x, y
+    xs = np.arange(1, max(max_gpus // gpus_p, 1) + 1, dtype=float)
+    ys = np.arange(1, max(max_gpus // gpus_d, 1) + 1, dtype=float)
+    X, Y = (a.ravel() for a in np.meshgrid(xs, ys, indexing="ij"))
+    ok = X * gpus_p + Y * gpus_d <= max_gpus
+    X, Y = X[ok], Y[ok]
+    if X.size == 0:
+        return np.full(rp.shape, np.nan), np.full(rp.shape, np.nan)
+    per_gpu = np.minimum(X * rp[..., None], Y * rd[..., None]) / (X * gpus_p + Y * gpus_d)
+    best = np.argmax(np.where(np.isfinite(per_gpu), per_gpu, -np.inf), axis=-1)
+    return X[best], Y[best]
