@@ -56,11 +56,12 @@ def cost_given(ctx: typer.Context) -> bool:
 
 
 @app.command(short_help="Continuous batching: TTFT, TPOT, tok/s, USD/Mtok in and out.",
-             epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 -c max --max-ttft-ms 2000")
+             epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 -c max --max-ttft-ms 2000\n"
+                    "  tokecon serve -m deepseek-v3 --prefill-gpus 8xH200 --decode-gpus 16xH200 --decode-layout dep16 -c 256")
 def serve(
     ctx: typer.Context,
     model: o.Model,
-    gpus: o.Gpus,
+    gpus: o.Gpus = None,
     concurrency: Concurrency = None,
     input_len: InputLen = 1024,
     output_len: OutputLen = 1024,
@@ -69,6 +70,13 @@ def serve(
     ep: Ep = None,
     attention_dp: AttentionDp = False,
     chunked_prefill: Chunked = None,
+    prefill_gpus: o.PrefillGpus = None,
+    prefill_workers: o.PrefillWorkers = None,
+    prefill_layout: o.PrefillLayout = None,
+    prefill_batch: o.PrefillBatch = None,
+    decode_gpus: o.DecodeGpus = None,
+    decode_workers: o.DecodeWorkers = None,
+    decode_layout: o.DecodeLayout = None,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
@@ -103,7 +111,8 @@ def serve(
 
     costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                        interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
-    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
-    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
+    common = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
+    split = o.disagg_spec(prefill_gpus, decode_gpus, prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, split)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt, wide=wide)

@@ -39,6 +39,20 @@ COLUMNS = [
     Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
 ]
 
+DISAGG_COLUMNS = [
+    Column("xpyd", "xPyD", "str"),
+    Column("concurrency", "concurrency", "int"),
+    Column("ttft_s", "TTFT [ms]", "time"),
+    Column("tpot_s", "TPOT [ms]", "time"),
+    Column("tok_s_per_user", "tok/s per user", "rate"),
+    Column("kv_transfer_s", "KV hand-off [ms]", "time", hide=2),
+    Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate"),
+    Column("limited_by", "limited by", "str", hide=2),
+    Column("usd_per_mtok_input", "USD/Mtok in", "usd", hide=1),
+    Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
+    Column("usd_per_mtok", "USD/Mtok blended", "usd"),
+]
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -51,8 +65,12 @@ class ServeOptions:
     cost: CostModel = field(default_factory=CostModel)
     explain_cost: bool = False
     price_split: float | None = None
+    disagg: Any = None  # tokecon.commands.disagg.DisaggSpec: serve that disaggregated layout
+    mode: str = "agg"  # frontier / capacity: search aggregated, disaggregated or both layouts
 
     def validate(self) -> None:
+        if self.mode not in ("agg", "disagg", "both"):
+            raise TokeconError(f"--mode must be agg, disagg or both, got '{self.mode}'")
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
         if self.ep is not None:
@@ -286,6 +304,15 @@ def run_serve(
     notes: list[str] = []
     highlight: set[int] = set()
     deployed: list[Deployed] = []
+    if opts.disagg is not None:
+        from tokecon.commands.disagg import serve_rows
+
+        rows, notes, deployed = serve_rows(catalog, opts, opts.disagg, concurrency, input_len, output_len)
+        best = cheapest(rows)
+        highlight = set() if best is None else {best}
+        notes.append(efficiency_note(deployed[1].scenario))
+    elif not specs:
+        raise TokeconError("give --gpus (aggregated) or --prefill-gpus and --decode-gpus (disaggregated)")
     for spec in specs:
         d = deploy(catalog, opts, spec, context)
         deployed.append(d)
@@ -304,13 +331,16 @@ def run_serve(
             highlight.add(len(rows) + best)
         rows.extend(these)
         notes.append(efficiency_note(scn))
-    notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
-    notes.append(split_note(opts.price_split))
+    if opts.disagg is None:
+        notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+        notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
     inputs = {
         **resolved_inputs(deployed[0].scenario),
         "gpus": [d.scenario.deployment.label for d in deployed],
+        **({"disaggregated": {"prefill": rows[0]["prefill_layout"], "decode": rows[0]["decode_layout"],
+                              "xpyd": rows[0]["xpyd"]}} if opts.disagg is not None else {}),
         "input_tokens": input_len,
         "output_tokens": output_len,
         "chunked_prefill_tokens": opts.chunked_prefill,
@@ -318,7 +348,8 @@ def run_serve(
         "cost": cost_inputs(deployed, opts),
     }
     notes.append(BOUND_NOTE)
-    result = Result("serve", inputs, rows, COLUMNS, notes=notes, highlight=highlight,
+    columns = COLUMNS if opts.disagg is None else DISAGG_COLUMNS
+    result = Result("serve", inputs, rows, columns, notes=notes, highlight=highlight,
                     sources=sources([d.scenario for d in deployed]))
     return thresholds.apply(result)
 

@@ -225,6 +225,12 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     )  # fmt: skip
 
 
+def prefill_time_s(scn: Scenario, input_len, prefill_batch=None) -> np.ndarray:
+    """T_p of one prefill unit at its full batch (the engine's budget, or ``prefill_batch``)."""
+    b = default_prefill_batch(scn, input_len) if prefill_batch is None else np.asarray(prefill_batch, dtype=float)
+    return prefill_step(scn, b, np.asarray(input_len, dtype=float)).latency
+
+
 def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, output_len,
                  prefill_batch=None) -> tuple[np.ndarray, np.ndarray]:
     """(R_p1, R_d1): requests/s one prefill worker takes at its full batch, and one decode worker at
