@@ -19,6 +19,8 @@ import numpy as np
 from tokecon import serving
 from tokecon.catalog import Catalog
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
+from tokecon.commands.disagg import rows as disagg_rows
+from tokecon.commands.disagg import search as disagg_search
 from tokecon.commands.serve import (
     Deployed,
     ServeOptions,
@@ -71,13 +73,15 @@ def operating_point(d: Deployed, st: serving.ServingTimes, slo: Thresholds, pric
 
 
 def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float) -> dict[str, Any]:
-    dep, hw = d.scenario.deployment, d.scenario.hardware
+    """Deployments of the point's GPUs and hourly price (aggregated, or both pools of a disaggregated one)."""
+    hw = d.scenario.hardware
+    n_gpus, usd_h = point["n_gpus"], point["usd_per_hour"]
     required = tokens_per_day / SECONDS_PER_DAY * headroom
     per_deployment = point["total_tok_s"]
     n_dep = max(1, math.ceil(required / per_deployment))
-    node = min(hw.scaleup_domain, dep.n_gpus)
-    gpus = n_dep * dep.n_gpus
-    usd_day = n_dep * d.scenario.usd_per_hour * 24.0
+    node = min(hw.scaleup_domain, n_gpus)
+    gpus = n_dep * n_gpus
+    usd_day = n_dep * usd_h * 24.0
     return {
         **point,
         "tokens_per_day": tokens_per_day,
@@ -93,6 +97,20 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
     }
+
+
+def _disagg_capacity(catalog: Catalog, opts: ServeOptions, spec, inp: int, out: int, tokens_per_day: float, headroom: float,
+                     slo: Thresholds) -> dict[str, Any]:
+    """The disaggregated layout within ``spec``'s GPUs (tokecon.commands.disagg.search) whose
+    highest-throughput point meets ``slo``, sized like an aggregated deployment."""
+    found = disagg_search(catalog, opts, spec, inp, out)
+    ok = [r for p, d, st in found for r in disagg_rows(p, d, st) if r["fits"] and not slo.check(r)]
+    if not ok:
+        why = "no disaggregated layout fits a part of the GPUs" if not found else "no disaggregated point meets the SLO"
+        return {"mode": "disagg", "deployment": f"{spec.label} disaggregated", "violations": [why]}
+    best = max(ok, key=lambda r: r["total_tok_s_per_gpu"])
+    d = next(d for p, d, st in found if d.scenario.deployment.n_gpus == int(best["decode_layout"].split("x")[0]))
+    return {**capacity_row(d, best, tokens_per_day, headroom), "violations": []}
 
 
 def run_capacity(
@@ -125,6 +143,10 @@ def run_capacity(
     notes: list[str] = []
     deployed: list[Deployed] = []
     for g in opts.common.gpus:
+        if opts.mode != "agg":
+            rows.append(_disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, output_len, tokens_per_day, headroom, slo))
+            if opts.mode == "disagg":
+                continue
         d = deploy(catalog, opts, parse_gpus(g, catalog), context)
         deployed.append(d)
         scn = d.scenario
