@@ -56,8 +56,7 @@ def cost_given(ctx: typer.Context) -> bool:
 
 
 @app.command(short_help="Continuous batching: TTFT, TPOT, tok/s, USD/Mtok in and out.",
-             epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 -c max --max-ttft-ms 2000\n"
-                    "  tokecon serve -m deepseek-v3 --prefill-gpus 8xH200 --decode-gpus 16xH200 --decode-layout dep16 -c 256")
+             epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 -c max --max-ttft-ms 2000")
 def serve(
     ctx: typer.Context,
     model: o.Model,

@@ -100,17 +100,17 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
 
 
 def _disagg_capacity(catalog: Catalog, opts: ServeOptions, spec, inp: int, out: int, tokens_per_day: float, headroom: float,
-                     slo: Thresholds) -> dict[str, Any]:
+                     slo: Thresholds) -> tuple[dict[str, Any], Deployed | None]:
     """The disaggregated layout within ``spec``'s GPUs (tokecon.commands.disagg.search) whose
     highest-throughput point meets ``slo``, sized like an aggregated deployment."""
     found = disagg_search(catalog, opts, spec, inp, out)
     ok = [r for p, d, st in found for r in disagg_rows(p, d, st) if r["fits"] and not slo.check(r)]
     if not ok:
         why = "no disaggregated layout fits a part of the GPUs" if not found else "no disaggregated point meets the SLO"
-        return {"mode": "disagg", "deployment": f"{spec.label} disaggregated", "violations": [why]}
+        return {"mode": "disagg", "deployment": f"{spec.label} disaggregated", "violations": [why]}, (found[0][1] if found else None)
     best = max(ok, key=lambda r: r["total_tok_s_per_gpu"])
     d = next(d for p, d, st in found if d.scenario.deployment.n_gpus == int(best["decode_layout"].split("x")[0]))
-    return {**capacity_row(d, best, tokens_per_day, headroom), "violations": []}
+    return {**capacity_row(d, best, tokens_per_day, headroom), "violations": []}, d
 
 
 def run_capacity(
@@ -144,7 +144,9 @@ def run_capacity(
     deployed: list[Deployed] = []
     for g in opts.common.gpus:
         if opts.mode != "agg":
-            rows.append(_disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, output_len, tokens_per_day, headroom, slo))
+            row, d = _disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, output_len, tokens_per_day, headroom, slo)
+            rows.append(row)
+            deployed += [d] if d is not None else []
             if opts.mode == "disagg":
                 continue
         d = deploy(catalog, opts, parse_gpus(g, catalog), context)
@@ -177,6 +179,9 @@ def run_capacity(
         )
         notes.extend(interactivity_note(d.label, row, slo))
         notes.append(efficiency_note(scn))
+    if not deployed:
+        raise TokeconError(f"{model.key} has no disaggregated layout within {', '.join(opts.common.gpus)} "
+                           "(no part of the GPUs holds it as a worker): use --mode agg or more GPUs")
     answered = [i for i, r in enumerate(rows) if "usd_per_day" in r]
     highlight = {min(answered, key=lambda i: rows[i]["usd_per_day"])} if len(answered) > 1 else set()
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
