@@ -177,7 +177,8 @@ def serve_rows(catalog: Catalog, opts: ServeOptions, spec: DisaggSpec, concurren
 
 def search(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, input_len: int, output_len: int,
            points_per_doubling: int = 3) -> list[tuple[Deployed, Deployed, disagg.DisaggTimes]]:
-    """Disaggregated layouts within ``spec``'s GPUs: worker sizes dividing them, every layout of each,
+    """Disaggregated layouts within ``spec``'s GPUs: worker sizes dividing them, each one TP group or one
+    attention-DP / EP group,
     the prefill layouts pruned to those no other beats on both prompts/s per GPU and prefill time, and
     per decode batch the xPyD (x g_p + y g_d <= GPUs) that serves most requests/s per GPU."""
     model = catalog.models.get(opts.common.model)
@@ -187,6 +188,8 @@ def search(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, input_len: int, 
     for g in sizes:
         sub = GpuSpec(g, spec.hardware)
         for layout in serving.candidate_layouts(model, g):
+            if (layout.ep if layout.attention_dp else layout.tp * layout.pp) != g:
+                continue  # a worker of replicas is that many smaller workers, which x and y already count
             try:
                 dp = deploy(catalog, opts, sub, input_len, layout)
             except TokeconError:
