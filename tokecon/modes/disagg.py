@@ -55,7 +55,26 @@ from tokecon import params, serving
 from tokecon.phases import decode_step, prefill_step
 from tokecon.specs import Scenario
 
-_ITERATIONS = 6  # fixed-point passes of the closed loop; the decode step changes slowly with r
+_ITERATIONS = 12  # fixed-point passes of the closed loop, on tabulated step times (:func:`_tabulated`)
+_GRID = 16  # geometric grid points per operating point on which the step times are tabulated
+
+
+def _tabulated(fn, top: np.ndarray):
+    """``fn(v)`` for v in [1, ``top``] at every operating point: evaluated once on a geometric grid of
+    _GRID values (one vectorised roofline call, shape (..., _GRID)) and read back by linear
+    interpolation in log v, so the fixed point costs no roofline call per pass."""
+    log_top = np.log(np.maximum(top, 1.0))
+    frac = np.linspace(0.0, 1.0, _GRID)
+    table = np.asarray(fn(np.exp(log_top[..., None] * frac)), dtype=float)
+
+    def read(v: np.ndarray) -> np.ndarray:
+        pos = np.log(np.clip(v, 1.0, np.maximum(top, 1.0))) / np.maximum(log_top, 1e-12) * (_GRID - 1)
+        i = np.clip(np.floor(pos).astype(int), 0, _GRID - 2)
+        lo = np.take_along_axis(table, i[..., None], -1)[..., 0]
+        hi = np.take_along_axis(table, i[..., None] + 1, -1)[..., 0]
+        return lo + (pos - i) * (hi - lo)
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -180,21 +199,20 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     r_max = serving.max_running(decode, inp, out)
     fits = (r_max >= 1) & (serving.max_running(prefill, inp, np.ones_like(inp)) >= 1)
     r_top = np.maximum(r_max, 1.0)
-    t_d_top = decode_step(decode, r_top, ctx).step_time_s
+    decode_s = _tabulated(lambda v: decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
+    prefill_s = _tabulated(lambda v: prefill_step(prefill, v, inp[..., None]).latency, b_max)
     t_p_top = prefill_step(prefill, b_max, inp).step_time_s  # a stream of prompts: the stage time
     cap_p = x * u_p * b_max / t_p_top
-    cap_d = y * u_d * r_top / (steps * t_d_top)
+    cap_d = y * u_d * r_top / (steps * decode_s(r_top))
     scaleup = same_domain(prefill, decode, gpus)
     links = min(p.gpus_per_unit, d.gpus_per_unit)
     layers = prefill.model.layers
     r = np.clip(C / (y * u_d), 1.0, r_top)
     b = np.ones_like(inp)
     for _ in range(_ITERATIONS):
-        t_d = decode_step(decode, r, ctx).step_time_s
-        t_p = prefill_step(prefill, b, inp).latency
+        t_d, t_p = decode_s(r), prefill_s(b)
         t_x = exposed_transfer_s(transfer_s(prefill, decode, b, inp, links, scaleup), t_p, layers)
-        e2e0 = t_p + t_x + steps * t_d
-        X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
+        X = np.minimum(np.minimum(C / (t_p + t_x + steps * t_d), cap_p), cap_d)
         r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
         b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
     t_d = decode_step(decode, r, ctx)
