@@ -362,6 +362,8 @@ def _disagg(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | No
     and TPOT. Cases of a group share both pools."""
     from tokecon.modes.disagg import serve
 
+    if scn.ideal:  # the ideal column is a throughput bound; these rows are times, summarised apart
+        return np.full(len(cases), np.nan), ["no ideal roofline for disaggregated rows"] * len(cases)
     conc, isl, osl = _arrays(cases)
     dep, x, y, batch = cases[0].prefill
     if np.any(osl < 2) or np.any(isl < 1) or np.any(conc < 1):

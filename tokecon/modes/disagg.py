@@ -201,7 +201,8 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     r_top = np.maximum(r_max, 1.0)
     decode_s = _tabulated(lambda v: decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
     prefill_s = _tabulated(lambda v: prefill_step(prefill, v, inp[..., None]).latency, b_max)
-    t_p_top = prefill_step(prefill, b_max, inp).step_time_s  # a stream of prompts: the stage time
+    # a stream of prompts keeps every pipeline stage busy: the pool's rate follows the stage time
+    t_p_top = prefill_step(prefill, b_max, inp).step_time_s if prefill.deployment.pp > 1 else prefill_s(b_max)
     cap_p = x * u_p * b_max / t_p_top
     cap_d = y * u_d * r_top / (steps * decode_s(r_top))
     scaleup = same_domain(prefill, decode, gpus)
@@ -215,9 +216,7 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
         X = np.minimum(np.minimum(C / (t_p + t_x + steps * t_d), cap_p), cap_d)
         r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
         b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
-    t_d = decode_step(decode, r, ctx)
-    tpot = t_d.step_time_s
-    t_p = prefill_step(prefill, b, inp).latency
+    tpot, t_p = decode_s(r), prefill_s(b)
     t_kv = transfer_s(prefill, decode, b, inp, links, scaleup)
     t_x = exposed_transfer_s(t_kv, t_p, layers)
     e2e0 = t_p + t_x + steps * tpot
