@@ -104,12 +104,11 @@ def _disagg_capacity(catalog: Catalog, opts: ServeOptions, spec, inp: int, out: 
     """The disaggregated layout within ``spec``'s GPUs (tokecon.commands.disagg.search) whose
     highest-throughput point meets ``slo``, sized like an aggregated deployment."""
     found = disagg_search(catalog, opts, spec, inp, out)
-    ok = [r for p, d, st in found for r in disagg_rows(p, d, st) if r["fits"] and not slo.check(r)]
+    ok = [(r, d) for p, d, st in found for r in disagg_rows(p, d, st) if r["fits"] and not slo.check(r)]
     if not ok:
         why = "no disaggregated layout fits a part of the GPUs" if not found else "no disaggregated point meets the SLO"
         return {"mode": "disagg", "deployment": f"{spec.label} disaggregated", "violations": [why]}, (found[0][1] if found else None)
-    best = max(ok, key=lambda r: r["total_tok_s_per_gpu"])
-    d = next(d for p, d, st in found if d.scenario.deployment.n_gpus == int(best["decode_layout"].split("x")[0]))
+    best, d = max(ok, key=lambda rd: rd[0]["total_tok_s_per_gpu"])
     return {**capacity_row(d, best, tokens_per_day, headroom), "violations": []}, d
 
 

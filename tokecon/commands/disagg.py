@@ -202,8 +202,7 @@ def search(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, input_len: int, 
     if not prefills or not decodes:
         return []
     inp = float(input_len)
-    rate = np.array([disagg.worker_rates(dp.scenario, dp.scenario, 1.0, inp, float(output_len))[0] / dp.scenario.deployment.n_gpus
-                     for dp in prefills])
+    rate = np.array([float(disagg.prefill_rate(dp.scenario, inp)) / dp.scenario.deployment.n_gpus for dp in prefills])
     t_p = np.array([float(disagg.prefill_time_s(dp.scenario, inp)) for dp in prefills])
     keep = serving.pareto_mask(rate, 1.0 / t_p)
     prefills = [dp for dp, k in zip(prefills, keep) if k]

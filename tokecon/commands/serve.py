@@ -7,7 +7,7 @@ model on a device count, the hourly price under ``--cost``, and one row per oper
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
 from tokecon.serving import Layout, ServingTimes
 from tokecon.specs import Scenario
+
+if TYPE_CHECKING:
+    from tokecon.commands.disagg import DisaggSpec
 
 COLUMNS = [
     Column("concurrency", "concurrency", "int"),
@@ -65,7 +68,7 @@ class ServeOptions:
     cost: CostModel = field(default_factory=CostModel)
     explain_cost: bool = False
     price_split: float | None = None
-    disagg: Any = None  # tokecon.commands.disagg.DisaggSpec: serve that disaggregated layout
+    disagg: DisaggSpec | None = None  # serve this disaggregated layout instead of --gpus
     mode: str = "agg"  # frontier / capacity: search aggregated, disaggregated or both layouts
 
     def validate(self) -> None:

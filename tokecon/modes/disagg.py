@@ -13,6 +13,8 @@ worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``
              most requests/s the pool takes  R_p = x u_p b_max / T_p(b_max)
     decode   pure decode steps (no prompt tokens in them) at the running batch r per unit and the
              average context I + O/2: T_d(r) = tokecon.phases.decode_step;  TPOT = T_d(r)
+             (T_d and T_p are tabulated on 16 geometric points from 1 to r_max / b_max and read by
+             interpolation in log r while the closed loop below settles)
              r <= r_max = tokecon.serving.max_running (KV admission and the engine's cap);
              most requests/s the pool takes  R_d = y u_d r_max / ((O - 1) T_d(r_max))
     hand-off KV bytes per request  V = I x KV bytes per token of the whole model (tokecon.params),
@@ -65,13 +67,14 @@ def _tabulated(fn, top: np.ndarray):
     interpolation in log v, so the fixed point costs no roofline call per pass."""
     log_top = np.log(np.maximum(top, 1.0))
     frac = np.linspace(0.0, 1.0, _GRID)
-    table = np.asarray(fn(np.exp(log_top[..., None] * frac)), dtype=float)
+    table = np.asarray(fn(np.exp(log_top[..., None] * frac)), dtype=float).reshape(-1, _GRID)
+    row = np.arange(table.shape[0]).reshape(np.shape(log_top)) * _GRID
+    flat, scale, top1 = table.ravel(), (_GRID - 1) / np.maximum(log_top, 1e-12), np.maximum(top, 1.0)
 
     def read(v: np.ndarray) -> np.ndarray:
-        pos = np.log(np.clip(v, 1.0, np.maximum(top, 1.0))) / np.maximum(log_top, 1e-12) * (_GRID - 1)
-        i = np.clip(np.floor(pos).astype(int), 0, _GRID - 2)
-        lo = np.take_along_axis(table, i[..., None], -1)[..., 0]
-        hi = np.take_along_axis(table, i[..., None] + 1, -1)[..., 0]
+        pos = np.log(np.minimum(np.maximum(v, 1.0), top1)) * scale
+        i = np.minimum(pos.astype(int), _GRID - 2)
+        lo, hi = flat[row + i], flat[row + i + 1]
         return lo + (pos - i) * (hi - lo)
 
     return read
@@ -94,17 +97,9 @@ class Pool:
         return self.scenario.deployment.n_gpus
 
     @property
-    def gpus(self) -> int:
-        return self.workers * self.gpus_per_worker
-
-    @property
     def gpus_per_unit(self) -> int:
         dep = self.scenario.deployment
         return 1 if dep.attention_dp else dep.tp * dep.pp
-
-    @property
-    def usd_per_hour(self) -> float:
-        return self.scenario.usd_per_hour * self.workers
 
 
 def default_prefill_batch(scn: Scenario, input_len: np.ndarray) -> np.ndarray:
@@ -210,14 +205,16 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     layers = prefill.model.layers
     r = np.clip(C / (y * u_d), 1.0, r_top)
     b = np.ones_like(inp)
+    alpha = transfer_s(prefill, decode, 0.0, inp, links, scaleup)
+    per_prompt = transfer_s(prefill, decode, 1.0, inp, links, scaleup) - alpha
     for _ in range(_ITERATIONS):
         t_d, t_p = decode_s(r), prefill_s(b)
-        t_x = exposed_transfer_s(transfer_s(prefill, decode, b, inp, links, scaleup), t_p, layers)
+        t_x = exposed_transfer_s(alpha + b * per_prompt, t_p, layers)
         X = np.minimum(np.minimum(C / (t_p + t_x + steps * t_d), cap_p), cap_d)
         r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
         b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
     tpot, t_p = decode_s(r), prefill_s(b)
-    t_kv = transfer_s(prefill, decode, b, inp, links, scaleup)
+    t_kv = alpha + b * per_prompt
     t_x = exposed_transfer_s(t_kv, t_p, layers)
     e2e0 = t_p + t_x + steps * tpot
     X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
@@ -248,13 +245,19 @@ def prefill_time_s(scn: Scenario, input_len, prefill_batch=None) -> np.ndarray:
     return prefill_step(scn, b, np.asarray(input_len, dtype=float)).latency
 
 
+def prefill_rate(prefill: Scenario, input_len, prefill_batch=None) -> np.ndarray:
+    """R_p1: requests/s one prefill worker takes at its full batch, u_p b / T_p(b)."""
+    inp = np.asarray(input_len, dtype=float)
+    b = default_prefill_batch(prefill, inp) if prefill_batch is None else np.asarray(prefill_batch, dtype=float)
+    return prefill.deployment.replicas * b / prefill_step(prefill, b, inp).step_time_s
+
+
 def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, output_len,
                  prefill_batch=None) -> tuple[np.ndarray, np.ndarray]:
     """(R_p1, R_d1): requests/s one prefill worker takes at its full batch, and one decode worker at
     ``decode_batch`` running per unit (steady state, neither waiting on the other)."""
     inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
-    b = default_prefill_batch(prefill, inp) if prefill_batch is None else np.asarray(prefill_batch, dtype=float)
-    r_p = prefill.deployment.replicas * b / prefill_step(prefill, b, inp).step_time_s
+    r_p = prefill_rate(prefill, inp, prefill_batch)
     r = np.asarray(decode_batch, dtype=float)
     r_d = decode.deployment.replicas * r / ((out - 1.0) * decode_step(decode, r, inp + out / 2.0).step_time_s)
     return r_p, r_d
