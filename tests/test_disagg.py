@@ -111,6 +111,16 @@ def test_serve_disaggregated_json():
     assert doc["disaggregated"]["xpyd"] == "2P1D"
 
 
+def test_serve_balances_the_missing_worker_count():
+    """Given one side, the other is the count whose rate matches it: x R_p1 = y R_d1, rounded."""
+    base = ["serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "-c", "8", "-f", "json"]
+    row = json.loads(invoke(*base, "--prefill-workers", "3").stdout)["rows"][0]
+    rp, rd = row["prefill_capacity_requests_s"] / 3, row["decode_capacity_requests_s"] / row["decode_workers"]
+    assert row["decode_workers"] == max(1, round(3 * rp / rd))
+    row = json.loads(invoke(*base, "--decode-workers", "4").stdout)["rows"][0]
+    assert row["prefill_workers"] == max(1, round(4 * rd / rp))
+
+
 def test_serve_disaggregated_bad_input():
     r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100")
     assert r.exit_code == 2 and "--decode-gpus" in r.stderr

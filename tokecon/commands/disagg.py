@@ -86,10 +86,13 @@ def deploy_pools(catalog: Catalog, opts: ServeOptions, spec: DisaggSpec, input_l
     x, y = spec.prefill.workers, spec.decode.workers
     if x is None or y is None:
         top = max(float(serving.max_running(d.scenario, input_len, output_len)), 1.0)
-        rp, rd = disagg.worker_rates(p.scenario, d.scenario, top, input_len, output_len, spec.prefill_batch)
-        bx, by = disagg.balance(rp * (y or 1), rd * (x or 1), 1, 1, None)
-        x = x if x is not None else int(bx)
-        y = y if y is not None else int(by)
+        rp, rd = (float(v) for v in disagg.worker_rates(p.scenario, d.scenario, top, input_len, output_len, spec.prefill_batch))
+        if x is None and y is None:
+            x, y = (int(v) for v in disagg.balance(np.asarray(rp), np.asarray(rd), 1, 1, None))
+        elif x is None:
+            x = max(1, round(y * rd / rp))  # x R_p1 = y R_d1
+        else:
+            y = max(1, round(x * rp / rd))
     return p, d, x, y
 
 

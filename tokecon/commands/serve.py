@@ -350,7 +350,8 @@ def run_serve(
         "price_split": opts.price_split,
         "cost": cost_inputs(deployed, opts),
     }
-    notes.append(BOUND_NOTE)
+    if opts.disagg is None:
+        notes.append(BOUND_NOTE)
     columns = COLUMNS if opts.disagg is None else DISAGG_COLUMNS
     result = Result("serve", inputs, rows, columns, notes=notes, highlight=highlight,
                     sources=sources([d.scenario for d in deployed]))
