@@ -313,7 +313,7 @@ def run_serve(
         rows, notes, deployed = serve_rows(catalog, opts, opts.disagg, concurrency, input_len, output_len)
         best = cheapest(rows)
         highlight = set() if best is None else {best}
-        notes.append(efficiency_note(deployed[1].scenario))
+        notes += list(dict.fromkeys(efficiency_note(d.scenario) for d in reversed(deployed)))  # decode's first; prefill's if another device
     elif not specs:
         raise TokeconError("give --gpus (aggregated) or --prefill-gpus and --decode-gpus (disaggregated)")
     for spec in specs:
