@@ -142,14 +142,14 @@ def run_capacity(
     notes: list[str] = []
     deployed: list[Deployed] = []
     for g in opts.common.gpus:
-        if opts.mode != "agg":
+        if opts.layouts != "agg":
             row, d = _disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, output_len, tokens_per_day, headroom, slo)
             rows.append(row)
             deployed += [d] if d is not None else []
             if "usd_per_day" in row:
                 notes.append(f"{g} disaggregated, best within its GPUs: {row['deployment']}, {row['total_tok_s']:,.0f} tok/s "
                              f"at concurrency {row['concurrency']} ({row['load_fraction']:.1%} of one deployment needed).")
-            if opts.mode == "disagg":
+            if opts.layouts == "disagg":
                 continue
         d = deploy(catalog, opts, parse_gpus(g, catalog), context)
         deployed.append(d)

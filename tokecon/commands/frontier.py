@@ -107,9 +107,9 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     candidates: list[dict[str, Any]] = []  # every swept point that meets the SLO
     for g in opts.common.gpus:
         spec = parse_gpus(g, catalog)
-        results = sweep(opts, catalog, spec, input_len, output_len) if opts.mode != "disagg" else []
-        split = disagg_search(catalog, opts, spec, input_len, output_len) if opts.mode != "agg" else []
-        if opts.mode != "agg" and not split:
+        results = sweep(opts, catalog, spec, input_len, output_len) if opts.layouts != "disagg" else []
+        split = disagg_search(catalog, opts, spec, input_len, output_len) if opts.layouts != "agg" else []
+        if opts.layouts != "agg" and not split:
             notes.append(f"{spec.label}: no disaggregated layout: {model.key} does not fit a part of the GPUs as a worker.")
         if not results and not split:
             notes.append(f"{spec.label}: {model.key} does not fit in any layout at {input_len + output_len} tokens per request.")
@@ -186,7 +186,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         "output_tokens": output_len,
         "chunked_prefill_tokens": opts.chunked_prefill,
         "price_split": opts.price_split,
-        "mode": opts.mode,
+        "mode": opts.layouts,
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
         "cost": cost_inputs(deployed, opts),
     }

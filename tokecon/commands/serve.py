@@ -69,11 +69,11 @@ class ServeOptions:
     explain_cost: bool = False
     price_split: float | None = None
     disagg: DisaggSpec | None = None  # serve this disaggregated layout instead of --gpus
-    mode: str = "agg"  # frontier / capacity: search aggregated, disaggregated or both layouts
+    layouts: str = "agg"  # --mode of frontier / capacity: search aggregated, disaggregated or both layouts
 
     def validate(self) -> None:
-        if self.mode not in ("agg", "disagg", "both"):
-            raise TokeconError(f"--mode must be agg, disagg or both, got '{self.mode}'")
+        if self.layouts not in ("agg", "disagg", "both"):
+            raise TokeconError(f"--mode must be agg, disagg or both, got '{self.layouts}'")
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
         if self.ep is not None:
