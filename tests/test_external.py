@@ -25,10 +25,15 @@ def _converter():
 
 @pytest.mark.skipif(not EXTERNAL_DIR.exists(), reason="shared/calibration/external not in this checkout")
 def test_converter_reproduces_the_committed_csv(tmp_path):
-    out = tmp_path / "external.csv"
-    skipped = _converter().main(EXTERNAL_DIR, out)
+    out, split = tmp_path / "external.csv", tmp_path / "external_disagg.csv"
+    skipped = _converter().main(EXTERNAL_DIR, out, split)
     assert out.read_bytes() == (ROOT / "validation" / "external.csv").read_bytes()
-    assert skipped["aiconfigurator: disaggregated (mode=disagg), for a later issue"] == 1602
+    assert split.read_bytes() == (ROOT / "validation" / "external_disagg.csv").read_bytes()
+    # 1,602 disaggregated runs: 22 GLM-5 (not representable) and 7 without a concurrency left out,
+    # 1,573 converted into two rows each (TTFT, TPOT)
+    assert skipped["aiconfigurator disagg: GLM-5: DeepSeek Sparse Attention (top-2048 tokens picked by a lightning indexer) not representable"] == 22
+    assert skipped["aiconfigurator disagg: silicon_concurrency not stated"] == 7
+    assert len(validation.load_measurements(split)) == 2 * (1602 - 22 - 7)
 
 
 def test_source_prefixes_are_balanced():

@@ -129,7 +129,13 @@ def test_validate_cli_json_and_table():
 def test_summary_groups_cover_all_predicted_rows(outcomes):
     rows = run_validate("model")[1].rows
     total = next(r for r in rows if r["group"] == "all")
-    assert sum(r["rows"] for r in rows if r["group"] not in ("all", "all fitted")) == total["rows"]
+    groups = [r for r in rows if r["group"] not in ("all", "all fitted") and not r["group"].startswith("disagg ")]
+    assert sum(r["rows"] for r in groups) == total["rows"]
+    # the disaggregated rows are summarised apart, TTFT and TPOT each over all of them and by model
+    split = sum(o.error is not None for o in outcomes if o.case is not None and o.case.kind == "disagg")
+    assert sum(r["rows"] for r in rows if r["group"].startswith("disagg ") and r["group"].endswith(": all")) == split
+    by_model = [r for r in rows if r["group"].startswith("disagg ") and ("deepseek-v3" in r["group"] or "kimi-k2" in r["group"])]
+    assert sum(r["rows"] for r in by_model) <= split and by_model
 
 
 def test_grouped_and_per_row_predictions_agree(outcomes):

@@ -349,12 +349,15 @@ NOT_FITTED = {
 #: staggered prediction (median 0.2-0.4x of it) and a lockstep burst (1.1-2.2x). Reported, not fitted.
 CLOSED_LOOP_TTFT = ("closed-loop TTFT depends on the benchmark's arrival phase (bursts vs staggered), "
                     "which the steady-state serving model does not represent")
+DISAGG = "disaggregated serving: predicted with the factors fitted on aggregated rows, never fitted on"
 
 
 def not_fitted(case: Case) -> str | None:
     """Why a predicted row is left out of the fit, or None."""
     if case.kind == "serving" and case.metric == "ttft_ms":
         return CLOSED_LOOP_TTFT
+    if case.kind == "disagg":
+        return DISAGG
     return NOT_FITTED.get((source_of(case), case.metric))
 
 

@@ -12,7 +12,10 @@ engine) and to the way it was measured:
   model at the largest concurrency whose KV cache fits;
 * disaggregated large-scale MoE (DeepSeek, SGLang): the ``moe`` model per node;
 * closed-loop serving (aiconfigurator): C requests always in flight, ISL in, OSL out, through
-  :func:`tokecon.serving.serve` with the engine's prefill chunk: mean TTFT and TPOT.
+  :func:`tokecon.serving.serve` with the engine's prefill chunk: mean TTFT and TPOT;
+* closed-loop disaggregated serving (aiconfigurator ``mode = disagg``, ``external_disagg.csv``):
+  the same through :func:`tokecon.modes.disagg.serve` with the row's prefill and decode pools
+  (predicted with the fitted factors, never fitted on: ``calibrate.not_fitted``).
 
 Rows are predicted in groups that share a scenario (same model, deployment, precision, engine,
 kind), each group as one numpy evaluation over its (batch or concurrency, input, output) arrays:
@@ -42,7 +45,7 @@ from tokecon.phases import decode_step, prefill_step
 from tokecon.specs import Deployment, Precision, Scenario
 
 
-MEASUREMENT_FILES = ("measurements.csv", "external.csv")
+MEASUREMENT_FILES = ("measurements.csv", "external.csv", "external_disagg.csv")
 COLUMNS = ("id", "source_title", "source_url", "model", "weight_precision", "kv_precision", "hardware", "n_gpus",
            "parallelism", "engine", "scenario", "input_len", "output_len", "concurrency_or_batch", "metric", "value")
 
@@ -79,13 +82,14 @@ class Case:
     """A measurement turned into something tokecon can evaluate."""
 
     row: dict[str, str]
-    kind: str  # static | prefill | inflight | moe | serving
-    scenario: Scenario
+    kind: str  # static | prefill | inflight | moe | serving | disagg
+    scenario: Scenario  # disagg: the decode worker
     batch: int
     input_len: int
     output_len: int
     metric: str
     measured: float
+    prefill: tuple[Deployment, int, int, int | None] | None = None  # disagg: prefill worker, x, y, prefill batch
 
     @property
     def family(self) -> str:
@@ -154,7 +158,7 @@ def _int(text: str) -> int | None:
 def _kind(row: dict[str, str]) -> str:
     s = row["scenario"].lower()
     if s.startswith("closed-loop serving"):
-        return "serving"
+        return "disagg" if "disaggregated" in s else "serving"
     if "offline max-throughput" in s:
         return "inflight"
     par = row["parallelism"].lower()
@@ -181,6 +185,8 @@ def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Ca
     if n is None:
         raise Skip("deployment size not stated")
     kind = _kind(row)
+    if kind == "disagg":
+        return _disagg_case(row, model, hw, catalog, ideal)
     par = row["parallelism"]
     layout = _LAYOUT.match(par)
     layer_split = "layer split" in par.lower()
@@ -208,6 +214,32 @@ def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Ca
 
 #: aiconfigurator's layout: attention TP x PP x attention-DP GPUs; experts split moeTP x moeEP ways.
 _LAYOUT = re.compile(r"^TP(\d+) PP(\d+) attnDP(\d+) moeTP(\d+) moeEP(\d+)$")
+
+
+#: One pool of a disaggregated row (validation/import_external.py ``_pool``).
+_POOL = re.compile(r"(prefill|decode) (\d+|\?)x TP(\d+) PP(\d+) attnDP(\d+) moeTP(\d+) moeEP(\d+)(?: batch (\d+))?")
+
+
+def _disagg_case(row: dict[str, str], model, hw, catalog: Catalog, ideal: bool) -> Case:
+    """A disaggregated row: the decode worker is the case's scenario, the prefill worker, the worker
+    counts (``?``: one) and the prefill batch (None: the engine's budget) ride along."""
+    pools = {m.group(1): m.groups()[1:] for m in _POOL.finditer(row["parallelism"])}
+    if set(pools) != {"prefill", "decode"}:
+        raise Skip(f"parallelism '{row['parallelism']}' does not name a prefill and a decode pool")
+    deps, workers = {}, {}
+    for side, (n, tp, pp, dp, moe_tp, moe_ep, _) in pools.items():
+        tp, pp, dp = int(tp), int(pp), int(dp)
+        if pp > 1:
+            raise Skip("pipeline stages in a disaggregated pool not modelled")
+        t, ep, adp = _layout(model, tp, dp, int(moe_tp) * int(moe_ep))
+        deps[side] = Deployment(hw, tp * dp, t, ep, adp, 1)
+        workers[side] = 1 if n == "?" else int(n)
+    precision = _precision(row)
+    engine = _resolve_engine(row["engine"], catalog)
+    batch = pools["prefill"][-1]
+    return Case(row, "disagg", Scenario(model, deps["decode"], precision, engine, ideal), _int(row["concurrency_or_batch"]) or 0,
+                _int(row["input_len"]) or 0, _int(row["output_len"]) or 0, row["metric"], float(row["value"]),
+                (deps["prefill"], workers["prefill"], workers["decode"], int(batch) if batch else None))
 
 
 def _layout(model, tp: int, dp: int, expert_split: int) -> tuple[int, int, bool]:
@@ -325,6 +357,23 @@ def _serving(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | N
                  lambda c: "one request does not fit in tokecon's memory model")
 
 
+def _disagg(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
+    """Closed loop on x prefill and y decode workers (:func:`tokecon.modes.disagg.serve`): mean TTFT
+    and TPOT. Cases of a group share both pools."""
+    from tokecon.modes.disagg import serve
+
+    if scn.ideal:  # the ideal column is a throughput bound; these rows are times, summarised apart
+        return np.full(len(cases), np.nan), ["no ideal roofline for disaggregated rows"] * len(cases)
+    conc, isl, osl = _arrays(cases)
+    dep, x, y, batch = cases[0].prefill
+    if np.any(osl < 2) or np.any(isl < 1) or np.any(conc < 1):
+        return np.full(len(cases), np.nan), ["closed-loop rows need concurrency, input and output lengths"] * len(cases)
+    t = serve(replace(scn, deployment=dep), scn, x, y, conc, isl, osl, batch)
+    metrics = {"ttft_ms": t.ttft_s * 1e3, "tpot_ms": t.tpot_s * 1e3}
+    return _pick(cases, metrics, np.isfinite(t.tpot_s), "disaggregated serving",
+                 lambda c: "one request does not fit a prefill or decode worker in tokecon's memory model")
+
+
 def predict_inflight(case: Case) -> float:
     """Offline maximum throughput (every request queued at once): :func:`tokecon.serving.serve` with as
     many requests in flight as run at once (KV admission and the engine's cap, which the ideal view
@@ -370,7 +419,7 @@ def predict_moe(case: Case) -> float:
 
 #: Kinds evaluated a group at a time over numpy arrays, and kinds evaluated row by row.
 GROUP_PREDICTORS: dict[str, Callable[[Scenario, list[Case]], tuple[np.ndarray, list[str | None]]]] = {
-    "static": _static, "prefill": _prefill, "serving": _serving}
+    "static": _static, "prefill": _prefill, "serving": _serving, "disagg": _disagg}
 PREDICTORS: dict[str, Callable[[Case], float]] = {"inflight": predict_inflight, "moe": predict_moe}
 
 
@@ -379,7 +428,14 @@ def _group_key(case: Case) -> tuple:
     hardware and engine of every case with the factors it tries)."""
     scn, dep, hw = case.scenario, case.scenario.deployment, case.scenario.hardware
     return (case.kind, scn.model, hw.key, hw.efficiency, hw.memory_bytes, dep.n_gpus, dep.tp, dep.ep,
-            dep.attention_dp, dep.pp, scn.precision, scn.engine, scn.ideal)
+            dep.attention_dp, dep.pp, scn.precision, scn.engine, scn.ideal, _pool_key(case))
+
+
+def _pool_key(case: Case) -> tuple | None:
+    if case.prefill is None:
+        return None
+    dep, x, y, batch = case.prefill
+    return (dep.n_gpus, dep.tp, dep.ep, dep.attention_dp, x, y, batch)
 
 
 def predict_many(cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:

@@ -1,7 +1,8 @@
-"""Convert the two external measurement sets into ``validation/external.csv``.
+"""Convert the two external measurement sets into ``validation/external.csv`` and
+``validation/external_disagg.csv``.
 
 Reads ``shared/calibration/external/aiconfigurator_silicon_sample.csv`` (ai-dynamo/aiconfigurator,
-Apache-2.0; aggregated-serving rows only) and ``argonne_llm_inference_bench.csv``
+Apache-2.0; aggregated rows into external.csv, disaggregated rows into external_disagg.csv) and ``argonne_llm_inference_bench.csv``
 (argonne-lcf/LLM-Inference-Bench, BSD-3-Clause) and writes them in the column schema of
 ``measurements.csv``. Deterministic: same inputs, same bytes. Rows left out are counted by reason
 (printed, and recorded in SOURCES.md). Run from the repository root:
@@ -41,7 +42,8 @@ AIC_UNREPRESENTABLE = {
     "Qwen/Qwen3.5-397B-A17B": "Qwen3.5-397B-A17B: hybrid linear attention (Gated DeltaNet) not representable",
     "zhipuai/GLM-5": "GLM-5: DeepSeek Sparse Attention (top-2048 tokens picked by a lightning indexer) not representable",
 }
-AIC_SYSTEMS = {"b200_sxm": "b200", "b300_sxm": "b300", "h100_sxm": "h100-sxm", "h200_sxm": "h200", "gb200": "gb200"}
+AIC_SYSTEMS = {"b200_sxm": "b200", "b300_sxm": "b300", "h100_sxm": "h100-sxm", "h200_sxm": "h200", "gb200": "gb200",
+               "gb300": "gb300"}
 
 ANL_HARDWARE = {"Nvidia A100 GPU": ("a100", "a100-40gb"), "Nvidia H100 GPU": ("h100", "h100-sxm"),
                 "Nvidia GH200 GPU": ("gh200", "gh200"), "AMD MI300X GPU": ("mi300x", "mi300x")}
@@ -101,8 +103,7 @@ def convert_aiconfigurator(path: Path, skipped: Counter) -> list[dict[str, str]]
         rows = list(csv.DictReader(fh))
     for r in rows:
         if r["mode"] != "agg":
-            skipped["aiconfigurator: disaggregated (mode=disagg), for a later issue"] += 1
-            continue
+            continue  # disaggregated rows: convert_aiconfigurator_disagg
         if r["model_path"] in AIC_UNREPRESENTABLE:
             skipped[f"aiconfigurator: {AIC_UNREPRESENTABLE[r['model_path']]}"] += 1
             continue
@@ -131,6 +132,56 @@ def convert_aiconfigurator(path: Path, skipped: Counter) -> list[dict[str, str]]
                 "output_len": r["osl"], "concurrency_or_batch": str(concurrency), "metric": metric,
                 "value": f"{float(r[column]):.6g}",
                 "notes": f"{r['id']}; {r['model_path']}; batch_size {r['batch_size']}; {src.get('image', 'no container tag')}",
+            })
+    return out
+
+
+def _pool(r: dict[str, str], side: str) -> str:
+    """One pool of a disaggregated row: ``{workers}x TP.. PP.. attnDP.. moeTP.. moeEP..`` (workers
+    ``?`` when not stated), then `` batch N`` when the prefill batch is stated."""
+    g = {k: int(r[f"{side}_{k}_size"] or 1) or 1 for k in ("tp", "pp", "attention_dp", "moe_tp", "moe_ep")}
+    workers = r[f"{side}_num_workers"] or "?"
+    text = f"{side} {workers}x TP{g['tp']} PP{g['pp']} attnDP{g['attention_dp']} moeTP{g['moe_tp']} moeEP{g['moe_ep']}"
+    return text + (f" batch {r['prefill_batch_size']}" if side == "prefill" and r["prefill_batch_size"] else "")
+
+
+def convert_aiconfigurator_disagg(path: Path, skipped: Counter) -> list[dict[str, str]]:
+    """The ``mode = disagg`` rows: prefill and decode pools in ``parallelism`` (:func:`_pool`), GPUs =
+    prefill workers x their GPUs + decode workers x theirs (workers ``?``: counted as one each)."""
+    out: list[dict[str, str]] = []
+    counters: Counter = Counter()
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        if r["mode"] != "disagg":
+            continue
+        if r["model_path"] in AIC_UNREPRESENTABLE:
+            skipped[f"aiconfigurator disagg: {AIC_UNREPRESENTABLE[r['model_path']]}"] += 1
+            continue
+        src = _source_fields(r["silicon_data_source"])
+        if not src.get("silicon_concurrency"):
+            skipped["aiconfigurator disagg: silicon_concurrency not stated"] += 1
+            continue
+        gpus = sum(int(r[f"{side}_num_workers"] or 1) * int(r[f"{side}_tp_size"] or 1) * int(r[f"{side}_pp_size"] or 1)
+                   * (int(r[f"{side}_attention_dp_size"] or 1) or 1) for side in ("prefill", "decode"))
+        system = AIC_SYSTEMS[r["system"]]
+        prefix = f"AICPD.{system.split('-')[0]}.{r['backend']}"
+        weights, kv = _precision(r)
+        stated = "workers stated" if r["prefill_num_workers"] and r["decode_num_workers"] else "workers not stated (1P1D assumed)"
+        for metric, column in (("ttft_ms", "silicon_ttft_ms"), ("tpot_ms", "silicon_tpot_ms")):
+            counters[prefix] += 1
+            out.append({
+                "id": f"{prefix}-{counters[prefix]:05d}",
+                "source_title": "ai-dynamo/aiconfigurator silicon_sample.csv (measured serving runs, disaggregated mode)",
+                "source_url": AIC_URL, "date": src.get("measured", "")[:7], "model": AIC_MODELS[r["model_path"]],
+                "weight_precision": weights, "kv_precision": kv, "hardware": system, "n_gpus": str(gpus),
+                "parallelism": f"{_pool(r, 'prefill')}; {_pool(r, 'decode')}",
+                "engine": _engine(r["backend"], r["backend_version"], src.get("image", "")),
+                "scenario": "closed-loop serving (disaggregated prefill/decode), mean over requests", "input_len": r["isl"],
+                "output_len": r["osl"], "concurrency_or_batch": src["silicon_concurrency"], "metric": metric,
+                "value": f"{float(r[column]):.6g}",
+                "notes": f"{r['id']}; {r['model_path']}; {stated}; decode batch_size {r['decode_batch_size'] or 'not stated'}; "
+                         f"{src.get('image', 'no container tag')}",
             })
     return out
 
@@ -173,15 +224,23 @@ def convert_argonne(path: Path, skipped: Counter) -> list[dict[str, str]]:
     return out
 
 
-def main(external_dir: Path = DEFAULT_DIR, out_path: Path = HERE / "external.csv") -> Counter:
-    skipped: Counter = Counter()
-    rows = convert_aiconfigurator(external_dir / "aiconfigurator_silicon_sample.csv", skipped)
-    rows += convert_argonne(external_dir / "argonne_llm_inference_bench.csv", skipped)
-    with open(out_path, "w", newline="", encoding="utf-8") as fh:
+def _write(rows: list[dict[str, str]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {len(rows)} rows to {out_path}")
+    print(f"wrote {len(rows)} rows to {path}")
+
+
+def main(external_dir: Path = DEFAULT_DIR, out_path: Path = HERE / "external.csv",
+         disagg_path: Path = HERE / "external_disagg.csv") -> Counter:
+    """external.csv (aggregated aiconfigurator rows, Argonne) and external_disagg.csv (disaggregated
+    aiconfigurator rows, which validate predicts but never fits on)."""
+    skipped: Counter = Counter()
+    aic = external_dir / "aiconfigurator_silicon_sample.csv"
+    _write(convert_aiconfigurator(aic, skipped) + convert_argonne(external_dir / "argonne_llm_inference_bench.csv", skipped),
+           out_path)
+    _write(convert_aiconfigurator_disagg(aic, skipped), disagg_path)
     for reason, count in sorted(skipped.items()):
         print(f"  left out {count:5d}: {reason}")
     return skipped

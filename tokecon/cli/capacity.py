@@ -32,6 +32,7 @@ def capacity(
     ep: s.Ep = None,
     attention_dp: s.AttentionDp = False,
     chunked_prefill: s.Chunked = None,
+    mode: o.ServingMode = o.Mode.agg,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
@@ -79,7 +80,7 @@ def capacity(
                          interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
     modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
-    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, layouts=mode.value)
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
                      max_ttft_p99_ms, max_tpot_p99_ms)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,

@@ -28,6 +28,7 @@ def frontier(
     ep: s.Ep = None,
     attention_dp: s.AttentionDp = False,
     chunked_prefill: s.Chunked = None,
+    mode: o.ServingMode = o.Mode.both,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
@@ -81,7 +82,7 @@ def frontier(
                          interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
     modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
-    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, layouts=mode.value)
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     result = run_frontier(opts, input_len, output_len, slo, rank_by)
     if plot is not None:

@@ -89,6 +89,51 @@ def varied(result, vary: str | None, costs, common):
 
     return sensitivity(result, vary, costs, common.load().hardware.get)
 
+PrefillGpus = Annotated[Optional[str], typer.Option("--prefill-gpus", metavar="COUNTxDEVICE", rich_help_panel="Disaggregated",
+                                                    help="Disaggregated serving: GPUs of one prefill worker, e.g. 4xH200 (with --decode-gpus).",
+                                                    autocompletion=_complete_gpus)]
+DecodeGpus = Annotated[Optional[str], typer.Option("--decode-gpus", metavar="COUNTxDEVICE", rich_help_panel="Disaggregated",
+                                                   help="Disaggregated serving: GPUs of one decode worker, e.g. 8xH200.",
+                                                   autocompletion=_complete_gpus)]
+PrefillWorkers = Annotated[Optional[int], typer.Option("--prefill-workers", rich_help_panel="Disaggregated",
+                                                       help="Prefill workers (x of xPyD; default: balanced against the decode pool).")]
+DecodeWorkers = Annotated[Optional[int], typer.Option("--decode-workers", rich_help_panel="Disaggregated",
+                                                      help="Decode workers (y of xPyD; default: balanced against the prefill pool).")]
+PrefillLayout = Annotated[Optional[str], typer.Option("--prefill-layout", metavar="tpN|depN", rich_help_panel="Disaggregated",
+                                                      help="Layout of a prefill worker: tpN tensor-parallel groups, depN attention-DP "
+                                                           "with experts over N GPUs (default: as aggregated).")]
+DecodeLayout = Annotated[Optional[str], typer.Option("--decode-layout", metavar="tpN|depN", rich_help_panel="Disaggregated",
+                                                     help="Layout of a decode worker (as --prefill-layout).")]
+PrefillBatch = Annotated[Optional[int], typer.Option("--prefill-batch", rich_help_panel="Disaggregated",
+                                                     help="Most prompts a prefill unit batches per step (default: the engine's token budget / input length).")]
+
+
+class Mode(str, Enum):
+    agg = "agg"
+    disagg = "disagg"
+    both = "both"
+
+
+ServingMode = Annotated[Mode, typer.Option("--mode", help="Search aggregated layouts, disaggregated prefill/decode pools "
+                                            "within the GPUs, or both (disaggregated where the model fits a part of them).")]
+
+
+def disagg_spec(prefill_gpus: str | None, decode_gpus: str | None, prefill_workers: int | None, decode_workers: int | None,
+                prefill_layout: str | None, decode_layout: str | None, prefill_batch: int | None):
+    """The disaggregated layout the flags give, or None when neither pool is named."""
+    from tokecon.commands.disagg import DisaggSpec, PoolSpec
+    from tokecon.errors import TokeconError
+
+    given = [prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch]
+    if prefill_gpus is None and decode_gpus is None:
+        if any(v is not None for v in given):
+            raise TokeconError("the --prefill-*/--decode-* options need --prefill-gpus and --decode-gpus")
+        return None
+    if prefill_gpus is None or decode_gpus is None:
+        raise TokeconError("disaggregated serving needs both --prefill-gpus and --decode-gpus")
+    return DisaggSpec(PoolSpec(prefill_gpus, prefill_workers, prefill_layout), PoolSpec(decode_gpus, decode_workers, decode_layout),
+                      prefill_batch)
+
 
 Eplb = Annotated[bool, typer.Option("--eplb/--no-eplb", help="Expert-parallel load balancer with redundant experts (DeepSeek EPLB): "
                                      "busiest rank ~1.1x the mean instead of ~1.4x (default off, as engines ship).")]

@@ -80,7 +80,7 @@ def cost_given(ctx: typer.Context) -> bool:
 def serve(
     ctx: typer.Context,
     model: o.Model,
-    gpus: o.Gpus,
+    gpus: o.Gpus = None,
     concurrency: Concurrency = None,
     request_rate: RequestRate = None,
     input_len: InputLen = 1024,
@@ -90,6 +90,13 @@ def serve(
     ep: Ep = None,
     attention_dp: AttentionDp = False,
     chunked_prefill: Chunked = None,
+    prefill_gpus: o.PrefillGpus = None,
+    prefill_workers: o.PrefillWorkers = None,
+    prefill_layout: o.PrefillLayout = None,
+    prefill_batch: o.PrefillBatch = None,
+    decode_gpus: o.DecodeGpus = None,
+    decode_workers: o.DecodeWorkers = None,
+    decode_layout: o.DecodeLayout = None,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
@@ -136,9 +143,10 @@ def serve(
 
     costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                        interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
-    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
+    common = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
     modes = mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
-    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes)
+    split = o.disagg_spec(prefill_gpus, decode_gpus, prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, disagg=split)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
                         max_ttft_p99_ms, max_tpot_p99_ms)
     result = run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits, parse_rates(request_rate))

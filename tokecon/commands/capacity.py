@@ -19,6 +19,8 @@ import numpy as np
 from tokecon import economics, serving
 from tokecon.catalog import Catalog
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
+from tokecon.commands.disagg import rows as disagg_rows
+from tokecon.commands.disagg import search as disagg_search
 from tokecon.commands.serve import (
     Deployed,
     ServeOptions,
@@ -96,15 +98,17 @@ def deployments_needed(tokens_per_day: float, headroom: float, per_deployment: f
 
 def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, headroom: float,
                  per_deployment: float | None = None, list_prices: ListPrices | None = None) -> dict[str, Any]:
-    """Deployments, GPUs, nodes and USD/day when one deployment carries ``per_deployment`` tok/s
-    (default: the point's throughput); at ``list_prices``, the day's revenue and margin."""
-    dep, hw = d.scenario.deployment, d.scenario.hardware
+    """Deployments of the point's GPUs and hourly price (aggregated, or both pools of a disaggregated
+    one) when one deployment carries ``per_deployment`` tok/s (default: the point's throughput); at
+    ``list_prices``, the day's revenue and margin."""
+    hw = d.scenario.hardware
+    n_gpus, usd_h = point["n_gpus"], point["usd_per_hour"]
     required = tokens_per_day / SECONDS_PER_DAY * headroom
     per_deployment = point["total_tok_s"] if per_deployment is None else per_deployment
     n_dep = deployments_needed(tokens_per_day, headroom, per_deployment)
-    node = min(hw.scaleup_domain, dep.n_gpus)
-    gpus = n_dep * dep.n_gpus
-    usd_day = n_dep * d.scenario.usd_per_hour * 24.0
+    node = min(hw.scaleup_domain, n_gpus)
+    gpus = n_dep * n_gpus
+    usd_day = n_dep * usd_h * 24.0
     return {
         **point,
         "tokens_per_day": tokens_per_day,
@@ -158,6 +162,19 @@ def poisson_row(d: Deployed, opts: ServeOptions, slo: Thresholds, tokens_per_day
                  f"({names} binds), so {n_dep} share the load at {required_rate / n_dep:,.4g} req/s each.")
 
 
+def _disagg_capacity(catalog: Catalog, opts: ServeOptions, spec, inp: int, out: int, tokens_per_day: float, headroom: float,
+                     slo: Thresholds) -> tuple[dict[str, Any], Deployed | None]:
+    """The disaggregated layout within ``spec``'s GPUs (tokecon.commands.disagg.search) whose
+    highest-throughput point meets ``slo``, sized like an aggregated deployment."""
+    found = disagg_search(catalog, opts, spec, inp, out)
+    ok = [(r, d) for p, d, st in found for r in disagg_rows(p, d, st, modes=opts.modes) if r["fits"] and not slo.check(r)]
+    if not ok:
+        why = "no disaggregated layout fits a part of the GPUs" if not found else "no disaggregated point meets the SLO"
+        return {"mode": "disagg", "deployment": f"{spec.label} disaggregated", "violations": [why]}, (found[0][1] if found else None)
+    best, d = max(ok, key=lambda rd: rd[0]["total_tok_s_per_gpu"])
+    return {**capacity_row(d, best, tokens_per_day, headroom, list_prices=opts.modes.prices), "violations": []}, d
+
+
 def run_capacity(
     opts: ServeOptions,
     tokens_per_day: float,
@@ -192,6 +209,15 @@ def run_capacity(
     notes: list[str] = []
     deployed: list[Deployed] = []
     for g in opts.common.gpus:
+        if opts.layouts != "agg":
+            row, d = _disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, output_len, tokens_per_day, headroom, slo)
+            rows.append(row)
+            deployed += [d] if d is not None else []
+            if "usd_per_day" in row:
+                notes.append(f"{g} disaggregated, best within its GPUs: {row['deployment']}, {row['total_tok_s']:,.0f} tok/s "
+                             f"at concurrency {row['concurrency']} ({row['load_fraction']:.1%} of one deployment needed).")
+            if opts.layouts == "disagg":
+                continue
         d = deploy(catalog, opts, sized(catalog, opts, parse_gpus(g, catalog), context), context)
         deployed.append(d)
         scn = d.scenario
@@ -227,6 +253,9 @@ def run_capacity(
         )
         notes.extend(interactivity_note(d.label, row, slo))
         notes.append(efficiency_note(scn))
+    if not deployed:
+        raise TokeconError(f"{model.key} has no disaggregated layout within {', '.join(opts.common.gpus)} "
+                           "(no part of the GPUs holds it as a worker): use --mode agg or more GPUs")
     answered = [i for i, r in enumerate(rows) if "usd_per_day" in r]
     highlight = {min(answered, key=lambda i: rows[i]["usd_per_day"])} if len(answered) > 1 else set()
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "

@@ -17,6 +17,8 @@ import numpy as np
 
 from tokecon import serving, sram, uncertainty
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
+from tokecon.commands.disagg import rows as disagg_rows
+from tokecon.commands.disagg import search as disagg_search
 from tokecon.commands.serve import (
     ENERGY_COLUMNS,
     Deployed,
@@ -39,6 +41,7 @@ from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import check_context, parse_gpus, positive_ints
 
 COLUMNS = [
+    Column("mode", "mode", "str", hide=2),
     Column("layout", "layout", "str"),
     Column("concurrency", "concurrency", "int"),
     Column("tok_s_per_user", "tok/s per user", "rate"),
@@ -92,6 +95,27 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
     return out
 
 
+def winner_note(label: str, frontier: list[dict[str, Any]]) -> str:
+    """Where along the frontier (tok/s per user, ascending) disaggregated points win: their count,
+    their range and the widest run of consecutive ones."""
+    flags = [r["mode"] == "disagg" for r in frontier]
+    if not any(flags):
+        return f"{label}: aggregated serving wins along the whole frontier (no disaggregated point on it)."
+    speeds = [r["tok_s_per_user"] for r in frontier]
+    runs, start = [], None
+    for i, f in enumerate(flags + [False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    lo, hi = max(runs, key=lambda r: r[1] - r[0])
+    span = f"{speeds[lo]:.1f}-{speeds[hi]:.1f}" if hi > lo else f"{speeds[lo]:.1f}"
+    return (f"{label}: disaggregated prefill/decode wins at {sum(flags)} of {len(flags)} frontier points, between "
+            f"{min(s for s, f in zip(speeds, flags) if f):.1f} and {max(s for s, f in zip(speeds, flags) if f):.1f} tok/s per user "
+            f"(consecutively at {span}); aggregated elsewhere.")
+
+
 def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thresholds, rank_by: str = "usd-per-mtok") -> Result:
     opts.validate()
     if rank_by not in RANK_BY:
@@ -109,34 +133,43 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     candidates: list[dict[str, Any]] = []  # every swept point that meets the SLO
     for g in opts.common.gpus:
         spec = sized(catalog, opts, parse_gpus(g, catalog), input_len + output_len)
-        results = sweep(opts, catalog, spec, input_len, output_len)
-        if not results:
+        results = sweep(opts, catalog, spec, input_len, output_len) if opts.layouts != "disagg" else []
+        split = disagg_search(catalog, opts, spec, input_len, output_len) if opts.layouts != "agg" else []
+        if opts.layouts != "agg" and not split:
+            notes.append(f"{spec.label}: no disaggregated layout: {model.key} does not fit a part of the GPUs as a worker.")
+        if not results and not split:
             notes.append(f"{spec.label}: {model.key} does not fit in any layout at {input_len + output_len} tokens per request.")
             continue
-        x = np.concatenate([st.tok_s_per_user for _, st in results])
-        y = np.concatenate([st.output_tok_s_per_gpu for _, st in results])
+        every = [st for _, st in results] + [st for _, _, st in split]
+        x = np.concatenate([st.tok_s_per_user for st in every])
+        y = np.concatenate([st.output_tok_s_per_gpu for st in every])
         keep = serving.pareto_mask(x, y)
-        offsets = np.cumsum([0] + [st.concurrency.size for _, st in results])
+        offsets = np.cumsum([0] + [st.concurrency.size for st in every])
         device_rows: list[dict[str, Any]] = []
-        for k, (d, st) in enumerate(results):
+        makers = [lambda idx, d=d, st=st: [{"mode": "agg", **r} for r in point_rows(d, st, opts.price_split, idx, opts.modes.prices)]
+                  for d, st in results] + [lambda idx, p=p, d=d, st=st: disagg_rows(p, d, st, idx, opts.modes) for p, d, st in split]
+        for k, (make, st) in enumerate(zip(makers, every)):
             on = keep[offsets[k]:offsets[k + 1]]
             swept = list(range(st.concurrency.size)) if has_slo else [int(i) for i in np.flatnonzero(on)]
-            for i, row in zip(swept, point_rows(d, st, opts.price_split, swept, opts.modes.prices)):
+            for i, row in zip(swept, make(swept)):
                 row["device"] = spec.label
                 row["on_frontier"] = bool(on[i])
                 if has_slo and row["fits"] and not slo.check(row):
                     candidates.append(row)
                 if row["on_frontier"]:
                     device_rows.append(row)
-        deployed.append(results[0][0])
+        first = results[0][0] if results else split[0][1]
+        deployed.append(first)
         device_rows.sort(key=lambda r: (r["tok_s_per_user"], -r["output_tok_s_per_gpu"]))
         rows += device_rows
-        notes.append(f"{spec.label}: {len(results)} layouts x their concurrency grids swept, "
-                     f"{len(device_rows)} points on the frontier.")
-        notes.append(efficiency_note(results[0][0].scenario))
+        notes.append(f"{spec.label}: {len(results)} aggregated layouts" + (f" and {len(split)} disaggregated pool pairs" if split else "")
+                     + f" x their concurrency grids swept, {len(device_rows)} points on the frontier.")
+        if results and split:
+            notes.append(winner_note(spec.label, [r for r in device_rows if r["on_frontier"]]))
+        notes.append(efficiency_note(first.scenario))
         if sram.is_sram(spec.hardware):
-            notes.extend(sram.explain(results[0][0].scenario, input_len + output_len))
-        if uncertainty.measured(results[0][0].scenario) is False:
+            notes.extend(sram.explain(first.scenario, input_len + output_len))
+        if uncertainty.measured(first.scenario) is False:
             notes.append(f"{spec.label}: never measured (no public measurement of its family): efficiency borrowed from "
                          "the measured families, widest 80% range.")
     if not deployed:
@@ -190,6 +223,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         "output_tokens": output_len,
         "chunked_prefill_tokens": opts.chunked_prefill,
         "price_split": opts.price_split,
+        "mode": opts.layouts,
         "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
         "rank_by": rank_by,
         "cost": cost_inputs(deployed, opts),

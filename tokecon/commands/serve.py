@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ ENERGY_COLUMNS = [  # hidden first on a narrow terminal; always in JSON
     Column("energy_share", "energy share", "pct", hide=3),
 ]
 
+if TYPE_CHECKING:
+    from tokecon.commands.disagg import DisaggSpec
+
 COLUMNS = [
     Column("concurrency", "concurrency", "int"),
     Column("running", "running", "int", hide=2),
@@ -48,6 +51,20 @@ COLUMNS = [
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
     Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=1),
     *ENERGY_COLUMNS,
+]
+
+DISAGG_COLUMNS = [
+    Column("xpyd", "xPyD", "str"),
+    Column("concurrency", "concurrency", "int"),
+    Column("ttft_s", "TTFT [ms]", "time"),
+    Column("tpot_s", "TPOT [ms]", "time"),
+    Column("tok_s_per_user", "tok/s per user", "rate"),
+    Column("kv_transfer_s", "KV hand-off [ms]", "time", hide=2),
+    Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate"),
+    Column("limited_by", "limited by", "str", hide=2),
+    Column("usd_per_mtok_input", "USD/Mtok in", "usd", hide=1),
+    Column("usd_per_mtok_output", "USD/Mtok out", "usd", hide=1),
+    Column("usd_per_mtok", "USD/Mtok blended", "usd"),
 ]
 
 
@@ -112,6 +129,8 @@ class ServeOptions:
     explain_cost: bool = False
     price_split: float | None = None
     modes: ModeOptions = field(default_factory=ModeOptions)
+    disagg: DisaggSpec | None = None  # serve this disaggregated layout instead of --gpus
+    layouts: str = "agg"  # --mode of frontier / capacity: search aggregated, disaggregated or both layouts
 
     def serve_modes(self) -> dict[str, float]:
         """The keywords of :func:`tokecon.serving.serve` these options set."""
@@ -119,6 +138,8 @@ class ServeOptions:
 
     def validate(self) -> None:
         self.modes.validate()
+        if self.layouts not in ("agg", "disagg", "both"):
+            raise TokeconError(f"--mode must be agg, disagg or both, got '{self.layouts}'")
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
         if self.ep is not None:
@@ -438,6 +459,15 @@ def run_serve(
     notes: list[str] = []
     highlight: set[int] = set()
     deployed: list[Deployed] = []
+    if opts.disagg is not None:
+        from tokecon.commands.disagg import serve_rows
+
+        rows, notes, deployed = serve_rows(catalog, opts, opts.disagg, concurrency, input_len, output_len)
+        best = cheapest(rows)
+        highlight = set() if best is None else {best}
+        notes += list(dict.fromkeys(efficiency_note(d.scenario) for d in reversed(deployed)))  # decode's first; prefill's if another device
+    elif not specs:
+        raise TokeconError("give --gpus (aggregated) or --prefill-gpus and --decode-gpus (disaggregated)")
     for spec in specs:
         d = deploy(catalog, opts, spec, context)
         deployed.append(d)
@@ -455,17 +485,21 @@ def run_serve(
         notes.append(efficiency_note(scn))
         if sram.is_sram(scn.hardware):
             notes.extend(sram.explain(scn, context))
-    notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+    if opts.disagg is None:
+        notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     if request_rate:
         notes.append(arrivals.MODEL_NOTE)
-    notes.append(split_note(opts.price_split))
+    if opts.disagg is None:
+        notes.append(split_note(opts.price_split))
     notes.append(energy.NOTE)
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
     inputs = {
         **resolved_inputs(deployed[0].scenario),
         "gpus": [d.scenario.deployment.label for d in deployed],
+        **({"disaggregated": {"prefill": rows[0]["prefill_layout"], "decode": rows[0]["decode_layout"],
+                              "xpyd": rows[0]["xpyd"]}} if opts.disagg is not None else {}),
         "input_tokens": input_len,
         "output_tokens": output_len,
         "request_rates": request_rate,
@@ -474,8 +508,10 @@ def run_serve(
         "cost": cost_inputs(deployed, opts),
         **opts.modes.inputs(deployed[0].scenario),
     }
-    notes.append(BOUND_NOTE)
-    result = Result("serve", inputs, rows, (arrivals.COLUMNS if request_rate else COLUMNS) + opts.modes.columns(), notes=notes, highlight=highlight,
+    if opts.disagg is None:
+        notes.append(BOUND_NOTE)
+    columns = (DISAGG_COLUMNS if opts.disagg is not None else arrivals.COLUMNS if request_rate else COLUMNS) + opts.modes.columns()
+    result = Result("serve", inputs, rows, columns, notes=notes, highlight=highlight,
                     sources=sources([d.scenario for d in deployed]))
     return thresholds.apply(result)
 

@@ -31,7 +31,7 @@ ROW_COLUMNS = [
 _METRIC_SHORT = {
     "output_tok_per_s_per_gpu": "out tok/s/GPU", "output_tok_per_s_total": "out tok/s", "output_tok_per_s_per_user": "out tok/s/user",
     "prefill_tok_per_s": "in tok/s", "ttft_ms": "TTFT ms", "input_tok_per_s_per_node": "in tok/s/node",
-    "output_tok_per_s_per_node": "out tok/s/node",
+    "output_tok_per_s_per_node": "out tok/s/node", "tpot_ms": "TPOT ms",
 }
 
 SUMMARY_COLUMNS = [
@@ -55,11 +55,19 @@ def _ideal_ratio(outcomes: list[validation.Outcome]) -> float | None:
     return float(np.median(r)) if r else None
 
 
+def _is_disagg(o: validation.Outcome) -> bool:
+    return o.case is not None and o.case.kind == "disagg"
+
+
 def summary_rows(outcomes: list[validation.Outcome], group_by: str) -> list[dict[str, Any]]:
+    """Median and p90 |error| per group, over all rows and the fitted ones; the disaggregated rows
+    (never fitted on) apart, by metric (:func:`disagg_rows`)."""
     if group_by not in validation.GROUP_KEYS:
         raise TokeconError(f"--group-by must be one of {', '.join(validation.GROUP_KEYS)}, got '{group_by}'")
     key = validation.GROUP_KEYS[group_by]
     rows = []
+    split = [o for o in outcomes if _is_disagg(o)]
+    outcomes = [o for o in outcomes if not _is_disagg(o)]
     fitted = [o for o in outcomes if o.case is not None and not calibrate.not_fitted(o.case)]
     for summaries, label, pool in ((validation.summarise(outcomes, key), None, outcomes),
                                    (validation.summarise(outcomes), "all", outcomes),
@@ -70,6 +78,25 @@ def summary_rows(outcomes: list[validation.Outcome], group_by: str) -> list[dict
                 "group": label or s.group, "rows": s.n, "median_ape": s.median_ape, "p90_ape": s.p90_ape,
                 "median_error": s.median_error, "ideal_over_measured": _ideal_ratio(members), "worst": ", ".join(s.worst),
             })
+    return rows + disagg_rows(split, key)
+
+
+def _workers(o: validation.Outcome) -> str:
+    return "1P1D assumed" if "?x" in o.row["parallelism"] else "workers stated"
+
+
+def disagg_rows(outcomes: list[validation.Outcome], key: Callable[[validation.Outcome], str]) -> list[dict[str, Any]]:
+    """The disaggregated rows (predicted with the fitted factors, never fitted on): median and p90
+    |error| of TTFT and TPOT over all, by whether the run states its worker counts, and by ``key``
+    (``--group-by engine`` or ``device``)."""
+    rows = []
+    for metric in ("ttft_ms", "tpot_ms"):
+        done = [o for o in outcomes if o.case.metric == metric]
+        for by in (None, _workers, key):
+            for s in validation.summarise(done, by):
+                rows.append({"group": f"disagg {_METRIC_SHORT[metric]} (not fitted): " + (s.group if by else "all"),
+                             "rows": s.n, "median_ape": s.median_ape, "p90_ape": s.p90_ape, "median_error": s.median_error,
+                             "ideal_over_measured": None, "worst": ", ".join(s.worst)})
     return rows
 
 
@@ -98,7 +125,8 @@ def run_validate(group_by: str = "hardware", csv_path: Path | None = None, catal
     notes = [
         f"{len(done)} of {len(outcomes)} measurements predicted, {skipped} skipped.",
         *(f"{n} row{'s' if n > 1 else ''} {why}" for why, n in sorted(reasons.items())),
-        f"overall median |error| {validation.mape(outcomes):.1%}; error = (predicted - measured) / measured; "
+        f"overall median |error| {validation.mape([o for o in outcomes if not _is_disagg(o)]):.1%} (disaggregated rows apart: "
+        f"{validation.mape([o for o in outcomes if _is_disagg(o)]):.1%}, never fitted on); error = (predicted - measured) / measured; "
         "'ideal roofline' is the same scenario at 100% of every peak with no overhead.",
     ]
     per_row = Result("validate", {"group_by": group_by, "measurements": str(csv_path or validation.measurements_path())},

@@ -41,8 +41,9 @@ class LengthMoments:
         return np.sum(values * self.weight, axis=-1)
 
     def running_mean(self, values: np.ndarray) -> np.ndarray:
-        """E_v[values]: the average over running slots, each request weighted by its O - 1 decode steps."""
-        v = self.weight * (self.output_tokens - 1.0)
+        """E_v[values]: the average over running slots, each request weighted by its O - 1 decode steps
+        (at least one: a prompt-only request, O = 1, holds its slot for its prefill)."""
+        v = self.weight * np.maximum(self.output_tokens - 1.0, 1.0)
         return np.sum(values * v, axis=-1) / np.sum(v, axis=-1)
 
     @property

@@ -1,0 +1,179 @@
+"""Disaggregated prefill / decode serving (tokecon.modes.disagg): the KV hand-off and the pool balance
+against hand-derived numbers, invariants with hypothesis, the CLI, and the error on the measured
+aiconfigurator disaggregated runs (validation/external_disagg.csv, never fitted on)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from tokecon import validation
+from tokecon.catalog import load_catalog
+from tokecon.cli.main import app
+from tokecon.modes import disagg
+
+from helpers import scenario, with_hardware
+
+runner = CliRunner()
+CATALOG = load_catalog(use_user_home=False)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_kv_transfer_hand_derived():
+    """llama3-70b bf16 KV: 80 layers x 2 x 8 KV heads x 128 x 2 B = 327,680 B per token; a 1,000-token
+    prompt is 327.68 MB. Ideal links, TP4 to TP4 (4 links at once): over H100 scale-out (50 GB/s per
+    GPU) 327.68e6 / (4 x 50e9) = 1.6384 ms; inside one 8-GPU NVLink domain (450 GB/s) 0.18204 ms."""
+    p = scenario(CATALOG, "llama3-70b", "h100-sxm", 4, tp=4, ideal=True)
+    inp = np.asarray(1000.0)
+    assert float(disagg.kv_bytes_per_request(p, inp)) == pytest.approx(327.68e6)
+    out = disagg.transfer_s(p, p, 1.0, inp, 4, np.asarray(False))
+    up = disagg.transfer_s(p, p, 1.0, inp, 4, np.asarray(True))
+    assert float(out) == pytest.approx(1.6384e-3)
+    assert float(up) == pytest.approx(327.68e6 / (4 * 450e9))
+    assert bool(disagg.same_domain(p, p, 8)) and not bool(disagg.same_domain(p, p, 16))
+    # layer by layer over 80 layers: a 100 ms prefill hides all but the last layer's 1/80;
+    # a 1 ms prefill hides 79/80 of it: 1.6384 - 0.9875 = 0.6509 ms exposed
+    assert float(disagg.exposed_transfer_s(out, np.asarray(0.1), 80)) == pytest.approx(1.6384e-3 / 80)
+    assert float(disagg.exposed_transfer_s(out, np.asarray(1e-3), 80)) == pytest.approx(1.6384e-3 - 1e-3 * 79 / 80)
+
+
+def test_pool_balance_hand_derived():
+    """One prefill worker takes 3 requests/s, one decode worker 1: balanced 1P3D. With GPUs (4 per
+    prefill worker, 8 per decode worker, at most 24) and rates 2 and 1 requests/s: 1P1D serves
+    min(2, 1) / 12 = 0.083, 1P2D min(2, 2) / 20 = 0.1, 2P2D min(4, 2) / 24 = 0.083 per GPU: 1P2D."""
+    x, y = disagg.balance(np.asarray(3.0), np.asarray(1.0), 1, 1, None)
+    assert (float(x), float(y)) == (1.0, 3.0)
+    x, y = disagg.balance(np.asarray(1.0), np.asarray(2.5), 1, 1, None)
+    assert (float(x), float(y)) == (2.0, 1.0)
+    x, y = disagg.balance(np.asarray([2.0]), np.asarray([1.0]), 4, 8, 24)
+    assert (float(x[0]), float(y[0])) == (1.0, 2.0)
+
+
+def _pools():
+    p = scenario(CATALOG, "llama3-8b", "h100-sxm", 1)
+    d = scenario(CATALOG, "llama3-8b", "h100-sxm", 2, tp=1)
+    return p, d
+
+
+def test_unloaded_ttft_is_prefill_transfer_and_one_decode_step():
+    """At one request in flight nothing queues: TTFT = T_p + exposed T_x + T_d and E2E = TTFT + (O - 2) T_d."""
+    p, d = _pools()
+    t = disagg.serve(p, d, 1, 1, 1, 2000, 200)
+    assert float(t.queue_wait_s) == pytest.approx(0.0, abs=1e-12)
+    assert float(t.ttft_s) == pytest.approx(float(t.prefill_s + t.kv_transfer_s + t.tpot_s))
+    assert float(t.e2e_latency_s) == pytest.approx(float(t.ttft_s + 198 * t.tpot_s))
+    assert str(t.limited_by) == "load"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4000), st.integers(1, 7), st.integers(64, 4096), st.integers(2, 2048))
+def test_more_decode_workers_never_raise_tpot(concurrency, workers, inp, out):
+    p, d = _pools()
+    t = disagg.serve(p, d, 2, np.asarray([workers, workers + 1]), concurrency, inp, out)
+    assert t.tpot_s[1] <= t.tpot_s[0] * (1 + 1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 2000), st.integers(64, 8192), st.floats(1.5, 20.0))
+def test_more_link_bandwidth_never_raises_ttft(concurrency, inp, factor):
+    p, d = _pools()
+    hw = p.hardware
+    fast = lambda s: with_hardware(s, scaleout_bw_b_s=hw.scaleout_bw_b_s * factor, scaleup_bw_b_s=hw.scaleup_bw_b_s * factor)
+    slow = disagg.serve(p, d, 1, 1, concurrency, inp, 256)
+    quick = disagg.serve(fast(p), fast(d), 1, 1, concurrency, inp, 256)
+    assert float(quick.ttft_s) <= float(slow.ttft_s) * (1 + 1e-9)
+    assert float(quick.kv_transfer_total_s) < float(slow.kv_transfer_total_s)
+
+
+def test_serve_disaggregated_json():
+    r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--prefill-workers", "2",
+               "--decode-workers", "1", "--decode-layout", "tp4", "-c", "1,64", "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    row = doc["rows"][1]
+    assert row["xpyd"] == "2P1D" and row["n_gpus"] == 12 and row["prefill_gpus"] == 8 and row["decode_gpus"] == 4
+    assert row["decode_layout"] == "4xh100-sxm TP4" and row["kv_link"] == "scale-out"  # 12 GPUs: more than one HGX box
+    for key in ("ttft_s", "tpot_s", "kv_transfer_s", "output_tok_s_per_gpu", "usd_per_mtok", "usd_per_mtok_input", "usd_per_mtok_output"):
+        assert row[key] > 0
+    # input priced by the 8 prefill GPUs, output by the 4 decode GPUs, blended by all 12
+    usd = row["usd_per_gpu_hour"]
+    assert row["usd_per_mtok_input"] == pytest.approx(8 * usd / (row["input_tok_s"] * 3600 / 1e6))
+    assert row["usd_per_mtok"] == pytest.approx(12 * usd / (row["total_tok_s"] * 3600 / 1e6))
+    assert doc["disaggregated"]["xpyd"] == "2P1D"
+
+
+def test_serve_balances_the_missing_worker_count():
+    """Given one side, the other is the count whose rate matches it: x R_p1 = y R_d1, rounded."""
+    base = ["serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "-c", "8", "-f", "json"]
+    row = json.loads(invoke(*base, "--prefill-workers", "3").stdout)["rows"][0]
+    rp, rd = row["prefill_capacity_requests_s"] / 3, row["decode_capacity_requests_s"] / row["decode_workers"]
+    assert row["decode_workers"] == max(1, round(3 * rp / rd))
+    row = json.loads(invoke(*base, "--decode-workers", "4").stdout)["rows"][0]
+    assert row["prefill_workers"] == max(1, round(4 * rd / rp))
+
+
+def test_serve_disaggregated_bad_input():
+    r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100")
+    assert r.exit_code == 2 and "--decode-gpus" in r.stderr
+    r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", "dep4")
+    assert r.exit_code == 2 and "mixture-of-experts" in r.stderr
+    r = invoke("serve", "-m", "llama3-70b")
+    assert r.exit_code == 2 and "--gpus" in r.stderr
+
+
+def test_serve_aggregated_keys_unchanged():
+    doc = json.loads(invoke("serve", "-m", "llama3-8b", "-g", "1xH100", "-c", "8", "-f", "json").stdout)
+    assert "mode" not in doc["rows"][0] and "xpyd" not in doc["rows"][0] and "disaggregated" not in doc
+
+
+def test_frontier_modes_and_winner_note():
+    both = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "72xGB200", "-f", "json").stdout)
+    assert {r["mode"] for r in both["rows"]} == {"agg", "disagg"}
+    assert any("disaggregated prefill/decode wins" in n for n in both["notes"])
+    agg = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "72xGB200", "--mode", "agg", "-f", "json").stdout)
+    assert {r["mode"] for r in agg["rows"]} == {"agg"}
+    # 8x H200 cannot split DeepSeek-V3 (fp8, 671 GB) into two pools: aggregated only, and said so
+    h200 = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "8xH200", "-f", "json").stdout)
+    assert {r["mode"] for r in h200["rows"]} == {"agg"}
+    assert any("no disaggregated layout" in n for n in h200["notes"])
+
+
+def test_capacity_disaggregated():
+    r = invoke("capacity", "-m", "deepseek-v3", "-g", "72xGB200", "--tokens-per-day", "1e10", "--mode", "disagg", "-f", "json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["mode"] == "disagg" and row["xpyd"].endswith("D")
+    assert row["gpus_needed"] == row["deployments_needed"] * row["n_gpus"]
+
+
+def test_disagg_validation_error():
+    """Measured disaggregated runs (aiconfigurator, workers stated): TPOT within a median 20% and p90
+    60% (measured 2026-11-30: 11.8% and 35%). TTFT is underpredicted (median error -88%: the
+    benchmark's closed loop sends its requests in bursts, which queue at the prefill pool; the
+    steady state does not) and stated as such, so a change that moves it shows here."""
+    rows = validation.load_measurements(validation.measurements_path("external_disagg.csv"))
+    outs = validation.evaluate([r for r in rows if "?x" not in r["parallelism"]], CATALOG, with_ideal=False)
+    tpot = np.array([o.error for o in outs if o.error is not None and o.row["metric"] == "tpot_ms"])
+    ttft = np.array([o.error for o in outs if o.error is not None and o.row["metric"] == "ttft_ms"])
+    assert len(tpot) > 250 and len(ttft) > 250
+    assert np.median(np.abs(tpot)) < 0.20 and np.percentile(np.abs(tpot), 90) < 0.60
+    assert -0.95 < np.median(ttft) < -0.75
+    assert all(o.case.kind == "disagg" for o in outs if o.case is not None)
+
+
+def test_disagg_rows_are_never_fitted():
+    from tokecon import calibrate
+
+    rows = validation.load_measurements(validation.measurements_path("external_disagg.csv"))[:4]
+    outs = validation.evaluate(rows, CATALOG, with_ideal=False)
+    assert all(o.predicted is not None for o in outs)
+    assert calibrate.fit_cases(outs) == []

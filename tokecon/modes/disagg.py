@@ -1,0 +1,317 @@
+"""Disaggregated prefill / decode serving: prompts on one pool of workers, decode on another, the
+KV cache of each prompt handed over between them (NVIDIA Dynamo, https://github.com/ai-dynamo/dynamo;
+DistServe, Zhong et al., OSDI 2024, arXiv:2401.09670; Splitwise, Patel et al., ISCA 2024,
+arXiv:2311.18677; DeepSeek-V3 inference system, open-infra-index day 6, 2025-03-01).
+
+A pool is ``workers`` copies of one worker (a :class:`tokecon.specs.Scenario` whose deployment is the
+worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``u`` serving units
+(``Deployment.replicas``: a TP group, or each GPU under attention-DP). x prefill and y decode workers
+(xPyD) serve C requests in flight of I input and O output tokens:
+
+    prefill  a unit prefills b prompts per step (b <= b_max, the engine's token budget / I, at
+             least 1): T_p(b) = prefill step (tokecon.phases.prefill_step, no decode tokens mixed in);
+             most requests/s the pool takes  R_p = x u_p b_max / T_p(b_max)
+    decode   pure decode steps (no prompt tokens in them) at the running batch r per unit and the
+             average context I + O/2: T_d(r) = tokecon.phases.decode_step;  TPOT = T_d(r)
+             (T_d and T_p are tabulated on 16 geometric points from 1 to r_max / b_max and read by
+             interpolation in log r while the closed loop below settles)
+             r <= r_max = tokecon.serving.max_running (KV admission and the engine's cap);
+             most requests/s the pool takes  R_d = y u_d r_max / ((O - 1) T_d(r_max))
+    hand-off KV bytes per request  V = I x KV bytes per token of the whole model (tokecon.params),
+             over the scale-up link when both pools sit in one scale-up domain (x g_p + y g_d <=
+             scaleup_domain, e.g. GB200 NVL72), else the scale-out NIC, per GPU per direction x the
+             link efficiency, on n = min(GPUs of a prefill unit, of a decode unit) links at once:
+                 T_kv = alpha + b V / (n B_link)
+             sent layer by layer while the prefill computes the next layers (assumed, as NVIDIA's
+             NIXL library under Dynamo, https://github.com/ai-dynamo/nixl, and Mooncake's transfer
+             engine, Qin et al., arXiv:2407.00079, move each layer's KV once written; DistServe
+             places the two phases to keep this transfer on NVLink), so only what the L layers
+             cannot hide is exposed:
+                 T_x = max(T_kv / L, T_kv - T_p (L - 1) / L)
+    closed loop  (Little's law over a request's life, E2E = C / X):
+             free     E2E_0 = T_p(b) + T_x + (O - 1) T_d(r)
+             X        = min(C / E2E_0, R_p, R_d)                     requests/s of the deployment
+             r        = min(X (O - 1) T_d(r) / (y u_d), r_max)      (fixed point, 12 passes)
+             b        = clip(X T_p / (x u_p), 1, b_max)              prompts that meet in a step
+             wait     = C / X - E2E_0                                 queued where a pool is full
+             TTFT     = wait + T_p + T_x + T_d                        the decode worker's first step
+                                                                      returns the first token
+    per GPU  output tok/s = X O / (x g_p + y g_d)                     all GPUs of both pools
+    USD/Mtok input = prefill pool USD/h / input tok/h; output = decode pool USD/h / output tok/h
+
+Balance (:func:`balance`): the xPyD that serves most requests/s per GPU for a decode operating point,
+max over x, y of min(x R_p1, y R_d1) / (x g_p + y g_d) with R_p1, R_d1 one worker's rates; without
+a GPU budget, the ratio x / y = R_d1 / R_p1 rounded, the smaller side one worker (DistServe's
+placement and Splitwise's pool sizing pick the ratio from the two phases' throughputs the same way).
+
+Assumes: steady state, identical requests; the prefill pool runs whole prompts (no chunking: no
+decode to protect), the decode pool never prefills; the transfer has its own link (NIC or NVLink
+copy engines) and does not slow either pool. Worked number (tests/test_disagg.py): llama3-70b bf16,
+a 1,000-token prompt holds V = 80 x 2 x 8 x 128 x 2 B x 1,000 = 327.68 MB; TP4 to TP4 over H100
+scale-out (50 GB/s per GPU, ideal) 327.68e6 / (4 x 50e9) = 1.64 ms, inside one HGX box (450 GB/s)
+0.18 ms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokecon import params, serving
+from tokecon.modes import speculative
+from tokecon.phases import decode_step, prefill_step
+from tokecon.roofline import StepTimes
+from tokecon.specs import Scenario
+
+_ITERATIONS = 12  # fixed-point passes of the closed loop, on tabulated step times (:func:`_tabulated`)
+_GRID = 16  # geometric grid points per operating point on which the step times are tabulated
+
+
+def _tabulated(fn, top: np.ndarray):
+    """``fn(v)`` for v in [1, ``top``] at every operating point: evaluated once on a geometric grid of
+    _GRID values (one vectorised roofline call, shape (..., _GRID)) and read back by linear
+    interpolation in log v, so the fixed point costs no roofline call per pass."""
+    log_top = np.log(np.maximum(top, 1.0))
+    frac = np.linspace(0.0, 1.0, _GRID)
+    table = np.asarray(fn(np.exp(log_top[..., None] * frac)), dtype=float).reshape(-1, _GRID)
+    row = np.arange(table.shape[0]).reshape(np.shape(log_top)) * _GRID
+    flat, scale, top1 = table.ravel(), (_GRID - 1) / np.maximum(log_top, 1e-12), np.maximum(top, 1.0)
+
+    def read(v: np.ndarray) -> np.ndarray:
+        pos = np.log(np.minimum(np.maximum(v, 1.0), top1)) * scale
+        i = np.minimum(pos.astype(int), _GRID - 2)
+        lo, hi = flat[row + i], flat[row + i + 1]
+        return lo + (pos - i) * (hi - lo)
+
+    return read
+
+
+@dataclass(frozen=True)
+class Pool:
+    """``workers`` identical workers, each the deployment of ``scenario`` (its GPUs and layout)."""
+
+    scenario: Scenario
+    workers: int
+
+    @property
+    def units(self) -> int:
+        """Serving units of one worker: TP groups, or each GPU under attention-DP."""
+        return self.scenario.deployment.replicas
+
+    @property
+    def gpus_per_worker(self) -> int:
+        return self.scenario.deployment.n_gpus
+
+    @property
+    def gpus_per_unit(self) -> int:
+        dep = self.scenario.deployment
+        return 1 if dep.attention_dp else dep.tp * dep.pp
+
+
+def default_prefill_batch(scn: Scenario, input_len: np.ndarray) -> np.ndarray:
+    """Prompts a prefill unit batches per step: as many whole prompts as the engine's per-step token
+    budget holds, at least one."""
+    return np.maximum(np.floor(scn.engine.prefill_chunk_tokens / np.asarray(input_len, dtype=float)), 1.0)
+
+
+def kv_bytes_per_request(scn: Scenario, input_len: np.ndarray) -> np.ndarray:
+    """V = bytes of the whole model's KV cache for a prompt of ``input_len`` tokens (all layers, all heads)."""
+    return np.asarray(params.kv_bytes_per_sequence(scn.model, scn.precision.kv_cache, np.asarray(input_len, dtype=float)))
+
+
+def same_domain(prefill: Scenario, decode: Scenario, gpus: np.ndarray | int) -> np.ndarray:
+    """Whether both pools sit in one scale-up domain: the same device, all GPUs within its domain."""
+    same = prefill.hardware.key == decode.hardware.key
+    return np.asarray(same & (np.asarray(gpus) <= prefill.hardware.scaleup_domain))
+
+
+def transfer_s(prefill: Scenario, decode: Scenario, prompts: np.ndarray, input_len: np.ndarray, links: int,
+               scaleup: np.ndarray) -> np.ndarray:
+    """T_kv = alpha + b V / (n B_link): ``prompts`` KV caches over ``links`` GPUs' links at once, over
+    scale-up where ``scaleup`` is true, else scale-out (the slower side's link, x its efficiency)."""
+    hw = (prefill.hardware, decode.hardware)
+    eff = min(prefill.link_efficiency, decode.link_efficiency)
+    up = min(h.scaleup_bw_b_s for h in hw) * eff
+    out = min(h.scaleout_bw_b_s for h in hw) * eff
+    bw = np.where(scaleup, up, out) * links
+    alpha = np.where(scaleup, prefill.collective_latency_s, prefill.scaleout_latency_s)
+    return alpha + np.asarray(prompts, dtype=float) * kv_bytes_per_request(prefill, input_len) / bw
+
+
+def exposed_transfer_s(transfer: np.ndarray, prefill_s: np.ndarray, layers: int) -> np.ndarray:
+    """Layer-by-layer hand-off: T_x = max(T_kv / L, T_kv - T_p (L - 1) / L)."""
+    return np.maximum(transfer / layers, transfer - prefill_s * (layers - 1) / layers)
+
+
+@dataclass(frozen=True)
+class DisaggTimes:
+    """Steady state of an xPyD deployment; arrays over the operating points. NaN where nothing fits."""
+
+    concurrency: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    prefill_workers: np.ndarray
+    decode_workers: np.ndarray
+    n_gpus: np.ndarray
+    prefill_gpus: np.ndarray
+    decode_gpus: np.ndarray
+    prefill_batch: np.ndarray  # prompts per prefill step per unit
+    running: np.ndarray  # requests decoding (deployment)
+    max_running: np.ndarray  # most requests decoding at once (KV admission, engine cap; deployment)
+    ttft_s: np.ndarray
+    tpot_s: np.ndarray
+    e2e_latency_s: np.ndarray
+    queue_wait_s: np.ndarray
+    prefill_s: np.ndarray
+    kv_transfer_s: np.ndarray  # exposed hand-off time (after layer-by-layer overlap)
+    kv_transfer_total_s: np.ndarray  # the whole transfer, overlapped or not
+    kv_bytes_per_request: np.ndarray
+    kv_link: np.ndarray  # "scale-up" | "scale-out"
+    requests_s: np.ndarray
+    prefill_capacity_requests_s: np.ndarray
+    decode_capacity_requests_s: np.ndarray
+    input_tok_s: np.ndarray
+    output_tok_s: np.ndarray
+    total_tok_s: np.ndarray
+    output_tok_s_per_gpu: np.ndarray
+    total_tok_s_per_gpu: np.ndarray
+    tok_s_per_user: np.ndarray
+    prefill_usd_per_hour: np.ndarray
+    decode_usd_per_hour: np.ndarray
+    limited_by: np.ndarray  # "load" (neither pool full) | "prefill" | "decode"
+    tokens_per_step: np.ndarray  # tokens a sequence gains per decode step (speculation: E > 1)
+    kv_load_s: np.ndarray  # loading a prompt's cached prefix before its prefill (part of TTFT)
+
+    @property
+    def fits(self) -> np.ndarray:
+        return self.max_running >= 1
+
+
+def _decode(scn: Scenario, batch, context) -> tuple[StepTimes, float]:
+    """A decode worker's step and the tokens each sequence gains from it: 1, or E when the scenario
+    speculates (:mod:`tokecon.modes.speculative`: k + 1 tokens verified per step after the draft's passes)."""
+    spec = scn.speculation
+    if spec is None:
+        return decode_step(scn, batch, context), 1.0
+    return speculative.decode_step(scn, batch, context), speculative.tokens_per_step(spec.draft_tokens, spec.acceptance)
+
+
+def _prefill(scn: Scenario, batch, input_len, prefix_hit: float) -> StepTimes:
+    """A prefill step of ``batch`` prompts whose share ``prefix_hit`` of tokens is found in the prefix
+    cache: the rest computed, attending over the cached prefix."""
+    inp = np.asarray(input_len, dtype=float)
+    return prefill_step(scn, batch, inp * (1.0 - prefix_hit), inp * prefix_hit)
+
+
+def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, concurrency, input_len, output_len,
+          prefill_batch=None, prefix_hit: float = 0.0) -> DisaggTimes:
+    """C requests in flight on x prefill and y decode workers (module docstring has the model); every
+    argument after the two scenarios broadcasts (numpy) over the operating points. ``prefix_hit``: the
+    share of prompt tokens found in a prefix cache (loaded, :func:`tokecon.serving.kv_load_s`, before the
+    prefill, which computes the rest); a speculating decode scenario yields E tokens per step."""
+    x, y, C, inp, out = (np.asarray(a, dtype=float) for a in
+                         np.broadcast_arrays(prefill_workers, decode_workers, concurrency, input_len, output_len))
+    new = inp * (1.0 - prefix_hit)
+    b_max = default_prefill_batch(prefill, new) if prefill_batch is None else np.asarray(prefill_batch, dtype=float) + 0 * inp
+    p, d = Pool(prefill, 1), Pool(decode, 1)
+    u_p, u_d = p.units, d.units
+    gpus = x * p.gpus_per_worker + y * d.gpus_per_worker
+    gain = _decode(decode, 1.0, 1.0)[1]
+    steps = (out - 1.0) / gain  # decode steps per request
+    ctx = inp + out / 2.0
+    r_max = serving.max_running(decode, inp, out)
+    fits = (r_max >= 1) & (serving.max_running(prefill, inp, np.ones_like(inp)) >= 1)
+    r_top = np.maximum(r_max, 1.0)
+    decode_s = _tabulated(lambda v: _decode(decode, v, ctx[..., None])[0].step_time_s, r_top)
+    prefill_s = _tabulated(lambda v: _prefill(prefill, v, inp[..., None], prefix_hit).latency, b_max)
+    # a stream of prompts keeps every pipeline stage busy: the pool's rate follows the stage time
+    t_p_top = _prefill(prefill, b_max, inp, prefix_hit).step_time_s if prefill.deployment.pp > 1 else prefill_s(b_max)
+    load = serving.kv_load_s(prefill, inp * prefix_hit)
+    cap_p = x * u_p * b_max / t_p_top
+    cap_d = y * u_d * r_top / (steps * decode_s(r_top))
+    scaleup = same_domain(prefill, decode, gpus)
+    links = min(p.gpus_per_unit, d.gpus_per_unit)
+    layers = prefill.model.layers
+    r = np.clip(C / (y * u_d), 1.0, r_top)
+    b = np.ones_like(inp)
+    alpha = transfer_s(prefill, decode, 0.0, inp, links, scaleup)
+    per_prompt = transfer_s(prefill, decode, 1.0, inp, links, scaleup) - alpha
+    for _ in range(_ITERATIONS):
+        t_d, t_p = decode_s(r), prefill_s(b)
+        t_x = exposed_transfer_s(alpha + b * per_prompt, t_p, layers)
+        X = np.minimum(np.minimum(C / (t_p + t_x + steps * t_d), cap_p), cap_d)
+        r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
+        b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
+    t_d, t_p = decode_s(r), prefill_s(b)
+    t_kv = alpha + b * per_prompt
+    t_x = exposed_transfer_s(t_kv, t_p, layers)
+    e2e0 = load + t_p + t_x + steps * t_d
+    X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
+    nan = np.where(fits, 1.0, np.nan)
+    e2e = np.maximum(C / X, e2e0) * nan
+    wait = e2e - e2e0
+    X = X * nan
+    limited = np.where(X >= C / e2e0 * (1 - 1e-9), "load", np.where(cap_p <= cap_d, "prefill", "decode"))
+    out_tok, in_tok = X * out, X * inp
+    return DisaggTimes(
+        concurrency=C, input_tokens=inp, output_tokens=out, prefill_workers=x, decode_workers=y, n_gpus=gpus,
+        prefill_gpus=x * p.gpus_per_worker, decode_gpus=y * d.gpus_per_worker, prefill_batch=b * nan,
+        running=r * y * u_d * nan, max_running=np.where(fits, r_max, 0.0) * y * u_d,
+        ttft_s=wait + load + t_p + t_x + t_d, tpot_s=t_d / gain * nan, e2e_latency_s=e2e, queue_wait_s=wait, prefill_s=t_p * nan,
+        kv_transfer_s=t_x * nan, kv_transfer_total_s=t_kv * nan, kv_bytes_per_request=kv_bytes_per_request(prefill, inp),
+        kv_link=np.where(scaleup, "scale-up", "scale-out"), requests_s=X,
+        prefill_capacity_requests_s=cap_p * nan, decode_capacity_requests_s=cap_d * nan,
+        input_tok_s=in_tok, output_tok_s=out_tok, total_tok_s=in_tok + out_tok,
+        output_tok_s_per_gpu=out_tok / gpus, total_tok_s_per_gpu=(in_tok + out_tok) / gpus, tok_s_per_user=gain / t_d * nan,
+        prefill_usd_per_hour=x * prefill.usd_per_hour + 0 * C, decode_usd_per_hour=y * decode.usd_per_hour + 0 * C,
+        limited_by=limited, tokens_per_step=np.full_like(C, gain), kv_load_s=load * nan,
+    )  # fmt: skip
+
+
+def prefill_time_s(scn: Scenario, input_len, prefill_batch=None, prefix_hit: float = 0.0) -> np.ndarray:
+    """T_p of one prefill unit at its full batch (the engine's budget, or ``prefill_batch``)."""
+    inp = np.asarray(input_len, dtype=float)
+    b = default_prefill_batch(scn, inp * (1.0 - prefix_hit)) if prefill_batch is None else np.asarray(prefill_batch, dtype=float)
+    return _prefill(scn, b, inp, prefix_hit).latency
+
+
+def prefill_rate(prefill: Scenario, input_len, prefill_batch=None, prefix_hit: float = 0.0) -> np.ndarray:
+    """R_p1: requests/s one prefill worker takes at its full batch, u_p b / T_p(b)."""
+    inp = np.asarray(input_len, dtype=float)
+    b = default_prefill_batch(prefill, inp * (1.0 - prefix_hit)) if prefill_batch is None else np.asarray(prefill_batch, dtype=float)
+    return prefill.deployment.replicas * b / _prefill(prefill, b, inp, prefix_hit).step_time_s
+
+
+def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, output_len,
+                 prefill_batch=None, prefix_hit: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(R_p1, R_d1): requests/s one prefill worker takes at its full batch, and one decode worker at
+    ``decode_batch`` running per unit (steady state, neither waiting on the other)."""
+    inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
+    r_p = prefill_rate(prefill, inp, prefill_batch, prefix_hit)
+    r = np.asarray(decode_batch, dtype=float)
+    step, gain = _decode(decode, r, inp + out / 2.0)
+    r_d = decode.deployment.replicas * r * gain / ((out - 1.0) * step.step_time_s)
+    return r_p, r_d
+
+
+def balance(rate_p: np.ndarray, rate_d: np.ndarray, gpus_p: int, gpus_d: int, max_gpus: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) workers serving most requests/s per GPU: max over x, y >= 1 with x g_p + y g_d <=
+    ``max_gpus`` of min(x R_p1, y R_d1) / (x g_p + y g_d). Without a budget, one worker of the faster
+    side per ceil(ratio) of the slower: x / y the integer nearest R_d1 / R_p1 (at least 1:1)."""
+    rp, rd = np.broadcast_arrays(np.asarray(rate_p, dtype=float), np.asarray(rate_d, dtype=float))
+    if max_gpus is None:
+        ratio = rd / rp
+        x = np.where(ratio >= 1, np.maximum(np.round(ratio), 1.0), 1.0)
+        y = np.where(ratio >= 1, 1.0, np.maximum(np.round(1.0 / ratio), 1.0))
+        return x, y
+    xs = np.arange(1, max(max_gpus // gpus_p, 1) + 1, dtype=float)
+    ys = np.arange(1, max(max_gpus // gpus_d, 1) + 1, dtype=float)
+    X, Y = (a.ravel() for a in np.meshgrid(xs, ys, indexing="ij"))
+    ok = X * gpus_p + Y * gpus_d <= max_gpus
+    X, Y = X[ok], Y[ok]
+    if X.size == 0:
+        return np.full(rp.shape, np.nan), np.full(rp.shape, np.nan)
+    per_gpu = np.minimum(X * rp[..., None], Y * rd[..., None]) / (X * gpus_p + Y * gpus_d)
+    best = np.argmax(np.where(np.isfinite(per_gpu), per_gpu, -np.inf), axis=-1)
+    return X[best], Y[best]
