@@ -98,9 +98,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
     """The JSON object in ``path``; one-line errors for a missing, unreadable or malformed file."""
     from tokecon.inputs import read_input_text
 
-    if not Path(path).exists():
+    try:
+        exists, is_dir = Path(path).exists(), Path(path).is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise HFConfigError(f"{path}: cannot read a config.json: {exc.strerror or exc}") from None
+    if not exists:
         raise HFConfigError(f"{path}: no such file")
-    if Path(path).is_dir():
+    if is_dir:
         raise HFConfigError(f"{path}: is a directory, not a config.json")
     try:
         text = read_input_text(path, "a config.json")

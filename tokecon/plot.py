@@ -67,7 +67,11 @@ def check_plot_path(path: Path) -> None:
     """Fail early (before any sweep) on a file type we cannot write or a missing matplotlib."""
     if Path(path).suffix.lower() not in PLOT_SUFFIXES:
         raise TokeconError(f"--plot {path}: the file name must end in {', '.join(PLOT_SUFFIXES)}")
-    if not Path(path).parent.exists():
+    try:
+        folder = Path(path).parent.is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise TokeconError(f"--plot {path}: {exc.strerror or exc}") from None
+    if not folder:
         raise TokeconError(f"--plot {path}: folder {Path(path).parent} does not exist")
     try:
         import matplotlib  # noqa: F401
