@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+sys.path.insert(0, str(README.parent))  # document this checkout's code, not an installed copy
 MARKER = re.compile(r"(?P<open><!-- sample: (?P<cmd>tokecon [^>]*?) -->\n```\w*\n)(?P<body>.*?)(?P<close>^```$)", re.S | re.M)
 
 

@@ -28,6 +28,7 @@ def decode(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     explain: o.Explain = False,
+    ignore_memory: o.IgnoreMemory = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -41,4 +42,4 @@ def decode(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
-    o.emit(run_decode(opts, o.batch_list(batch), context, limits, explain), fmt, explain, wide)
+    o.emit(run_decode(opts, o.batch_list(batch), context, limits, explain, ignore_memory), fmt, explain, wide)

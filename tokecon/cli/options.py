@@ -75,6 +75,9 @@ MaxTpot = Annotated[Optional[float], typer.Option("--max-tpot-ms", help="Fail (e
 
 Eplb = Annotated[bool, typer.Option("--eplb/--no-eplb", help="Expert-parallel load balancer with redundant experts (DeepSeek EPLB): "
                                      "busiest rank ~1.1x the mean instead of ~1.4x (default off, as engines ship).")]
+IgnoreMemory = Annotated[bool, typer.Option("--ignore-memory", help="What-if: compute rows whose weights or KV cache do not fit "
+                                            "(marked fits: false, memory_ignored: true, with a loud note), e.g. the article's "
+                                            "70B prefill on one H100.")]
 Explain = Annotated[bool, typer.Option("--explain", help="Show each operation of the cheapest row: time, FLOP, bytes, bound.")]
 
 
