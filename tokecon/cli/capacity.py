@@ -53,6 +53,9 @@ def capacity(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
+    max_usd_per_mtok_in: o.MaxUsdIn = None,
+    max_usd_per_mtok_out: o.MaxUsdOut = None,
+    max_usd_per_mtok_blended: o.MaxUsdBlended = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
@@ -68,7 +71,9 @@ def capacity(
                          interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
-    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
+                     max_usd_per_mtok_in=max_usd_per_mtok_in, max_usd_per_mtok_out=max_usd_per_mtok_out,
+                     max_usd_per_mtok_blended=max_usd_per_mtok_blended)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,
                           parse_concurrency(concurrency), headroom, slo)
     o.emit(result, fmt, wide=wide)

@@ -31,7 +31,6 @@ def decode(
     ignore_memory: o.IgnoreMemory = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
-    max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
     min_tok_s_per_user: o.MinTokUser = None,
 ) -> None:
@@ -41,5 +40,5 @@ def decode(
     from tokecon.results import Thresholds
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_tpot_ms=max_tpot_ms, min_tok_s_per_user=min_tok_s_per_user)
     o.emit(run_decode(opts, o.batch_list(batch), context, limits, explain, ignore_memory), fmt, explain, wide)

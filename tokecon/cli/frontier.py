@@ -49,6 +49,9 @@ def frontier(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
+    max_usd_per_mtok_in: o.MaxUsdIn = None,
+    max_usd_per_mtok_out: o.MaxUsdOut = None,
+    max_usd_per_mtok_blended: o.MaxUsdBlended = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
@@ -70,7 +73,9 @@ def frontier(
                          interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
-    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
+                     max_usd_per_mtok_in=max_usd_per_mtok_in, max_usd_per_mtok_out=max_usd_per_mtok_out,
+                     max_usd_per_mtok_blended=max_usd_per_mtok_blended)
     result = run_frontier(opts, input_len, output_len, slo)
     if plot is not None:
         save_plot(result, plot)

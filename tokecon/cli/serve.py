@@ -90,6 +90,9 @@ def serve(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
+    max_usd_per_mtok_in: o.MaxUsdIn = None,
+    max_usd_per_mtok_out: o.MaxUsdOut = None,
+    max_usd_per_mtok_blended: o.MaxUsdBlended = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
@@ -105,5 +108,7 @@ def serve(
                        interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
     common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split)
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
+                     max_usd_per_mtok_in=max_usd_per_mtok_in, max_usd_per_mtok_out=max_usd_per_mtok_out,
+                     max_usd_per_mtok_blended=max_usd_per_mtok_blended)
     o.emit(run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits), fmt, wide=wide)

@@ -141,6 +141,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
             notes.append("No swept configuration meets the SLO.")
             for row in rows:
                 row["violations"] = ["no configuration meets the SLO: " + row["slo"]]
+    notes.extend(slo.blended_note())
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.append(split_note(opts.price_split))
     if opts.explain_cost:
