@@ -21,3 +21,29 @@ def test_a_file_name_too_long_is_bad_input(args):
     assert r.exit_code == 2
     assert "internal error" not in r.stderr and "File name too long" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_save_through_a_dangling_symlink_creates_nothing_elsewhere(isolated_home, tmp_path):
+    target = tmp_path / "elsewhere" / "deep" / "hardware.toml"
+    (isolated_home / "hardware.toml").symlink_to(target)
+    r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
+    assert r.exit_code == 2
+    assert "which does not exist; refusing to create it" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_save_through_a_symlink_loop_is_bad_input(isolated_home):
+    link = isolated_home / "hardware.toml"
+    link.symlink_to(link)
+    r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
+    assert r.exit_code == 2
+    assert "internal error" not in r.stderr and "unusable symlink" in r.stderr
+
+
+def test_save_through_a_symlink_to_an_existing_file_writes_the_target(isolated_home, tmp_path):
+    target = tmp_path / "mine.toml"
+    target.write_text("")
+    (isolated_home / "hardware.toml").symlink_to(target)
+    r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
+    assert r.exit_code == 0, r.output
+    assert "[c1]" in target.read_text() and (isolated_home / "hardware.toml").is_symlink()

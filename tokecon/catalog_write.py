@@ -208,8 +208,14 @@ def save_entry(
     """Add ``[key]`` to the catalog file ``path`` (created if missing); replace it only with ``force``.
     The read-modify-write holds a lock on the file, so concurrent saves all land."""
     path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()
+    if path.is_symlink():  # write through the link, but only to a file that exists: never create folders elsewhere
+        try:
+            path = path.resolve(strict=True)
+        except FileNotFoundError:
+            raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not exist; refusing to create it "
+                               "(create the target or remove the link)") from None
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise CatalogError(f"{path}: unusable symlink ({getattr(exc, 'strerror', None) or exc}); refusing to write") from None
     with _locked(path):
         return _save_locked(path, key, entry, force, comment)
 
