@@ -13,8 +13,8 @@ app.add_typer(engines_app, name="engines", short_help="Serving-engine generation
 
 
 @engines_app.command("list")
-def engines_list(catalog: o.Catalogs = None, fmt: o.Format = o.OutputFormat.table) -> None:
+def engines_list(catalog: o.Catalogs = None, fmt: o.Format = o.OutputFormat.table, wide: o.Wide = False) -> None:
     """Every engine profile with the versions it covers and what it was fitted on."""
     from tokecon.commands.catalog_cmds import engines_list as run
 
-    o.emit(run(tuple(catalog or ())), fmt)
+    o.emit(run(tuple(catalog or ())), fmt, wide=wide)

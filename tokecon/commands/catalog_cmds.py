@@ -70,14 +70,14 @@ def _show(command: str, inputs: dict[str, Any], figures: list[dict[str, Any]], s
 
 HARDWARE_COLUMNS = [
     Column("hardware", "device", "str"),
-    Column("name", "name", "str"),
+    Column("name", "name", "str", hide=1),
     Column("memory_bytes", "memory [GB]", "bytes"),
     Column("memory_bw_b_s", "bandwidth [GB/s]", "bytes"),
     Column("bf16_flop_s", "bf16 [TFLOP/s]", "flop"),
-    Column("fp8_flop_s", "fp8 [TFLOP/s]", "flop"),
-    Column("fp4_flop_s", "fp4 [TFLOP/s]", "flop"),
+    Column("fp8_flop_s", "fp8 [TFLOP/s]", "flop", hide=2),
+    Column("fp4_flop_s", "fp4 [TFLOP/s]", "flop", hide=2),
     Column("rental_usd_per_hour", "USD/h", "usd"),
-    Column("catalog", "catalog", "str"),
+    Column("catalog", "catalog", "str", hide=1),
 ]
 
 
@@ -170,14 +170,14 @@ def hardware_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
 
 MODEL_COLUMNS = [
     Column("model", "model", "str"),
-    Column("name", "name", "str"),
+    Column("name", "name", "str", hide=1),
     Column("params_b", "params [B]", "num"),
     Column("active_params_b", "active [B]", "num"),
-    Column("layers", "layers", "int"),
-    Column("architecture", "architecture", "str"),
+    Column("layers", "layers", "int", hide=2),
+    Column("architecture", "architecture", "str", hide=2),
     Column("weight_dtype", "weights", "str"),
     Column("max_context", "context [tok]", "int"),
-    Column("catalog", "catalog", "str"),
+    Column("catalog", "catalog", "str", hide=1),
 ]
 
 
@@ -440,13 +440,13 @@ def _finish(kind: str, key: str, entry: dict[str, Any], command: str, note: str 
 
 ENGINE_COLUMNS = [
     Column("engine", "engine", "str"),
-    Column("family", "family", "str"),
+    Column("family", "family", "str", hide=2),
     Column("versions", "versions", "str"),
     Column("compute_scale", "compute x", "num"),
     Column("memory_bw_scale", "bandwidth x", "num"),
     Column("step_overhead_s", "step [ms]", "time"),
-    Column("max_running_requests", "max running", "int"),
-    Column("kv_admission", "KV admission", "str"),
+    Column("max_running_requests", "max running", "int", hide=1),
+    Column("kv_admission", "KV admission", "str", hide=1),
 ]
 
 
