@@ -161,6 +161,9 @@ def test_bert_encoder():
     assert (m.causal, m.lm_head, m.mlp, m.norm) == (False, False, "plain", "layernorm")
 
 
+_TINY = {"num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "intermediate_size": 16}
+
+
 @pytest.mark.parametrize(
     "cfg, message",
     [
@@ -171,6 +174,20 @@ def test_bert_encoder():
         ({"num_hidden_layers": 2**63, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10}, "implausibly large"),
         ({"num_hidden_layers": 2, "hidden_size": 10, "num_attention_heads": 3, "vocab_size": 10}, "not a multiple"),
         ({"num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "layer_types": "x"}, "must be a list"),
+        # issue 11: these were internal errors ("please report it") or silently accepted
+        ({**_TINY, "model_type": "mistral", "sliding_window": "abc"}, "'sliding_window' must be an integer, got 'abc'"),
+        ({**_TINY, "model_type": "mistral", "sliding_window": float("inf")}, "'sliding_window' must be an integer, got inf"),
+        ({**_TINY, "model_type": "llama4_text", "num_local_experts": 2, "num_experts_per_tok": 1, "attention_chunk_size": "x"},
+         "'attention_chunk_size' must be an integer"),
+        ({"dim": 8, "n_layers": 2, "n_heads": 2, "vocab_size": 10, "inter_dim": 16, "original_seq_len": "x"},
+         "'original_seq_len' must be an integer"),
+        ({"dim": 8, "n_layers": 2, "n_heads": 2, "vocab_size": 10, "inter_dim": 16, "original_seq_len": float("inf")},
+         "'original_seq_len' must be an integer"),
+        ({"dim": 8, "n_layers": 2, "n_heads": 2, "vocab_size": 10, "inter_dim": 16, "rope_factor": float("nan")},
+         "'rope_factor' must be a number"),
+        ({**_TINY, "model_type": "mixtral", "num_local_experts": 0, "num_experts_per_tok": 2}, "'num_local_experts' is 0"),
+        ({**_TINY, "model_type": "deepseek_v3", "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
+          "first_k_dense_replace": 5}, "'first_k_dense_replace' = 5 leaves no MoE layer of 2"),
     ],
 )
 def test_bad_configs_give_one_line(cfg, message):
