@@ -47,3 +47,32 @@ def test_save_through_a_symlink_to_an_existing_file_writes_the_target(isolated_h
     r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
     assert r.exit_code == 0, r.output
     assert "[c1]" in target.read_text() and (isolated_home / "hardware.toml").is_symlink()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "-m", "llama3-8b", "-g", "1xH100", "--utilisation", "5e-324"], "--utilisation must be >= 0.01 and <= 1"),
+    (["frontier", "-m", "llama3-8b", "-g", "1xH100", "--utilisation", "1e-6"], "--utilisation must be >= 0.01 and <= 1"),
+    (["embed", "-m", "qwen3-embedding-8b", "-g", "1xH100", "--utilization", "5e-324"], "--utilization must be a fraction from 0.01 to 1"),
+])
+def test_a_vanishing_utilisation_names_itself(args, message):
+    """5e-324 used to report '--usd-per-gpu-hour ... got inf' (serve), 'does not fit' (frontier) or a
+    null price on a row that fits (embed)."""
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and message in r.stderr and "usd-per-gpu-hour" not in r.stderr
+
+
+def test_a_cost_file_names_its_implausible_field(tmp_path):
+    bad = tmp_path / "cost.toml"
+    bad.write_text("[cost]\ndepreciation_years = 1e-300\n")
+    r = runner.invoke(app, ["serve", "-m", "llama3-8b", "-g", "1xH100", "--cost-file", str(bad)])
+    assert r.exit_code == 2 and f"{bad}: [cost] depreciation_years must be >= 0.1" in r.stderr
+
+
+def test_an_implausible_tco_price_names_the_cost_inputs(tmp_path):
+    """Each input within its limits, the product not: 1e9 USD, 100x other capital, 10% of a year."""
+    cost = tmp_path / "cost.toml"
+    cost.write_text('[cost]\nmethod = "tco"\npurchase_usd = 1e9\nother_capital_ratio = 100\ndepreciation_years = 0.1\n'
+                    "interest_rate = 10\nutilisation = 0.01\n")
+    r = runner.invoke(app, ["serve", "-m", "llama3-8b", "-g", "1xH100", "--cost-file", str(cost)])
+    assert r.exit_code == 2 and "tco cost of h100-sxm" in r.stderr and "implausible" in r.stderr
+    assert "--usd-per-gpu-hour" not in r.stderr

@@ -34,7 +34,7 @@ Years = Annotated[Optional[float], typer.Option("--depreciation-years", help="TC
 Interest = Annotated[Optional[float], typer.Option("--interest-rate", help="TCO: cost of capital per year, e.g. 0.10 (default).")]
 Pue = Annotated[Optional[float], typer.Option("--pue", help="TCO: facility power usage effectiveness (default 1.3).")]
 UsdKwh = Annotated[Optional[float], typer.Option("--usd-per-kwh", help="TCO: electricity price (default 0.10).")]
-Utilisation = Annotated[Optional[float], typer.Option("--utilisation", "--utilization", help="Share of hours doing paid work; divides the hourly price (default 1).")]
+Utilisation = Annotated[Optional[float], typer.Option("--utilisation", "--utilization", help="Share of hours doing paid work, 0.01 to 1; divides the hourly price (default 1).")]
 ExplainCost = Annotated[bool, typer.Option("--explain-cost", help="Show the breakdown of the price per GPU-hour.")]
 
 
