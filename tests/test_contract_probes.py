@@ -3,6 +3,10 @@ misleading answer, and must be one clear line with exit 2 (or a correct answer).
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -76,3 +80,43 @@ def test_an_implausible_tco_price_names_the_cost_inputs(tmp_path):
     r = runner.invoke(app, ["serve", "-m", "llama3-8b", "-g", "1xH100", "--cost-file", str(cost)])
     assert r.exit_code == 2 and "tco cost of h100-sxm" in r.stderr and "implausible" in r.stderr
     assert "--usd-per-gpu-hour" not in r.stderr
+
+
+def test_an_efficiency_of_1e_300_is_refused(tmp_path):
+    r = runner.invoke(app, ["hardware", "add", "tiny", "--like", "h100", "--compute-efficiency", "1e-300"])
+    assert r.exit_code == 2 and "--compute-efficiency = 1e-300 is implausibly small (at least 0.01)" in r.stderr
+    text = runner.invoke(app, ["hardware", "add", "t", "--like", "h100"]).stdout
+    cat = tmp_path / "cat.toml"
+    cat.write_text(re.sub(r"(?m)^memory_bw = .*$", "memory_bw = 1e-300", text))
+    r = runner.invoke(app, ["hardware", "list", "--catalog", str(cat)])
+    assert r.exit_code == 2 and "field 'memory_bw' = 1e-300 is implausibly small" in r.stderr
+
+
+def test_hardware_add_names_a_changed_efficiency():
+    r = runner.invoke(app, ["hardware", "add", "half", "--like", "h100", "--compute-efficiency", "0.5"])
+    assert r.exit_code == 0 and "changed: efficiency.compute" in r.stdout and "changed: nothing" not in r.stdout
+
+
+def test_measured_values_that_are_not_positive_are_skipped_with_the_reason(tmp_path):
+    from tokecon.validation import load_measurements
+
+    head, *rows = (Path(__file__).parents[1] / "validation" / "measurements.csv").read_text().splitlines()[:4]
+    col = head.split(",").index("value")
+    bad = []
+    for line, value in zip(rows, ["-5", "0", "abc"]):
+        import csv
+        import io
+
+        cells = next(csv.reader(io.StringIO(line)))
+        cells[col] = value
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(cells)
+        bad.append(out.getvalue())
+    path = tmp_path / "m.csv"
+    path.write_text(head + "\n" + "".join(bad))
+    assert len(load_measurements(path)) == 3
+    r = runner.invoke(app, ["validate", "--measurements", str(path), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [row["skipped"] for row in doc["rows"]] == [f"measured value {v!r} is not a positive number" for v in ("-5", "0", "abc")]
+    assert any("no row predicted" in n for n in doc["notes"])

@@ -61,10 +61,11 @@ class FieldSpec:
     non_negative: bool = False
     upper: float | None = None  # absurd-value guard
     choices: tuple[str, ...] | None = None
+    lower: float | None = None  # absurd-value guard below (e.g. an efficiency of 1e-300)
 
 
-def _num(required=False, positive=True, upper=None, non_negative=False):
-    return FieldSpec(_NUM, required, positive and not non_negative, non_negative, upper)
+def _num(required=False, positive=True, upper=None, non_negative=False, lower=None):
+    return FieldSpec(_NUM, required, positive and not non_negative, non_negative, upper, lower=lower)
 
 
 def _int(required=False, positive=True, upper=None, non_negative=False):
@@ -104,11 +105,12 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
     "efficiency": FieldSpec((dict,), True),
 }
 
+MIN_EFFICIENCY = 0.01  # no device x engine reaches under 1% of a peak; 1e-300 would make every time inf
 EFFICIENCY_FIELDS: dict[str, FieldSpec] = {
-    "compute": _num(True, upper=1.0),
-    "memory_bw": _num(True, upper=1.0),
-    "kv_bw": _num(upper=1.0),
-    "link": _num(True, upper=1.0),
+    "compute": _num(True, upper=1.0, lower=MIN_EFFICIENCY),
+    "memory_bw": _num(True, upper=1.0, lower=MIN_EFFICIENCY),
+    "kv_bw": _num(upper=1.0, lower=MIN_EFFICIENCY),
+    "link": _num(True, upper=1.0, lower=MIN_EFFICIENCY),
     "collective_latency_us": _num(True, non_negative=True, upper=1e5),
     "fitted_on": _STR,
 }
@@ -221,6 +223,8 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
                 raise CatalogError(f"{where}: field '{name}' must be >= 0, got {value!r}")
             if spec.upper is not None and value > spec.upper:
                 raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly large (limit {spec.upper:g})")
+            if spec.lower is not None and value < spec.lower:
+                raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly small (at least {spec.lower:g})")
         if spec.choices and value not in spec.choices:
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):

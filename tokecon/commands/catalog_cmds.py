@@ -374,7 +374,7 @@ def add_hardware(
         entry.setdefault("name", key)
         if "name" not in given:
             entry["name"] = f"{base.get('name', base_key)} (modified: {key})"
-        changed = ", ".join(sorted(given)) or "nothing"
+        changed = ", ".join(sorted([*given, *(f"efficiency.{k}" for k, v in (efficiency or {}).items() if v is not None)])) or "nothing"
         entry["source"] = given.get("source") or f"tokecon hardware add --like {base_key}; changed: {changed}"
         entry["notes"] = f"copied from [{base_key}] ({origin_label(cat.hardware.get(base_key).origin)}); changed: {changed}"
         eff = {**base.get("efficiency", EFFICIENCY_DEFAULTS), **{k: v for k, v in (efficiency or {}).items() if v is not None}}
