@@ -120,3 +120,15 @@ def test_measured_values_that_are_not_positive_are_skipped_with_the_reason(tmp_p
     doc = json.loads(r.stdout)
     assert [row["skipped"] for row in doc["rows"]] == [f"measured value {v!r} is not a positive number" for v in ("-5", "0", "abc")]
     assert any("no row predicted" in n for n in doc["notes"])
+
+
+def test_moe_exposed_communication_is_never_negative():
+    """With overlap the step is max(busy, comm) + overhead: the exposed part is max(comm - busy, 0), not
+    a difference of sums that rounded to -3.5e-18 s."""
+    r = runner.invoke(app, ["moe", "-m", "deepseek-v3", "-g", "16xH200", "-g", "32xH200", "-g", "72xGB200", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rows = [row for row in json.loads(r.stdout)["rows"] if row["fits"]]
+    assert rows and all(row["comm_exposed_s"] >= 0.0 for row in rows)
+    for row in rows:
+        busy = row["compute_bound_s"] + row["memory_bound_s"]
+        assert row["step_time_s"] == pytest.approx(busy + row["comm_exposed_s"] + row["overhead_s"], rel=1e-12)
