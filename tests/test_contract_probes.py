@@ -132,3 +132,25 @@ def test_moe_exposed_communication_is_never_negative():
     for row in rows:
         busy = row["compute_bound_s"] + row["memory_bound_s"]
         assert row["step_time_s"] == pytest.approx(busy + row["comm_exposed_s"] + row["overhead_s"], rel=1e-12)
+
+
+BIG = "9" * 5000  # Python refuses to convert integers of more than 4,300 digits (ValueError)
+
+
+@pytest.mark.parametrize("name, text, args", [
+    ("cat.toml", f"[hardware.x]\nmemory_gb = {BIG}\n", ["hardware", "list", "--catalog"]),
+    ("budget.toml", f'[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = "1xH100"\nbatch = {BIG}\n', ["check"]),
+    ("cost.toml", f"[cost]\npue = {BIG}\n", ["serve", "-m", "llama3-8b", "-g", "1xH100", "--cost-file"]),
+])
+def test_a_5000_digit_integer_in_a_toml_file_is_bad_input(tmp_path, name, text, args):
+    path = tmp_path / name
+    path.write_text(text)
+    r = runner.invoke(app, [*args, str(path)])
+    assert r.exit_code == 2 and "internal error" not in r.stderr
+    assert f"{path}: not usable as" in r.stderr and "more than 4,300 digits" in r.stderr
+
+
+def test_a_5000_digit_integer_in_the_user_catalog_blocks_save_cleanly(isolated_home):
+    (isolated_home / "hardware.toml").write_text(f"[x]\nmemory_gb = {BIG}\n")
+    r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
+    assert r.exit_code == 2 and "more than 4,300 digits" in r.stderr and "internal error" not in r.stderr

@@ -14,7 +14,6 @@ import difflib
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -357,18 +356,13 @@ _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
 def read_toml(path: Path, what: str = "catalog") -> dict:
-    from tokecon.inputs import read_input_text
+    from tokecon.inputs import parse_toml, read_input_text
 
     try:
         text = read_input_text(path, what)
     except TokeconError as exc:
         raise CatalogError(str(exc)) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: TOML syntax error: {exc}") from None
-    except RecursionError:
-        raise CatalogError(f"{path}: nested too deeply to be a {what}") from None
+    return parse_toml(text, str(path), f"a {what}", CatalogError)
 
 
 @dataclass

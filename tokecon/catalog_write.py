@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,10 +138,9 @@ def _regions(lines: list[str], key: str) -> list[tuple[int, int]]:
 
 
 def _parse(text: str, path: Path, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: {what}: TOML syntax error: {exc}") from None
+    from tokecon.inputs import parse_toml
+
+    return parse_toml(text, f"{path}: {what}", "a catalog", CatalogError)
 
 
 def _clashes(data: dict[str, Any], key: str, entry: dict[str, Any], path: Path) -> None:

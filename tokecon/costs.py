@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -203,14 +202,9 @@ def _check_purchase(value: Any, name: str) -> float:
 
 def load_cost_file(path: Path) -> dict[str, Any]:
     """The ``[cost]`` table of a TOML file, unvalidated (see :func:`cost_model`)."""
-    from tokecon.inputs import read_input_text
+    from tokecon.inputs import parse_toml, read_input_text
 
-    try:
-        data = tomllib.loads(read_input_text(path, "a cost file"))
-    except tomllib.TOMLDecodeError as exc:
-        raise TokeconError(f"{path}: TOML syntax error: {exc}") from None
-    except RecursionError:
-        raise TokeconError(f"{path}: nested too deeply to be a cost file") from None
+    data = parse_toml(read_input_text(path, "a cost file"), str(path), "a cost file")
     table = data.get("cost")
     if not isinstance(table, dict):
         raise TokeconError(f"{path}: expected a [cost] table (keys: {', '.join(KEYS)})")
