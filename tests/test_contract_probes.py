@@ -154,3 +154,41 @@ def test_a_5000_digit_integer_in_the_user_catalog_blocks_save_cleanly(isolated_h
     (isolated_home / "hardware.toml").write_text(f"[x]\nmemory_gb = {BIG}\n")
     r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
     assert r.exit_code == 2 and "more than 4,300 digits" in r.stderr and "internal error" not in r.stderr
+
+
+def test_long_concurrency_lists_cost_linear_time(monkeypatch):
+    """serve -c with thousands of values was quadratic: every row recomputed the bound of all points.
+    Counted, not timed: the bound is computed a fixed number of times however long the list."""
+    from tokecon.serving import ServingTimes
+
+    calls = []
+    original = ServingTimes.bound
+    monkeypatch.setattr(ServingTimes, "bound", property(lambda self: calls.append(1) or original.fget(self)))
+    counts = []
+    for n in (10, 400):
+        calls.clear()
+        r = runner.invoke(app, ["serve", "-m", "llama3-8b", "-g", "1xH100", "-c", ",".join(map(str, range(1, n + 1))),
+                                "-f", "json"])
+        assert r.exit_code == 0, r.output
+        assert len(json.loads(r.stdout)["rows"]) == n
+        counts.append(len(calls))
+    assert counts[0] == counts[1]
+
+
+def test_json_is_written_in_one_piece():
+    """json.dump wrote one small piece per token (millions of writes for 100k rows)."""
+    import io
+
+    from tokecon.render import render_json
+    from tokecon.results import Column, Result
+
+    class Counting(io.StringIO):
+        writes = 0
+
+        def write(self, s):
+            Counting.writes += 1
+            return super().write(s)
+
+    out = Counting()
+    render_json(Result("t", {}, [{"a": i, "b": [i, i]} for i in range(1000)], [Column("a", "a")]), out)
+    assert Counting.writes == 1 and len(json.loads(out.getvalue())["rows"]) == 1000

@@ -208,8 +208,7 @@ def render_table(result: Result, file: TextIO, color: bool | None = None, width:
 
 
 def render_json(result: Result, file: TextIO) -> None:
-    json.dump(result.to_dict(), file, indent=2, allow_nan=False)
-    file.write("\n")
+    file.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")  # one write, not one per token
 
 
 def _all_keys(rows: list[dict]) -> list[str]:
