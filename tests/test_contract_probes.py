@@ -192,3 +192,13 @@ def test_json_is_written_in_one_piece():
     out = Counting()
     render_json(Result("t", {}, [{"a": i, "b": [i, i]} for i in range(1000)], [Column("a", "a")]), out)
     assert Counting.writes == 1 and len(json.loads(out.getvalue())["rows"]) == 1000
+
+
+def test_context_reaches_llama4_scouts_maximum():
+    """Scout reads 10,485,760 tokens (its config's max_position_embeddings); the flag cap was 10,000,000."""
+    r = runner.invoke(app, ["decode", "-m", "llama4-scout", "-g", "8xH200", "-c", "10485760", "-b", "1", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["context_tokens"] == 10_485_760 and row["fits"]
+    over = runner.invoke(app, ["decode", "-m", "llama4-scout", "-g", "8xH200", "-c", "10485761", "-b", "1"])
+    assert over.exit_code == 2 and "exceeds llama4-scout's maximum context of 10485760 tokens" in over.stderr
