@@ -29,19 +29,32 @@ def test_a_file_name_too_long_is_bad_input(args):
 
 def test_save_through_a_dangling_symlink_creates_nothing_elsewhere(isolated_home, tmp_path):
     target = tmp_path / "elsewhere" / "deep" / "hardware.toml"
-    (isolated_home / "hardware.toml").symlink_to(target)
+    link = isolated_home / "hardware.toml"
+    link.symlink_to(target)
     r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
-    assert r.exit_code == 2
-    assert "which does not exist; refusing to create it" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert f"{link}: a symlink to {target}, which does not resolve" in r.stderr
+    assert not (tmp_path / "elsewhere").exists()
+    # the writer refuses on its own too, whoever calls it
+    from tokecon.catalog_write import save_entry
+    from tokecon.errors import CatalogError
+
+    with pytest.raises(CatalogError, match="which does not exist; refusing to create it"):
+        save_entry(link, "c1", {"name": "c1"})
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_save_through_a_symlink_loop_is_bad_input(isolated_home):
+def test_a_symlink_loop_as_the_user_catalog_is_bad_input(isolated_home):
     link = isolated_home / "hardware.toml"
     link.symlink_to(link)
-    r = runner.invoke(app, ["hardware", "add", "c1", "--like", "h100", "--save"])
-    assert r.exit_code == 2
-    assert "internal error" not in r.stderr and "unusable symlink" in r.stderr
+    for args in (["hardware", "add", "c1", "--like", "h100", "--save"], ["decode", "-m", "llama3-8b", "-g", "1xH100"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and "internal error" not in r.stderr and "does not resolve" in r.stderr
+    from tokecon.catalog_write import save_entry
+    from tokecon.errors import CatalogError
+
+    with pytest.raises(CatalogError, match="unusable symlink"):
+        save_entry(link, "c1", {"name": "c1"})
 
 
 def test_save_through_a_symlink_to_an_existing_file_writes_the_target(isolated_home, tmp_path):

@@ -503,7 +503,10 @@ def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home:
         home = user_home()
         for kind in KINDS:
             path = home / f"{kind}.toml"
-            if path.is_file():
+            if os.path.lexists(path) and not os.path.exists(path):
+                raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
+                                   "loop); fix or remove the link")
+            if os.path.lexists(path):  # a folder or a FIFO there is an error too, not "no catalog"
                 data = read_toml(path)
                 wrapped = data.get(kind)
                 if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
