@@ -71,7 +71,10 @@ def main() -> int:
         if "--plot needs matplotlib" in out:
             print(f"{png} not redrawn: pip install '.[plot]'", file=sys.stderr)
             return 1
-    return 0
+    still = stale_pictures(new)
+    if still:
+        print(f"{', '.join(p for _, p in still)}: redrawn but still not current", file=sys.stderr)
+    return 1 if still else 0
 
 
 if __name__ == "__main__":
