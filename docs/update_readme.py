@@ -1,8 +1,11 @@
 """Regenerate the sample outputs in README.md from the real commands (docs that cannot drift).
 
 Every ``<!-- sample: tokecon ARGS -->`` marker is followed by a fenced block; this script runs
-``tokecon ARGS`` in-process and replaces the block with its output. ``--check`` exits 1 when the
-README is out of date instead of writing it (tests/test_readme.py runs that).
+``tokecon ARGS`` in-process and replaces the block with its output. Every ``$ tokecon frontier ...
+--plot docs/NAME.png`` line is a picture: redrawn (matplotlib, the ``plot`` extra) when the PNG's
+recorded digest of its data (tokecon.plot.data_digest) differs from today's numbers. ``--check``
+exits 1 when a sample or a picture is out of date instead of writing (tests/test_readme.py runs
+it; checking needs no matplotlib).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-sys.path.insert(0, str(README.parent))  # this checkout's tokecon, not whichever one is installed
+sys.path.insert(0, str(README.parent))  # document this checkout's code, not an installed copy
+PICTURE = re.compile(r"^\$ (?P<cmd>tokecon frontier [^\n]*?) --plot (?P<png>docs/[\w.-]+\.png)$", re.M)
 MARKER = re.compile(r"(?P<open><!-- sample: (?P<cmd>tokecon [^>]*?) -->\n```\w*\n)(?P<body>.*?)(?P<close>^```$)", re.S | re.M)
 
 
@@ -34,16 +38,43 @@ def render(text: str) -> str:
     return MARKER.sub(lambda m: m.group("open") + f"$ {m.group('cmd')}\n" + run(m.group("cmd")) + "\n" + m.group("close"), text)
 
 
+def stale_pictures(text: str) -> list[tuple[str, str]]:
+    """(command, PNG path) of each picture whose recorded data digest is not today's."""
+    import json
+
+    from tokecon.plot import PNG_DIGEST_KEY, data_digest, plot_data, png_text
+
+    stale = []
+    for m in PICTURE.finditer(text):
+        doc = json.loads(run(m.group("cmd") + " -f json"))
+        png = README.parent / m.group("png")
+        recorded = png_text(png).get(PNG_DIGEST_KEY) if png.is_file() else None
+        if recorded != data_digest(plot_data(doc, doc["rows"])):
+            stale.append((m.group("cmd"), m.group("png")))
+    return stale
+
+
 def main() -> int:
     old = README.read_text()
     new = render(old)
+    stale = stale_pictures(new)
     if "--check" in sys.argv:
         if new != old:
             print("README.md samples are out of date: run python docs/update_readme.py", file=sys.stderr)
-            return 1
-        return 0
+        if stale:
+            print(f"{', '.join(p for _, p in stale)} out of date: run python docs/update_readme.py "
+                  "(needs pip install '.[plot]')", file=sys.stderr)
+        return 1 if new != old or stale else 0
     README.write_text(new)
-    return 0
+    for cmd, png in stale:
+        out = run(f"{cmd} --plot {README.parent / png}")
+        if "--plot needs matplotlib" in out:
+            print(f"{png} not redrawn: pip install '.[plot]'", file=sys.stderr)
+            return 1
+    still = stale_pictures(new)
+    if still:
+        print(f"{', '.join(p for _, p in still)}: redrawn but still not current", file=sys.stderr)
+    return 1 if still else 0
 
 
 if __name__ == "__main__":

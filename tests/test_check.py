@@ -108,6 +108,11 @@ def test_defaults_and_relative_paths(tmp_path):
         ('[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = "1xH100"\ncontext = 1.5\nmax_tpot_ms = 1\n', "'context' must be an integer"),
         ('[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = []\nmax_tpot_ms = 1\n', "'gpus' must be a string or a non-empty list"),
         ('[scenarios.a]\ncommand = "decode"\ngpus = "1xH100"\nmax_tpot_ms = 1\n', "[scenarios.a]: missing 'model'"),
+        ('[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = "1xH100"\nmax_ttft_ms = 5\n',
+         "threshold 'max_ttft_ms' does not apply to command decode (its thresholds: max_usd_per_mtok, min_tok_s_per_gpu, "
+         "max_tpot_ms, min_tok_s_per_user)"),
+        ('[scenarios.a]\ncommand = "prefill"\nmodel = "llama3-8b"\ngpus = "1xH100"\nmax_usd_per_mtok_out = 5\n',
+         "threshold 'max_usd_per_mtok_out' does not apply to command prefill"),
         ('[scenarios.a]\ncommand = "decode"\nmodel = "nope"\ngpus = "1xH100"\nmax_tpot_ms = 1\n', "[scenarios.a]: unknown model 'nope'"),
         ('[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = "1xH100"\nbatch = "1,x"\nmax_tpot_ms = 1\n', "batch expects comma-separated"),
         ('[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = "1xH100"\nbatch = 0\nmax_tpot_ms = 1\n', "must be a positive integer"),
@@ -183,3 +188,40 @@ def test_junit_never_overwrites_the_budget(tmp_path):
     result = CliRunner().invoke(app, ["check", str(budget), "--junit", str(budget)])
     assert result.exit_code == 2 and "budget file itself" in result.output
     assert budget.read_bytes() == before
+
+
+def _threshold_flags(command: str) -> set[str]:
+    import typer.main
+
+    cmd = typer.main.get_command(app).commands[command]
+    return {p.name for p in cmd.params if p.name in threshold_names()}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_budget_thresholds_are_the_command_flags(command):
+    """One set of thresholds per command: its CLI flags and its budget keys are the same names."""
+    assert set(COMMANDS[command].thresholds) == _threshold_flags(command)
+
+
+def test_check_help_lists_each_command_thresholds():
+    r = runner.invoke(app, ["check", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    for name, spec in COMMANDS.items():
+        assert f"{name}: {', '.join(spec.thresholds)}" in r.stdout
+
+
+def test_serve_price_thresholds_in_a_budget(tmp_path):
+    """max_usd_per_mtok_in/_out/_blended check the matching serve column; the plain name is blended."""
+    args = ["serve", "-m", "llama3-8b", "-g", "1xH100", "-c", "8", "-f", "json"]
+    row = json.loads(runner.invoke(app, args).stdout)["rows"][0]
+    text = ('[scenarios.s]\ncommand = "serve"\nmodel = "llama3-8b"\ngpus = "1xH100"\nconcurrency = [8]\n'
+            f'max_usd_per_mtok_in = {row["usd_per_mtok_input"] * 1.01}\n'
+            f'max_usd_per_mtok_out = {row["usd_per_mtok_output"] * 0.99}\n'
+            f'max_usd_per_mtok_blended = {row["usd_per_mtok"] * 1.01}\n'
+            f'max_usd_per_mtok = {row["usd_per_mtok"] * 0.99}\n')
+    result = run_check(budget(tmp_path, text))
+    status = {r["threshold"]: (r["passed"], r["value"]) for r in result.rows}
+    assert status["max_usd_per_mtok_in"] == (True, pytest.approx(row["usd_per_mtok_input"]))
+    assert status["max_usd_per_mtok_out"] == (False, pytest.approx(row["usd_per_mtok_output"]))
+    assert status["max_usd_per_mtok_blended"] == (True, pytest.approx(row["usd_per_mtok"]))
+    assert status["max_usd_per_mtok"] == (False, pytest.approx(row["usd_per_mtok"]))

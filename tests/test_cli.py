@@ -211,10 +211,13 @@ def test_hardware_list_names_each_catalog_once():
 
 
 def test_threshold_the_command_does_not_compute_is_refused():
-    """decode computes no TTFT: --max-ttft-ms would pass silently; it is bad input, naming what applies."""
-    result = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--max-ttft-ms", "1"])
+    """compare --phase decode computes no TTFT: --max-ttft-ms would pass silently; it is bad input, naming
+    what applies. decode has no such flag at all (one set of thresholds per command)."""
+    result = CliRunner().invoke(app, ["compare", "-m", "llama3-8b", "-g", "1xH100", "--phase", "decode", "--max-ttft-ms", "1"])
     assert result.exit_code == 2
-    assert "does not apply to `decode`" in result.output and "--max-tpot-ms" in result.output
+    assert "does not apply to `compare`" in result.output and "--max-tpot-ms" in result.output
+    result = CliRunner().invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--max-ttft-ms", "1"])
+    assert result.exit_code == 2 and "No such option: --max-ttft-ms" in result.output
 
 
 @pytest.mark.parametrize("command", ["decode", "serve", "compare", "moe", "frontier", "capacity"])

@@ -125,7 +125,7 @@ def test_bad_cost_file_is_one_clear_error(tmp_path, text, message):
 
 
 def test_bad_flag_values():
-    with pytest.raises(TokeconError, match="--utilisation must be > 0"):
+    with pytest.raises(TokeconError, match="--utilisation must be >= 0.01"):
         cost_model({"utilisation": 0.0})
     with pytest.raises(TokeconError, match="--interest-rate"):
         cost_model({"interest_rate": float("nan")})

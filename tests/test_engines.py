@@ -81,3 +81,28 @@ def test_engines_list_shows_every_generation_with_its_range():
     assert {"vllm", "vllm-v0", "sglang", "sglang-2025", "trtllm", "trtllm-2024", "llamacpp"} <= set(rows)
     assert rows["vllm-v0"]["versions"] == "v < 0.8" and rows["trtllm"]["versions"] == "1.0 <= v"
     assert all(r["fitted_on"] for r in rows.values())
+
+
+def test_engines_show_one_profile_as_engine_resolves_it(catalog):
+    """`engines show NAME[@VERSION]` (issue 11: list/show, with their version ranges): the profile the
+    same text picks for --engine, its figures with units, and the nearest-older note in a gap."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tokecon.cli.main import app
+
+    runner = CliRunner()
+    for text in ("vllm", "vllm@0.6.3", "sglang@0.4.6", "trtllm@1.0.0"):
+        e = catalog.engines.get(text)
+        r = runner.invoke(app, ["engines", "show", text, "-f", "json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        figures = {row["figure"]: row for row in doc["rows"]}
+        assert doc["engine"] == e.key and figures["versions"]["value"] == e.version_range
+        assert figures["step_overhead_s"]["unit"] == "s" and figures["step_overhead_s"]["value"] == e.step_overhead_s
+        assert figures["compute_scale"]["value"] == e.compute_scale
+    table = runner.invoke(app, ["engines", "show", "vllm-v0"])
+    assert table.exit_code == 0 and "versions covered" in table.stdout and "v < 0.8" in table.stdout
+    miss = runner.invoke(app, ["engines", "show", "vlm"])
+    assert miss.exit_code == 2 and "closest: vllm" in miss.stderr

@@ -19,7 +19,7 @@ from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.frontier import run_frontier, sweep
 from tokecon.commands.serve import ServeOptions
-from tokecon.plot import text_chart
+from tokecon.plot import PNG_DIGEST_KEY, data_digest, plot_data, png_text, text_chart
 from tokecon.results import Thresholds
 from tokecon.scenario import parse_gpus
 
@@ -166,3 +166,46 @@ def test_plot_writes_a_valid_png_and_svg(tmp_path):
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (960, 600)
     assert svg.read_text().lstrip().startswith("<?xml") and "<svg" in svg.read_text()
+    # the PNG records what it draws: the digest of today's frontier (JSON), each device's price at the SLO
+    doc = json.loads(proc.stdout)
+    assert png_text(png)[PNG_DIGEST_KEY] == data_digest(plot_data(doc, doc["rows"]))
+    if "<text" in svg.read_text():  # text as text (not paths): the price labels are readable in the SVG
+        assert "USD/Mtok blended" in svg.read_text()
+
+
+def test_plot_data_is_the_same_from_the_result_and_its_json():
+    """docs/update_readme.py --check digests the JSON; the PNG digests the Result: they must agree, and
+    carry each device's cheapest point meeting the SLO with its price."""
+    args = ["frontier", "-m", "llama3-70b", "-g", "8xH100", "-g", "8xH200", "--min-tok-s-per-user", "50"]
+    seen: list = []
+    import tokecon.render as render_module
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(render_module, "render", lambda result, *a, **k: seen.append(result))
+        runner.invoke(app, args)
+    result = next(r for r in seen if r.command == "frontier")
+    doc = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    data = plot_data(result.inputs, result.rows)
+    assert data == plot_data(doc, doc["rows"])
+    assert {p["device"] for p in data["picks"]} == {"8xh100-sxm", "8xh200"}
+    for pick in data["picks"]:
+        row = next(r for r in doc["rows"] if r.get("device_best") and r["device"] == pick["device"])
+        assert pick["usd_per_mtok"] == pytest.approx(row["usd_per_mtok"], rel=1e-3) and pick["x"] >= 50
+    assert data["floor"] == 50
+    changed = {**data, "picks": [{**data["picks"][0], "usd_per_mtok": data["picks"][0]["usd_per_mtok"] * 1.01}]}
+    assert data_digest(changed) != data_digest(data)
+
+
+def test_png_text_reads_the_recorded_digest(tmp_path):
+    """Read back without matplotlib: a minimal PNG with one tEXt chunk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = tmp_path / "tiny.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+                    + chunk(b"tEXt", PNG_DIGEST_KEY.encode() + b"\0abc123")
+                    + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b""))
+    assert png_text(png) == {PNG_DIGEST_KEY: "abc123"}

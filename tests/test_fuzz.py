@@ -31,7 +31,7 @@ from tokecon.cli.main import app
 SEED = int(os.environ.get("TOKECON_FUZZ_SEED", "20261127"))
 N_ARGV = int(os.environ.get("TOKECON_FUZZ_N", "2000"))
 N_FILES = max(N_ARGV // 12, 40)
-FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures" / "hf_configs"
+FIXTURES = Path(__file__).parent / "fixtures" / "hf_configs"  # copies of public configs: SOURCES.md there
 
 HOSTILE = [
     "", " ", "-", "--", "0", "-0", "-1", "-1e9", "1e309", "-1e309", "nan", "NaN", "inf", "-inf", "1e-320",
@@ -290,10 +290,8 @@ def make_files(root: Path, rng: random.Random) -> dict[str, list[str]]:
     for i in range(N_FILES // 2):
         (root / f"budget{i}.toml").write_bytes(mutate_toml(example, rng))
         budgets.append(f"budget{i}.toml")
-    sources = sorted(FIXTURES.glob("*.json")) if FIXTURES.is_dir() else []
-    base_cfgs = [json.loads(p.read_text()) for p in sources] or [
-        {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
-         "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192}]
+    sources = sorted(FIXTURES.glob("*.json"))
+    base_cfgs = [json.loads(p.read_text()) for p in sources]
     configs = []
     for i, cfg in enumerate(base_cfgs):
         (root / f"ok{i}.json").write_text(json.dumps(cfg))

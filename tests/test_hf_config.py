@@ -1,4 +1,4 @@
-"""Hugging Face config.json import: every fixture in shared/fixtures/hf_configs reproduces its catalog
+"""Hugging Face config.json import: every fixture in tests/fixtures/hf_configs reproduces its catalog
 entry (same architecture, same parameter counts) and the published parameter counts."""
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from tokecon.cli.main import app
 from tokecon.errors import TokeconError
 from tokecon.hf_config import entry_from_config, import_config_file, model_from_config_file
 
-SHARED = Path(__file__).parents[2] / "shared"
-FIXTURES = SHARED / "fixtures" / "hf_configs"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/fixtures/hf_configs not present beside the repository")
+FIXTURES = Path(__file__).parent / "fixtures" / "hf_configs"  # copies of public configs: SOURCES.md there
 
 #: fixture file stem -> the models.toml entry it must reproduce
 FIXTURE_ENTRY = {
@@ -70,12 +68,9 @@ def builtin():
 
 
 def test_every_fixture_has_an_expected_entry():
-    if not FIXTURES.is_dir():
-        pytest.skip("shared fixtures not present")
     assert {p.stem for p in FIXTURES.glob("*.json")} == set(FIXTURE_ENTRY)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("stem", sorted(FIXTURE_ENTRY))
 def test_fixture_reproduces_catalog_entry_and_published_counts(stem, builtin):
     path = FIXTURES / f"{stem}.json"
@@ -105,7 +100,6 @@ def builtin_tolerance(key: str) -> float | None:
         return tomllib.load(fh)[key].get("params_tolerance_pct")
 
 
-@needs_fixtures
 def test_traps_are_handled():
     def load(stem):
         return import_config_file(FIXTURES / f"{stem}.json")[1]
@@ -161,6 +155,9 @@ def test_bert_encoder():
     assert (m.causal, m.lm_head, m.mlp, m.norm) == (False, False, "plain", "layernorm")
 
 
+_TINY = {"num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "intermediate_size": 16}
+
+
 @pytest.mark.parametrize(
     "cfg, message",
     [
@@ -171,6 +168,20 @@ def test_bert_encoder():
         ({"num_hidden_layers": 2**63, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10}, "implausibly large"),
         ({"num_hidden_layers": 2, "hidden_size": 10, "num_attention_heads": 3, "vocab_size": 10}, "not a multiple"),
         ({"num_hidden_layers": 2, "hidden_size": 8, "num_attention_heads": 2, "vocab_size": 10, "layer_types": "x"}, "must be a list"),
+        # issue 11: these were internal errors ("please report it") or silently accepted
+        ({**_TINY, "model_type": "mistral", "sliding_window": "abc"}, "'sliding_window' must be an integer, got 'abc'"),
+        ({**_TINY, "model_type": "mistral", "sliding_window": float("inf")}, "'sliding_window' must be an integer, got inf"),
+        ({**_TINY, "model_type": "llama4_text", "num_local_experts": 2, "num_experts_per_tok": 1, "attention_chunk_size": "x"},
+         "'attention_chunk_size' must be an integer"),
+        ({"dim": 8, "n_layers": 2, "n_heads": 2, "vocab_size": 10, "inter_dim": 16, "original_seq_len": "x"},
+         "'original_seq_len' must be an integer"),
+        ({"dim": 8, "n_layers": 2, "n_heads": 2, "vocab_size": 10, "inter_dim": 16, "original_seq_len": float("inf")},
+         "'original_seq_len' must be an integer"),
+        ({"dim": 8, "n_layers": 2, "n_heads": 2, "vocab_size": 10, "inter_dim": 16, "rope_factor": float("nan")},
+         "'rope_factor' must be a number"),
+        ({**_TINY, "model_type": "mixtral", "num_local_experts": 0, "num_experts_per_tok": 2}, "'num_local_experts' is 0"),
+        ({**_TINY, "model_type": "deepseek_v3", "n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 8,
+          "first_k_dense_replace": 5}, "'first_k_dense_replace' = 5 leaves no MoE layer of 2"),
     ],
 )
 def test_bad_configs_give_one_line(cfg, message):
@@ -198,7 +209,6 @@ def test_bad_files(tmp_path):
 runner = CliRunner()
 
 
-@needs_fixtures
 def test_any_command_accepts_a_config_json(tmp_path):
     for command in (["serve"], ["frontier"], ["embed"], ["compare"], ["capacity", "--tokens-per-day", "1e9"]):
         r = runner.invoke(app, [*command, "--model", str(FIXTURES / "qwen3-8b.json"), "--gpus", "1xH100", "-f", "json"])
@@ -214,7 +224,6 @@ def test_any_command_accepts_a_config_json(tmp_path):
     assert missing.exit_code == 2 and "no such config.json" in missing.stderr
 
 
-@needs_fixtures
 def test_models_import_prints_and_saves(isolated_home):
     path = FIXTURES / "qwen3-8b.json"
     r = runner.invoke(app, ["models", "import", str(path)])

@@ -3,7 +3,7 @@
 Sources: reference/hardware.md sections 3 and 7.6 (xGMI: 7 links, 64 GB/s per peer per direction;
 TPU ICI per-port one-way 50 / 100 GB/s); DeepSeek-V3 technical report arXiv:2412.19437 (node-limited
 routing: at most 4 nodes per token; dispatch once per node over IB, then NVLink); the HF config.json
-fixtures in shared/fixtures/hf_configs (n_group / topk_group, attention_chunk_size).
+fixtures in tests/fixtures/hf_configs (n_group / topk_group, attention_chunk_size).
 """
 
 from __future__ import annotations
@@ -220,10 +220,9 @@ def test_chunked_attention_pairs_and_kv(catalog):
     assert float(ops["attn/core_chunked"].flop) == pytest.approx(2 * 40 * 4096 * 256 * 36, rel=1e-12)
 
 
-FIXTURES = Path(__file__).parents[2] / "shared" / "fixtures" / "hf_configs"
+FIXTURES = Path(__file__).parent / "fixtures" / "hf_configs"  # copies of public configs: SOURCES.md there
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared/fixtures/hf_configs not present beside the repository")
 def test_hf_import_reads_chunks_and_expert_groups():
     """deepseek-v3.json: n_group 8, topk_group 4 (DeepSeek ModelArgs: n_expert_groups / n_limited_groups);
     kimi-k2-instruct.json: n_group 1 (no limit, no field); Llama 4 Scout: attention_chunk_size 8192,

@@ -88,3 +88,21 @@ def test_decode_flop_matches_two_times_params(catalog):
     attention = 2 * m.layers * m.heads * 1 * (2 * m.head_dim)  # one cached key: QK^T and AV
     expected = 2 * matmul_params + attention + float(t.breakdown_flop["norms"])
     assert float(t.flop) == np.float64(expected)
+
+
+@given(cases, st.integers(1, 1024), st.integers(1, 16384))
+def test_weight_read_is_part_of_the_memory_traffic(case, batch, context):
+    """weight_bytes is the weights' share of a step's bytes: never more than the bytes, never more than
+    the model's weights (one GPU reads its TP shard plus what TP replicates), read at the same
+    bandwidth as the rest, so its time is within the step's memory time; it never grows with context."""
+    from tokecon import params
+
+    scn = _scn(case)
+    held = params.weight_bytes(scn.model, scn.precision)
+    for step in (decode_step, prefill_step):
+        t = step(scn, np.asarray(float(batch)), np.asarray(float(context)))
+        assert 0 < float(t.weight_bytes) <= float(t.bytes) * (1 + 1e-12)
+        assert float(t.weight_bytes) <= held * (1 + 1e-9)
+        assert float(t.weight_read_s) <= float(t.memory_time_s) * (1 + 1e-12)
+    longer = decode_step(scn, np.asarray(float(batch)), np.asarray(float(context) * 2))
+    assert float(longer.weight_bytes) == float(decode_step(scn, np.asarray(float(batch)), np.asarray(float(context))).weight_bytes)

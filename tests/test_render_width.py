@@ -86,3 +86,18 @@ def test_pipes_get_plain_ascii_with_every_column(monkeypatch):
             assert "\x1b[" not in text and "Hidden" not in text
             for column in result.columns:
                 assert column.header in text
+
+
+@pytest.mark.parametrize("kind", ["hardware", "models", "engines"])
+def test_catalog_lists_fit_80_columns_and_take_wide(kind, monkeypatch):
+    """The list commands hide their least needed columns at 80 columns (a table, not records) and
+    accept --wide like every other table."""
+    (result,) = results([kind, "list"], monkeypatch)
+    text = on_terminal(result, 80)
+    assert "One record per row" not in text and "Hidden to fit 80 characters" in text
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    wide = on_terminal(result, 80, wide=True)
+    assert all(c.header.split(" [")[0] in wide for c in result.columns)
+    seen: list = []
+    monkeypatch.setattr(render_module, "render", lambda result, fmt, file, wide=False, **k: seen.append(wide))
+    assert CliRunner().invoke(app, [kind, "list", "--wide"]).exit_code == 0 and seen == [True]

@@ -14,7 +14,6 @@ import difflib
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -61,10 +60,11 @@ class FieldSpec:
     non_negative: bool = False
     upper: float | None = None  # absurd-value guard
     choices: tuple[str, ...] | None = None
+    lower: float | None = None  # absurd-value guard below (e.g. an efficiency of 1e-300)
 
 
-def _num(required=False, positive=True, upper=None, non_negative=False):
-    return FieldSpec(_NUM, required, positive and not non_negative, non_negative, upper)
+def _num(required=False, positive=True, upper=None, non_negative=False, lower=None):
+    return FieldSpec(_NUM, required, positive and not non_negative, non_negative, upper, lower=lower)
 
 
 def _int(required=False, positive=True, upper=None, non_negative=False):
@@ -127,11 +127,12 @@ MEMORY_TIER_FIELDS: dict[str, FieldSpec] = {
     "notes": _STR,
 }
 
+MIN_EFFICIENCY = 0.01  # no device x engine reaches under 1% of a peak; 1e-300 would make every time inf
 EFFICIENCY_FIELDS: dict[str, FieldSpec] = {
-    "compute": _num(True, upper=1.0),
-    "memory_bw": _num(True, upper=1.0),
-    "kv_bw": _num(upper=1.0),
-    "link": _num(True, upper=1.0),
+    "compute": _num(True, upper=1.0, lower=MIN_EFFICIENCY),
+    "memory_bw": _num(True, upper=1.0, lower=MIN_EFFICIENCY),
+    "kv_bw": _num(upper=1.0, lower=MIN_EFFICIENCY),
+    "link": _num(True, upper=1.0, lower=MIN_EFFICIENCY),
     "collective_latency_us": _num(True, non_negative=True, upper=1e5),
     "fitted_on": _STR,
 }
@@ -245,6 +246,8 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
                 raise CatalogError(f"{where}: field '{name}' must be >= 0, got {value!r}")
             if spec.upper is not None and value > spec.upper:
                 raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly large (limit {spec.upper:g})")
+            if spec.lower is not None and value < spec.lower:
+                raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly small (at least {spec.lower:g})")
         if spec.choices and value not in spec.choices:
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):
@@ -401,18 +404,13 @@ _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
 def read_toml(path: Path, what: str = "catalog") -> dict:
-    from tokecon.inputs import read_input_text
+    from tokecon.inputs import parse_toml, read_input_text
 
     try:
         text = read_input_text(path, what)
     except TokeconError as exc:
         raise CatalogError(str(exc)) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: TOML syntax error: {exc}") from None
-    except RecursionError:
-        raise CatalogError(f"{path}: nested too deeply to be a {what}") from None
+    return parse_toml(text, str(path), f"a {what}", CatalogError)
 
 
 @dataclass
@@ -553,7 +551,10 @@ def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home:
         home = user_home()
         for kind in KINDS:
             path = home / f"{kind}.toml"
-            if path.is_file():
+            if os.path.lexists(path) and not os.path.exists(path):
+                raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
+                                   "loop); fix or remove the link")
+            if os.path.lexists(path):  # a folder or a FIFO there is an error too, not "no catalog"
                 data = read_toml(path)
                 wrapped = data.get(kind)
                 if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):

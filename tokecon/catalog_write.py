@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,10 +138,9 @@ def _regions(lines: list[str], key: str) -> list[tuple[int, int]]:
 
 
 def _parse(text: str, path: Path, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: {what}: TOML syntax error: {exc}") from None
+    from tokecon.inputs import parse_toml
+
+    return parse_toml(text, f"{path}: {what}", "a catalog", CatalogError)
 
 
 def _clashes(data: dict[str, Any], key: str, entry: dict[str, Any], path: Path) -> None:
@@ -208,8 +206,14 @@ def save_entry(
     """Add ``[key]`` to the catalog file ``path`` (created if missing); replace it only with ``force``.
     The read-modify-write holds a lock on the file, so concurrent saves all land."""
     path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()
+    if path.is_symlink():  # write through the link, but only to a file that exists: never create folders elsewhere
+        try:
+            path = path.resolve(strict=True)
+        except FileNotFoundError:
+            raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not exist; refusing to create it "
+                               "(create the target or remove the link)") from None
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            raise CatalogError(f"{path}: unusable symlink ({getattr(exc, 'strerror', None) or exc}); refusing to write") from None
     with _locked(path):
         return _save_locked(path, key, entry, force, comment)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -106,7 +105,16 @@ def capital_recovery_factor(interest_rate: float, years: float) -> float:
 
 
 def gpu_hour_cost(hw: Hardware, model: CostModel) -> CostBreakdown:
-    """Hourly price of one ``hw`` under ``model`` (raises :class:`TokeconError` when TCO lacks a price)."""
+    """Hourly price of one ``hw`` under ``model`` (raises :class:`TokeconError` when TCO lacks a price,
+    or when the inputs give an implausible price, naming the inputs rather than a flag not given)."""
+    cost = _gpu_hour_cost(hw, model)
+    if not (math.isfinite(cost.usd_per_gpu_hour) and cost.usd_per_gpu_hour <= MAX_USD_PER_GPU_HOUR):
+        raise TokeconError(f"{model.method} cost of {hw.key}: {cost.usd_per_gpu_hour:.3g} USD per GPU-hour is implausible "
+                           f"(limit {MAX_USD_PER_GPU_HOUR:g}); check utilisation, depreciation_years and the prices")
+    return cost
+
+
+def _gpu_hour_cost(hw: Hardware, model: CostModel) -> CostBreakdown:
     util = model.utilisation
     if model.method == "rental":
         rent = model.usd_per_gpu_hour if model.usd_per_gpu_hour is not None else hw.rental_usd_per_hour
@@ -131,15 +139,18 @@ def gpu_hour_cost(hw: Hardware, model: CostModel) -> CostBreakdown:
 
 # --- options and the [cost] table ------------------------------------------------------------
 
+MIN_UTILISATION = 0.01  # below 1% busy the hourly price (rent / utilisation) stops meaning anything
+MAX_USD_PER_GPU_HOUR = 1e6
+
 # key -> (lower bound, inclusive?, upper bound): plausibility limits for user input
 _LIMITS: dict[str, tuple[float, bool, float]] = {
-    "usd_per_gpu_hour": (0.0, True, 1e6),
+    "usd_per_gpu_hour": (0.0, True, MAX_USD_PER_GPU_HOUR),
     "other_capital_ratio": (0.0, True, 100.0),
-    "depreciation_years": (0.0, False, 100.0),
+    "depreciation_years": (0.1, True, 100.0),  # a month or so at least: 1e-300 years priced GPUs at inf
     "interest_rate": (0.0, True, 10.0),
     "pue": (1.0, True, 10.0),
     "usd_per_kwh": (0.0, True, 100.0),
-    "utilisation": (0.0, False, 1.0),
+    "utilisation": (MIN_UTILISATION, True, 1.0),
 }
 KEYS = ("method", "purchase_usd", *_LIMITS)
 
@@ -191,14 +202,9 @@ def _check_purchase(value: Any, name: str) -> float:
 
 def load_cost_file(path: Path) -> dict[str, Any]:
     """The ``[cost]`` table of a TOML file, unvalidated (see :func:`cost_model`)."""
-    from tokecon.inputs import read_input_text
+    from tokecon.inputs import parse_toml, read_input_text
 
-    try:
-        data = tomllib.loads(read_input_text(path, "a cost file"))
-    except tomllib.TOMLDecodeError as exc:
-        raise TokeconError(f"{path}: TOML syntax error: {exc}") from None
-    except RecursionError:
-        raise TokeconError(f"{path}: nested too deeply to be a cost file") from None
+    data = parse_toml(read_input_text(path, "a cost file"), str(path), "a cost file")
     table = data.get("cost")
     if not isinstance(table, dict):
         raise TokeconError(f"{path}: expected a [cost] table (keys: {', '.join(KEYS)})")

@@ -100,8 +100,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
     try:
         exists, is_dir = Path(path).exists(), Path(path).is_dir()
-    except OSError as exc:  # a name too long for the file system, a symlink loop
-        raise HFConfigError(f"{path}: unusable path ({exc.strerror or exc})") from None
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise HFConfigError(f"{path}: cannot read a config.json: {exc.strerror or exc}") from None
     if not exists:
         raise HFConfigError(f"{path}: no such file")
     if is_dir:
@@ -194,7 +194,7 @@ class _Reader:
         return next((k for k in keys if self.cfg.get(k) is not None), keys[0])
 
 
-def _flatten(cfg: dict[str, Any]) -> dict[str, Any]:
+def _flatten(cfg: dict[str, Any], where: str) -> dict[str, Any]:
     """Merge a nested ``text_config`` (Gemma 3, Llama 4) over the top-level keys; translate
     DeepSeek's reference ``ModelArgs`` names."""
     out = dict(cfg)
@@ -213,7 +213,11 @@ def _flatten(cfg: dict[str, Any]) -> dict[str, Any]:
         if str(out.get("dtype", "")).lower() == "fp8":
             ds["quantization_config"] = {"quant_method": "fp8"}
         # ModelArgs: YaRN extends original_seq_len (4096) by rope_factor (40) = 163840 tokens
-        ds["max_position_embeddings"] = int(out.get("original_seq_len", 4096)) * int(out.get("rope_factor", 40))
+        seq = _Reader(out, where).int("original_seq_len", default=4096, maximum=10**8)
+        factor = out.get("rope_factor", 40)
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 1 <= factor <= 1e4:
+            raise HFConfigError(f"{where}: 'rope_factor' must be a number from 1 to 10000, got {factor!r}")
+        ds["max_position_embeddings"] = int(seq * factor)
         ds["num_key_value_heads"] = ds.get("num_attention_heads")
         ds["tie_word_embeddings"] = False
         out = ds
@@ -274,7 +278,7 @@ def _count_chunked(r: _Reader, layers: int, model_type: str) -> tuple[int, int]:
         return 0, 0
     if chunked and not chunk:
         raise HFConfigError(f"{r.where}: layer_types has chunked layers but 'attention_chunk_size' is missing")
-    return (int(chunk), chunked) if chunked else (0, 0)
+    return (r.int("attention_chunk_size"), chunked) if chunked else (0, 0)
 
 
 def _count_windowed(r: _Reader, layers: int, model_type: str) -> tuple[int, int]:
@@ -287,18 +291,18 @@ def _count_windowed(r: _Reader, layers: int, model_type: str) -> tuple[int, int]
         windowed = sum(1 for t in layer_types if t in ("sliding_attention", "local_attention"))
         if windowed and not window:
             raise HFConfigError(f"{r.where}: layer_types has windowed layers but 'sliding_window' is missing")
-        return (int(window), windowed) if windowed else (0, 0)
+        return (r.int("sliding_window"), windowed) if windowed else (0, 0)
     if not window:
         return 0, 0
     if model_type.startswith("gemma"):
         pattern = r.int("sliding_window_pattern", default=6)
-        return int(window), layers - layers // pattern
+        return r.int("sliding_window"), layers - layers // pattern
     if "use_sliding_window" in r.cfg:  # Qwen2/3: off unless asked; then layers >= max_window_layers
         if not r.cfg.get("use_sliding_window"):
             return 0, 0
         first = r.int("max_window_layers", default=layers, minimum=0)
-        return int(window), max(layers - first, 0)
-    return int(window), layers  # Mistral v0.1: every layer windowed
+        return r.int("sliding_window"), max(layers - first, 0)
+    return r.int("sliding_window"), layers  # Mistral v0.1: every layer windowed
 
 
 def _dense_layers(r: _Reader, layers: int, model_type: str, experts: int) -> int:
@@ -312,6 +316,9 @@ def _dense_layers(r: _Reader, layers: int, model_type: str, experts: int) -> int
         return layers - len(moe)
     if "first_k_dense_replace" in r.cfg:  # DeepSeek / Kimi
         first = r.int("first_k_dense_replace", default=0, minimum=0)
+        if first >= layers:
+            raise HFConfigError(f"{r.where}: 'first_k_dense_replace' = {first} leaves no MoE layer of {layers} "
+                                f"(it must be below num_hidden_layers)")
         freq = r.int("moe_layer_freq", default=1)
         moe = sum(1 for i in range(first, layers) if i % freq == 0)
         return layers - moe
@@ -327,7 +334,7 @@ def entry_from_config(
     """``(key, entry)`` for a Hugging Face config dict. Raises :class:`HFConfigError` (one line)."""
     if not isinstance(cfg, dict):
         raise HFConfigError(f"{where}: expected a JSON object, got {type(cfg).__name__}")
-    flat = _flatten(cfg)
+    flat = _flatten(cfg, where)
     model_type = str(flat.get("model_type") or "").lower()
     if any(bad in model_type for bad in _UNSUPPORTED) or "hybrid_override_pattern" in flat:
         raise HFConfigError(f"{where}: model_type '{model_type}' is not a transformer tokecon can model (state-space / hybrid layers)")
@@ -356,6 +363,9 @@ def entry_from_config(
     encoder = model_type in _ENCODERS
 
     experts = r.int("num_local_experts", "num_experts", "n_routed_experts", default=0, minimum=0)
+    if not experts and r.int("num_experts_per_tok", "experts_per_token", "moe_topk", default=0, minimum=0):
+        raise HFConfigError(f"{where}: '{r._which(('num_local_experts', 'num_experts', 'n_routed_experts'))}' is 0 "
+                            "but 'num_experts_per_tok' routes tokens to experts; give the expert count")
     dense_layers = _dense_layers(r, layers, model_type, experts)
     expert_width = 0
     if experts:

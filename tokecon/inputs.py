@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import stat
+import tomllib
 from pathlib import Path
+from typing import Any
 
 from tokecon.errors import TokeconError
 
@@ -39,3 +41,16 @@ def read_input_text(path: Path | str, what: str, limit: int = MAX_INPUT_BYTES) -
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise TokeconError(f"{path}: not a UTF-8 text file") from None
+
+
+def parse_toml(text: str, where: str, what: str, error: type[TokeconError] = TokeconError) -> dict[str, Any]:
+    """``text`` as TOML; one line naming ``where`` for a syntax error, nesting deep enough to exhaust the
+    stack, or an integer too long for Python to convert (more than 4,300 digits)."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{where}: TOML syntax error: {exc}") from None
+    except RecursionError:
+        raise error(f"{where}: nested too deeply to be {what}") from None
+    except ValueError:  # int("9" * 5000): Python converts at most 4,300 digits
+        raise error(f"{where}: not usable as {what} (an integer of more than 4,300 digits)") from None

@@ -51,6 +51,7 @@ class Op:
     tokens_per_expert: np.ndarray | None = None  # grouped expert GEMM: its shape-dependent efficiency
     imbalance: np.ndarray | float = 1.0  # busiest expert-parallel rank's load / the mean
     gemm_rows: np.ndarray | None = None  # tokens through a dense GEMM (its M): tile quantisation
+    weight_bytes: np.ndarray | float = 0.0  # the part of ``bytes`` that reads weights (the rest: activations, KV)
 
 
 def attended_pairs(past: np.ndarray, new: np.ndarray, window: float, causal: bool) -> np.ndarray:
@@ -122,7 +123,7 @@ def step_operations(
     def matmul(name: str, n_params: float, layers: float, out_width: float, dtype: str, byt: float) -> Op:
         flop = 2.0 * N * n_params * layers
         traffic = layers * (n_params * byt + N * (D + out_width) * ab)
-        return Op(name, flop, traffic, dtype, gemm_rows=N)
+        return Op(name, flop, traffic, dtype, gemm_rows=N, weight_bytes=layers * n_params * byt)
 
     zero = np.zeros_like(N)
     ops.append(Op("embed", zero, N * D * kb))
@@ -191,7 +192,8 @@ def step_operations(
         per_expert_tokens = N * ep * k / np.maximum(expected_experts_touched(E, k, N * ep), 1e-9)
         ops.append(Op("moe/experts", flop * m.moe_layers, m.moe_layers * (touched * per_expert * eb + act),
                       prec.expert_weights, tokens_per_expert=per_expert_tokens,
-                      imbalance=efficiency.ep_imbalance(N * k, ep, scn.eplb)))
+                      imbalance=efficiency.ep_imbalance(N * k, ep, scn.eplb),
+                      weight_bytes=m.moe_layers * touched * per_expert * eb))
 
     # --- norms, head ---------------------------------------------------------------------
     norms = L * (2 + m.extra_norms_per_layer) + 1
@@ -199,7 +201,7 @@ def step_operations(
     if m.lm_head:
         rows = B * np.asarray(logits_per_seq, dtype=float)
         Vd = V / tp
-        ops.append(Op("lm_head", 2.0 * rows * D * Vd, D * Vd * kb + rows * (D * ab + Vd * 4.0), kept))
+        ops.append(Op("lm_head", 2.0 * rows * D * Vd, D * Vd * kb + rows * (D * ab + Vd * 4.0), kept, weight_bytes=D * Vd * kb))
 
     # --- communication -------------------------------------------------------------------
     if tp > 1:
@@ -229,7 +231,10 @@ def pipeline_stage(ops: list[Op], pp: int, activation_bytes: np.ndarray, layers:
     the LM head (last stage; the embedding lookup of the first is negligible), and the send of the
     step's activations (N x D) to the next stage."""
     share = math.ceil(layers / pp) / layers
-    staged = [op if op.name in ("embed", "lm_head") else replace(op, flop=op.flop * share, bytes=op.bytes * share, calls=op.calls * share)
-              for op in ops]
+
+    def stage(op: Op) -> Op:
+        return replace(op, flop=op.flop * share, bytes=op.bytes * share, calls=op.calls * share, weight_bytes=op.weight_bytes * share)
+
+    staged = [op if op.name in ("embed", "lm_head") else stage(op) for op in ops]
     staged.append(Op("comm/pipeline", np.zeros_like(activation_bytes), activation_bytes, kind="comm", calls=1.0, link="p2p"))
     return staged

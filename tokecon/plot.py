@@ -3,11 +3,21 @@
 Both are views of a ``frontier`` :class:`~tokecon.results.Result` (rows on the frontier, grouped
 by device). matplotlib is an optional extra (``pip install 'tokecon[plot]'``), imported only
 inside :func:`save_plot`.
+
+A PNG carries the SHA-256 of what it draws (:func:`plot_data`: the points rounded to 4 significant
+digits, the SLO picks and their prices, the title) as a ``tokecon-plot-sha256`` text chunk, so a
+picture can be checked against today's numbers without matplotlib and without comparing pixels,
+which differ between matplotlib versions (docs/update_readme.py --check).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
+import zlib
 from pathlib import Path
+from typing import Any
 
 from tokecon.errors import TokeconError
 from tokecon.results import Result
@@ -20,11 +30,61 @@ Y_LABEL = "output throughput [tok/s per GPU]"
 
 def frontier_series(result: Result) -> dict[str, tuple[list[float], list[float]]]:
     """Device label -> (tok/s per user, output tok/s per GPU) of its frontier points, by interactivity."""
+    return frontier_series_rows(result.rows)
+
+
+def frontier_series_rows(rows: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
     series: dict[str, list[tuple[float, float]]] = {}
-    for row in result.rows:
+    for row in rows:
         if row.get("on_frontier") and row.get("tok_s_per_user") is not None:
             series.setdefault(row["device"], []).append((row["tok_s_per_user"], row["output_tok_s_per_gpu"]))
     return {k: ([p[0] for p in sorted(v)], [p[1] for p in sorted(v)]) for k, v in series.items()}
+
+
+PNG_DIGEST_KEY = "tokecon-plot-sha256"
+
+
+def _r(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def plot_data(inputs: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the picture shows, from a frontier's inputs and rows (a Result's, or its JSON document's):
+    each device's frontier, the cheapest point meeting the SLO per device with its price, the floor."""
+    series = {}
+    for device, (xs, ys) in frontier_series_rows(rows).items():
+        series[device] = [[_r(x), _r(y)] for x, y in zip(xs, ys)]
+    picks = [{"device": r["device"], "x": _r(r["tok_s_per_user"]), "y": _r(r["output_tok_s_per_gpu"]),
+              "usd_per_mtok": _r(r["usd_per_mtok"]), "usd_per_mtok_output": _r(r["usd_per_mtok_output"])}
+             for r in rows if r.get("device_best") and r.get("tok_s_per_user") is not None]
+    floor = (inputs.get("slo") or {}).get("min_tok_s_per_user")
+    title = (f"{inputs.get('model_name', inputs.get('model', ''))}: {inputs.get('input_tokens')} in / "
+             f"{inputs.get('output_tokens')} out tokens ({inputs.get('engine', '')}, "
+             f"{'ideal roofline' if inputs.get('ideal') else 'expected'})")
+    return {"title": title, "series": series, "picks": picks, "floor": floor}
+
+
+def data_digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def png_text(path: Path) -> dict[str, str]:
+    """The tEXt chunks of a PNG file (keyword -> text), read with the standard library."""
+    data = Path(path).read_bytes()
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise TokeconError(f"{path}: not a PNG file")
+    out, at = {}, 8
+    while at + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + length]
+        if kind == b"tEXt" and b"\0" in body:
+            key, text = body.split(b"\0", 1)
+            out[key.decode("latin-1")] = text.decode("latin-1")
+        elif kind == b"zTXt" and b"\0" in body:
+            key, rest = body.split(b"\0", 1)
+            out[key.decode("latin-1")] = zlib.decompress(rest[1:]).decode("latin-1")
+        at += 12 + length
+    return out
 
 
 def _tick(value: float) -> str:
@@ -67,7 +127,11 @@ def check_plot_path(path: Path) -> None:
     """Fail early (before any sweep) on a file type we cannot write or a missing matplotlib."""
     if Path(path).suffix.lower() not in PLOT_SUFFIXES:
         raise TokeconError(f"--plot {path}: the file name must end in {', '.join(PLOT_SUFFIXES)}")
-    if not Path(path).parent.exists():
+    try:
+        folder = Path(path).parent.is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise TokeconError(f"--plot {path}: {exc.strerror or exc}") from None
+    if not folder:
         raise TokeconError(f"--plot {path}: folder {Path(path).parent} does not exist")
     try:
         import matplotlib  # noqa: F401
@@ -76,26 +140,28 @@ def check_plot_path(path: Path) -> None:
 
 
 def save_plot(result: Result, path: Path) -> Path:
-    """Draw each device's frontier (and the SLO pick, if any) into ``path``; the type follows the suffix."""
+    """Draw each device's frontier and, with an SLO, each device's cheapest point meeting it labelled
+    with its price (the cheapest of all in bold) into ``path``; the type follows the suffix. A PNG
+    records :func:`data_digest` of what it draws."""
     check_plot_path(path)
     from matplotlib.figure import Figure
 
+    data = plot_data(result.inputs, result.rows)
     fig = Figure(figsize=(8, 5), dpi=120)
     ax = fig.add_subplot()
-    for label, (xs, ys) in frontier_series(result).items():
-        ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.5, label=label)
-    for i in result.highlight:
-        row = result.rows[i]
-        if row.get("tok_s_per_user") is not None:
-            ax.scatter([row["tok_s_per_user"]], [row["output_tok_s_per_gpu"]], s=120, facecolors="none",
-                       edgecolors="black", zorder=5, label=f"cheapest meeting SLO ({row['device']})")
-    floor = result.inputs.get("slo", {}).get("min_tok_s_per_user")
-    if floor:
-        ax.axvline(floor, color="grey", linestyle="--", linewidth=1, label=f"{floor:g} tok/s per user")
-    inputs = result.inputs
-    ax.set_title(f"{inputs.get('model_name', inputs.get('model', ''))}: {inputs.get('input_tokens')} in / "
-                 f"{inputs.get('output_tokens')} out tokens ({inputs.get('engine', '')}, "
-                 f"{'ideal roofline' if inputs.get('ideal') else 'expected'})", fontsize=10)
+    for label, points in data["series"].items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3.5, linewidth=1.5, label=label)
+    cheapest = min((p["usd_per_mtok"] for p in data["picks"]), default=None)
+    for rank, pick in enumerate(sorted(data["picks"], key=lambda p: p["y"])):  # labels stacked, lowest point first
+        best = pick["usd_per_mtok"] == cheapest
+        ax.scatter([pick["x"]], [pick["y"]], s=120, facecolors="none", edgecolors="black", linewidths=2.0 if best else 1.0,
+                   zorder=5, label="cheapest meeting the SLO, per device" if best else None)
+        price = f"{pick['usd_per_mtok']:.3g} USD/Mtok blended, {pick['usd_per_mtok_output']:.3g} out"
+        ax.annotate(price, (pick["x"], pick["y"]), xytext=(10, 8 + 16 * rank), textcoords="offset points", fontsize=8,
+                    fontweight="bold" if best else "normal", arrowprops={"arrowstyle": "-", "linewidth": 0.5})
+    if data["floor"]:
+        ax.axvline(data["floor"], color="grey", linestyle="--", linewidth=1, label=f"{data['floor']:g} tok/s per user")
+    ax.set_title(data["title"], fontsize=10)
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel(Y_LABEL)
     ax.set_xlim(left=0)
@@ -103,5 +169,6 @@ def save_plot(result: Result, path: Path) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    png = Path(path).suffix.lower() == ".png"
+    fig.savefig(path, metadata={PNG_DIGEST_KEY: data_digest(data)} if png else None)
     return Path(path)

@@ -76,7 +76,7 @@ def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[
         headers = [c.header for c in result.columns]
         right = [c.fmt != "str" for c in result.columns]
         hides = [c.hide for c in result.columns]
-        if not all(r.get("fits", True) for _, r in rows):
+        if not all(r.get("fits", True) or r.get("memory_ignored") for _, r in rows):
             hides[-1] = 0  # it says "does not fit"
         marks = any(r.get("violations") for _, r in rows)
         if marks:
@@ -86,7 +86,7 @@ def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[
         body = []
         for i, row in rows:
             cells = [cell(row, c) for c in result.columns]
-            if not row.get("fits", True):
+            if not row.get("fits", True) and not row.get("memory_ignored"):
                 cells[-1] = "does not fit"
             if i in result.highlight:
                 cells[0] = f"{cells[0]} *"
@@ -208,8 +208,7 @@ def render_table(result: Result, file: TextIO, color: bool | None = None, width:
 
 
 def render_json(result: Result, file: TextIO) -> None:
-    json.dump(result.to_dict(), file, indent=2, allow_nan=False)
-    file.write("\n")
+    file.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")  # one write, not one per token
 
 
 def _all_keys(rows: list[dict]) -> list[str]:

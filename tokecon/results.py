@@ -76,6 +76,9 @@ class Thresholds:
     min_tok_s_per_user: float | None = None
     max_ttft_p99_ms: float | None = None  # open-loop arrivals (--request-rate): the 99th percentile
     max_tpot_p99_ms: float | None = None
+    max_usd_per_mtok_in: float | None = None  # serving rows: the input tokens' share of the cost
+    max_usd_per_mtok_out: float | None = None  # serving rows: the output tokens' share
+    max_usd_per_mtok_blended: float | None = None  # serving rows: GPU cost over input + output tokens
 
     def __post_init__(self) -> None:
         """A threshold that is not a finite number could never fail: bad input (exit 2), not a pass."""
@@ -98,6 +101,9 @@ class Thresholds:
             ("tok_s_per_user", self.min_tok_s_per_user, 1.0, "<", "tok/s per user"),
             ("ttft_p99_s", self.max_ttft_p99_ms, 1e3, ">", "ms TTFT p99"),
             ("tpot_p99_s", self.max_tpot_p99_ms, 1e3, ">", "ms TPOT p99"),
+            ("usd_per_mtok_input", self.max_usd_per_mtok_in, 1.0, ">", "USD/Mtok in"),
+            ("usd_per_mtok_output", self.max_usd_per_mtok_out, 1.0, ">", "USD/Mtok out"),
+            ("usd_per_mtok", self.max_usd_per_mtok_blended, 1.0, ">", "USD/Mtok blended"),
         )
         for key, limit, scale, op, unit in checks:
             if limit is None or row.get(key) is None:
@@ -113,8 +119,10 @@ class Thresholds:
         silent pass (the error names the thresholds that do apply)."""
         keys = {k for row in result.rows for k in row}
         flags = {"max_usd_per_mtok": "usd_per_mtok", "min_tok_s_per_gpu": "tok_s_per_gpu", "max_ttft_ms": "ttft_s",
-                 "max_tpot_ms": "tpot_s", "min_tok_s_per_user": "tok_s_per_user", "max_ttft_p99_ms": "ttft_p99_s",
-                 "max_tpot_p99_ms": "tpot_p99_s"}
+                 "max_tpot_ms": "tpot_s", "min_tok_s_per_user": "tok_s_per_user",
+                 "max_ttft_p99_ms": "ttft_p99_s", "max_tpot_p99_ms": "tpot_p99_s",
+                 "max_usd_per_mtok_in": "usd_per_mtok_input", "max_usd_per_mtok_out": "usd_per_mtok_output",
+                 "max_usd_per_mtok_blended": "usd_per_mtok_output"}  # blended only where the price has two sides
         unused = [name for name, key in flags.items() if getattr(self, name) is not None and key not in keys]
         if unused and result.rows:
             usable = ", ".join("--" + n.replace("_", "-") for n, k in flags.items() if k in keys)
@@ -122,4 +130,14 @@ class Thresholds:
                                f"(its thresholds: {usable or 'none'})")
         for row in result.rows:
             row["violations"] = self.check(row)
+        if "usd_per_mtok_output" in keys:
+            result.notes.extend(self.blended_note())
         return result
+
+    def blended_note(self) -> list[str]:
+        """Where a price has an input and an output side (serve, frontier, capacity), say which one the
+        plain --max-usd-per-mtok checks."""
+        if self.max_usd_per_mtok is None:
+            return []
+        return ["--max-usd-per-mtok checks the blended price (the GPUs' cost over input and output tokens together, "
+                "the USD/Mtok blended column); --max-usd-per-mtok-in / -out check one side."]

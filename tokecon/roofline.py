@@ -12,6 +12,9 @@ placement allows (:func:`tokecon.memory.tier_placement`).
 
 Summing per-operation maxima is more faithful than the max of the totals: at batch 128 the
 matmuls may be balanced while attention stays memory-bound (DESIGN.md section 1).
+The weights' share of the bytes is kept apart (``weight_bytes``, ``weight_read_s``): the time to
+read every weight once, the article's "141/3350 = 0.04 s" for Llama 3.3 70B on one H100, which a
+prefill's total memory time (activations, KV) can hide.
 Each operation's time is attributed to the resource that bound it; the step is "compute",
 "memory" or "communication"-bound by whichever share is largest.
 """
@@ -47,6 +50,8 @@ class StepTimes:
     breakdown_bytes: dict[str, np.ndarray]
     latency_s: np.ndarray | None = None  # time until the work is done, when it differs from the step
     breakdown_bound: dict[str, np.ndarray] | None = None  # what bound each operation
+    weight_bytes: np.ndarray | float = 0.0  # the part of ``bytes`` that reads weights
+    weight_read_s: np.ndarray | float = 0.0  # weight_bytes / achievable B/s: the floor of a step that reads them once
 
     @property
     def latency(self) -> np.ndarray:
@@ -65,6 +70,7 @@ class StepTimes:
             (self.step_time_s - once) * k + once,
             {n: v * k for n, v in self.breakdown_s.items()}, {n: v * k for n, v in self.breakdown_flop.items()},
             {n: v * k for n, v in self.breakdown_bytes.items()}, None, self.breakdown_bound,
+            self.weight_bytes * k, self.weight_read_s * k,
         )
 
     def times(self, k: float) -> "StepTimes":
@@ -156,7 +162,7 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
     if hw.memory_tiers:  # the cache the step reads is what each stage holds of its micro-batch: x pp resident
         read = sum((op.bytes for op in ops if op.kind != "comm" and op.kv_cache), z)
         kv_bw = memory.kv_read_bw_b_s(scn, read * scn.deployment.pp) * scn.kv_bw_efficiency
-    flop, byts, t_c, t_m, comm, c_bound, m_bound = (z.copy() for _ in range(7))
+    flop, byts, t_c, t_m, comm, c_bound, m_bound, w_bytes = (z.copy() for _ in range(8))
     br_t: dict[str, np.ndarray] = {}
     br_f: dict[str, np.ndarray] = {}
     br_b: dict[str, np.ndarray] = {}
@@ -174,11 +180,12 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
             c_bound = c_bound + np.where(tc >= tm, t, 0.0)
             m_bound = m_bound + np.where(tc >= tm, 0.0, t)
             br_bound[op.name] = np.where(tc >= tm, "compute", "memory")
-            flop, byts = flop + op.flop, byts + op.bytes
+            flop, byts, w_bytes = flop + op.flop, byts + op.bytes, w_bytes + op.weight_bytes
         br_t[op.name] = br_t.get(op.name, 0.0) + t
         br_f[op.name] = br_f.get(op.name, 0.0) + op.flop + z
         br_b[op.name] = br_b.get(op.name, 0.0) + op.bytes + z
     overhead = scn.step_overhead_s + scn.layer_overhead_s + scn.step_overhead_per_seq_s * np.asarray(sequences, dtype=float) + z
     busy = c_bound + m_bound
     step = (np.maximum(busy, comm) if overlap_comm else busy + comm) + overhead
-    return StepTimes(flop, byts, t_c, t_m, comm, overhead, c_bound, m_bound, step, br_t, br_f, br_b, None, br_bound)
+    return StepTimes(flop, byts, t_c, t_m, comm, overhead, c_bound, m_bound, step, br_t, br_f, br_b, None, br_bound,
+                     w_bytes, w_bytes / bw)

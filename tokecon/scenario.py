@@ -64,12 +64,17 @@ def precision_for(model: Model, weights: str | None, kv_cache: str | None) -> Pr
     return Precision(weights=w, kv_cache=kv, experts=experts)
 
 
+#: largest token count or batch taken from the command line: 10x Llama 4 Scout's 10,485,760-token context
+#: (the model's own max_context then bounds lengths: check_context)
+MAX_COUNT = 100_000_000
+
+
 def positive_ints(values: list[int] | tuple[int, ...], flag: str) -> list[int]:
     for v in values:
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise TokeconError(f"{flag} must be a positive integer, got {v!r}")
-        if v > 10_000_000:
-            raise TokeconError(f"{flag} value {v} is implausibly large (limit 10000000)")
+        if v > MAX_COUNT:
+            raise TokeconError(f"{flag} value {v} is implausibly large (limit {MAX_COUNT})")
     return list(values)
 
 

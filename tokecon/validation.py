@@ -73,6 +73,15 @@ def load_measurements(path: Path | None = None) -> list[dict[str, str]]:
     return rows
 
 
+def measured_value(row: dict[str, str]) -> float | None:
+    """The row's measured value: a finite positive number (a time, a rate), else None."""
+    try:
+        value = float(row["value"])
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 class Skip(Exception):
     """This row cannot be predicted; the message says why."""
 
@@ -173,6 +182,8 @@ def _kind(row: dict[str, str]) -> str:
 
 def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Case:
     """Map one CSV row to a :class:`Case`; raises :class:`Skip` with the reason."""
+    if measured_value(row) is None:
+        raise Skip(f"measured value {row['value']!r} is not a positive number")
     try:
         model = catalog.models.get(_strip(row["model"]))
     except TokeconError:
@@ -209,7 +220,7 @@ def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Ca
     batch = _int(row["concurrency_or_batch"]) or 0
     isl = _int(row["input_len"]) or 0
     osl = _int(row["output_len"]) or 0
-    return Case(row, kind, scn, batch, isl, osl, row["metric"], float(row["value"]))
+    return Case(row, kind, scn, batch, isl, osl, row["metric"], measured_value(row))
 
 
 #: aiconfigurator's layout: attention TP x PP x attention-DP GPUs; experts split moeTP x moeEP ways.
@@ -562,7 +573,7 @@ def outcome_fields(o: Outcome) -> dict[str, Any]:
         "engine": o.case.engine if o.case else _engine_or_raw(r["engine"]),
         "scenario": o.case.kind if o.case else r["scenario"],
         "metric": r["metric"],
-        "measured": float(r["value"]),
+        "measured": measured_value(r),
         "predicted": o.predicted,
         "ideal": o.ideal,
         "error": o.error,

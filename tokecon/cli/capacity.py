@@ -63,6 +63,9 @@ def capacity(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
+    max_usd_per_mtok_in: o.MaxUsdIn = None,
+    max_usd_per_mtok_out: o.MaxUsdOut = None,
+    max_usd_per_mtok_blended: o.MaxUsdBlended = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
@@ -82,7 +85,9 @@ def capacity(
     modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, layouts=mode.value)
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
-                     max_ttft_p99_ms, max_tpot_p99_ms)
+                     max_ttft_p99_ms=max_ttft_p99_ms, max_tpot_p99_ms=max_tpot_p99_ms,
+                     max_usd_per_mtok_in=max_usd_per_mtok_in, max_usd_per_mtok_out=max_usd_per_mtok_out,
+                     max_usd_per_mtok_blended=max_usd_per_mtok_blended)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,
                           parse_concurrency(concurrency), headroom, slo)
     o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)

@@ -10,10 +10,13 @@ import typer
 
 from tokecon.cli import options as o
 from tokecon.cli.main import app
+from tokecon.commands.check import thresholds_help
 
 
 @app.command(short_help="Run a budget file of scenarios and thresholds (for CI).",
-             epilog="Examples:\n\n\b\n  tokecon check examples/budget.toml\n  tokecon check examples/budget.toml --format markdown --junit report.xml")
+             epilog="Thresholds per command (budget keys; the same as each command's flags, --max-usd-per-mtok for "
+                    "max_usd_per_mtok):\n\n\b\n" + thresholds_help() +
+                    "\n\nExamples:\n\n\b\n  tokecon check examples/budget.toml\n  tokecon check examples/budget.toml --format markdown --junit report.xml")
 def check(
     budget: Annotated[Path, typer.Argument(metavar="BUDGET.toml", help="Budget file: [scenarios.NAME] tables of command options and thresholds.")],
     fmt: o.Format = o.OutputFormat.table,

@@ -29,9 +29,9 @@ def decode(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     explain: o.Explain = False,
+    ignore_memory: o.IgnoreMemory = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
-    max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
     min_tok_s_per_user: o.MinTokUser = None,
 ) -> None:
@@ -41,8 +41,8 @@ def decode(
     from tokecon.results import Thresholds
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_tpot_ms=max_tpot_ms, min_tok_s_per_user=min_tok_s_per_user)
     from tokecon.costs import CostModel
 
-    result = run_decode(opts, o.batch_list(batch), context, limits, explain)
+    result = run_decode(opts, o.batch_list(batch), context, limits, explain, ignore_memory)
     o.emit(o.varied(result, vary, CostModel(usd_per_gpu_hour=usd_per_gpu_hour), opts), fmt, explain and not vary, wide)

@@ -17,7 +17,7 @@ def embed(
     gpus: o.Gpus,
     batch: o.Batch = None,
     seq_len: Annotated[Optional[int], typer.Option("--seq-len", "-s", help="Tokens per input sequence (default 1024, or the model's maximum if shorter).")] = None,
-    utilization: Annotated[Optional[float], typer.Option("--utilization", help="Fraction of the hours the devices are busy, for USD/Mtok (default 1.0 = 100%).")] = None,
+    utilization: Annotated[Optional[float], typer.Option("--utilization", help="Fraction of the hours the devices are busy, 0.01 to 1, for USD/Mtok (default 1.0 = 100%).")] = None,
     tp: o.Tp = None,
     dtype: o.Dtype = None,
     engine: o.Engine = None,

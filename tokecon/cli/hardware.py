@@ -17,11 +17,11 @@ DeviceName = Annotated[str, typer.Argument(help="Device name or alias.", autocom
 
 
 @hardware_app.command("list")
-def hardware_list(catalog: o.Catalogs = None, fmt: o.Format = o.OutputFormat.table) -> None:
+def hardware_list(catalog: o.Catalogs = None, fmt: o.Format = o.OutputFormat.table, wide: o.Wide = False) -> None:
     """Every device of the merged catalogs, and which file each came from."""
     from tokecon.commands.catalog_cmds import hardware_list as run
 
-    o.emit(run(tuple(catalog or ())), fmt)
+    o.emit(run(tuple(catalog or ())), fmt, wide=wide)
 
 
 @hardware_app.command("show")

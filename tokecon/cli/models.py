@@ -19,11 +19,11 @@ ModelName = Annotated[str, typer.Argument(help="Model name or alias, or a path t
 
 
 @models_app.command("list")
-def models_list(catalog: o.Catalogs = None, fmt: o.Format = o.OutputFormat.table) -> None:
+def models_list(catalog: o.Catalogs = None, fmt: o.Format = o.OutputFormat.table, wide: o.Wide = False) -> None:
     """Every model of the merged catalogs, with parameter counts, and which file each came from."""
     from tokecon.commands.catalog_cmds import models_list as run
 
-    o.emit(run(tuple(catalog or ())), fmt)
+    o.emit(run(tuple(catalog or ())), fmt, wide=wide)
 
 
 @models_app.command("show")

@@ -66,7 +66,14 @@ Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output for
 Wide = Annotated[bool, typer.Option("--wide", help="Tables on a terminal: every column, however narrow the terminal "
                                     "(files and pipes always get every column).")]
 Batch = Annotated[Optional[list[str]], typer.Option("--batch", "-b", metavar="N[,N...]", help="Batch sizes, comma-separated or repeated.")]
-MaxUsd = Annotated[Optional[float], typer.Option("--max-usd-per-mtok", help="Fail (exit 1) when a row costs more than this.")]
+MaxUsd = Annotated[Optional[float], typer.Option("--max-usd-per-mtok", help="Fail (exit 1) when a row's USD/Mtok exceeds this: "
+                                                  "output tokens in decode, input tokens in prefill and embed, the phase's "
+                                                  "tokens in compare and moe, blended (input + output) in serve, frontier "
+                                                  "and capacity.")]
+MaxUsdIn = Annotated[Optional[float], typer.Option("--max-usd-per-mtok-in", help="Fail (exit 1) when the input tokens' USD/Mtok exceeds this.")]
+MaxUsdOut = Annotated[Optional[float], typer.Option("--max-usd-per-mtok-out", help="Fail (exit 1) when the output tokens' USD/Mtok exceeds this.")]
+MaxUsdBlended = Annotated[Optional[float], typer.Option("--max-usd-per-mtok-blended", help="Fail (exit 1) when USD/Mtok over all "
+                                                        "tokens (input + output) exceeds this; the same as --max-usd-per-mtok here.")]
 MinTokGpu = Annotated[Optional[float], typer.Option("--min-tok-s-per-gpu", help="Fail (exit 1) when a row yields fewer tok/s per GPU.")]
 MaxTtft = Annotated[Optional[float], typer.Option("--max-ttft-ms", help="Fail (exit 1) when time to first token exceeds this.")]
 MinTokUser = Annotated[Optional[float], typer.Option("--min-tok-s-per-user", help="Fail (exit 1) below this interactivity (1/TPOT).")]
@@ -137,6 +144,9 @@ def disagg_spec(prefill_gpus: str | None, decode_gpus: str | None, prefill_worke
 
 Eplb = Annotated[bool, typer.Option("--eplb/--no-eplb", help="Expert-parallel load balancer with redundant experts (DeepSeek EPLB): "
                                      "busiest rank ~1.1x the mean instead of ~1.4x (default off, as engines ship).")]
+IgnoreMemory = Annotated[bool, typer.Option("--ignore-memory", help="What-if: compute rows whose weights or KV cache do not fit "
+                                            "(marked fits: false, memory_ignored: true, with a loud note), e.g. the article's "
+                                            "70B prefill on one H100.")]
 Explain = Annotated[bool, typer.Option("--explain", help="Show each operation of the cheapest row: time, FLOP, bytes, bound.")]
 
 

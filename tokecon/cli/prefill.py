@@ -28,6 +28,7 @@ def prefill(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     explain: o.Explain = False,
+    ignore_memory: o.IgnoreMemory = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
@@ -39,4 +40,4 @@ def prefill(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
-    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits, explain), fmt, explain, wide)
+    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits, explain, ignore_memory), fmt, explain, wide)

@@ -36,7 +36,7 @@ Years = Annotated[Optional[float], typer.Option("--depreciation-years", help="TC
 Interest = Annotated[Optional[float], typer.Option("--interest-rate", help="TCO: cost of capital per year, e.g. 0.10 (default).")]
 Pue = Annotated[Optional[float], typer.Option("--pue", help="TCO: facility power usage effectiveness (default 1.3).")]
 UsdKwh = Annotated[Optional[float], typer.Option("--usd-per-kwh", help="TCO: electricity price (default 0.10).")]
-Utilisation = Annotated[Optional[float], typer.Option("--utilisation", "--utilization", help="Share of hours doing paid work; divides the hourly price (default 1).")]
+Utilisation = Annotated[Optional[float], typer.Option("--utilisation", "--utilization", help="Share of hours doing paid work, 0.01 to 1; divides the hourly price (default 1).")]
 Speculative = Annotated[Optional[str], typer.Option(
     "--speculative", metavar="mtp|eagle|draft:MODEL", help="Speculative decoding: the model's MTP module (DeepSeek), an EAGLE head, or a draft model.")]
 DraftTokens = Annotated[Optional[int], typer.Option("--draft-tokens", help="Tokens drafted per step (default: mtp 1, eagle 3, draft 4).")]
@@ -127,6 +127,9 @@ def serve(
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
+    max_usd_per_mtok_in: o.MaxUsdIn = None,
+    max_usd_per_mtok_out: o.MaxUsdOut = None,
+    max_usd_per_mtok_blended: o.MaxUsdBlended = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
@@ -148,6 +151,8 @@ def serve(
     split = o.disagg_spec(prefill_gpus, decode_gpus, prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, disagg=split)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
-                        max_ttft_p99_ms, max_tpot_p99_ms)
+                        max_ttft_p99_ms=max_ttft_p99_ms, max_tpot_p99_ms=max_tpot_p99_ms,
+                        max_usd_per_mtok_in=max_usd_per_mtok_in, max_usd_per_mtok_out=max_usd_per_mtok_out,
+                        max_usd_per_mtok_blended=max_usd_per_mtok_blended)
     result = run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits, parse_rates(request_rate))
     o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)

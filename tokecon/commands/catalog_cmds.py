@@ -70,14 +70,14 @@ def _show(command: str, inputs: dict[str, Any], figures: list[dict[str, Any]], s
 
 HARDWARE_COLUMNS = [
     Column("hardware", "device", "str"),
-    Column("name", "name", "str"),
+    Column("name", "name", "str", hide=1),
     Column("memory_bytes", "memory [GB]", "bytes"),
     Column("memory_bw_b_s", "bandwidth [GB/s]", "bytes"),
     Column("bf16_flop_s", "bf16 [TFLOP/s]", "flop"),
-    Column("fp8_flop_s", "fp8 [TFLOP/s]", "flop"),
-    Column("fp4_flop_s", "fp4 [TFLOP/s]", "flop"),
+    Column("fp8_flop_s", "fp8 [TFLOP/s]", "flop", hide=2),
+    Column("fp4_flop_s", "fp4 [TFLOP/s]", "flop", hide=2),
     Column("rental_usd_per_hour", "USD/h", "usd"),
-    Column("catalog", "catalog", "str"),
+    Column("catalog", "catalog", "str", hide=1),
 ]
 
 
@@ -180,14 +180,14 @@ def hardware_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
 
 MODEL_COLUMNS = [
     Column("model", "model", "str"),
-    Column("name", "name", "str"),
+    Column("name", "name", "str", hide=1),
     Column("params_b", "params [B]", "num"),
     Column("active_params_b", "active [B]", "num"),
-    Column("layers", "layers", "int"),
-    Column("architecture", "architecture", "str"),
+    Column("layers", "layers", "int", hide=2),
+    Column("architecture", "architecture", "str", hide=2),
     Column("weight_dtype", "weights", "str"),
     Column("max_context", "context [tok]", "int"),
-    Column("catalog", "catalog", "str"),
+    Column("catalog", "catalog", "str", hide=1),
 ]
 
 
@@ -384,7 +384,7 @@ def add_hardware(
         entry.setdefault("name", key)
         if "name" not in given:
             entry["name"] = f"{base.get('name', base_key)} (modified: {key})"
-        changed = ", ".join(sorted(given)) or "nothing"
+        changed = ", ".join(sorted([*given, *(f"efficiency.{k}" for k, v in (efficiency or {}).items() if v is not None)])) or "nothing"
         entry["source"] = given.get("source") or f"tokecon hardware add --like {base_key}; changed: {changed}"
         entry["notes"] = f"copied from [{base_key}] ({origin_label(cat.hardware.get(base_key).origin)}); changed: {changed}"
         eff = {**base.get("efficiency", EFFICIENCY_DEFAULTS), **{k: v for k, v in (efficiency or {}).items() if v is not None}}
@@ -450,13 +450,13 @@ def _finish(kind: str, key: str, entry: dict[str, Any], command: str, note: str 
 
 ENGINE_COLUMNS = [
     Column("engine", "engine", "str"),
-    Column("family", "family", "str"),
+    Column("family", "family", "str", hide=2),
     Column("versions", "versions", "str"),
     Column("compute_scale", "compute x", "num"),
     Column("memory_bw_scale", "bandwidth x", "num"),
     Column("step_overhead_s", "step [ms]", "time"),
-    Column("max_running_requests", "max running", "int"),
-    Column("kv_admission", "KV admission", "str"),
+    Column("max_running_requests", "max running", "int", hide=1),
+    Column("kv_admission", "KV admission", "str", hide=1),
 ]
 
 
@@ -479,3 +479,40 @@ def engines_list(catalogs: tuple[Path, ...] = ()) -> Result:
              *(f"fitted on: {f}" for f in fitted)]
     return Result("engines list", {"files": list(cat.files)}, rows, ENGINE_COLUMNS, group_key=None, notes=notes,
                   sources={f"engine:{r['engine']}": r["origin"] for r in rows})
+
+
+def engine_figures(e) -> list[dict[str, Any]]:
+    """One engine profile's figures, each with its unit; source and origin as footnotes."""
+    return [
+        _figure("name", "name", e.name, "", e.name),
+        _figure("family", "family", e.family, "", e.family or "—"),
+        _figure("versions", "versions covered", e.version_range, "", e.version_range),
+        _figure("compute_scale", "compute scale", e.compute_scale, "", f"{e.compute_scale:.3g} x the device's fitted compute fraction"),
+        _figure("memory_bw_scale", "bandwidth scale", e.memory_bw_scale, "",
+                f"{e.memory_bw_scale:.3g} x the device's fitted bandwidth fraction"),
+        _figure("step_overhead_s", "overhead per step", e.step_overhead_s, "s", f"{e.step_overhead_s * 1e3:.2f} ms"),
+        _figure("step_overhead_per_layer_s", "overhead per layer", e.step_overhead_per_layer_s, "s",
+                f"{e.step_overhead_per_layer_s * 1e6:.0f} us (kernel launch floor; MoE layers count twice)"),
+        _figure("step_overhead_per_seq_s", "overhead per sequence", e.step_overhead_per_seq_s, "s",
+                f"{e.step_overhead_per_seq_s * 1e6:.0f} us per sequence per step"),
+        _figure("max_running_requests", "max running requests", e.max_running_requests, "", f"{e.max_running_requests:,}"),
+        _figure("prefill_chunk_tokens", "tokens per step", e.prefill_chunk_tokens, "tok",
+                f"{e.prefill_chunk_tokens:,} ({'prompts chunked to fill it' if e.chunked_prefill else 'whole prompts batched up to it'})"),
+        _figure("kv_admission", "KV admission", e.kv_admission, "",
+                "input + output tokens reserved" if e.kv_admission == "full" else "input + output/2 reserved (average)"),
+        _figure("memory_reserve_fraction", "memory reserve", e.memory_reserve_fraction, "", f"{e.memory_reserve_fraction:.0%} of device memory"),
+        _figure("moe_tokens_half", "grouped-GEMM half point", e.moe_tokens_half, "tok", f"{e.moe_tokens_half:,.0f} tokens per expert"),
+        _figure("fitted_on", "fitted on", e.fitted_on, "", e.fitted_on),
+        _figure("source", "source", e.source, "", e.source or "—"),
+        _figure("origin", "catalog", e.origin, "", origin_label(e.origin)),
+    ]
+
+
+def engines_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
+    """One engine profile (``NAME`` or ``NAME@VERSION``, resolved as --engine resolves it)."""
+    e = _load(catalogs).engines.get(name)
+    figures = engine_figures(e)
+    if e.version_note:
+        figures.insert(3, _figure("version_note", "resolved", e.version_note, "", e.version_note))
+    return _show(f"engines show {e.key}", {"engine": e.key, "spec": dataclasses.asdict(e)}, figures,
+                 {f"engine:{e.key}": e.origin})

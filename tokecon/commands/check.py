@@ -14,7 +14,8 @@ A budget file::
     max_usd_per_mtok = 1.00        # thresholds: the fields of tokecon.results.Thresholds
     max_tpot_ms = 50
 
-Each threshold is checked on every row the command produces; a scenario passes when no row
+Each command takes the thresholds its CLI flags name (:attr:`CheckCommand.thresholds`, listed by
+``tokecon check --help``); one it does not compute is an error, never a silent pass. Each threshold is checked on every row the command produces; a scenario passes when no row
 crosses any of its thresholds. Option names are the command's long flags with ``_`` or ``-``.
 Relative paths (``catalog``, a ``model`` config.json) are relative to the budget file.
 
@@ -46,6 +47,7 @@ class CheckCommand:
 
     run: Callable[[Any, dict[str, Any], Thresholds], Result]
     options: dict[str, str] = field(default_factory=dict)
+    thresholds: tuple[str, ...] = ()  # the command's thresholds: its CLI flags, the same names (tests/test_check.py)
     required: tuple[str, ...] = ("model", "gpus")
 
 
@@ -71,13 +73,15 @@ def _serve(common, o: dict[str, Any], t: Thresholds) -> Result:
     from dataclasses import replace
 
     from tokecon.commands.arrivals import parse_rates
-    from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
+    from tokecon.commands.serve import ModeOptions, ServeOptions, list_prices, parse_concurrency, run_serve
     from tokecon.costs import resolve_cost_model
 
     flags = {"method": o.get("cost"), "usd_per_gpu_hour": common.usd_per_gpu_hour, **{k: o.get(k) for k in _COST_KEYS}}
     costs = resolve_cost_model(Path(o["cost_file"]) if o.get("cost_file") else None, flags)
+    modes = ModeOptions(o.get("speculative"), o.get("draft_tokens"), o.get("acceptance"), o.get("prefix_hit", 0.0),
+                        list_prices(o.get("price_in"), o.get("price_in_cached"), o.get("price_out")), o.get("range_ratio", 1.0))
     opts = ServeOptions(replace(common, usd_per_gpu_hour=None), o.get("ep"), o.get("attention_dp", False),
-                        o.get("chunked_prefill"), costs)
+                        o.get("chunked_prefill"), costs, modes=modes)
     return run_serve(opts, parse_concurrency(o.get("concurrency")), o.get("input_len", 1024), o.get("output_len", 1024), t,
                      parse_rates(o.get("request_rate")))
 
@@ -85,15 +89,25 @@ def _serve(common, o: dict[str, Any], t: Thresholds) -> Result:
 _COST_KEYS = ("purchase_usd", "other_capital_ratio", "depreciation_years", "interest_rate", "pue", "usd_per_kwh", "utilisation")
 
 #: command name -> how to run it. Defaults match the CLI's (tests/test_check.py compares them).
+_ONE_PHASE = ("max_usd_per_mtok", "min_tok_s_per_gpu")
+_PRICES = ("max_usd_per_mtok_in", "max_usd_per_mtok_out", "max_usd_per_mtok_blended")
 COMMANDS: dict[str, CheckCommand] = {
-    "decode": CheckCommand(_decode, {"batch": INT_LIST, "context": INT}),
-    "prefill": CheckCommand(_prefill, {"batch": INT_LIST, "input_len": INT}),
-    "embed": CheckCommand(_embed, {"batch": INT_LIST, "seq_len": INT, "utilization": FLOAT}),
+    "decode": CheckCommand(_decode, {"batch": INT_LIST, "context": INT},
+                           (*_ONE_PHASE, "max_tpot_ms", "min_tok_s_per_user")),
+    "prefill": CheckCommand(_prefill, {"batch": INT_LIST, "input_len": INT}, (*_ONE_PHASE, "max_ttft_ms")),
+    "embed": CheckCommand(_embed, {"batch": INT_LIST, "seq_len": INT, "utilization": FLOAT}, (*_ONE_PHASE, "max_ttft_ms")),
     "serve": CheckCommand(_serve, {
         "concurrency": STR_LIST, "request_rate": STR_LIST, "input_len": INT, "output_len": INT, "ep": INT, "attention_dp": BOOL,
         "chunked_prefill": INT, "cost": STR, "cost_file": PATH, **{k: FLOAT for k in _COST_KEYS},
-    }),
+        "speculative": STR, "draft_tokens": INT, "acceptance": FLOAT, "prefix_hit": FLOAT, "range_ratio": FLOAT,
+        "price_in": FLOAT, "price_in_cached": FLOAT, "price_out": FLOAT,
+    }, (*_ONE_PHASE, "max_ttft_ms", "max_tpot_ms", "min_tok_s_per_user", *_PRICES, "max_ttft_p99_ms", "max_tpot_p99_ms")),
 }
+
+
+def thresholds_help() -> str:
+    """Each command's thresholds, for ``check --help``."""
+    return "\n".join(f"  {name}: {', '.join(spec.thresholds)}" for name, spec in COMMANDS.items())
 
 COMMON_OPTIONS: dict[str, str] = {
     "model": STR,
@@ -128,6 +142,9 @@ METRICS: dict[str, Metric] = {
     "min_tok_s_per_user": Metric("tok_s_per_user", 1.0, "tok/s", False, "tok/s per user"),
     "max_ttft_p99_ms": Metric("ttft_p99_s", 1e3, "ms", True, "TTFT p99 [ms]"),
     "max_tpot_p99_ms": Metric("tpot_p99_s", 1e3, "ms", True, "TPOT p99 [ms]"),
+    "max_usd_per_mtok_in": Metric("usd_per_mtok_input", 1.0, "USD/Mtok", True, "USD/Mtok in"),
+    "max_usd_per_mtok_out": Metric("usd_per_mtok_output", 1.0, "USD/Mtok", True, "USD/Mtok out"),
+    "max_usd_per_mtok_blended": Metric("usd_per_mtok", 1.0, "USD/Mtok", True, "USD/Mtok blended"),
 }
 
 
@@ -236,6 +253,9 @@ def parse_budget(data: dict[str, Any], path: Path) -> list[Scenario]:
         opts: dict[str, Any] = {}
         limits: dict[str, float] = {}
         for key, value in merged.items():
+            if key in thresholds and key not in spec.thresholds:
+                raise TokeconError(f"{where}: threshold '{key}' does not apply to command {command} "
+                                   f"(its thresholds: {', '.join(spec.thresholds)})")
             if key in thresholds:
                 limits[key] = _coerce(value, FLOAT, where, key, base)
             elif key in allowed:
@@ -247,7 +267,7 @@ def parse_budget(data: dict[str, Any], path: Path) -> list[Scenario]:
             if req not in opts:
                 raise TokeconError(f"{where}: missing '{req}'")
         if not limits:
-            raise TokeconError(f"{where}: no thresholds; add one of {', '.join(thresholds)}")
+            raise TokeconError(f"{where}: no thresholds; add one of {', '.join(spec.thresholds)}")
         out.append(Scenario(str(name), command, description, opts, limits))
     return out
 

@@ -12,7 +12,8 @@ from tokecon import economics, memory, params
 from tokecon.catalog import Catalog, load_catalog
 from tokecon.results import Column, Result
 from tokecon.roofline import StepTimes
-from tokecon.scenario import GpuSpec, build_scenario, parse_gpus
+from tokecon.errors import DoesNotFitError
+from tokecon.scenario import GpuSpec, build_scenario, parse_gpus, require_fit
 from tokecon.specs import Scenario
 from tokecon.units import GB
 
@@ -125,7 +126,34 @@ def step_fields(t: StepTimes, i: int) -> dict[str, Any]:
         "memory_time_s": float(t.memory_time_s.flat[i]),
         "comm_time_s": float(t.comm_time_s.flat[i]),
         "overhead_s": float(np.broadcast_to(t.overhead_s, t.step_time_s.shape).flat[i]),
+        "weight_bytes": float(np.broadcast_to(t.weight_bytes, t.step_time_s.shape).flat[i]),
+        "weight_read_s": float(np.broadcast_to(t.weight_read_s, t.step_time_s.shape).flat[i]),
     }
+
+
+def fit_or_what_if(scn: Scenario, context: int, ignore_memory: bool) -> str | None:
+    """Refuse a model that does not hold one ``context``-token sequence, unless ``ignore_memory``
+    asks for the what-if (Tensor Economics' Llama 3.3 70B prefill on one H100): then a loud note
+    saying so, and the rows run anyway with ``fits: false`` and ``memory_ignored: true``."""
+    try:
+        require_fit(scn, context)
+    except DoesNotFitError as exc:
+        if not ignore_memory:
+            raise
+        return (f"WHAT-IF (--ignore-memory): {exc}. The numbers are computed as if it fitted; "
+                "no such deployment can run.")
+    return None
+
+
+def ignored_rows_note(rows: list[dict[str, Any]]) -> str | None:
+    """The what-if note for batches computed with ``--ignore-memory`` although they do not fit."""
+    ignored = [r for r in rows if r.get("memory_ignored")]
+    if not ignored:
+        return None
+    r = ignored[0]
+    return (f"WHAT-IF (--ignore-memory): {r['n_gpus']}x{r['hardware']} cannot hold batch "
+            f"{', '.join(str(x['batch']) for x in ignored)} (batch {r['batch']} needs "
+            f"{r['memory_used_bytes_per_gpu'] / GB:.1f} GB per GPU); computed as if it could.")
 
 
 def unfit_fields(keys: tuple[str, ...]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from tokecon.commands.common import (
     cheapest,
     cost_fields,
     efficiency_note,
+    fit_or_what_if,
+    ignored_rows_note,
     resolved_inputs,
     scenario_inputs,
     sources,
@@ -23,7 +25,7 @@ from tokecon.commands.common import (
 )
 from tokecon.phases import decode_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, positive_ints, require_fit
+from tokecon.scenario import check_context, positive_ints
 from tokecon.specs import Scenario
 from tokecon.units import GB
 
@@ -41,7 +43,7 @@ COLUMNS = [
 
 _NUMERIC = (
     "bound", "flop", "bytes", "compute_time_s", "memory_time_s", "comm_time_s", "overhead_s",
-    "step_time_s", "tpot_s", "tok_s", "tok_s_per_gpu", "tok_s_per_user", "usd_per_mtok",
+    "weight_bytes", "weight_read_s", "step_time_s", "tpot_s", "tok_s", "tok_s_per_gpu", "tok_s_per_user", "usd_per_mtok",
 )  # fmt: skip
 
 
@@ -53,7 +55,10 @@ def default_batches(max_b: int) -> list[int]:
     return out
 
 
-def decode_rows(scn: Scenario, batches: list[int], context: int, explain: bool = False) -> list[dict[str, Any]]:
+def decode_rows(scn: Scenario, batches: list[int], context: int, explain: bool = False,
+                ignore_memory: bool = False) -> list[dict[str, Any]]:
+    """Rows of one decode step at each batch size (with ``ignore_memory``, also the batches that do
+    not fit: a what-if)."""
     ctx = np.asarray(float(context))
     max_b = int(memory.max_batch(scn, ctx))
     B = np.asarray(batches, dtype=float)
@@ -64,9 +69,11 @@ def decode_rows(scn: Scenario, batches: list[int], context: int, explain: bool =
         row: dict[str, Any] = {**scenario_inputs(scn), "batch": b, "context_tokens": context, "max_batch": max_b}
         row["fits"] = b <= max_b
         row["memory_used_bytes_per_gpu"] = float(memory.memory_used_per_gpu(scn, b, ctx))
-        if not row["fits"]:
+        if not row["fits"] and not ignore_memory:
             rows.append({**row, **unfit_fields(_NUMERIC)})
             continue
+        if not row["fits"]:
+            row["memory_ignored"] = True
         step = float(t.step_time_s[i])
         tok_s = dep.replicas * b / step
         row.update(step_fields(t, i))
@@ -87,7 +94,7 @@ def decode_rows(scn: Scenario, batches: list[int], context: int, explain: bool =
 def why_cheapest(scn: Scenario, rows: list[dict[str, Any]], best: int) -> str:
     """One sentence on why the cheapest row is cheapest."""
     row = rows[best]
-    fitting = [r for r in rows if r["fits"] and r["hardware"] == row["hardware"] and r["n_gpus"] == row["n_gpus"]]
+    fitting = [r for r in rows if (r["fits"] or r.get("memory_ignored")) and r["hardware"] == row["hardware"] and r["n_gpus"] == row["n_gpus"]]
     mem_bound = [r["batch"] for r in fitting if r["bound"] == "memory"]
     weights = weights_per_gpu_gb(scn)
     head = f"{row['n_gpus']}x{row['hardware']} cheapest at batch {row['batch']}"
@@ -104,7 +111,7 @@ def why_cheapest(scn: Scenario, rows: list[dict[str, Any]], best: int) -> str:
 
 
 def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thresholds: Thresholds,
-               explain: bool = False) -> Result:
+               explain: bool = False, ignore_memory: bool = False) -> Result:
     catalog = opts.load()
     positive_ints([context], "--context")
     scns = opts.scenarios(catalog)
@@ -113,10 +120,11 @@ def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thr
     highlight: set[int] = set()
     for scn in scns:
         check_context(scn.model, context)
-        require_fit(scn, context)
+        what_if = fit_or_what_if(scn, context, ignore_memory)
         max_b = int(memory.max_batch(scn, np.asarray(float(context))))
-        chosen = positive_ints(batches, "--batch") if batches else default_batches(max_b)
-        these = decode_rows(scn, chosen, context, explain)
+        chosen = positive_ints(batches, "--batch") if batches else default_batches(max(max_b, 1))
+        these = decode_rows(scn, chosen, context, explain, ignore_memory)
+        notes += filter(None, [what_if or ignored_rows_note(these)])
         best = cheapest(these)
         if best is not None:
             highlight.add(len(rows) + best)
@@ -124,7 +132,8 @@ def run_decode(opts: CommonOptions, batches: list[int] | None, context: int, thr
         rows.extend(these)
         notes.append(efficiency_note(scn))
         notes += filter(None, [uncertainty.interval_note(scn, "decode")])
-    inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "context_tokens": context}
+    inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "context_tokens": context,
+              "ignore_memory": ignore_memory}
     notes.append(BOUND_NOTE)
     result = Result("decode", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
     return thresholds.apply(result)

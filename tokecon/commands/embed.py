@@ -40,6 +40,7 @@ from tokecon.commands.common import (
     step_fields,
     unfit_fields,
 )
+from tokecon.costs import MIN_UTILISATION
 from tokecon.errors import TokeconError
 from tokecon.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
@@ -79,8 +80,8 @@ def embedding_scenario(scn: Scenario) -> Scenario:
 
 
 def check_utilization(utilization: float) -> float:
-    if not (isinstance(utilization, (int, float)) and math.isfinite(utilization) and 0 < utilization <= 1):
-        raise TokeconError(f"--utilization must be a fraction in (0, 1], e.g. 0.1 for 10%, got {utilization!r}")
+    if not (isinstance(utilization, (int, float)) and math.isfinite(utilization) and MIN_UTILISATION <= utilization <= 1):
+        raise TokeconError(f"--utilization must be a fraction from {MIN_UTILISATION:g} to 1, e.g. 0.1 for 10%, got {utilization!r}")
     return float(utilization)
 
 

@@ -209,6 +209,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
         notes.append(f"{_rank_words(rank_by)} on the frontier: {rows[pick]['device']} {rows[pick]['layout']} at concurrency "
                      f"{rows[pick]['concurrency']}: {rows[pick][key]:,.0f} tok/s per MW, {rows[pick]['tok_s_per_user']:.1f} tok/s per user.")
     notes.extend(premium(rows))
+    notes.extend(slo.blended_note())
     notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     notes.append(split_note(opts.price_split))

@@ -206,7 +206,7 @@ def moe_rows(
             compute_bound_s=float(t.compute_bound_s[i]),
             memory_bound_s=float(t.memory_bound_s[i]),
             comm_time_s=comm,
-            comm_exposed_s=float(step[i] - t.overhead_s[i] - busy[i]) if overlap else comm,
+            comm_exposed_s=max(comm - float(busy[i]), 0.0) if overlap else comm,  # step = max(busy, comm) + overhead
             comm_share=comm / float(busy[i] + comm) if busy[i] + comm > 0 else 0.0,
             overhead_s=float(t.overhead_s[i]),
             step_time_s=float(step[i]),

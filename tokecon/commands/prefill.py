@@ -14,6 +14,8 @@ from tokecon.commands.common import (
     cheapest,
     cost_fields,
     efficiency_note,
+    fit_or_what_if,
+    ignored_rows_note,
     resolved_inputs,
     scenario_inputs,
     sources,
@@ -22,7 +24,7 @@ from tokecon.commands.common import (
 )
 from tokecon.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, positive_ints, require_fit
+from tokecon.scenario import check_context, positive_ints
 from tokecon.specs import Scenario
 
 COLUMNS = [
@@ -32,6 +34,7 @@ COLUMNS = [
     Column("tok_s_per_gpu", "tok/s per GPU", "rate"),
     Column("compute_time_s", "compute [ms]", "time", hide=1),
     Column("memory_time_s", "memory [ms]", "time", hide=1),
+    Column("weight_read_s", "of which weights [ms]", "time", hide=2),
     Column("comm_time_s", "comm [ms]", "time", hide=1),
     Column("bound", "bound", "str", hide=1),
     Column("memory_used_bytes_per_gpu", "memory/GPU [GB]", "bytes", hide=2),
@@ -41,12 +44,14 @@ COLUMNS = [
 
 _NUMERIC = (
     "bound", "flop", "bytes", "compute_time_s", "memory_time_s", "comm_time_s", "overhead_s",
-    "ttft_s", "tok_s", "tok_s_per_gpu", "usd_per_mtok", "flop_s_achieved_per_gpu",
+    "weight_bytes", "weight_read_s", "ttft_s", "tok_s", "tok_s_per_gpu", "usd_per_mtok", "flop_s_achieved_per_gpu",
 )  # fmt: skip
 
 
-def prefill_rows(scn: Scenario, batches: list[int], input_len: int, explain: bool = False) -> list[dict[str, Any]]:
-    """Rows of a prefill of ``batch`` prompts of ``input_len`` tokens, all in one step."""
+def prefill_rows(scn: Scenario, batches: list[int], input_len: int, explain: bool = False,
+                 ignore_memory: bool = False) -> list[dict[str, Any]]:
+    """Rows of a prefill of ``batch`` prompts of ``input_len`` tokens, all in one step (with
+    ``ignore_memory``, also the batches that do not fit: a what-if)."""
     ctx = np.asarray(float(input_len))
     max_b = int(memory.max_batch(scn, ctx))
     B = np.asarray(batches, dtype=float)
@@ -57,9 +62,11 @@ def prefill_rows(scn: Scenario, batches: list[int], input_len: int, explain: boo
         row: dict[str, Any] = {**scenario_inputs(scn), "batch": b, "input_tokens": input_len, "max_batch": max_b}
         row["fits"] = b <= max_b
         row["memory_used_bytes_per_gpu"] = float(memory.memory_used_per_gpu(scn, b, ctx))
-        if not row["fits"]:
+        if not row["fits"] and not ignore_memory:
             rows.append({**row, **unfit_fields(_NUMERIC)})
             continue
+        if not row["fits"]:
+            row["memory_ignored"] = True
         ttft = float(t.latency[i])
         busy = float(t.step_time_s[i])  # with pipeline stages, a stream of batches overlaps
         tok_s = dep.replicas * b * input_len / busy
@@ -78,7 +85,7 @@ def prefill_rows(scn: Scenario, batches: list[int], input_len: int, explain: boo
 
 
 def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, thresholds: Thresholds,
-               explain: bool = False) -> Result:
+               explain: bool = False, ignore_memory: bool = False) -> Result:
     catalog = opts.load()
     positive_ints([input_len], "--input-len")
     scns = opts.scenarios(catalog)
@@ -88,8 +95,9 @@ def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, 
     highlight: set[int] = set()
     for scn in scns:
         check_context(scn.model, input_len, "--input-len")
-        require_fit(scn, input_len)
-        these = prefill_rows(scn, batches, input_len, explain)
+        what_if = fit_or_what_if(scn, input_len, ignore_memory)
+        these = prefill_rows(scn, batches, input_len, explain, ignore_memory)
+        notes += filter(None, [what_if or ignored_rows_note(these)])
         best = cheapest(these)
         if best is not None:
             highlight.add(len(rows) + best)
@@ -103,7 +111,8 @@ def run_prefill(opts: CommonOptions, batches: list[int] | None, input_len: int, 
         rows.extend(these)
         notes.append(efficiency_note(scn))
         notes += filter(None, [uncertainty.interval_note(scn, "prefill")])
-    inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "input_tokens": input_len}
+    inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], "input_tokens": input_len,
+              "ignore_memory": ignore_memory}
     notes.append(BOUND_NOTE)
     result = Result("prefill", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
     return thresholds.apply(result)

@@ -319,6 +319,7 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
     """One row per serving point (all points, or those in ``idx``)."""
     money = prices(d, st, price_split)
     extra = mode_columns(d, st, list_prices)
+    bound = st.bound  # once: an array over all points (per row it made long -c lists quadratic)
     scn = d.scenario
     power = energy.energy_fields(scn.deployment.n_gpus * scn.hardware.power_w, d.costs.pue, d.costs.usd_per_kwh,
                                  st.total_tok_s, st.output_tok_s, scn.usd_per_hour)
@@ -343,7 +344,7 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
             row[key] = _f(getattr(st, key), i)
         row["preempted_fraction"] = row.pop("preempted")
         row["tok_s_per_gpu"] = row["output_tok_s_per_gpu"]  # the common threshold key (--min-tok-s-per-gpu)
-        row["bound"] = str(st.bound.flat[i]) if row["fits"] else None
+        row["bound"] = str(bound.flat[i]) if row["fits"] else None
         ctx = serving.admission_context(scn, st.input_tokens.flat[i], st.output_tokens.flat[i])
         per_unit = (running or 0.0) / units
         row["memory_used_bytes_per_gpu"] = float(memory.memory_used_per_gpu(scn, per_unit, ctx))

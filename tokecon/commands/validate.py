@@ -125,8 +125,9 @@ def run_validate(group_by: str = "hardware", csv_path: Path | None = None, catal
     notes = [
         f"{len(done)} of {len(outcomes)} measurements predicted, {skipped} skipped.",
         *(f"{n} row{'s' if n > 1 else ''} {why}" for why, n in sorted(reasons.items())),
-        f"overall median |error| {validation.mape([o for o in outcomes if not _is_disagg(o)]):.1%} (disaggregated rows apart: "
-        f"{validation.mape([o for o in outcomes if _is_disagg(o)]):.1%}, never fitted on); error = (predicted - measured) / measured; "
+        (f"overall median |error| {validation.mape([o for o in outcomes if not _is_disagg(o)]):.1%} (disaggregated rows apart: "
+         f"{validation.mape([o for o in outcomes if _is_disagg(o)]):.1%}, never fitted on)" if done else "no row predicted, so no error")
+        + "; error = (predicted - measured) / measured; "
         "'ideal roofline' is the same scenario at 100% of every peak with no overhead.",
     ]
     per_row = Result("validate", {"group_by": group_by, "measurements": str(csv_path or validation.measurements_path())},
