@@ -21,8 +21,8 @@ InputLen = Annotated[Optional[int], typer.Option("--input-len", "-i", help="Prom
 def capacity(
     ctx: typer.Context,
     model: o.Model,
-    gpus: o.Gpus,
     tokens_per_day: TokensPerDay,
+    gpus: o.Gpus = None,
     input_len: InputLen = None,
     output_len: s.OutputLen = 1024,
     input_output_ratio: Ratio = None,
@@ -33,6 +33,13 @@ def capacity(
     attention_dp: s.AttentionDp = False,
     chunked_prefill: s.Chunked = None,
     mode: o.ServingMode = o.Mode.agg,
+    prefill_gpus: o.PrefillGpus = None,
+    prefill_workers: o.PrefillWorkers = None,
+    prefill_layout: o.PrefillLayout = None,
+    prefill_batch: o.PrefillBatch = None,
+    decode_gpus: o.DecodeGpus = None,
+    decode_workers: o.DecodeWorkers = None,
+    decode_layout: o.DecodeLayout = None,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
@@ -81,9 +88,11 @@ def capacity(
 
     costs = s.cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
                          interest_rate, pue, usd_per_kwh, utilisation, s.cost_given(ctx))
-    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
+    common = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
     modes = s.mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
-    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, layouts=mode.value)
+    split = o.disagg_spec(prefill_gpus, decode_gpus, prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, disagg=split,
+                        layouts=mode.value)
     slo = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
                      max_ttft_p99_ms=max_ttft_p99_ms, max_tpot_p99_ms=max_tpot_p99_ms,
                      max_usd_per_mtok_in=max_usd_per_mtok_in, max_usd_per_mtok_out=max_usd_per_mtok_out,

@@ -131,9 +131,10 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
 def _daily_revenue(point: dict[str, Any], tokens_per_day: float, usd_day: float, list_prices: ListPrices) -> dict[str, Any]:
     """The day's volume at list prices (input and output shares of the request shape; the prefix-hit
     share of input at the cached price) against the fleet's cost of the day."""
-    share_in = point["mean_input_tokens"] / (point["mean_input_tokens"] + point["mean_output_tokens"])
+    inp, out = point.get("mean_input_tokens", point["input_tokens"]), point.get("mean_output_tokens", point["output_tokens"])
+    share_in = inp / (inp + out)
     per_s = tokens_per_day / SECONDS_PER_DAY
-    revenue = float(list_prices.revenue_usd_per_day(per_s * share_in, per_s * (1.0 - share_in), point["prefix_hit"]))
+    revenue = float(list_prices.revenue_usd_per_day(per_s * share_in, per_s * (1.0 - share_in), point.get("prefix_hit", 0.0)))
     return {"revenue_usd_per_day": revenue, "cost_usd_per_day": usd_day, "margin": float(economics.margin(revenue, usd_day))}
 
 
@@ -175,6 +176,24 @@ def _disagg_capacity(catalog: Catalog, opts: ServeOptions, spec, inp: int, out: 
     return {**capacity_row(d, best, tokens_per_day, headroom, list_prices=opts.modes.prices), "violations": []}, d
 
 
+def _given_disagg_capacity(catalog: Catalog, opts: ServeOptions, inp: int, out: int, tokens_per_day: float, headroom: float,
+                           slo: Thresholds) -> tuple[dict[str, Any], list[str], list[Deployed]]:
+    """The disaggregated layout the flags give (--prefill-gpus/--decode-gpus, workers balanced when
+    not given), at the highest-throughput concurrency of a fine grid (8 points per doubling) that meets
+    ``slo``, sized like an aggregated deployment."""
+    from tokecon.commands.disagg import deploy_pools, serve_rows
+
+    _, d, _, y = deploy_pools(catalog, opts, opts.disagg, inp, out)
+    top = int(serving.max_running(d.scenario, inp, out, opts.modes.range_ratio)) * d.scenario.deployment.replicas * y
+    grid = [int(c) for c in np.unique(np.round(serving.batch_grid(max(top, 1), 8)))]
+    rows, notes, deployed = serve_rows(catalog, opts, opts.disagg, grid, inp, out)
+    ok = [r for r in rows if r["fits"] and not slo.check(r)]
+    if not ok:
+        return {**rows[-1], "violations": ["no concurrency of this layout meets the SLO"]}, notes, deployed
+    best = max(ok, key=lambda r: (r["total_tok_s"], -r["concurrency"]))
+    return {**capacity_row(deployed[-1], best, tokens_per_day, headroom, list_prices=opts.modes.prices), "violations": []}, notes, deployed
+
+
 def run_capacity(
     opts: ServeOptions,
     tokens_per_day: float,
@@ -208,6 +227,14 @@ def run_capacity(
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     deployed: list[Deployed] = []
+    if opts.disagg is not None:
+        if poisson or concurrency:
+            raise TokeconError("a given disaggregated layout is sized at its best concurrency meeting the SLO; "
+                               "drop --concurrency and the percentile limits")
+        row, notes, deployed = _given_disagg_capacity(catalog, opts, inp, output_len, tokens_per_day, headroom, slo)
+        rows.append(row)
+    elif not opts.common.gpus:
+        raise TokeconError("give --gpus (aggregated) or --prefill-gpus and --decode-gpus (disaggregated)")
     for g in opts.common.gpus:
         if opts.layouts != "agg":
             row, d = _disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, output_len, tokens_per_day, headroom, slo)
@@ -261,13 +288,15 @@ def run_capacity(
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
                  f"a node is one scale-up domain (at most the GPUs of one deployment).")
     notes.extend(slo.blended_note())
-    notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+    if opts.disagg is None:  # a given disaggregated layout's notes say how its pools serve and are priced
+        notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
     notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
     if poisson:
         from tokecon.commands.arrivals import MODEL_NOTE
 
         notes.append(MODEL_NOTE)
-    notes.append(split_note(opts.price_split))
+    if opts.disagg is None:
+        notes.append(split_note(opts.price_split))
     if opts.explain_cost:
         notes.extend(cost_notes(deployed, opts))
     inputs = {

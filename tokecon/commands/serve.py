@@ -140,6 +140,8 @@ class ServeOptions:
         self.modes.validate()
         if self.layouts not in ("agg", "disagg", "both"):
             raise TokeconError(f"--mode must be agg, disagg or both, got '{self.layouts}'")
+        if (self.disagg is not None or self.layouts != "agg") and self.modes.range_ratio != 1.0:
+            raise TokeconError("--range-ratio is modelled for aggregated serving only; drop it or use --mode agg")
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
         if self.ep is not None:
