@@ -51,8 +51,9 @@ def fleet(
     from tokecon.commands.fleet import run_fleet
     from tokecon.commands.serve import ServeOptions
 
-    costs = s.cost_model(s.CostMethod.tco, cost_file, None, None, other_capital_ratio, depreciation_years,
-                         interest_rate, pue, usd_per_kwh, utilisation, True)
+    costs = s.costs(cost=s.CostMethod.tco, cost_file=cost_file, other_capital_ratio=other_capital_ratio,
+                    depreciation_years=depreciation_years, interest_rate=interest_rate, pue=pue, usd_per_kwh=usd_per_kwh,
+                    utilisation=utilisation)
     common = CommonOptions(model, (old, new), None, dtype, kv_dtype, engine, False, None, tuple(catalog or ()))
     opts = ServeOptions(common, cost=costs)
     o.emit(run_fleet(opts, old, new, input_len, output_len, min_tok_s_per_user, start, years), fmt, wide=wide)

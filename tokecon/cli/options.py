@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 import sys
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -125,8 +128,9 @@ ServingMode = Annotated[Mode, typer.Option("--mode", help="Search aggregated lay
                                             "within the GPUs, or both (disaggregated where the model fits a part of them).")]
 
 
-def disagg_spec(prefill_gpus: str | None, decode_gpus: str | None, prefill_workers: int | None, decode_workers: int | None,
-                prefill_layout: str | None, decode_layout: str | None, prefill_batch: int | None):
+def disagg_spec(prefill_gpus: PrefillGpus = None, prefill_workers: PrefillWorkers = None, prefill_layout: PrefillLayout = None,
+                prefill_batch: PrefillBatch = None, decode_gpus: DecodeGpus = None, decode_workers: DecodeWorkers = None,
+                decode_layout: DecodeLayout = None):
     """The disaggregated layout the flags give, or None when neither pool is named."""
     from tokecon.commands.disagg import DisaggSpec, PoolSpec
     from tokecon.errors import TokeconError
@@ -148,6 +152,61 @@ IgnoreMemory = Annotated[bool, typer.Option("--ignore-memory", help="What-if: co
                                             "(marked fits: false, memory_ignored: true, with a loud note), e.g. the article's "
                                             "70B prefill on one H100.")]
 Explain = Annotated[bool, typer.Option("--explain", help="Show each operation of the cheapest row: time, FLOP, bytes, bound.")]
+
+
+def with_groups(**groups: typing.Callable[..., typing.Any]) -> typing.Callable[[typing.Callable[..., None]], typing.Callable[..., None]]:
+    """Give a command the options of shared groups. A group is a function whose parameters are Typer
+    options and which builds one value from them (the cost model, the thresholds, ...); the command
+    names the group as a parameter (``costs: CostModel``) and receives what the function built.
+
+    Typer reads a command's options from its signature, so the wrapper's signature is the command's
+    own parameters, then every group's (keyword-only), annotations resolved: each option is written
+    once, in its group, however many commands take it."""
+
+    def decorate(command: typing.Callable[..., None]) -> typing.Callable[..., None]:
+        def resolved(fn: typing.Callable[..., typing.Any], skip: typing.Container[str] = ()) -> list[inspect.Parameter]:
+            hints = typing.get_type_hints(fn, include_extras=True)
+            return [p.replace(annotation=hints.get(p.name, p.annotation))
+                    for p in inspect.signature(fn).parameters.values() if p.name not in skip]
+
+        params = resolved(command, groups)
+        members = {}
+        for key, build in groups.items():
+            members[key] = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in resolved(build)]
+            params += members[key]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs: typing.Any) -> None:
+            for key, build in groups.items():
+                kwargs[key] = build(**{p.name: kwargs.pop(p.name) for p in members[key]})
+            return command(**kwargs)
+
+        del wrapper.__wrapped__  # inspect and typing read the signature below, not the command's
+        wrapper.__signature__ = inspect.Signature(params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
+def thresholds(
+    max_usd_per_mtok: MaxUsd = None,
+    max_usd_per_mtok_in: MaxUsdIn = None,
+    max_usd_per_mtok_out: MaxUsdOut = None,
+    max_usd_per_mtok_blended: MaxUsdBlended = None,
+    min_tok_s_per_gpu: MinTokGpu = None,
+    max_ttft_ms: MaxTtft = None,
+    max_tpot_ms: MaxTpot = None,
+    min_tok_s_per_user: MinTokUser = None,
+    max_ttft_p99_ms: MaxTtftP99 = None,
+    max_tpot_p99_ms: MaxTpotP99 = None,
+):
+    """The serving commands' thresholds (serve, frontier, capacity) as one group."""
+    from tokecon.results import Thresholds
+
+    return Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
+                      max_ttft_p99_ms=max_ttft_p99_ms, max_tpot_p99_ms=max_tpot_p99_ms, max_usd_per_mtok_in=max_usd_per_mtok_in,
+                      max_usd_per_mtok_out=max_usd_per_mtok_out, max_usd_per_mtok_blended=max_usd_per_mtok_blended)
 
 
 def batch_list(values: list[str] | None) -> list[int] | None:

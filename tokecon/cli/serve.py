@@ -28,7 +28,7 @@ AttentionDp = Annotated[bool, typer.Option("--attention-dp", help="MoE: data-par
 Chunked = Annotated[Optional[int], typer.Option("--chunked-prefill", help="Token budget per step, prompts in chunks mixed with decode (default: the engine's budget, chunked or whole prompts).")]
 PriceSplit = Annotated[Optional[float], typer.Option(
     "--price-split", help="Price input tokens at this fraction of output tokens (Tensor Economics' γ, e.g. 0.3) instead of by GPU time.")]
-Cost = Annotated[CostMethod, typer.Option("--cost", help="Hourly price: catalog rental, or total cost of ownership.")]
+Cost = Annotated[Optional[CostMethod], typer.Option("--cost", help="Hourly price: catalog rental (default), or total cost of ownership.")]
 CostFile = Annotated[Optional[Path], typer.Option("--cost-file", help="TOML file with a [cost] table holding any of the cost options (flags win).")]
 PurchaseUsd = Annotated[Optional[float], typer.Option("--purchase-usd", help="TCO: purchase price per GPU (default: the catalog's).")]
 OtherCapital = Annotated[Optional[float], typer.Option("--other-capital-ratio", help="TCO: other data-centre capital per USD of GPUs (default 1.0).")]
@@ -50,35 +50,33 @@ PriceOut = Annotated[Optional[float], typer.Option("--price-out", help="List pri
 ExplainCost = Annotated[bool, typer.Option("--explain-cost", help="Show the breakdown of the price per GPU-hour.")]
 
 
-def cost_model(cost: CostMethod, cost_file: Path | None, usd_per_gpu_hour: float | None, purchase_usd: float | None,
-               other_capital_ratio: float | None, depreciation_years: float | None, interest_rate: float | None,
-               pue: float | None, usd_per_kwh: float | None, utilisation: float | None, cost_given: bool):
+def costs(usd_per_gpu_hour: o.UsdPerGpuHour = None, cost: Cost = None, cost_file: CostFile = None,
+          purchase_usd: PurchaseUsd = None, other_capital_ratio: OtherCapital = None, depreciation_years: Years = None,
+          interest_rate: Interest = None, pue: Pue = None, usd_per_kwh: UsdKwh = None, utilisation: Utilisation = None):
+    """The cost options as one group: the cost model, flags over a [cost] file's values (a method not
+    typed leaves the file's, else rental)."""
     from tokecon.costs import resolve_cost_model
 
-    flags = {"method": cost.value if cost_given else None, "usd_per_gpu_hour": usd_per_gpu_hour, "purchase_usd": purchase_usd,
+    flags = {"method": cost.value if cost is not None else None, "usd_per_gpu_hour": usd_per_gpu_hour, "purchase_usd": purchase_usd,
              "other_capital_ratio": other_capital_ratio, "depreciation_years": depreciation_years,
              "interest_rate": interest_rate, "pue": pue, "usd_per_kwh": usd_per_kwh, "utilisation": utilisation}
     return resolve_cost_model(cost_file, flags)
 
 
-def mode_options(speculative: str | None, draft_tokens: int | None, acceptance: float | None, prefix_hit: float,
-                 price_in: float | None, price_in_cached: float | None, price_out: float | None, range_ratio: float):
+def modes(speculative: Speculative = None, draft_tokens: DraftTokens = None, acceptance: Acceptance = None,
+          prefix_hit: PrefixHit = 0.0, range_ratio: RangeRatio = 1.0, price_in: PriceIn = None,
+          price_in_cached: PriceInCached = None, price_out: PriceOut = None):
+    """The serving-mode options as one group: speculation, prefix cache, varied lengths, list prices."""
     from tokecon.commands.serve import ModeOptions, list_prices
 
-    prices = list_prices(price_in, price_in_cached, price_out)
-    return ModeOptions(speculative, draft_tokens, acceptance, prefix_hit, prices, range_ratio)
-
-
-def cost_given(ctx: typer.Context) -> bool:
-    """Whether --cost was typed (so a [cost] file's method is not overridden by the default)."""
-    source = ctx.get_parameter_source("cost")
-    return source is not None and source.name != "DEFAULT"
+    return ModeOptions(speculative, draft_tokens, acceptance, prefix_hit, list_prices(price_in, price_in_cached, price_out),
+                       range_ratio)
 
 
 @app.command(short_help="Continuous batching: TTFT, TPOT, tok/s, USD/Mtok in and out.",
              epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 --request-rate 2,8 --max-ttft-p99-ms 2000")
+@o.with_groups(costs=costs, modes=modes, pools=o.disagg_spec, limits=o.thresholds)
 def serve(
-    ctx: typer.Context,
     model: o.Model,
     gpus: o.Gpus = None,
     concurrency: Concurrency = None,
@@ -90,69 +88,27 @@ def serve(
     ep: Ep = None,
     attention_dp: AttentionDp = False,
     chunked_prefill: Chunked = None,
-    prefill_gpus: o.PrefillGpus = None,
-    prefill_workers: o.PrefillWorkers = None,
-    prefill_layout: o.PrefillLayout = None,
-    prefill_batch: o.PrefillBatch = None,
-    decode_gpus: o.DecodeGpus = None,
-    decode_workers: o.DecodeWorkers = None,
-    decode_layout: o.DecodeLayout = None,
     dtype: o.Dtype = None,
     kv_dtype: o.KvDtype = None,
     engine: o.Engine = None,
     ideal: o.Ideal = False,
     eplb: o.Eplb = False,
-    usd_per_gpu_hour: o.UsdPerGpuHour = None,
-    cost: Cost = CostMethod.rental,
-    cost_file: CostFile = None,
-    purchase_usd: PurchaseUsd = None,
-    other_capital_ratio: OtherCapital = None,
-    depreciation_years: Years = None,
-    interest_rate: Interest = None,
-    pue: Pue = None,
-    usd_per_kwh: UsdKwh = None,
-    utilisation: Utilisation = None,
     explain_cost: ExplainCost = False,
     price_split: PriceSplit = None,
-    speculative: Speculative = None,
-    draft_tokens: DraftTokens = None,
-    acceptance: Acceptance = None,
-    prefix_hit: PrefixHit = 0.0,
-    range_ratio: RangeRatio = 1.0,
-    price_in: PriceIn = None,
-    price_in_cached: PriceInCached = None,
-    price_out: PriceOut = None,
     vary: o.Vary = None,
     catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
-    max_usd_per_mtok: o.MaxUsd = None,
-    max_usd_per_mtok_in: o.MaxUsdIn = None,
-    max_usd_per_mtok_out: o.MaxUsdOut = None,
-    max_usd_per_mtok_blended: o.MaxUsdBlended = None,
-    min_tok_s_per_gpu: o.MinTokGpu = None,
-    max_ttft_ms: o.MaxTtft = None,
-    max_tpot_ms: o.MaxTpot = None,
-    min_tok_s_per_user: o.MinTokUser = None,
-    max_ttft_p99_ms: o.MaxTtftP99 = None,
-    max_tpot_p99_ms: o.MaxTpotP99 = None,
+    *,
+    costs, modes, pools, limits,
 ) -> None:
     """Serve a workload: TTFT, TPOT, tok/s per user and per GPU, and USD per million input and output
     tokens under continuous batching at each concurrency."""
     from tokecon.commands.arrivals import parse_rates
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
-    from tokecon.results import Thresholds
 
-    costs = cost_model(cost, cost_file, usd_per_gpu_hour, purchase_usd, other_capital_ratio, depreciation_years,
-                       interest_rate, pue, usd_per_kwh, utilisation, cost_given(ctx))
     common = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
-    modes = mode_options(speculative, draft_tokens, acceptance, prefix_hit, price_in, price_in_cached, price_out, range_ratio)
-    split = o.disagg_spec(prefill_gpus, decode_gpus, prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)
-    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, disagg=split)
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user,
-                        max_ttft_p99_ms=max_ttft_p99_ms, max_tpot_p99_ms=max_tpot_p99_ms,
-                        max_usd_per_mtok_in=max_usd_per_mtok_in, max_usd_per_mtok_out=max_usd_per_mtok_out,
-                        max_usd_per_mtok_blended=max_usd_per_mtok_blended)
+    opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, disagg=pools)
     result = run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits, parse_rates(request_rate))
     o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)

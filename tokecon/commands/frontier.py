@@ -118,6 +118,9 @@ def winner_note(label: str, frontier: list[dict[str, Any]]) -> str:
 
 def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thresholds, rank_by: str = "usd-per-mtok") -> Result:
     opts.validate()
+    if slo.max_ttft_p99_ms is not None or slo.max_tpot_p99_ms is not None:
+        raise TokeconError("frontier sweeps requests in flight; the percentile limits (--max-ttft-p99-ms, --max-tpot-p99-ms) "
+                           "apply to Poisson arrivals: use serve --request-rate or capacity")
     if rank_by not in RANK_BY:
         raise TokeconError(f"--rank-by must be one of {', '.join(RANK_BY)}, got '{rank_by}'")
     catalog = opts.common.load()
