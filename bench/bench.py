@@ -8,9 +8,9 @@ Prints the median (and min) wall time of, side by side with ``python -c pass``:
   3. a core sweep of one million (device x batch x context x TP) decode points     (target <= 1 s)
      through the vectorised core: every catalog device, TP 1/2/4/8, 100 batch sizes x 100 context
      lengths per (device, TP) in one ``decode_step`` call each, plus the memory fit of every point.
-  4. in-process answers after a warm-up: ``compare`` over the whole catalog (target <= 0.5 s),
-     ``frontier`` of DeepSeek-V3 over 8xH200, 8xB200 and 72xGB200 with an SLO (target <= 1 s), and
-     ``validate`` over every measured row (target <= 3 s).
+  4. in-process answers after a warm-up: ``compare`` over the whole catalog (target <= 0.5 s) and
+     ``validate`` over every measured row (target <= 3 s); the widest frontier search is timed by
+     bench/frontier_speed.py.
 The import cost of numpy, typer and rich alone is printed for context.
 """
 
@@ -84,9 +84,6 @@ def in_process(repeats: int) -> list[tuple[str, float, float, float]]:
     cases = [
         ("compare, whole catalog, llama3-70b decode b64", 0.5,
          lambda: runner.invoke(app, ["compare", "-m", "llama3-70b", "--phase", "decode", "--batch", "64", "-f", "json"])),
-        ("frontier deepseek-v3, 3 devices, SLO", 1.0,
-         lambda: runner.invoke(app, ["frontier", "-m", "deepseek-v3", "-g", "8xH200", "-g", "8xB200", "-g", "72xGB200",
-                                     "-i", "1024", "-o", "8192", "--min-tok-s-per-user", "30", "-f", "json"])),
         (f"validate, {len(rows):,} measured rows", 3.0, lambda: evaluate(rows, catalog)),
     ]
     out = []

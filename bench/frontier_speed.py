@@ -1,5 +1,5 @@
 """Wall time of the widest frontier search (issue 10: under 1 s on one core): DeepSeek-V3 over three
-device types, aggregated and disaggregated layouts.
+device types, aggregated and disaggregated layouts, with MTP speculative decoding.
 
     python bench/frontier_speed.py [REPEATS]
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's tokecon, not an installed one
 
-ARGS = ["frontier", "-m", "deepseek-v3", "-g", "8xH200", "-g", "8xB200", "-g", "72xGB200", "--mode", "both", "-f", "json"]
+ARGS = ["frontier", "-m", "deepseek-v3", "-g", "8xH200", "-g", "8xB200", "-g", "72xGB200", "--mode", "both", "--speculative", "mtp",
+        "-f", "json"]
 
 
 def main(repeats: int = 5) -> int:
