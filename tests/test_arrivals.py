@@ -165,6 +165,8 @@ def test_p99_threshold_fails_rows_and_is_refused_where_not_computed():
     (["-c", "8", "--request-rate", "1"], "not both"),
     (["--request-rate", "1,fast"], "--request-rate"),
     (["--request-rate", "-1"], "positive"),
+    (["--request-rate", "1e308"], "at most 1e+09"),  # past any deployment; numpy would overflow the chain's weights
+    (["--prefix-hit", "0.5", "--price-in", "1", "--price-in-cached", "2", "--price-out", "3", "-c", "8"], "above --price-in"),
 ])
 def test_bad_request_rates_exit_2(args, message):
     r = invoke("serve", "-m", "llama3-70b", "-g", "4xH100", *args)
@@ -220,3 +222,36 @@ def test_budget_p99_on_a_closed_loop_scenario_is_refused(tmp_path):
                     'concurrency = [8]\nmax_ttft_p99_ms = 1000\n')
     r = invoke("check", str(path))
     assert r.exit_code == 2 and "[scenarios.fixed]: --max-ttft-p99-ms does not apply to `serve`" in r.stderr
+
+
+def test_open_loop_rows_carry_the_serving_modes_like_closed_loop_rows():
+    """Prefix-cache, energy and revenue figures at the offered rate: tok/s per MW = (input + output
+    tok/s) / (board W x PUE / 1e6); the miss price = the input price / (1 - hit)."""
+    r = invoke("serve", "-m", "llama3-70b", "-g", "4xH100", "--request-rate", "1", "--prefix-hit", "0.5",
+               "--price-in", "1", "--price-out", "3", "-f", "json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["prefix_hit"] == 0.5 and row["kv_load_s"] > 0 and row["speculation"] is None
+    assert row["usd_per_mtok_input_miss"] == pytest.approx(row["usd_per_mtok_input"] / 0.5)
+    assert row["tok_s_per_mw"] == pytest.approx(row["total_tok_s"] / (row["facility_power_w"] / 1e6))
+    revenue = (row["input_tok_s"] * 1 + row["output_tok_s"] * 3) * 86_400 / 1e6  # no cached price: hits billed at 1
+    assert row["revenue_usd_per_day"] == pytest.approx(revenue) and row["cost_usd_per_day"] == pytest.approx(row["usd_per_hour"] * 24)
+
+
+def test_highest_rate_note_counts_mean_request_lengths():
+    """--range-ratio 0.5: lengths uniform on [512, 1024], mean 768 + 768 = 1536 tokens per request."""
+    r = invoke("serve", "-m", "llama3-70b", "-g", "4xH100", "--request-rate", "1", "--range-ratio", "0.5", "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    top = doc["rows"][0]["max_request_rate"]
+    assert any(f"({top * 1536:,.0f} tok/s;" in note for note in doc["notes"])
+
+
+def test_only_unstable_rows_say_so_on_stderr():
+    r = invoke("serve", "-m", "llama3-70b", "-g", "4xH100", "--request-rate", "1000")
+    assert r.exit_code == 1 and "offer more requests per second than the deployment sustains" in r.stderr
+
+
+def test_request_rate_on_a_disaggregated_layout_is_refused():
+    r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--request-rate", "1")
+    assert r.exit_code == 2 and "aggregated serving only" in r.stderr

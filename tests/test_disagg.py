@@ -65,12 +65,13 @@ def _pools():
 
 
 def test_unloaded_ttft_is_prefill_transfer_and_one_decode_step():
-    """At one request in flight nothing queues: TTFT = T_p + exposed T_x + T_d and E2E = TTFT + (O - 2) T_d."""
+    """At one request in flight nothing queues: TTFT = T_p + exposed T_x + T_d and E2E = TTFT + (O - 1) TPOT,
+    as aggregated serving and benchmarks define TPOT ((E2E - TTFT) / (O - 1))."""
     p, d = _pools()
     t = disagg.serve(p, d, 1, 1, 1, 2000, 200)
     assert float(t.queue_wait_s) == pytest.approx(0.0, abs=1e-12)
     assert float(t.ttft_s) == pytest.approx(float(t.prefill_s + t.kv_transfer_s + t.tpot_s))
-    assert float(t.e2e_latency_s) == pytest.approx(float(t.ttft_s + 198 * t.tpot_s))
+    assert float(t.e2e_latency_s) == pytest.approx(float(t.ttft_s + 199 * t.tpot_s))
     assert str(t.limited_by) == "load"
 
 
@@ -177,3 +178,35 @@ def test_disagg_rows_are_never_fitted():
     outs = validation.evaluate(rows, CATALOG, with_ideal=False)
     assert all(o.predicted is not None for o in outs)
     assert calibrate.fit_cases(outs) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--chunked-prefill", "512"], "--chunked-prefill: aggregated serving only"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--price-split", "0.3"], "--price-split: aggregated serving only"),
+    (["frontier", "-g", "8xH100", "--mode", "disagg", "--tp", "4"], "--tp: aggregated serving only"),
+    (["capacity", "-g", "8xH100", "--mode", "disagg", "--tokens-per-day", "1e9", "--chunked-prefill", "512"], "--chunked-prefill"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", ""], "--decode-layout takes"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--prefill-workers", "100000000"], "at most 100,000"),
+])
+def test_options_disaggregated_serving_does_not_take_are_refused(args, message):
+    r = invoke(args[0], "-m", "llama3-70b", *args[1:])
+    assert r.exit_code == 2 and message in r.stderr, r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_both_modes_say_which_options_shape_only_the_aggregated_layouts():
+    r = invoke("frontier", "-m", "llama3-70b", "-g", "8xH100", "--mode", "both", "--tp", "4", "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert any(note.startswith("--tp: for the aggregated layouts only") for note in doc["notes"])
+    assert {row["tp"] for row in doc["rows"] if row["mode"] == "agg"} == {4}
+
+
+@settings(max_examples=15, deadline=None)
+@given(hit=st.floats(0.0, 0.9), out=st.integers(2, 2000))
+def test_littles_law_holds_with_prefix_cache_loads(hit, out):
+    """One request in flight, never capacity-bound: X x E2E = 1, the cache load inside E2E."""
+    p, d = _pools()
+    t = disagg.serve(p, d, 1, 1, 1, 4000, out, prefix_hit=hit)
+    assert float(t.requests_s * t.e2e_latency_s) == pytest.approx(1.0, rel=1e-9)
+    assert float(t.e2e_latency_s) == pytest.approx(float(t.ttft_s + (out - 1) * t.tpot_s))

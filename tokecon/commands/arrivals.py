@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, serving, uncertainty
-from tokecon.commands.serve import Deployed, ServeOptions, deployment_fields, token_prices
+from tokecon import memory, serving, uncertainty
+from tokecon.commands.serve import Deployed, ServeOptions, deployment_fields, mode_columns, mode_fields, token_prices
 from tokecon.errors import TokeconError
-from tokecon.modes import arrivals
+from tokecon.modes import arrivals, lengths
 from tokecon.modes.arrivals import OpenLoop
 from tokecon.results import Column, Thresholds
 
@@ -36,6 +36,9 @@ MODEL_NOTE = ("Open-loop Poisson arrivals (flow-equivalent server, Chandy, Herzo
               "over the states it lives through, so TPOT percentiles are an upper bound. USD/Mtok include idle time.")
 
 
+MAX_RATE = 1e9  # requests per second: far past any deployment's, short of overflowing the chain's weights
+
+
 def parse_rates(values: list[str] | None) -> list[float] | None:
     """``["0.5,1", "2"]`` -> [0.5, 1.0, 2.0] requests per second."""
     if not values:
@@ -47,8 +50,8 @@ def parse_rates(values: list[str] | None) -> list[float] | None:
                 rate = float(part)
             except ValueError:
                 raise TokeconError(f"--request-rate expects comma-separated requests per second, got {part.strip()!r}") from None
-            if not (rate > 0 and np.isfinite(rate)):
-                raise TokeconError(f"--request-rate must be a positive number of requests per second, got {part.strip()}")
+            if not (0 < rate <= MAX_RATE):
+                raise TokeconError(f"--request-rate must be a positive number of requests per second, at most {MAX_RATE:g}; got {part.strip()}")
             out.append(rate)
     return out
 
@@ -82,6 +85,7 @@ def rate_rows(d: Deployed, opts: ServeOptions, rates: list[float], input_len: in
     prefill_share = ol.busy_mean(st.prefill_time_fraction)
     mean_in, mean_out = (float(st.input_tok_s[0] / st.requests_s[0]), float(st.output_tok_s[0] / st.requests_s[0]))
     money = token_prices(scn.usd_per_hour, lam * mean_in, lam * mean_out, prefill_share, opts.price_split)
+    extra = mode_columns(d, lam * mean_in, lam * mean_out, st, opts.modes.prices)
     per_arrival = {"preempted_fraction": ol.arrival_mean(st.preempted)}
     if st.chunk_tokens is not None:
         per_arrival["chunked_prefill_tokens"] = np.round(ol.arrival_mean(st.chunk_tokens))
@@ -113,12 +117,7 @@ def rate_rows(d: Deployed, opts: ServeOptions, rates: list[float], input_len: in
         if row["chunked_prefill_tokens"] is not None:
             row["chunked_prefill_tokens"] = int(row["chunked_prefill_tokens"])
         row["tok_s_per_gpu"] = row["output_tok_s_per_gpu"]  # the common threshold key (--min-tok-s-per-gpu)
-        row["tokens_per_step"] = float(st.tokens_per_step[0])
-        prices = opts.modes.prices
-        if prices is not None and ok:
-            revenue = float(prices.revenue_usd_per_day(row["input_tok_s"], row["output_tok_s"], opts.modes.prefix_hit))
-            cost = scn.usd_per_hour * 24.0
-            row |= {"revenue_usd_per_day": revenue, "cost_usd_per_day": cost, "margin": float(economics.margin(revenue, cost))}
+        mode_fields(row, d, st, extra, i)
         rows.append(uncertainty.annotate(row, scn, "decode") if ok else row)
     return rows, ol
 
@@ -128,10 +127,12 @@ def _picker(i: int, ok: bool):
     return lambda values: float(values[i]) if ok else None
 
 
-def rate_notes(d: Deployed, ol: OpenLoop, input_len: int, output_len: int) -> list[str]:
-    """The highest sustainable rate, and which offered rates are past it."""
+def rate_notes(d: Deployed, ol: OpenLoop, input_len: int, output_len: int, range_ratio: float = 1.0) -> list[str]:
+    """The highest sustainable rate (and its tok/s at the mean request lengths), and which offered
+    rates are past it."""
     top = ol.max_request_rate
-    notes = [f"{d.label}: at most {top:,.4g} req/s sustained ({top * (input_len + output_len):,.0f} tok/s; "
+    mix = lengths.mix(input_len, output_len, range_ratio)
+    notes = [f"{d.label}: at most {top:,.4g} req/s sustained ({top * float(mix.input_mean + mix.output_mean):,.0f} tok/s; "
              f"{ol.n0:,} requests run at once); past it the queue grows without bound."]
     over = [f"{r:g}" for r, ok in zip(ol.request_rate, ol.stable) if not ok]
     if over:

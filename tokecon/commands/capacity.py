@@ -225,7 +225,7 @@ def run_capacity(
         raise TokeconError("--concurrency fixes requests in flight; percentile limits size for Poisson arrivals of the "
                            "daily volume: give one or the other")
     rows: list[dict[str, Any]] = []
-    notes: list[str] = []
+    notes: list[str] = opts.scope_note()
     deployed: list[Deployed] = []
     if opts.disagg is not None:
         if poisson or concurrency:

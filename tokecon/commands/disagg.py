@@ -18,6 +18,7 @@ from tokecon.modes import disagg
 from tokecon.scenario import GpuSpec, parse_gpus, positive_ints
 from tokecon.serving import Layout
 
+MAX_WORKERS = 100_000  # workers of one pool: past the largest fleets (tens of thousands of GPUs)
 _LAYOUT = re.compile(r"^\s*(tp|dep)(\d+)\s*$", re.I)
 
 
@@ -38,10 +39,26 @@ class DisaggSpec:
     decode: PoolSpec
     prefill_batch: int | None = None
 
+    @classmethod
+    def given(cls, prefill_gpus: str | None = None, prefill_workers: int | None = None, prefill_layout: str | None = None,
+              prefill_batch: int | None = None, decode_gpus: str | None = None, decode_workers: int | None = None,
+              decode_layout: str | None = None) -> DisaggSpec | None:
+        """The layout the ``--prefill-*``/``--decode-*`` options give, or None when neither pool is named."""
+        if prefill_gpus is None and decode_gpus is None:
+            if any(v is not None for v in (prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)):
+                raise TokeconError("the --prefill-*/--decode-* options need --prefill-gpus and --decode-gpus")
+            return None
+        if prefill_gpus is None or decode_gpus is None:
+            raise TokeconError("disaggregated serving needs both --prefill-gpus and --decode-gpus")
+        return cls(PoolSpec(prefill_gpus, prefill_workers, prefill_layout), PoolSpec(decode_gpus, decode_workers, decode_layout),
+                   prefill_batch)
+
     def validate(self) -> None:
         for pool, name in ((self.prefill, "--prefill-workers"), (self.decode, "--decode-workers")):
             if pool.workers is not None:
                 positive_ints([pool.workers], name)
+                if pool.workers > MAX_WORKERS:
+                    raise TokeconError(f"{name} {pool.workers:,} is more workers than any deployment runs (at most {MAX_WORKERS:,})")
         if self.prefill_batch is not None:
             positive_ints([self.prefill_batch], "--prefill-batch")
 
@@ -69,7 +86,7 @@ def pool_label(d: Deployed, workers: float) -> str:
 def _deploy_pool(catalog: Catalog, opts: ServeOptions, pool: PoolSpec, context: float, flag: str) -> Deployed:
     spec = parse_gpus(pool.gpus, catalog)
     model = catalog.models.get(opts.common.model)
-    layout = parse_layout(pool.layout, spec.count, model.is_moe, flag) if pool.layout else None
+    layout = parse_layout(pool.layout, spec.count, model.is_moe, flag) if pool.layout is not None else None
     d = deploy(catalog, opts, spec, context, layout)
     if not serving.max_running(d.scenario, context, 1.0) >= 1:
         raise TokeconError(f"{model.key} does not fit one {flag[2:].split('-')[0]} worker of {spec.label} "
@@ -175,8 +192,6 @@ def _mode_fields(row: dict[str, Any], st: disagg.DisaggTimes, i: int, d: Deploye
 def serve_rows(catalog: Catalog, opts: ServeOptions, spec: DisaggSpec, concurrency: list[int | str] | None,
                input_len: int, output_len: int) -> tuple[list[dict[str, Any]], list[str], list[Deployed]]:
     """``serve`` on a given disaggregated layout: rows at each concurrency and notes."""
-    if opts.price_split is not None:
-        raise TokeconError("--price-split applies to aggregated serving; disaggregated pools price input and output by their own GPU time")
     if opts.common.gpus:
         raise TokeconError("give --gpus (aggregated) or --prefill-gpus and --decode-gpus (disaggregated), not both")
     p, d, x, y = deploy_pools(catalog, opts, spec, input_len, output_len)

@@ -131,7 +131,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
     check_context(model, input_len + output_len, "--input-len + --output-len")
     has_slo = any(v is not None for v in slo.__dict__.values())
     rows: list[dict[str, Any]] = []
-    notes: list[str] = []
+    notes: list[str] = opts.scope_note()
     deployed: list[Deployed] = []
     candidates: list[dict[str, Any]] = []  # every swept point that meets the SLO
     for g in opts.common.gpus:

@@ -105,7 +105,10 @@ class ModeOptions:
         p = self.prices
         given = [] if p is None else [p.usd_per_mtok_in, p.usd_per_mtok_out, p.usd_per_mtok_in_cached]
         if any(v is not None and not (0.0 <= v < 1e6 and math.isfinite(v)) for v in given):
-            raise TokeconError("--price-in, --price-in-cached and --price-out must be prices in USD per million tokens, >= 0")
+            raise TokeconError("--price-in, --price-in-cached and --price-out must be prices in USD per million tokens in [0, 1e6)")
+        if p is not None and p.usd_per_mtok_in_cached is not None and p.usd_per_mtok_in_cached > p.usd_per_mtok_in:
+            raise TokeconError(f"--price-in-cached {p.usd_per_mtok_in_cached:g} is above --price-in {p.usd_per_mtok_in:g}: "
+                               "a cached input token is billed at most the price of one computed")
 
 
 def list_prices(price_in: float | None, price_in_cached: float | None, price_out: float | None) -> ListPrices | None:
@@ -136,11 +139,32 @@ class ServeOptions:
         """The keywords of :func:`tokecon.serving.serve` these options set."""
         return {"prefix_hit": self.modes.prefix_hit, "range_ratio": self.modes.range_ratio}
 
+    def aggregated_only(self) -> list[str]:
+        """The options given that shape aggregated serving alone: a disaggregated prefill worker runs
+        whole prompts (``--prefill-batch``) and prices its own GPU time; the search picks each pool's
+        layout (given pools take ``--tp``/``--ep``/``--attention-dp`` where no ``--*-layout`` says)."""
+        given = {"--chunked-prefill": self.chunked_prefill is not None, "--price-split": self.price_split is not None,
+                 "--range-ratio": self.modes.range_ratio != 1.0}
+        if self.disagg is None:
+            given |= {"--tp": self.common.tp is not None, "--pp": self.common.pp is not None, "--ep": self.ep is not None,
+                      "--attention-dp": self.attention_dp}
+        return [flag for flag, on in given.items() if on]
+
+    def scope_note(self) -> list[str]:
+        """With ``--mode both``, which given options the disaggregated layouts do not take."""
+        only_agg = self.aggregated_only() if self.layouts == "both" else []
+        return [f"{', '.join(only_agg)}: for the aggregated layouts only; the disaggregated search picks each pool's "
+                "layout and runs whole prompts."] if only_agg else []
+
     def validate(self) -> None:
         self.modes.validate()
         if self.layouts not in ("agg", "disagg", "both"):
             raise TokeconError(f"--mode must be agg, disagg or both, got '{self.layouts}'")
-        if (self.disagg is not None or self.layouts != "agg") and self.modes.range_ratio != 1.0:
+        only_agg = self.aggregated_only()
+        if only_agg and (self.disagg is not None or self.layouts == "disagg"):
+            raise TokeconError(f"{', '.join(only_agg)}: aggregated serving only (disaggregated pools run whole prompts "
+                               "in the layouts --prefill-layout/--decode-layout give or the search picks); drop them or serve aggregated (--gpus, --mode agg)")
+        if self.layouts == "both" and self.modes.range_ratio != 1.0:
             raise TokeconError("--range-ratio is modelled for aggregated serving only; drop it or use --mode agg")
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
@@ -297,34 +321,52 @@ def _f(a: np.ndarray, i: int) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def mode_columns(d: Deployed, st: ServingTimes, list_prices: ListPrices | None) -> dict[str, np.ndarray]:
-    """Per point: tokens per decode step (speculation), the prefix-cache load and the storage one
-    day of computed prompts fills (KV bytes per token x missed input tokens), and at list prices the
-    day's revenue, cost and margin of the deployment held at that point."""
+def mode_columns(d: Deployed, input_tok_s: np.ndarray, output_tok_s: np.ndarray, st: ServingTimes,
+                 list_prices: ListPrices | None) -> dict[str, np.ndarray]:
+    """Per point at these token rates: tokens per decode step (speculation), the prefix-cache load
+    and the storage one day of computed prompts fills (KV bytes per token x missed input tokens), the
+    energy figures (every GPU at full board power) and at list prices the day's revenue, cost and
+    margin of the deployment held at that point."""
     scn, h = d.scenario, st.prefix_hit
-    shape = st.concurrency.shape
+    inp, outp = np.asarray(input_tok_s, dtype=float), np.asarray(output_tok_s, dtype=float)
+    shape = inp.shape
     kv_per_token = params.kv_bytes_per_token(scn.model, scn.precision.kv_cache)
     out = {
-        "tokens_per_step": np.broadcast_to(st.tokens_per_step, shape),
-        "kv_load_s": np.broadcast_to(st.kv_load_s, shape) if h > 0 else np.full(shape, np.nan),
-        "prefix_cache_tb_per_day": st.input_tok_s * (1.0 - h) * kv_per_token * SECONDS_PER_DAY / 1e12 if h > 0 else np.full(shape, np.nan),
+        "tokens_per_step": np.broadcast_to(np.asarray(st.tokens_per_step).flat[0], shape),
+        "kv_load_s": np.broadcast_to(np.asarray(st.kv_load_s).flat[0], shape) if h > 0 else np.full(shape, np.nan),
+        "prefix_cache_tb_per_day": inp * (1.0 - h) * kv_per_token * SECONDS_PER_DAY / 1e12 if h > 0 else np.full(shape, np.nan),
+        **energy.energy_fields(scn.deployment.n_gpus * scn.hardware.power_w, d.costs.pue, d.costs.usd_per_kwh,
+                               inp + outp, outp, scn.usd_per_hour),
     }
     if list_prices is not None:
         cost = np.full(shape, scn.usd_per_hour * 24.0)
-        revenue = list_prices.revenue_usd_per_day(st.input_tok_s, st.output_tok_s, h)
+        revenue = list_prices.revenue_usd_per_day(inp, outp, h)
         out.update(revenue_usd_per_day=revenue, cost_usd_per_day=cost, margin=economics.margin(revenue, cost))
     return out
+
+
+def mode_fields(row: dict[str, Any], d: Deployed, st: ServingTimes, extra: dict[str, np.ndarray], i: int) -> None:
+    """Add to ``row`` (point ``i`` of ``extra``) the serving modes it ran under and their figures."""
+    scn = d.scenario
+    row["range_ratio"] = st.range_ratio
+    lm = lengths.mix(row["input_tokens"], row["output_tokens"], st.range_ratio)
+    row["mean_input_tokens"], row["mean_output_tokens"] = float(lm.input_mean), float(lm.output_mean)
+    row["speculation"] = scn.speculation.label if scn.speculation else None
+    row["prefix_hit"] = st.prefix_hit
+    ok = row["fits"] and row.get("stable", True)
+    for key, values in extra.items():
+        row[key] = _f(values, i) if ok else None
+    inp = row["usd_per_mtok_input"]
+    row["usd_per_mtok_input_miss"] = inp / (1.0 - st.prefix_hit) if inp is not None else None
 
 
 def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: list[int] | None = None,
                list_prices: ListPrices | None = None) -> list[dict[str, Any]]:
     """One row per serving point (all points, or those in ``idx``)."""
     money = prices(d, st, price_split)
-    extra = mode_columns(d, st, list_prices)
+    extra = mode_columns(d, st.input_tok_s, st.output_tok_s, st, list_prices)
     bound = st.bound  # once: an array over all points (per row it made long -c lists quadratic)
     scn = d.scenario
-    power = energy.energy_fields(scn.deployment.n_gpus * scn.hardware.power_w, d.costs.pue, d.costs.usd_per_kwh,
-                                 st.total_tok_s, st.output_tok_s, scn.usd_per_hour)
     units = scn.deployment.replicas
     rows = []
     for i in range(st.concurrency.size) if idx is None else idx:
@@ -354,17 +396,9 @@ def point_rows(d: Deployed, st: ServingTimes, price_split: float | None, idx: li
         row["usd_per_gpu_hour"] = d.cost.usd_per_gpu_hour
         row["cost_method"] = d.cost.method
         row["price_split"] = price_split
-        for key, values in (*money.items(), *power.items()):
+        for key, values in money.items():
             row[key] = _f(values, i) if row["fits"] else None
-        row["range_ratio"] = st.range_ratio
-        lm = lengths.mix(row["input_tokens"], row["output_tokens"], st.range_ratio)
-        row["mean_input_tokens"], row["mean_output_tokens"] = float(lm.input_mean), float(lm.output_mean)
-        row["speculation"] = scn.speculation.label if scn.speculation else None
-        row["prefix_hit"] = st.prefix_hit
-        for key, values in extra.items():
-            row[key] = _f(values, i) if row["fits"] else None
-        if row["usd_per_mtok_input"] is not None:
-            row["usd_per_mtok_input_miss"] = row["usd_per_mtok_input"] / (1.0 - st.prefix_hit)
+        mode_fields(row, d, st, extra, i)
         rows.append(uncertainty.annotate(row, scn, "decode"))
     return rows
 
@@ -450,6 +484,9 @@ def run_serve(
     opts.validate()
     if request_rate and concurrency:
         raise TokeconError("give --concurrency (requests in flight) or --request-rate (Poisson arrivals per second), not both")
+    if request_rate and opts.disagg is not None:
+        raise TokeconError("--request-rate is modelled for aggregated serving only; serve a disaggregated layout at --concurrency "
+                           "or size it with `tokecon capacity --prefill-gpus ... --decode-gpus ...`")
     catalog = opts.common.load()
     positive_ints([input_len, output_len], "--input-len/--output-len")
     if output_len < 2:
@@ -478,7 +515,7 @@ def run_serve(
         require_fit(scn, context)
         if request_rate:
             these, ol = arrivals.rate_rows(d, opts, request_rate, input_len, output_len)
-            notes.extend(arrivals.rate_notes(d, ol, input_len, output_len))
+            notes.extend(arrivals.rate_notes(d, ol, input_len, output_len, opts.modes.range_ratio))
         else:
             these = _concurrency_rows(d, opts, concurrency, input_len, output_len, notes)
         best = cheapest(these)

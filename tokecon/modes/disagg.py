@@ -12,11 +12,13 @@ worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``
              least 1): T_p(b) = prefill step (tokecon.phases.prefill_step, no decode tokens mixed in);
              most requests/s the pool takes  R_p = x u_p b_max / T_p(b_max)
     decode   pure decode steps (no prompt tokens in them) at the running batch r per unit and the
-             average context I + O/2: T_d(r) = tokecon.phases.decode_step;  TPOT = T_d(r)
+             average context I + O/2: T_d(r) = tokecon.phases.decode_step;  TPOT = T_d(r) / E
              (T_d and T_p are tabulated on 16 geometric points from 1 to r_max / b_max and read by
              interpolation in log r while the closed loop below settles)
              r <= r_max = tokecon.serving.max_running (KV admission and the engine's cap);
-             most requests/s the pool takes  R_d = y u_d r_max / ((O - 1) T_d(r_max))
+             a worker holds a request for S = 1 + (O - 1) / E steps (the first returns the
+             prefill's token; E tokens per step with speculation, else 1)
+             most requests/s the pool takes  R_d = y u_d r_max / (S T_d(r_max))
     hand-off KV bytes per request  V = I x KV bytes per token of the whole model (tokecon.params),
              over the scale-up link when both pools sit in one scale-up domain (x g_p + y g_d <=
              scaleup_domain, e.g. GB200 NVL72), else the scale-out NIC, per GPU per direction x the
@@ -29,13 +31,14 @@ worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``
              cannot hide is exposed:
                  T_x = max(T_kv / L, T_kv - T_p (L - 1) / L)
     closed loop  (Little's law over a request's life, E2E = C / X):
-             free     E2E_0 = T_p(b) + T_x + (O - 1) T_d(r)
+             free     E2E_0 = T_load + T_p(b) + T_x + S T_d(r)       (T_load: prefix-cache hits)
              X        = min(C / E2E_0, R_p, R_d)                     requests/s of the deployment
-             r        = min(X (O - 1) T_d(r) / (y u_d), r_max)      (fixed point, 12 passes)
+             r        = min(X S T_d(r) / (y u_d), r_max)            (fixed point, 12 passes)
              b        = clip(X T_p / (x u_p), 1, b_max)              prompts that meet in a step
              wait     = C / X - E2E_0                                 queued where a pool is full
-             TTFT     = wait + T_p + T_x + T_d                        the decode worker's first step
-                                                                      returns the first token
+             TTFT     = wait + T_load + T_p + T_x + T_d               the decode worker's first step
+                                                                      returns the first token, so
+             E2E      = TTFT + (O - 1) TPOT
     per GPU  output tok/s = X O / (x g_p + y g_d)                     all GPUs of both pools
     USD/Mtok input = prefill pool USD/h / input tok/h; output = decode pool USD/h / output tok/h
 
@@ -218,7 +221,7 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     u_p, u_d = p.units, d.units
     gpus = x * p.gpus_per_worker + y * d.gpus_per_worker
     gain = _decode(decode, 1.0, 1.0)[1]
-    steps = (out - 1.0) / gain  # decode steps per request
+    steps = 1.0 + (out - 1.0) / gain  # decode steps a worker holds a request: the first returns the prefill's token
     ctx = inp + out / 2.0
     r_max = serving.max_running(decode, inp, out)
     fits = (r_max >= 1) & (serving.max_running(prefill, inp, np.ones_like(inp)) >= 1)
@@ -240,7 +243,7 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     for _ in range(_ITERATIONS):
         t_d, t_p = decode_s(r), prefill_s(b)
         t_x = exposed_transfer_s(alpha + b * per_prompt, t_p, layers)
-        X = np.minimum(np.minimum(C / (t_p + t_x + steps * t_d), cap_p), cap_d)
+        X = np.minimum(np.minimum(C / (load + t_p + t_x + steps * t_d), cap_p), cap_d)
         r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
         b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
     t_d, t_p = decode_s(r), prefill_s(b)
@@ -291,7 +294,7 @@ def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, o
     r_p = prefill_rate(prefill, inp, prefill_batch, prefix_hit)
     r = np.asarray(decode_batch, dtype=float)
     step, gain = _decode(decode, r, inp + out / 2.0)
-    r_d = decode.deployment.replicas * r * gain / ((out - 1.0) * step.step_time_s)
+    r_d = decode.deployment.replicas * r / ((1.0 + (out - 1.0) / gain) * step.step_time_s)
     return r_p, r_d
 
 
