@@ -225,3 +225,16 @@ def test_serve_price_thresholds_in_a_budget(tmp_path):
     assert status["max_usd_per_mtok_out"] == (False, pytest.approx(row["usd_per_mtok_output"]))
     assert status["max_usd_per_mtok_blended"] == (True, pytest.approx(row["usd_per_mtok"]))
     assert status["max_usd_per_mtok"] == (False, pytest.approx(row["usd_per_mtok"]))
+
+
+def test_budget_checks_a_disaggregated_layout_as_serve_does(tmp_path):
+    path = budget(tmp_path, '[scenarios.pd]\ncommand = "serve"\nmodel = "llama3-70b"\nprefill_gpus = "4xH100"\n'
+                            'decode_gpus = "8xH100"\ndecode_workers = 2\nconcurrency = ["64"]\nmax_usd_per_mtok = 100\n')
+    row = run_check(path).rows[0]
+    r = runner.invoke(app, ["serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "8xH100",
+                            "--decode-workers", "2", "-c", "64", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert row["value"] == pytest.approx(json.loads(r.stdout)["rows"][0]["usd_per_mtok"]) and row["passed"]
+    none = budget(tmp_path, '[scenarios.x]\ncommand = "serve"\nmodel = "llama3-70b"\nmax_usd_per_mtok = 1\n', "none.toml")
+    r = runner.invoke(app, ["check", str(none)])
+    assert r.exit_code == 2 and "--prefill-gpus and --decode-gpus" in r.stderr

@@ -64,3 +64,10 @@ def test_capacity_with_an_input_price_no_point_meets():
 def test_price_sides_are_not_offered_where_there_is_one_price():
     r = runner.invoke(app, ["decode", "-m", "llama3-8b", "-g", "1xH100", "--max-usd-per-mtok-out", "1"])
     assert r.exit_code == 2 and "No such option" in r.output
+
+
+def test_negative_thresholds_are_bad_input():
+    """A negative maximum would fail every row and a negative minimum none: exit 2, not a verdict."""
+    for flag in ("--max-tpot-ms", "--min-tok-s-per-user", "--max-usd-per-mtok-in"):
+        r = runner.invoke(app, ["serve", "-m", "llama3-8b", "-g", "1xH100", "-c", "8", flag, "-1"])
+        assert r.exit_code == 2 and f"{flag} must be >= 0" in r.stderr, r.output

@@ -87,3 +87,20 @@ def test_cli_vary_on_every_pricing_command(command):
 def test_cli_vary_bad_input_exit_2(vary, message):
     r = _run(["serve", "-m", "llama3-70b", "-g", "4xH100", "-c", "8", "--vary", vary])
     assert r.exit_code == 2 and message in r.stderr, r.output
+
+
+def test_elasticity_at_a_bound_takes_a_one_sided_step():
+    """PUE 1 and utilisation 1 are the options' bounds: a central step would leave them. Energy is linear
+    in the PUE, so its elasticity is the energy share of the hour at PUE 1; utilisation's is -1."""
+    at_one = gpu_hour_cost(H100, CostModel(method="tco", pue=1.0))
+    share = at_one.energy_usd_per_hour / at_one.usd_per_gpu_hour
+    assert elasticity(H100, TCO, "pue", 1.0) == pytest.approx(share, rel=1e-3)
+    assert elasticity(H100, TCO, "utilisation", 1.0) == pytest.approx(-1.0, rel=1e-6)
+    r = _run(["serve", "-m", "llama3-8b", "-g", "1xH100", "-c", "8", "--cost", "tco", "--vary", "pue=1,1.5", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert [row["elasticity"] > 0 for row in json.loads(r.stdout)["rows"]] == [True, True]
+
+
+def test_vary_twice_is_bad_input():
+    r = _run(["serve", "-m", "llama3-8b", "-g", "1xH100", "-c", "8", "--vary", "utilisation=1", "--vary", "usd-per-gpu-hour=2"])
+    assert r.exit_code == 2 and "give --vary once" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -81,11 +81,13 @@ class Thresholds:
     max_usd_per_mtok_blended: float | None = None  # serving rows: GPU cost over input + output tokens
 
     def __post_init__(self) -> None:
-        """A threshold that is not a finite number could never fail: bad input (exit 2), not a pass."""
+        """A threshold that is not a finite number >= 0 could never fail (or always): bad input (exit 2), not a pass."""
         for name, value in self.__dict__.items():
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
                 flag = "--" + name.replace("_", "-")
                 raise TokeconError(f"{flag} must be a finite number, got {value!r}")
+            if value is not None and value < 0:  # a negative maximum fails every row, a negative minimum none
+                raise TokeconError(f"--{name.replace('_', '-')} must be >= 0, got {value:g}")
 
     def check(self, row: dict[str, Any]) -> list[str]:
         out: list[str] = []

@@ -5,7 +5,7 @@
 
 The physics does not depend on a price, so each row keeps its tokens per second and only the price
 per GPU-hour (tokecon.costs) is recomputed. The elasticity is the point elasticity at each value, by a
-central difference in ln x (step 1e-4). Under TCO it is, for the interest rate i,
+central difference in ln x (step 1e-4; one-sided at an option's bound, e.g. PUE 1). Under TCO it is, for the interest rate i,
 capital share x i CRF'(i) / CRF(i); for the purchase price, the capital share; for utilisation, -1.
 
 Worked number: h100-sxm TCO at 10 %, 5 years: capital 1.807 USD/h, energy 0.091 USD/h (capital share
@@ -73,15 +73,18 @@ def _gpu_hour(hw: Hardware, base: CostModel, name: str, value: float) -> float:
 
 
 def elasticity(hw: Hardware, base: CostModel, name: str, value: float) -> float | None:
-    """d ln (USD/GPU-h) / d ln x at ``value`` (None at 0, where a relative change has no meaning)."""
+    """d ln (USD/GPU-h) / d ln x at ``value`` (None at 0, where a relative change has no meaning); a
+    one-sided step where ``value`` sits on a bound of its option (utilisation 1, PUE 1)."""
     if value <= 0:
         return None
-    key = VARY[name][0]
-    lo, hi = value * (1 - STEP), value * (1 + STEP)
-    if key == "utilisation" and hi > 1.0:  # utilisation is at most 1: a one-sided step
-        hi, lo = value, value * (1 - 2 * STEP)
-    up, down = _gpu_hour(hw, base, name, hi), _gpu_hour(hw, base, name, lo)
-    return (math.log(up) - math.log(down)) / (math.log(hi) - math.log(lo))
+    steps = ((1 - STEP, 1 + STEP), (1.0, 1 + 2 * STEP), (1 - 2 * STEP, 1.0))
+    for lo, hi in ((value * a, value * b) for a, b in steps):
+        try:
+            up, down = _gpu_hour(hw, base, name, hi), _gpu_hour(hw, base, name, lo)
+        except TokeconError:
+            continue  # a step past the option's limits
+        return (math.log(up) - math.log(down)) / (math.log(hi) - math.log(lo))
+    return None
 
 
 def _scales(key: str) -> bool:

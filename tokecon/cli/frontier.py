@@ -62,7 +62,7 @@ def frontier(
     if plot is not None:
         save_plot(result, plot)
         typer.echo(f"tokecon: wrote {plot}", err=True)
-    if vary is not None:
+    if vary:
         o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)
         return
     answer = answers(result)

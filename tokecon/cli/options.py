@@ -85,19 +85,22 @@ MaxTtftP99 = Annotated[Optional[float], typer.Option("--max-ttft-p99-ms", help="
 MaxTpotP99 = Annotated[Optional[float], typer.Option("--max-tpot-p99-ms", help="Fail (exit 1) when the 99th percentile of TPOT under Poisson arrivals (serve --request-rate; capacity: the daily volume) exceeds this.")]
 
 
-Vary = Annotated[Optional[str], typer.Option(
+Vary = Annotated[Optional[list[str]], typer.Option(
     "--vary", metavar="NAME=V1,V2,...", help="Sensitivity of USD/Mtok to one cost input, e.g. interest-rate=0.02,0.05,0.10 "
     "(interest-rate, depreciation-years, other-capital-ratio, purchase-usd, usd-per-kwh, pue: with --cost tco; "
     "usd-per-gpu-hour: rental; utilisation: both); prints the table of each value and its elasticity.")]
 
 
-def varied(result, vary: str | None, costs, common):
+def varied(result, vary: list[str] | None, costs, common):
     """``result``, or with ``--vary`` its sensitivity table (tokecon.sensitivity) under the cost model ``costs``."""
-    if vary is None:
+    if not vary:
         return result
+    from tokecon.errors import TokeconError
     from tokecon.sensitivity import vary as sensitivity
 
-    return sensitivity(result, vary, costs, common.load().hardware.get)
+    if len(vary) > 1:
+        raise TokeconError(f"give --vary once (one cost input per table), got {len(vary)}: {', '.join(vary)}")
+    return sensitivity(result, vary[0], costs, common.load().hardware.get)
 
 PrefillGpus = Annotated[Optional[str], typer.Option("--prefill-gpus", metavar="COUNTxDEVICE", rich_help_panel="Disaggregated",
                                                     help="Disaggregated serving: GPUs of one prefill worker, e.g. 4xH200 (with --decode-gpus).",
@@ -132,18 +135,9 @@ def disagg_spec(prefill_gpus: PrefillGpus = None, prefill_workers: PrefillWorker
                 prefill_batch: PrefillBatch = None, decode_gpus: DecodeGpus = None, decode_workers: DecodeWorkers = None,
                 decode_layout: DecodeLayout = None):
     """The disaggregated layout the flags give, or None when neither pool is named."""
-    from tokecon.commands.disagg import DisaggSpec, PoolSpec
-    from tokecon.errors import TokeconError
+    from tokecon.commands.disagg import DisaggSpec
 
-    given = [prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch]
-    if prefill_gpus is None and decode_gpus is None:
-        if any(v is not None for v in given):
-            raise TokeconError("the --prefill-*/--decode-* options need --prefill-gpus and --decode-gpus")
-        return None
-    if prefill_gpus is None or decode_gpus is None:
-        raise TokeconError("disaggregated serving needs both --prefill-gpus and --decode-gpus")
-    return DisaggSpec(PoolSpec(prefill_gpus, prefill_workers, prefill_layout), PoolSpec(decode_gpus, decode_workers, decode_layout),
-                      prefill_batch)
+    return DisaggSpec.given(prefill_gpus, prefill_workers, prefill_layout, prefill_batch, decode_gpus, decode_workers, decode_layout)
 
 
 Eplb = Annotated[bool, typer.Option("--eplb/--no-eplb", help="Expert-parallel load balancer with redundant experts (DeepSeek EPLB): "
@@ -222,8 +216,8 @@ def batch_list(values: list[str] | None) -> list[int] | None:
 
 def emit(result, fmt: OutputFormat, explain: bool = False, wide: bool = False) -> None:
     """Render ``result`` to stdout (with ``explain``, the per-operation breakdown of its cheapest
-    rows after it; JSON rows carry it as ``breakdown``); if any row crossed a threshold, say so on
-    stderr and exit 1."""
+    rows after it; JSON rows carry it as ``breakdown``); if any row crossed a threshold or offers a
+    rate past the sustainable one, say so on stderr and exit 1."""
     from tokecon.render import render
 
     render(result, fmt.value, sys.stdout, wide=wide)
@@ -237,8 +231,10 @@ def emit(result, fmt: OutputFormat, explain: bool = False, wide: bool = False) -
         where = f"{first.get('n_gpus', '')}x{first.get('hardware', '')}" if first.get("hardware") else first.get("name", "")
         rate = first.get("request_rate")
         point = f"{rate:g} req/s" if rate is not None else f"batch {first.get('batch', first.get('concurrency', '?'))}"
+        what = ("offer more requests per second than the deployment sustains" if all(r.get("stable") is False for r in failed)
+                else "cross a threshold")
         typer.echo(
-            f"tokecon: {len(failed)} of {len(result.rows)} rows cross a threshold "
+            f"tokecon: {len(failed)} of {len(result.rows)} rows {what} "
             f"(first: {where} {point}: {first['violations'][0]})",
             err=True,
         )

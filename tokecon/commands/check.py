@@ -73,6 +73,7 @@ def _serve(common, o: dict[str, Any], t: Thresholds) -> Result:
     from dataclasses import replace
 
     from tokecon.commands.arrivals import parse_rates
+    from tokecon.commands.disagg import DisaggSpec
     from tokecon.commands.serve import ModeOptions, ServeOptions, list_prices, parse_concurrency, run_serve
     from tokecon.costs import resolve_cost_model
 
@@ -80,12 +81,15 @@ def _serve(common, o: dict[str, Any], t: Thresholds) -> Result:
     costs = resolve_cost_model(Path(o["cost_file"]) if o.get("cost_file") else None, flags)
     modes = ModeOptions(o.get("speculative"), o.get("draft_tokens"), o.get("acceptance"), o.get("prefix_hit", 0.0),
                         list_prices(o.get("price_in"), o.get("price_in_cached"), o.get("price_out")), o.get("range_ratio", 1.0))
+    pools = DisaggSpec.given(**{k: o.get(k) for k in _POOL_KEYS})
     opts = ServeOptions(replace(common, usd_per_gpu_hour=None), o.get("ep"), o.get("attention_dp", False),
-                        o.get("chunked_prefill"), costs, modes=modes)
+                        o.get("chunked_prefill"), costs, modes=modes, disagg=pools)
     return run_serve(opts, parse_concurrency(o.get("concurrency")), o.get("input_len", 1024), o.get("output_len", 1024), t,
                      parse_rates(o.get("request_rate")))
 
 
+_POOL_KEYS = {"prefill_gpus": STR, "prefill_workers": INT, "prefill_layout": STR, "prefill_batch": INT,
+              "decode_gpus": STR, "decode_workers": INT, "decode_layout": STR}
 _COST_KEYS = ("purchase_usd", "other_capital_ratio", "depreciation_years", "interest_rate", "pue", "usd_per_kwh", "utilisation")
 
 #: command name -> how to run it. Defaults match the CLI's (tests/test_check.py compares them).
@@ -100,8 +104,9 @@ COMMANDS: dict[str, CheckCommand] = {
         "concurrency": STR_LIST, "request_rate": STR_LIST, "input_len": INT, "output_len": INT, "ep": INT, "attention_dp": BOOL,
         "chunked_prefill": INT, "cost": STR, "cost_file": PATH, **{k: FLOAT for k in _COST_KEYS},
         "speculative": STR, "draft_tokens": INT, "acceptance": FLOAT, "prefix_hit": FLOAT, "range_ratio": FLOAT,
-        "price_in": FLOAT, "price_in_cached": FLOAT, "price_out": FLOAT,
-    }, (*_ONE_PHASE, "max_ttft_ms", "max_tpot_ms", "min_tok_s_per_user", *_PRICES, "max_ttft_p99_ms", "max_tpot_p99_ms")),
+        "price_in": FLOAT, "price_in_cached": FLOAT, "price_out": FLOAT, **_POOL_KEYS,
+    }, (*_ONE_PHASE, "max_ttft_ms", "max_tpot_ms", "min_tok_s_per_user", *_PRICES, "max_ttft_p99_ms", "max_tpot_p99_ms"),
+        required=("model",)),  # and gpus, or the prefill and decode pools (run_serve says which)
 }
 
 
@@ -301,7 +306,7 @@ def _common(opts: dict[str, Any]):
 
     return CommonOptions(
         model=opts["model"],
-        gpus=tuple(opts["gpus"]),
+        gpus=tuple(opts.get("gpus", ())),
         tp=opts.get("tp"),
         dtype=opts.get("dtype"),
         kv_dtype=opts.get("kv_dtype"),
