@@ -18,7 +18,7 @@ InputLen = Annotated[Optional[int], typer.Option("--input-len", "-i", help="Prom
 
 @app.command(short_help="GPUs, nodes and USD/day for a daily token volume.",
              epilog="Examples:\n\n\b\n  tokecon capacity -m deepseek-v3 -g 8xH200 --tokens-per-day 1e9 --input-output-ratio 3 -o 512\n  tokecon capacity -m llama3-70b -g 4xH100 -g 8xH200 --tokens-per-day 5e9 --max-ttft-p99-ms 500 --max-tpot-p99-ms 50")
-@o.with_groups(costs=s.costs, modes=s.modes, pools=o.disagg_spec, limits=o.thresholds)
+@o.with_groups(numerics=o.numerics, costs=s.costs, modes=s.modes, pools=o.disagg_spec, limits=o.thresholds)
 def capacity(
     model: o.Model,
     tokens_per_day: TokensPerDay,
@@ -33,26 +33,21 @@ def capacity(
     attention_dp: s.AttentionDp = False,
     chunked_prefill: s.Chunked = None,
     mode: o.ServingMode = o.Mode.agg,
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
-    ideal: o.Ideal = False,
     eplb: o.Eplb = False,
     explain_cost: s.ExplainCost = False,
     price_split: s.PriceSplit = None,
     vary: o.Vary = None,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     *,
-    costs, modes, pools, limits,
+    numerics, costs, modes, pools, limits,
 ) -> None:
     """Capacity: GPUs and nodes needed for a daily token volume at an operating point (or SLO)."""
     from tokecon.commands.capacity import run_capacity
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.serve import ServeOptions, parse_concurrency
 
-    common = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
+    common = CommonOptions(model, tuple(gpus or ()), tp, eplb=eplb, **numerics)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, disagg=pools,
                         layouts=mode.value)
     result = run_capacity(opts, tokens_per_day, input_len, output_len, input_output_ratio,

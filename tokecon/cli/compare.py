@@ -20,6 +20,7 @@ class ComparePhase(str, Enum):
 
 @app.command(short_help="Rank device configurations on one workload.",
              epilog="Examples:\n\n\b\n  tokecon compare -m llama3-70b\n  tokecon compare -m llama3-70b -g 4xH100 -g 2xH200 --phase prefill -b 8")
+@o.with_groups(numerics=o.numerics, limits=o.common_thresholds)
 def compare(
     model: o.Model,
     gpus: Annotated[Optional[list[str]], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="COUNTxDEVICE to compare; repeat. Default: every catalog device, sized automatically.",
@@ -30,28 +31,19 @@ def compare(
     sort: Annotated[Optional[str], typer.Option("--sort", help="Rank by: usd-per-mtok (default), tok-s-per-gpu, latency, usd-per-hour, flop-per-usd, bytes-per-usd, memory, gpus, change (with --baseline), or a JSON row key.")] = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="An earlier `tokecon compare --format json`: show the change against it.")] = None,
     tp: o.Tp = None,
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
-    ideal: o.Ideal = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     vary: o.Vary = None,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
-    max_usd_per_mtok: o.MaxUsd = None,
-    min_tok_s_per_gpu: o.MinTokGpu = None,
-    max_ttft_ms: o.MaxTtft = None,
-    max_tpot_ms: o.MaxTpot = None,
-    min_tok_s_per_user: o.MinTokUser = None,
+    *,
+    numerics,
+    limits,
 ) -> None:
     """Compare device configurations on one workload, ranked; the winner highlighted."""
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.compare import run_compare
-    from tokecon.results import Thresholds
 
-    opts = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
+    opts = CommonOptions(model, tuple(gpus or ()), tp, usd_per_gpu_hour=usd_per_gpu_hour, **numerics)
     from tokecon.costs import CostModel
 
     result = run_compare(opts, phase.value, batch, context, limits, sort, baseline)

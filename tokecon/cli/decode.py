@@ -12,6 +12,7 @@ from tokecon.cli.main import app
 
 @app.command(short_help="Time per output token, tok/s and USD/Mtok at each batch size.",
              epilog="Examples:\n\n\b\n  tokecon decode -m llama3-70b -g 4xH100\n  tokecon decode -m llama3-70b -g 4xH100 -g 2xH200 -b 1,64 --max-usd-per-mtok 2")
+@o.with_groups(numerics=o.numerics)
 def decode(
     model: o.Model,
     gpus: o.Gpus,
@@ -19,13 +20,8 @@ def decode(
     context: Annotated[int, typer.Option("--context", "-c", help="Tokens in each sequence's KV cache.")] = 2048,
     tp: o.Tp = None,
     pp: o.Pp = None,
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
-    ideal: o.Ideal = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     vary: o.Vary = None,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     explain: o.Explain = False,
@@ -34,13 +30,15 @@ def decode(
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_tpot_ms: o.MaxTpot = None,
     min_tok_s_per_user: o.MinTokUser = None,
+    *,
+    numerics,
 ) -> None:
     """Decode: time per output token, tok/s and USD per million output tokens at each batch size."""
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.decode import run_decode
     from tokecon.results import Thresholds
 
-    opts = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()), pp)
+    opts = CommonOptions(model, tuple(gpus), tp, usd_per_gpu_hour=usd_per_gpu_hour, pp=pp, **numerics)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_tpot_ms=max_tpot_ms, min_tok_s_per_user=min_tok_s_per_user)
     from tokecon.costs import CostModel
 

@@ -18,7 +18,7 @@ Plot = Annotated[Optional[Path], typer.Option("--plot", help="Also draw the fron
 
 @app.command(short_help="Tok/s per GPU vs tok/s per user; the cheapest point of an SLO.",
              epilog="Examples:\n\n\b\n  tokecon frontier -m llama3-70b -g 4xH100 -g 8xH200 --min-tok-s-per-user 30\n  tokecon frontier -m deepseek-v3 -g 8xB200 -o 8192 --max-ttft-ms 1000")
-@o.with_groups(costs=s.costs, modes=s.modes, limits=o.thresholds)
+@o.with_groups(numerics=o.numerics, costs=s.costs, modes=s.modes, limits=o.thresholds)
 def frontier(
     model: o.Model,
     gpus: o.Gpus,
@@ -29,21 +29,16 @@ def frontier(
     attention_dp: s.AttentionDp = False,
     chunked_prefill: s.Chunked = None,
     mode: o.ServingMode = o.Mode.both,
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
-    ideal: o.Ideal = False,
     eplb: o.Eplb = False,
     explain_cost: s.ExplainCost = False,
     price_split: s.PriceSplit = None,
     rank_by: RankBy = "usd-per-mtok",
     plot: Plot = None,
     vary: o.Vary = None,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     *,
-    costs, modes, limits,
+    numerics, costs, modes, limits,
 ) -> None:
     """Frontier of output tok/s per GPU against tok/s per user over layouts and concurrency, with
     USD per million tokens along it. Limits act as an SLO: the cheapest point meeting them is named,
@@ -56,7 +51,7 @@ def frontier(
 
     if plot is not None:
         check_plot_path(plot)
-    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), eplb=eplb)
+    common = CommonOptions(model, tuple(gpus), tp, eplb=eplb, **numerics)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, layouts=mode.value)
     result = run_frontier(opts, input_len, output_len, limits, rank_by)
     if plot is not None:

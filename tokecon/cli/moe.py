@@ -29,6 +29,7 @@ def _int_list(values: list[str] | None, flag: str) -> list[int] | None:
 
 @app.command(short_help="Large mixture-of-experts serving: expert parallel, interconnect.",
              epilog="Examples:\n\n\b\n  tokecon moe -m deepseek-v3 -g 16xH200 -g 32xH200\n  tokecon moe -m deepseek-v3 -g 72xGB200 --phase prefill")
+@o.with_groups(numerics=o.numerics)
 def moe(
     model: o.Model,
     gpus: Annotated[list[str], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE", help="GPUs of ONE node, i.e. one scale-up domain, COUNTxDEVICE (8xH100, 72xGB200 for an NVL72 rack); repeat to compare.",
@@ -41,27 +42,23 @@ def moe(
     overlap: Annotated[bool, typer.Option("--overlap/--no-overlap", help="Hide communication behind compute with two micro-batches (default on).")] = True,
     dispatch_dtype: Annotated[str, typer.Option("--dispatch-dtype", help="All-to-all dispatch payload type (DeepSeek: fp8).")] = "fp8",
     combine_dtype: Annotated[str, typer.Option("--combine-dtype", help="All-to-all combine payload type (DeepSeek: bf16).")] = "bf16",
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
-    ideal: o.Ideal = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
     eplb: o.Eplb = False,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     max_usd_per_mtok: o.MaxUsd = None,
     min_tok_s_per_gpu: o.MinTokGpu = None,
     max_ttft_ms: o.MaxTtft = None,
     max_tpot_ms: o.MaxTpot = None,
+    *,
+    numerics,
 ) -> None:
     """Mixture of experts at scale: attention data-parallel, experts expert-parallel over nodes; throughput per node vs EP size and interconnect."""
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.moe import MoeOptions, run_moe
     from tokecon.results import Thresholds
 
-    opts = CommonOptions(model, tuple(gpus), None, dtype, kv_dtype, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()),
-                         eplb=eplb)
+    opts = CommonOptions(model, tuple(gpus), None, usd_per_gpu_hour=usd_per_gpu_hour, eplb=eplb, **numerics)
     node_list = _int_list(nodes, "--nodes") or [1]
     batches = _int_list(batch_per_gpu, "--batch-per-gpu")
     moe_opts = MoeOptions(phase.value, tuple(node_list), tuple(batches) if batches else None, context, interconnect,

@@ -58,11 +58,12 @@ Gpus = Annotated[list[str], typer.Option("--gpus", "-g", metavar="COUNTxDEVICE",
                                          autocompletion=_complete_gpus)]
 Pp = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel stages (layers split across them; default 1).")]
 Tp = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree (default: all GPUs); the rest are replicas.")]
-Dtype = Annotated[Optional[str], typer.Option("--dtype", metavar="TYPE", help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")]
-KvDtype = Annotated[Optional[str], typer.Option("--kv-dtype", metavar="TYPE", help="KV-cache type (default bf16).")]
-Engine = Annotated[Optional[str], typer.Option("--engine", metavar="NAME[@VERSION]", help="Serving-engine generation whose efficiency is assumed (default vllm, the current one; `tokecon engines list`).",
+NUMERICS_PANEL = "Precision and engine"
+Dtype = Annotated[Optional[str], typer.Option("--dtype", metavar="TYPE", rich_help_panel=NUMERICS_PANEL, help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")]
+KvDtype = Annotated[Optional[str], typer.Option("--kv-dtype", metavar="TYPE", rich_help_panel=NUMERICS_PANEL, help="KV-cache type (default bf16).")]
+Engine = Annotated[Optional[str], typer.Option("--engine", metavar="NAME[@VERSION]", rich_help_panel=NUMERICS_PANEL, help="Serving-engine generation whose efficiency is assumed (default vllm, the current one; `tokecon engines list`).",
                                                autocompletion=complete_names("engines"))]
-Ideal = Annotated[bool, typer.Option("--ideal", help="Ideal roofline: 100% of every peak, no latency or overhead (an upper bound).")]
+Ideal = Annotated[bool, typer.Option("--ideal", rich_help_panel=NUMERICS_PANEL, help="Ideal roofline: 100% of every peak, no latency or overhead (an upper bound).")]
 UsdPerGpuHour = Annotated[Optional[float], typer.Option("--usd-per-gpu-hour", help="Price per GPU-hour instead of the catalog's rental price.")]
 Catalogs = Annotated[Optional[list[Path]], typer.Option("--catalog", metavar="FILE", help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")]
 Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
@@ -181,6 +182,21 @@ def with_groups(**groups: typing.Callable[..., typing.Any]) -> typing.Callable[[
         return wrapper
 
     return decorate
+
+
+def numerics(dtype: Dtype = None, kv_dtype: KvDtype = None, engine: Engine = None, ideal: Ideal = False,
+             catalog: Catalogs = None) -> dict[str, typing.Any]:
+    """Weight and KV types, the engine, the ideal roofline and extra catalogs as one group: the
+    :class:`tokecon.commands.common.CommonOptions` fields every roofline command takes alike."""
+    return {"dtype": dtype, "kv_dtype": kv_dtype, "engine": engine, "ideal": ideal, "catalogs": tuple(catalog or ())}
+
+
+def common_thresholds(max_usd_per_mtok: MaxUsd = None, min_tok_s_per_gpu: MinTokGpu = None, max_ttft_ms: MaxTtft = None,
+                      max_tpot_ms: MaxTpot = None, min_tok_s_per_user: MinTokUser = None):
+    """The thresholds of commands that give both latencies but no tails or split prices (compare, tenants)."""
+    from tokecon.results import Thresholds
+
+    return Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
 
 
 def thresholds(

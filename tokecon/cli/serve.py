@@ -75,7 +75,7 @@ def modes(speculative: Speculative = None, draft_tokens: DraftTokens = None, acc
 
 @app.command(short_help="Continuous batching: TTFT, TPOT, tok/s, USD/Mtok in and out.",
              epilog="Examples:\n\n\b\n  tokecon serve -m llama3-70b -g 4xH100 -c 1,8,64,256\n  tokecon serve -m deepseek-v3 -g 8xH200 -i 4096 -o 512 --request-rate 2,8 --max-ttft-p99-ms 2000")
-@o.with_groups(costs=costs, modes=modes, pools=o.disagg_spec, limits=o.thresholds)
+@o.with_groups(numerics=o.numerics, costs=costs, modes=modes, pools=o.disagg_spec, limits=o.thresholds)
 def serve(
     model: o.Model,
     gpus: o.Gpus = None,
@@ -88,19 +88,14 @@ def serve(
     ep: Ep = None,
     attention_dp: AttentionDp = False,
     chunked_prefill: Chunked = None,
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
-    ideal: o.Ideal = False,
     eplb: o.Eplb = False,
     explain_cost: ExplainCost = False,
     price_split: PriceSplit = None,
     vary: o.Vary = None,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
     *,
-    costs, modes, pools, limits,
+    numerics, costs, modes, pools, limits,
 ) -> None:
     """Serve a workload: TTFT, TPOT, tok/s per user and per GPU, and USD per million input and output
     tokens under continuous batching at each concurrency."""
@@ -108,7 +103,7 @@ def serve(
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
 
-    common = CommonOptions(model, tuple(gpus or ()), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()), pp, eplb=eplb)
+    common = CommonOptions(model, tuple(gpus or ()), tp, pp=pp, eplb=eplb, **numerics)
     opts = ServeOptions(common, ep, attention_dp, chunked_prefill, costs, explain_cost, price_split, modes, disagg=pools)
     result = run_serve(opts, parse_concurrency(concurrency), input_len, output_len, limits, parse_rates(request_rate))
     o.emit(o.varied(result, vary, costs, common), fmt, wide=wide)

@@ -23,6 +23,7 @@ Concurrency = Annotated[int, typer.Option("--concurrency", "-c", help="Requests 
 @app.command(short_help="Many tenants: N LoRA adapters on one deployment vs a deployment each.",
              epilog="Examples:\n\n\b\n  tokecon tenants -m llama3-8b -g 1xH100 --adapters 1,10,100,1000\n"
                     "  tokecon tenants -m llama3-8b -g 1xH100 -n 1000 --lora-rank 64 --lora-targets all --popularity zipf")
+@o.with_groups(numerics=o.numerics, limits=o.common_thresholds)
 def tenants(
     model: o.Model,
     gpus: o.Gpus,
@@ -36,19 +37,12 @@ def tenants(
     input_len: InputLen = 1024,
     output_len: OutputLen = 1024,
     tp: o.Tp = None,
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
-    ideal: o.Ideal = False,
     usd_per_gpu_hour: o.UsdPerGpuHour = None,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
-    max_usd_per_mtok: o.MaxUsd = None,
-    min_tok_s_per_gpu: o.MinTokGpu = None,
-    max_ttft_ms: o.MaxTtft = None,
-    max_tpot_ms: o.MaxTpot = None,
-    min_tok_s_per_user: o.MinTokUser = None,
+    *,
+    numerics,
+    limits,
 ) -> None:
     """Serve N tenants' LoRA adapters on one base model: TPOT, throughput, adapter memory (resident or
     swapped over the host link), adapter time per step and USD/Mtok per N, against a dedicated
@@ -57,13 +51,11 @@ def tenants(
     from tokecon.commands.serve import ServeOptions
     from tokecon.commands.tenants import TenantOptions, run_tenants
     from tokecon.costs import CostModel
-    from tokecon.results import Thresholds
     from tokecon.scenario import parse_int_list
 
-    common = CommonOptions(model, tuple(gpus), tp, dtype, kv_dtype, engine, ideal, None, tuple(catalog or ()))
+    common = CommonOptions(model, tuple(gpus), tp, **numerics)
     serve = ServeOptions(common, cost=CostModel(usd_per_gpu_hour=usd_per_gpu_hour))
     counts = tuple(n for text in adapters for n in parse_int_list(text, "--adapters") or [])
     opts = TenantOptions(serve, counts, lora_rank, lora_targets, popularity, adapter_slots, host_link_gb_s, concurrency,
                          input_len, output_len)
-    limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms, min_tok_s_per_user)
     o.emit(run_tenants(opts, limits), fmt, wide=wide)
