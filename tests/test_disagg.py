@@ -210,3 +210,9 @@ def test_littles_law_holds_with_prefix_cache_loads(hit, out):
     t = disagg.serve(p, d, 1, 1, 1, 4000, out, prefix_hit=hit)
     assert float(t.requests_s * t.e2e_latency_s) == pytest.approx(1.0, rel=1e-9)
     assert float(t.e2e_latency_s) == pytest.approx(float(t.ttft_s + (out - 1) * t.tpot_s))
+
+
+def test_capacity_rows_say_which_kind_of_layout_answers():
+    r = invoke("capacity", "-m", "llama3-70b", "-g", "8xH100", "--tokens-per-day", "1e9", "--mode", "both", "-f", "json")
+    assert r.exit_code == 0, r.output
+    assert [row["mode"] for row in json.loads(r.stdout)["rows"]] == ["disagg", "agg"]

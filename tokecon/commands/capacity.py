@@ -283,6 +283,8 @@ def run_capacity(
     if not deployed:
         raise TokeconError(f"{model.key} has no disaggregated layout within {', '.join(opts.common.gpus)} "
                            "(no part of the GPUs holds it as a worker): use --mode agg or more GPUs")
+    for r in rows:
+        r.setdefault("mode", "agg")  # as frontier's rows: which kind of layout answers
     answered = [i for i, r in enumerate(rows) if "usd_per_day" in r]
     highlight = {min(answered, key=lambda i: rows[i]["usd_per_day"])} if len(answered) > 1 else set()
     notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
