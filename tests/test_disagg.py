@@ -181,11 +181,14 @@ def test_disagg_rows_are_never_fitted():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--chunked-prefill", "512"], "--chunked-prefill: aggregated serving only"),
-    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--price-split", "0.3"], "--price-split: aggregated serving only"),
-    (["frontier", "-g", "8xH100", "--mode", "disagg", "--tp", "4"], "--tp: aggregated serving only"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--chunked-prefill", "512"], "--chunked-prefill (a prefill worker runs whole prompts); drop them or serve aggregated"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--price-split", "0.3"], "--price-split (each pool prices its own GPU time)"),
+    (["frontier", "-g", "8xH100", "--mode", "disagg", "--tp", "4"], "--tp (the search picks each pool's layout); drop them or use --mode agg"),
     (["capacity", "-g", "8xH100", "--mode", "disagg", "--tokens-per-day", "1e9", "--chunked-prefill", "512"], "--chunked-prefill"),
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", ""], "--decode-layout takes"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--prefill-layout", "tp4", "--decode-layout", "tp2",
+      "--tp", "1"], "--tp (both pools have a --prefill-layout/--decode-layout)"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-workers", "200000000"], "at most 100,000"),
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--prefill-workers", "100000000"], "at most 100,000"),
 ])
 def test_options_disaggregated_serving_does_not_take_are_refused(args, message):
@@ -216,3 +219,30 @@ def test_capacity_rows_say_which_kind_of_layout_answers():
     r = invoke("capacity", "-m", "llama3-70b", "-g", "8xH100", "--tokens-per-day", "1e9", "--mode", "both", "-f", "json")
     assert r.exit_code == 0, r.output
     assert [row["mode"] for row in json.loads(r.stdout)["rows"]] == ["disagg", "agg"]
+
+
+def test_layout_flags_lay_out_the_pool_without_its_own_layout():
+    r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", "tp4",
+               "--tp", "2", "-c", "8", "-f", "json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["prefill_layout"].endswith("TP2 x2") and row["decode_layout"].endswith("TP4")
+
+
+def test_mixed_pools_draw_each_device_board_power_and_carry_prefix_cache_keys():
+    """1 H100 (700 W) prefills, 1 B200 (1,000 W) decodes: (700 + 1,000) W x PUE 1.3 = 2,210 W of facility power."""
+    r = invoke("serve", "-m", "llama3-8b", "--prefill-gpus", "1xH100", "--decode-gpus", "1xB200", "--prefill-workers", "1",
+               "--decode-workers", "1", "-c", "8", "--cost", "tco", "--prefix-hit", "0.5", "-f", "json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["rows"][0]
+    assert row["facility_power_w"] == pytest.approx((700 + 1000) * 1.3)
+    assert row["usd_per_mtok_input_miss"] == pytest.approx(row["usd_per_mtok_input"] / 0.5)
+    kv_per_token = 32 * 2 * 8 * 128 * 2  # llama3-8b bf16: layers x (K, V) x KV heads x head dim x bytes
+    assert row["prefix_cache_tb_per_day"] == pytest.approx(row["input_tok_s"] * 0.5 * kv_per_token * 86_400 / 1e12)
+    assert row["mean_input_tokens"] == 1024 and row["range_ratio"] == 1.0
+
+
+@pytest.mark.parametrize("command", [["frontier"], ["frontier", "--mode", "disagg"], ["capacity", "--mode", "disagg", "--tokens-per-day", "1e9"]])
+def test_a_wrong_option_is_named_not_taken_for_a_model_that_does_not_fit(command):
+    r = invoke(command[0], "-m", "llama3-8b", "-g", "2xH100", *command[1:], "--engine", "bogus")
+    assert r.exit_code == 2 and "unknown engine 'bogus'" in r.stderr, r.output

@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, energy, serving, uncertainty
+from tokecon import economics, energy, params, serving, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.serve import Deployed, ModeOptions, ServeOptions, deploy
 from tokecon.errors import TokeconError
 from tokecon.modes import disagg
 from tokecon.scenario import GpuSpec, parse_gpus, positive_ints
 from tokecon.serving import Layout
+from tokecon.units import SECONDS_PER_DAY
 
 MAX_WORKERS = 100_000  # workers of one pool: past the largest fleets (tens of thousands of GPUs)
 _LAYOUT = re.compile(r"^\s*(tp|dep)(\d+)\s*$", re.I)
@@ -56,9 +57,9 @@ class DisaggSpec:
     def validate(self) -> None:
         for pool, name in ((self.prefill, "--prefill-workers"), (self.decode, "--decode-workers")):
             if pool.workers is not None:
-                positive_ints([pool.workers], name)
-                if pool.workers > MAX_WORKERS:
+                if isinstance(pool.workers, int) and pool.workers > MAX_WORKERS:
                     raise TokeconError(f"{name} {pool.workers:,} is more workers than any deployment runs (at most {MAX_WORKERS:,})")
+                positive_ints([pool.workers], name)
         if self.prefill_batch is not None:
             positive_ints([self.prefill_batch], "--prefill-batch")
 
@@ -165,25 +166,35 @@ def rows(p: Deployed, d: Deployed, st: disagg.DisaggTimes, idx: list[int] | None
         row["cost_method"] = d.cost.method
         for key, values in money.items():
             row[key] = f(values) if fits else None
-        row |= _mode_fields(row, st, i, d, modes or ModeOptions())
+        row |= _mode_fields(row, st, i, p, d, modes or ModeOptions())
         out.append(uncertainty.annotate(row, d.scenario, "decode"))
     return out
 
 
-def _mode_fields(row: dict[str, Any], st: disagg.DisaggTimes, i: int, d: Deployed, modes: ModeOptions) -> dict[str, Any]:
-    """A row's speculation, prefix-cache, energy (all GPUs of both pools at full board power) and, at
-    list prices, revenue figures, as aggregated rows carry them."""
-    spec = d.scenario.speculation
+def _mode_fields(row: dict[str, Any], st: disagg.DisaggTimes, i: int, p: Deployed, d: Deployed,
+                 modes: ModeOptions) -> dict[str, Any]:
+    """A row's speculation, prefix-cache (storage of one day's computed prompts: KV bytes per token x
+    missed input tokens), energy (every GPU of each pool at its board power) and, at list prices,
+    revenue figures, as aggregated rows carry them."""
+    spec, h = d.scenario.speculation, modes.prefix_hit
     load = float(st.kv_load_s.flat[i])
     out: dict[str, Any] = {"tokens_per_step": float(st.tokens_per_step.flat[i]), "speculation": spec.label if spec else None,
-                           "prefix_hit": modes.prefix_hit, "kv_load_s": load if modes.prefix_hit > 0 and math.isfinite(load) else None}
+                           "prefix_hit": h, "kv_load_s": load if h > 0 and math.isfinite(load) else None,
+                           "range_ratio": 1.0, "mean_input_tokens": float(row["input_tokens"]),
+                           "mean_output_tokens": float(row["output_tokens"]), "prefix_cache_tb_per_day": None,
+                           "usd_per_mtok_input_miss": None}
     if not row["fits"] or row["total_tok_s"] is None:
         return out
-    board_w = row["n_gpus"] * d.scenario.hardware.power_w
+    if h > 0:
+        kv_per_token = params.kv_bytes_per_token(p.scenario.model, p.scenario.precision.kv_cache)
+        out["prefix_cache_tb_per_day"] = row["input_tok_s"] * (1.0 - h) * kv_per_token * SECONDS_PER_DAY / 1e12
+    if row["usd_per_mtok_input"] is not None:
+        out["usd_per_mtok_input_miss"] = row["usd_per_mtok_input"] / (1.0 - h)
+    board_w = row["prefill_gpus"] * p.scenario.hardware.power_w + row["decode_gpus"] * d.scenario.hardware.power_w
     power = energy.energy_fields(board_w, d.costs.pue, d.costs.usd_per_kwh, row["total_tok_s"], row["output_tok_s"], row["usd_per_hour"])
     out |= {k: float(v) for k, v in power.items()}
     if modes.prices is not None:
-        revenue = float(modes.prices.revenue_usd_per_day(row["input_tok_s"], row["output_tok_s"], modes.prefix_hit))
+        revenue = float(modes.prices.revenue_usd_per_day(row["input_tok_s"], row["output_tok_s"], h))
         cost = row["usd_per_hour"] * 24.0
         out |= {"revenue_usd_per_day": revenue, "cost_usd_per_day": cost, "margin": float(economics.margin(revenue, cost))}
     return out
@@ -224,21 +235,25 @@ def search(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, input_len: int, 
     model = catalog.models.get(opts.common.model)
     n = spec.count
     sizes = [g for g in serving.divisors(n) if g < n]
-    prefills, decodes = [], []
+    prefills, decodes, tried, refused = [], [], 0, []
     for g in sizes:
         sub = GpuSpec(g, spec.hardware)
         for layout in serving.candidate_layouts(model, g):
             if (layout.ep if layout.attention_dp else layout.tp * layout.pp) != g:
                 continue  # a worker of replicas is that many smaller workers, which x and y already count
+            tried += 1
             try:
                 dp = deploy(catalog, opts, sub, input_len, layout)
-            except TokeconError:
+            except TokeconError as exc:
+                refused.append(exc)  # a layout the model cannot take
                 continue
             if serving.max_running(dp.scenario, input_len, 1.0) >= 1:
                 prefills.append(dp)
             top = int(serving.max_running(dp.scenario, input_len, output_len))
             if top >= 1:
                 decodes.append((dp, top))
+    if tried and len(refused) == tried:  # not one worker deployed: the options are wrong (an unknown engine, ...)
+        raise refused[0]
     if not prefills or not decodes:
         return []
     inp = float(input_len)

@@ -80,18 +80,21 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
     candidates = sram.pipeline_layouts if sram.is_sram(spec.hardware) else serving.candidate_layouts
     layouts = [asked] if asked else candidates(model, spec.count)
     gpu_hour_cost(spec.hardware, opts.cost)  # a missing price is the user's to fix, not a layout that does not fit
-    out = []
+    out, refused = [], []
     for layout in layouts:
         try:
             d = deploy(catalog, opts, spec, context, layout)
-        except TokeconError:
-            continue  # a layout the model cannot take (heads not divisible, ...)
+        except TokeconError as exc:
+            refused.append(exc)  # a layout the model cannot take (heads not divisible, ...)
+            continue
         scn = d.scenario
         per_unit = int(serving.max_running(scn, input_len, output_len, opts.modes.range_ratio))
         if per_unit < 1:
             continue
         conc = serving.batch_grid(per_unit, 3) * scn.deployment.replicas
         out.append((d, serving.serve(scn, conc, input_len, output_len, opts.chunked_prefill, **opts.serve_modes())))
+    if len(refused) == len(layouts):  # not one layout deployed: the options are wrong (an unknown engine, ...), say so
+        raise refused[0]
     return out
 
 

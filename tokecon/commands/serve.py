@@ -139,20 +139,23 @@ class ServeOptions:
         """The keywords of :func:`tokecon.serving.serve` these options set."""
         return {"prefix_hit": self.modes.prefix_hit, "range_ratio": self.modes.range_ratio}
 
-    def aggregated_only(self) -> list[str]:
-        """The options given that shape aggregated serving alone: a disaggregated prefill worker runs
-        whole prompts (``--prefill-batch``) and prices its own GPU time; the search picks each pool's
-        layout (given pools take ``--tp``/``--ep``/``--attention-dp`` where no ``--*-layout`` says)."""
-        given = {"--chunked-prefill": self.chunked_prefill is not None, "--price-split": self.price_split is not None,
-                 "--range-ratio": self.modes.range_ratio != 1.0}
-        if self.disagg is None:
-            given |= {"--tp": self.common.tp is not None, "--pp": self.common.pp is not None, "--ep": self.ep is not None,
-                      "--attention-dp": self.attention_dp}
-        return [flag for flag, on in given.items() if on]
+    def aggregated_only(self) -> dict[str, str]:
+        """The options given that disaggregated pools do not take, each with the reason: a prefill
+        worker runs whole prompts and each pool prices its own GPU time; the search picks each pool's
+        layout, and a given pool without ``--*-layout`` takes ``--tp``/``--pp``/``--ep``/``--attention-dp``."""
+        given = {"--chunked-prefill": (self.chunked_prefill is not None, "a prefill worker runs whole prompts"),
+                 "--price-split": (self.price_split is not None, "each pool prices its own GPU time"),
+                 "--range-ratio": (self.modes.range_ratio != 1.0, "varied lengths are modelled for aggregated serving")}
+        pools_laid_out = self.disagg is not None and self.disagg.prefill.layout is not None and self.disagg.decode.layout is not None
+        if self.disagg is None or pools_laid_out:
+            why = "both pools have a --prefill-layout/--decode-layout" if pools_laid_out else "the search picks each pool's layout"
+            given |= {"--tp": (self.common.tp is not None, why), "--pp": (self.common.pp is not None, why),
+                      "--ep": (self.ep is not None, why), "--attention-dp": (self.attention_dp, why)}
+        return {flag: why for flag, (on, why) in given.items() if on}
 
     def scope_note(self) -> list[str]:
         """With ``--mode both``, which given options the disaggregated layouts do not take."""
-        only_agg = self.aggregated_only() if self.layouts == "both" else []
+        only_agg = self.aggregated_only() if self.layouts == "both" else {}
         return [f"{', '.join(only_agg)}: for the aggregated layouts only; the disaggregated search picks each pool's "
                 "layout and runs whole prompts."] if only_agg else []
 
@@ -162,8 +165,9 @@ class ServeOptions:
             raise TokeconError(f"--mode must be agg, disagg or both, got '{self.layouts}'")
         only_agg = self.aggregated_only()
         if only_agg and (self.disagg is not None or self.layouts == "disagg"):
-            raise TokeconError(f"{', '.join(only_agg)}: aggregated serving only (disaggregated pools run whole prompts "
-                               "in the layouts --prefill-layout/--decode-layout give or the search picks); drop them or serve aggregated (--gpus, --mode agg)")
+            reasons = "; ".join(f"{flag} ({why})" for flag, why in only_agg.items())
+            fix = "or use --mode agg" if self.disagg is None else "or serve aggregated with --gpus"
+            raise TokeconError(f"not modelled for disaggregated pools: {reasons}; drop them {fix}")
         if self.layouts == "both" and self.modes.range_ratio != 1.0:
             raise TokeconError("--range-ratio is modelled for aggregated serving only; drop it or use --mode agg")
         if self.chunked_prefill is not None:
