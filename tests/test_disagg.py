@@ -246,3 +246,22 @@ def test_mixed_pools_draw_each_device_board_power_and_carry_prefix_cache_keys():
 def test_a_wrong_option_is_named_not_taken_for_a_model_that_does_not_fit(command):
     r = invoke(command[0], "-m", "llama3-8b", "-g", "2xH100", *command[1:], "--engine", "bogus")
     assert r.exit_code == 2 and "unknown engine 'bogus'" in r.stderr, r.output
+
+
+def test_capacity_facility_power_counts_each_pool_at_its_device_power():
+    """4 H100 (700 W) prefill + 8 B200 (1,000 W) decode per worker: facility MW = deployments x each
+    pool's GPUs x their board power x PUE 1.3, not every GPU at the decode device's power."""
+    r = invoke("capacity", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "8xB200", "--tokens-per-day", "1e10", "-f", "json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)["rows"][0]
+    board_w = row["prefill_gpus"] * 700 + row["decode_gpus"] * 1000
+    assert row["facility_power_w"] == pytest.approx(board_w * 1.3)
+    assert row["facility_mw_needed"] == pytest.approx(row["deployments_needed"] * board_w * 1.3 / 1e6)
+
+
+def test_speculation_with_pipeline_stages_is_refused_in_pools_too():
+    """A speculative decode step is modelled without pipeline stages: the pools refuse the pair as
+    aggregated serving does, never a TPOT faster than the acceptance allows."""
+    r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "8xH100", "--decode-gpus", "8xH100", "--pp", "2",
+               "-c", "8", "--speculative", "eagle")
+    assert r.exit_code == 2 and "pipeline stages" in r.stderr, r.output

@@ -75,6 +75,13 @@ class ListPrices:
         return per_s * SECONDS_PER_DAY / MTOK
 
 
+def daily_margin(prices: ListPrices, input_tok_s, output_tok_s, prefix_hit: float, cost_usd_per_day) -> dict[str, np.ndarray]:
+    """A day at these rates: revenue at list ``prices``, the deployment's cost and the :func:`margin`."""
+    revenue = prices.revenue_usd_per_day(input_tok_s, output_tok_s, prefix_hit)
+    cost = np.broadcast_to(np.asarray(cost_usd_per_day, dtype=float), np.shape(revenue))
+    return {"revenue_usd_per_day": revenue, "cost_usd_per_day": cost, "margin": margin(revenue, cost)}
+
+
 def margin(revenue_usd: np.ndarray | float, cost_usd: np.ndarray | float) -> np.ndarray:
     """Cost-profit margin, (revenue - cost) / cost, as DeepSeek states it: 562,027 USD of revenue on
     87,072 USD of cost a day is 545%."""

@@ -96,14 +96,8 @@ def weight_bytes_per_gpu(model: Model, precision: Precision, dep: Deployment) ->
     total = params.weight_bytes(model, precision)
     if dep.ep > 1 or dep.attention_dp:
         experts = params.routed_expert_params_total(model) * dtype_bytes(precision.expert_weights)
-        return ((total - experts) + experts / max(dep.ep, 1)) * stage_share(model, dep.pp)
-    return total / dep.tp * stage_share(model, dep.pp)
-
-
-def stage_share(model: Model, pp: int) -> float:
-    """Share of the layers the busiest of ``pp`` pipeline stages holds: ceil(L / pp) / L (1 / pp when
-    pp divides L; 80 layers on 72 stages put 2 on some: 1/40)."""
-    return math.ceil(model.layers / pp) / model.layers if pp > 1 and model.layers else 1.0
+        return ((total - experts) + experts / max(dep.ep, 1)) * model.stage_share(dep.pp)
+    return total / dep.tp * model.stage_share(dep.pp)
 
 
 def kv_share(model: Model, dep: Deployment) -> float:
@@ -118,7 +112,7 @@ def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment
 
     Windowed layers hold at most ``sliding_window`` tokens.
     """
-    return params.kv_bytes_per_sequence(model, precision.kv_cache, context) * kv_share(model, dep) * stage_share(model, dep.pp)
+    return params.kv_bytes_per_sequence(model, precision.kv_cache, context) * kv_share(model, dep) * model.stage_share(dep.pp)
 
 
 def draft_weight_bytes_per_gpu(scn: Scenario) -> float:

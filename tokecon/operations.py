@@ -18,7 +18,6 @@ over ``ep`` GPUs (DeepSeek-style); the experts then see the tokens of all ``ep``
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -221,16 +220,15 @@ def step_operations(
 
         ops.extend(lora_operations(scn, N, B if sequences is None else sequences))
     if dep.pp > 1:
-        ops = pipeline_stage(ops, dep.pp, N * D * ab, L)
+        ops = pipeline_stage(ops, m.stage_share(dep.pp), N * D * ab)
     return ops
 
 
-def pipeline_stage(ops: list[Op], pp: int, activation_bytes: np.ndarray, layers: int) -> list[Op]:
-    """The busiest of ``pp`` pipeline stages: ceil(L / pp) of the L layers of every per-layer
-    operation (the slowest stage sets the pipeline's pace: 80 layers over 72 stages put 2 on some),
-    the LM head (last stage; the embedding lookup of the first is negligible), and the send of the
-    step's activations (N x D) to the next stage."""
-    share = math.ceil(layers / pp) / layers
+def pipeline_stage(ops: list[Op], share: float, activation_bytes: np.ndarray) -> list[Op]:
+    """The busiest pipeline stage: its ``share`` of every per-layer operation (ceil(L / pp) / L,
+    :meth:`tokecon.specs.Model.stage_share`: the slowest stage sets the pipeline's pace, 80 layers over
+    72 stages put 2 on some), the LM head (last stage; the embedding lookup of the first is
+    negligible), and the send of the step's activations (N x D) to the next stage."""
 
     def stage(op: Op) -> Op:
         return replace(op, flop=op.flop * share, bytes=op.bytes * share, calls=op.calls * share, weight_bytes=op.weight_bytes * share)

@@ -73,15 +73,6 @@ class StepTimes:
             self.weight_bytes * k, self.weight_read_s * k,
         )
 
-    def times(self, k: float) -> "StepTimes":
-        """``k`` separate steps: everything, overhead included, k times."""
-        return StepTimes(
-            self.flop * k, self.bytes * k, self.compute_time_s * k, self.memory_time_s * k, self.comm_time_s * k,
-            self.overhead_s * k, self.compute_bound_s * k, self.memory_bound_s * k, self.step_time_s * k,
-            {n: v * k for n, v in self.breakdown_s.items()}, {n: v * k for n, v in self.breakdown_flop.items()},
-            {n: v * k for n, v in self.breakdown_bytes.items()}, None, self.breakdown_bound,
-        )
-
     def plus(self, other: "StepTimes", prefix: str) -> "StepTimes":
         """This step followed by ``other`` in the same iteration; ``other``'s operations are named
         with ``prefix`` in the breakdowns."""
@@ -95,6 +86,7 @@ class StepTimes:
             self.memory_bound_s + other.memory_bound_s, self.step_time_s + other.step_time_s,
             merged(self.breakdown_s, other.breakdown_s), merged(self.breakdown_flop, other.breakdown_flop),
             merged(self.breakdown_bytes, other.breakdown_bytes), None, merged(self.breakdown_bound, other.breakdown_bound),
+            self.weight_bytes + other.weight_bytes, self.weight_read_s + other.weight_read_s,
         )
 
     @property

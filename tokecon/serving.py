@@ -44,9 +44,10 @@ from tokecon import memory, params
 from tokecon.errors import TokeconError
 from tokecon.modes import lengths, speculative
 from tokecon.operations import Op, step_operations
-from tokecon.phases import decode_step, pipeline_rounds
+from tokecon.phases import pipeline_rounds
 from tokecon.roofline import StepTimes, step_times
 from tokecon.specs import Model, Scenario
+from tokecon.units import SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,7 @@ def mixed_step(
     cache; logits for the q B decoded tokens and c/I finished prompts.
     """
     pp = scn.deployment.pp
-    spec = scn.speculation
-    q = 1.0 if spec is None else spec.draft_tokens + 1.0
+    q = speculative.verified_tokens(scn)
     B = np.asarray(decode_batch, dtype=float)
     c = np.asarray(chunk_tokens, dtype=float)
     if pp > 1:  # pp micro-batches, each with its share of the decode tokens and of the chunk
@@ -162,7 +162,7 @@ def mixed_step(
     dec = _core(step_operations(scn, B, np.full_like(ctx, q), np.maximum(ctx - 1.0, 0.0)))
     pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, cached_len))]
     times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
-    if spec is not None:
+    if scn.speculation is not None:
         times = times.plus(speculative.draft_times(scn, B, ctx, overlap_comm), "draft/")
     return times.rounds(pipeline_rounds(scn.model.layers, pp, decode_batch), scn.layer_overhead_s) if pp > 1 else times
 
@@ -229,6 +229,15 @@ def kv_load_s(scn: Scenario, cached_tokens: np.ndarray) -> np.ndarray:
     return np.asarray(cached_tokens, dtype=float) * per_token / (gpus * hw.scaleout_bw_b_s * scn.link_efficiency)
 
 
+def prefix_cache_tb_per_day(scn: Scenario, input_tok_s: np.ndarray, prefix_hit: float) -> np.ndarray:
+    """Prefix-store TB one day of computed prompts fills: missed input tok/s x 86,400 s x KV bytes
+    per token / 1e12 (NaN without a prefix cache)."""
+    if prefix_hit <= 0:
+        return np.full(np.shape(input_tok_s), np.nan)
+    per_token = params.kv_bytes_per_token(scn.model, scn.precision.kv_cache)
+    return np.asarray(input_tok_s, dtype=float) * (1.0 - prefix_hit) * per_token * SECONDS_PER_DAY / 1e12
+
+
 def serve(
     scn: Scenario,
     concurrency: np.ndarray,
@@ -257,11 +266,7 @@ def serve(
         raise TokeconError(f"--chunked-prefill must be at least 2 tokens per step, got {chunk_tokens}")
     if not (0.0 <= prefix_hit < 1.0):
         raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {prefix_hit}")
-    spec = scn.speculation
-    if spec is not None and scn.deployment.pp > 1:
-        raise TokeconError("speculative decoding with pipeline stages (--pp) is not modelled; drop one of them")
-    q = 1.0 if spec is None else spec.draft_tokens + 1.0
-    gain = 1.0 if spec is None else speculative.tokens_per_step(spec.draft_tokens, spec.acceptance)
+    q, gain = speculative.verified_tokens(scn), speculative.gain(scn)
     chunked = chunk_tokens is not None or scn.engine.chunked_prefill
     budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
     dep = scn.deployment
@@ -284,7 +289,7 @@ def serve(
     cached = inp_mean * prefix_hit * new / prompt  # the cached prefix those tokens attend over, on average
     r_step = np.maximum(r, 1.0)  # a busy unit holds at least one sequence
     ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
-    dec = speculative.decode_step(scn, r_step, ctx, overlap_comm) if spec else decode_step(scn, r_step, ctx, overlap_comm)
+    dec = speculative.decode_step(scn, r_step, ctx, overlap_comm)
     t_d = dec.step_time_s
     need = r_step * prompt / steps
     room = np.maximum(budget - q * r_step, 1.0)

@@ -177,6 +177,11 @@ class Model:
     def is_mla(self) -> bool:
         return self.attention == "mla"
 
+    def stage_share(self, pp: int) -> float:
+        """Share of the layers the busiest of ``pp`` pipeline stages holds: ceil(L / pp) / L (1 / pp when
+        pp divides L; 80 layers on 72 stages put 2 on some: 1/40)."""
+        return math.ceil(self.layers / pp) / self.layers if pp > 1 and self.layers else 1.0
+
     @property
     def moe_layers(self) -> int:
         return self.layers - self.dense_layers if self.is_moe else 0
@@ -372,13 +377,17 @@ class Scenario:
         layer's kernels (router, top-k, token permute or dispatch, two grouped GEMMs, combine)."""
         if self.ideal:
             return 0.0
-        pp, layers = self.deployment.pp, self.model.layers
-        share = math.ceil(layers / pp) / layers if pp > 1 else 1.0
-        return self.engine.step_overhead_per_layer_s * (layers + self.model.moe_layers) * share
+        m = self.model
+        return self.engine.step_overhead_per_layer_s * (m.layers + m.moe_layers) * m.stage_share(self.deployment.pp)
 
     @property
     def step_overhead_per_seq_s(self) -> float:
         return 0.0 if self.ideal else self.engine.step_overhead_per_seq_s
+
+    @property
+    def board_power_w(self) -> float:
+        """Board power of all devices of the deployment at full load (catalog ``power_w`` x GPUs)."""
+        return self.hardware.power_w * self.deployment.n_gpus
 
     @property
     def usd_per_hour(self) -> float:

@@ -7,7 +7,7 @@ Multiprocessor for Large-scale Machine Learning", ISCA 2022: weights in the "glo
 distributed SRAM; Cerebras: "70B models fit on as few as four systems").
 
     chips to hold   n >= (W + KV(ctx)) / (C (1 - reserve)), checked on the busiest stage:
-                    each chip of a TP t x PP p layout holds W / t x ceil(L/p)/L  (memory.stage_share)
+                    each chip of a TP t x PP p layout holds W / t x ceil(L/p)/L  (Model.stage_share)
     layout          t divides the heads; p = n / t <= L stages (:func:`pipeline_layouts`)
     latency         one token crosses every stage: sum of the stage times + a hop per stage
                     (phases.pipeline_rounds: L / ceil(L/p) slowest-stage times at batch 1)

@@ -63,7 +63,7 @@ import numpy as np
 
 from tokecon import params, serving
 from tokecon.modes import speculative
-from tokecon.phases import decode_step, prefill_step
+from tokecon.phases import prefill_step
 from tokecon.roofline import StepTimes
 from tokecon.specs import Scenario
 
@@ -191,15 +191,6 @@ class DisaggTimes:
         return self.max_running >= 1
 
 
-def _decode(scn: Scenario, batch, context) -> tuple[StepTimes, float]:
-    """A decode worker's step and the tokens each sequence gains from it: 1, or E when the scenario
-    speculates (:mod:`tokecon.modes.speculative`: k + 1 tokens verified per step after the draft's passes)."""
-    spec = scn.speculation
-    if spec is None:
-        return decode_step(scn, batch, context), 1.0
-    return speculative.decode_step(scn, batch, context), speculative.tokens_per_step(spec.draft_tokens, spec.acceptance)
-
-
 def _prefill(scn: Scenario, batch, input_len, prefix_hit: float) -> StepTimes:
     """A prefill step of ``batch`` prompts whose share ``prefix_hit`` of tokens is found in the prefix
     cache: the rest computed, attending over the cached prefix."""
@@ -220,13 +211,13 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     p, d = Pool(prefill, 1), Pool(decode, 1)
     u_p, u_d = p.units, d.units
     gpus = x * p.gpus_per_worker + y * d.gpus_per_worker
-    gain = _decode(decode, 1.0, 1.0)[1]
+    gain = speculative.gain(decode)
     steps = 1.0 + (out - 1.0) / gain  # decode steps a worker holds a request: the first returns the prefill's token
     ctx = inp + out / 2.0
     r_max = serving.max_running(decode, inp, out)
     fits = (r_max >= 1) & (serving.max_running(prefill, inp, np.ones_like(inp)) >= 1)
     r_top = np.maximum(r_max, 1.0)
-    decode_s = _tabulated(lambda v: _decode(decode, v, ctx[..., None])[0].step_time_s, r_top)
+    decode_s = _tabulated(lambda v: speculative.decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
     prefill_s = _tabulated(lambda v: _prefill(prefill, v, inp[..., None], prefix_hit).latency, b_max)
     # a stream of prompts keeps every pipeline stage busy: the pool's rate follows the stage time
     t_p_top = _prefill(prefill, b_max, inp, prefix_hit).step_time_s if prefill.deployment.pp > 1 else prefill_s(b_max)
@@ -293,7 +284,7 @@ def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, o
     inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
     r_p = prefill_rate(prefill, inp, prefill_batch, prefix_hit)
     r = np.asarray(decode_batch, dtype=float)
-    step, gain = _decode(decode, r, inp + out / 2.0)
+    step, gain = speculative.decode_step(decode, r, inp + out / 2.0), speculative.gain(decode)
     r_d = decode.deployment.replicas * r / ((1.0 + (out - 1.0) / gain) * step.step_time_s)
     return r_p, r_d
 

@@ -157,10 +157,10 @@ def _split(scn: Scenario) -> tuple[int, int]:
 
 
 def adapter_bytes_per_gpu(scn: Scenario) -> float:
-    """Bytes of one adapter on one GPU (its tp / ep shard, its pipeline stage's layers)."""
+    """Bytes of one adapter on one GPU (its tp / ep shard, the busiest pipeline stage's layers)."""
     assert scn.lora is not None
     tp, ep = _split(scn)
-    return adapter_params(scn.model, scn.lora, tp, ep) * dtype_bytes(scn.lora.dtype) / scn.deployment.pp
+    return adapter_params(scn.model, scn.lora, tp, ep) * dtype_bytes(scn.lora.dtype) * scn.model.stage_share(scn.deployment.pp)
 
 
 def resident_bytes_per_gpu(scn: Scenario) -> float:

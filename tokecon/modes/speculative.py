@@ -32,6 +32,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from tokecon import phases
 from tokecon.errors import TokeconError
 from tokecon.operations import step_operations
 from tokecon.roofline import StepTimes, step_times
@@ -106,14 +107,30 @@ def draft_times(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_c
     dscn = draft_scenario(scn)
     ctx = np.asarray(context, dtype=float)
     ops = step_operations(dscn, batch, np.ones_like(ctx), np.maximum(ctx - 1.0, 0.0), 1.0)
-    return step_times(ops, dscn, overlap_comm, sequences=batch).times(spec.draft_tokens)
+    one = step_times(ops, dscn, overlap_comm, sequences=batch)
+    return one.rounds(spec.draft_tokens, one.overhead_s)  # k separate passes, each with its own overhead
+
+
+def verified_tokens(scn: Scenario) -> float:
+    """Tokens per sequence the target computes in a decode step: k + 1 when speculating, else 1."""
+    return 1.0 if scn.speculation is None else scn.speculation.draft_tokens + 1.0
+
+
+def gain(scn: Scenario) -> float:
+    """Tokens a sequence gains per decode step: :func:`tokens_per_step` when speculating, else 1."""
+    spec = scn.speculation
+    return 1.0 if spec is None else tokens_per_step(spec.draft_tokens, spec.acceptance)
 
 
 def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
-    """One speculative step: the target verifies k + 1 tokens per sequence (logits at each), after
-    k draft passes. Every sequence gains :func:`tokens_per_step` tokens on average."""
-    spec = scn.speculation
-    q = spec.draft_tokens + 1.0
+    """One decode step of ``scn``: :func:`tokecon.phases.decode_step`, or when it speculates the
+    target verifying k + 1 tokens per sequence (logits at each) after k draft passes, every sequence
+    gaining :func:`gain` tokens on average. Speculation with pipeline stages is not modelled."""
+    if scn.speculation is None:
+        return phases.decode_step(scn, batch, context, overlap_comm)
+    if scn.deployment.pp > 1:
+        raise TokeconError("speculative decoding with pipeline stages (--pp) is not modelled; drop one of them")
+    q = verified_tokens(scn)
     ctx = np.asarray(context, dtype=float)
     ops = step_operations(scn, batch, np.full_like(ctx, q), np.maximum(ctx - 1.0, 0.0), q)
     verify = step_times(ops, scn, overlap_comm, sequences=batch)
