@@ -10,7 +10,7 @@ import typer
 
 from tokecon.cli import options as o
 from tokecon.cli.main import app
-from tokecon.commands.check import thresholds_help
+from tokecon.budget_thresholds import help_text as thresholds_help
 
 
 @app.command(short_help="Run a budget file of scenarios and thresholds (for CI).",

@@ -37,4 +37,4 @@ def embed(
 
     opts = CommonOptions(model, tuple(gpus), tp, dtype, None, engine, ideal, usd_per_gpu_hour, tuple(catalog or ()))
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
-    o.emit(run_embed(opts, o.batch_list(batch), seq_len, limits, utilization), fmt, wide=wide)
+    o.emit(run_embed(opts, o.int_list(batch), seq_len, limits, utilization), fmt, wide=wide)

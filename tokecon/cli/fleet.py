@@ -21,6 +21,7 @@ Floor = Annotated[Optional[float], typer.Option("--min-tok-s-per-user", help="Op
 
 @app.command(short_help="Old fleet vs new: cost per Mtok by year, when replacing pays.",
              epilog="Examples:\n\n\b\n  tokecon fleet -m llama3-70b --old 8xA100 --new 8xH100\n  tokecon fleet -m llama3-70b --old 8xMI300X --new 8xMI355X --min-tok-s-per-user 30 --interest-rate 0.05")
+@o.with_groups(numerics=o.numerics)
 def fleet(
     model: o.Model,
     old: Old,
@@ -30,9 +31,6 @@ def fleet(
     min_tok_s_per_user: Floor = None,
     start: Start = 2026,
     years: Years = 5,
-    dtype: o.Dtype = None,
-    kv_dtype: o.KvDtype = None,
-    engine: o.Engine = None,
     cost_file: s.CostFile = None,
     other_capital_ratio: s.OtherCapital = None,
     depreciation_years: s.Years = None,
@@ -40,9 +38,10 @@ def fleet(
     pue: s.Pue = None,
     usd_per_kwh: s.UsdKwh = None,
     utilisation: s.Utilisation = None,
-    catalog: o.Catalogs = None,
     fmt: o.Format = o.OutputFormat.table,
     wide: o.Wide = False,
+    *,
+    numerics,
 ) -> None:
     """Compare a fleet of an older device with a newer one on one workload, year by year: cost per Mtok of
     each (TCO at that year's purchase price), the market price of a token (the newer device's rental
@@ -54,6 +53,6 @@ def fleet(
     costs = s.costs(cost=s.CostMethod.tco, cost_file=cost_file, other_capital_ratio=other_capital_ratio,
                     depreciation_years=depreciation_years, interest_rate=interest_rate, pue=pue, usd_per_kwh=usd_per_kwh,
                     utilisation=utilisation)
-    common = CommonOptions(model, (old, new), None, dtype, kv_dtype, engine, False, None, tuple(catalog or ()))
+    common = CommonOptions(model, (old, new), **numerics)
     opts = ServeOptions(common, cost=costs)
     o.emit(run_fleet(opts, old, new, input_len, output_len, min_tok_s_per_user, start, years), fmt, wide=wide)

@@ -43,7 +43,7 @@ class OneLineErrors(TyperGroup):
                 code = _fail(message, getattr(exc, "exit_code", 2) or 2)
         except BrokenPipeError:  # `tokecon models list | head -1`: the reader left; stop quietly
             code = _closed_pipe()
-        except SystemExit as exc:  # click turns EPIPE into sys.exit(1) behind a PacifyFlushWrapper
+        except SystemExit:  # click turns EPIPE into sys.exit(1) behind a PacifyFlushWrapper
             if type(sys.stdout).__name__ != "PacifyFlushWrapper":
                 raise
             code = _closed_pipe()

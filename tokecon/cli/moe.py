@@ -16,17 +16,6 @@ class MoePhase(str, Enum):
     prefill = "prefill"
 
 
-def _int_list(values: list[str] | None, flag: str) -> list[int] | None:
-    from tokecon.scenario import parse_int_list
-
-    if not values:
-        return None
-    out: list[int] = []
-    for v in values:
-        out.extend(parse_int_list(v, flag) or [])
-    return out
-
-
 @app.command(short_help="Large mixture-of-experts serving: expert parallel, interconnect.",
              epilog="Examples:\n\n\b\n  tokecon moe -m deepseek-v3 -g 16xH200 -g 32xH200\n  tokecon moe -m deepseek-v3 -g 72xGB200 --phase prefill")
 @o.with_groups(numerics=o.numerics)
@@ -59,8 +48,8 @@ def moe(
     from tokecon.results import Thresholds
 
     opts = CommonOptions(model, tuple(gpus), None, usd_per_gpu_hour=usd_per_gpu_hour, eplb=eplb, **numerics)
-    node_list = _int_list(nodes, "--nodes") or [1]
-    batches = _int_list(batch_per_gpu, "--batch-per-gpu")
+    node_list = o.int_list(nodes, "--nodes") or [1]
+    batches = o.int_list(batch_per_gpu, "--batch-per-gpu")
     moe_opts = MoeOptions(phase.value, tuple(node_list), tuple(batches) if batches else None, context, interconnect,
                           overlap, dispatch_dtype, combine_dtype)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms, max_tpot_ms)

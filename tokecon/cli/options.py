@@ -219,15 +219,13 @@ def thresholds(
                       max_usd_per_mtok_out=max_usd_per_mtok_out, max_usd_per_mtok_blended=max_usd_per_mtok_blended)
 
 
-def batch_list(values: list[str] | None) -> list[int] | None:
+def int_list(values: list[str] | None, flag: str = "--batch") -> list[int] | None:
+    """A repeatable comma-list option: ``["1,8", "64"]`` -> [1, 8, 64] (None when not given)."""
     from tokecon.scenario import parse_int_list
 
     if not values:
         return None
-    out: list[int] = []
-    for v in values:
-        out.extend(parse_int_list(v, "--batch") or [])
-    return out
+    return [n for v in values for n in parse_int_list(v, flag) or []]
 
 
 def emit(result, fmt: OutputFormat, explain: bool = False, wide: bool = False) -> None:

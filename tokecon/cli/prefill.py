@@ -38,4 +38,4 @@ def prefill(
 
     opts = CommonOptions(model, tuple(gpus), tp, usd_per_gpu_hour=usd_per_gpu_hour, pp=pp, **numerics)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_ttft_ms)
-    o.emit(run_prefill(opts, o.batch_list(batch), input_len, limits, explain, ignore_memory), fmt, explain, wide)
+    o.emit(run_prefill(opts, o.int_list(batch), input_len, limits, explain, ignore_memory), fmt, explain, wide)

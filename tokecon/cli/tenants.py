@@ -51,11 +51,10 @@ def tenants(
     from tokecon.commands.serve import ServeOptions
     from tokecon.commands.tenants import TenantOptions, run_tenants
     from tokecon.costs import CostModel
-    from tokecon.scenario import parse_int_list
 
     common = CommonOptions(model, tuple(gpus), tp, **numerics)
     serve = ServeOptions(common, cost=CostModel(usd_per_gpu_hour=usd_per_gpu_hour))
-    counts = tuple(n for text in adapters for n in parse_int_list(text, "--adapters") or [])
+    counts = tuple(o.int_list(adapters, "--adapters") or ())
     opts = TenantOptions(serve, counts, lora_rank, lora_targets, popularity, adapter_slots, host_link_gb_s, concurrency,
                          input_len, output_len)
     o.emit(run_tenants(opts, limits), fmt, wide=wide)

@@ -124,7 +124,7 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
         **(_daily_revenue(point, tokens_per_day, usd_day, list_prices) if list_prices else {}),
-        "facility_mw_needed": gpus * hw.power_w * d.costs.pue / 1e6,  # full board power x PUE (tokecon.energy)
+        "facility_mw_needed": n_dep * point["facility_power_w"] / 1e6,  # every deployment's board power x PUE (tokecon.energy)
     }
 
 
@@ -134,8 +134,8 @@ def _daily_revenue(point: dict[str, Any], tokens_per_day: float, usd_day: float,
     inp, out = point.get("mean_input_tokens", point["input_tokens"]), point.get("mean_output_tokens", point["output_tokens"])
     share_in = inp / (inp + out)
     per_s = tokens_per_day / SECONDS_PER_DAY
-    revenue = float(list_prices.revenue_usd_per_day(per_s * share_in, per_s * (1.0 - share_in), point.get("prefix_hit", 0.0)))
-    return {"revenue_usd_per_day": revenue, "cost_usd_per_day": usd_day, "margin": float(economics.margin(revenue, usd_day))}
+    daily = economics.daily_margin(list_prices, per_s * share_in, per_s * (1.0 - share_in), point.get("prefix_hit", 0.0), usd_day)
+    return {k: float(v) for k, v in daily.items()}
 
 
 def poisson_row(d: Deployed, opts: ServeOptions, slo: Thresholds, tokens_per_day: float, headroom: float,

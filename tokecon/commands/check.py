@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from tokecon.budget_thresholds import BY_COMMAND
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.results import Column, Result, Thresholds
 
@@ -93,26 +94,18 @@ _POOL_KEYS = {"prefill_gpus": STR, "prefill_workers": INT, "prefill_layout": STR
 _COST_KEYS = ("purchase_usd", "other_capital_ratio", "depreciation_years", "interest_rate", "pue", "usd_per_kwh", "utilisation")
 
 #: command name -> how to run it. Defaults match the CLI's (tests/test_check.py compares them).
-_ONE_PHASE = ("max_usd_per_mtok", "min_tok_s_per_gpu")
-_PRICES = ("max_usd_per_mtok_in", "max_usd_per_mtok_out", "max_usd_per_mtok_blended")
 COMMANDS: dict[str, CheckCommand] = {
-    "decode": CheckCommand(_decode, {"batch": INT_LIST, "context": INT},
-                           (*_ONE_PHASE, "max_tpot_ms", "min_tok_s_per_user")),
-    "prefill": CheckCommand(_prefill, {"batch": INT_LIST, "input_len": INT}, (*_ONE_PHASE, "max_ttft_ms")),
-    "embed": CheckCommand(_embed, {"batch": INT_LIST, "seq_len": INT, "utilization": FLOAT}, (*_ONE_PHASE, "max_ttft_ms")),
+    "decode": CheckCommand(_decode, {"batch": INT_LIST, "context": INT}, BY_COMMAND["decode"]),
+    "prefill": CheckCommand(_prefill, {"batch": INT_LIST, "input_len": INT}, BY_COMMAND["prefill"]),
+    "embed": CheckCommand(_embed, {"batch": INT_LIST, "seq_len": INT, "utilization": FLOAT}, BY_COMMAND["embed"]),
     "serve": CheckCommand(_serve, {
         "concurrency": STR_LIST, "request_rate": STR_LIST, "input_len": INT, "output_len": INT, "ep": INT, "attention_dp": BOOL,
         "chunked_prefill": INT, "cost": STR, "cost_file": PATH, **{k: FLOAT for k in _COST_KEYS},
         "speculative": STR, "draft_tokens": INT, "acceptance": FLOAT, "prefix_hit": FLOAT, "range_ratio": FLOAT,
         "price_in": FLOAT, "price_in_cached": FLOAT, "price_out": FLOAT, **_POOL_KEYS,
-    }, (*_ONE_PHASE, "max_ttft_ms", "max_tpot_ms", "min_tok_s_per_user", *_PRICES, "max_ttft_p99_ms", "max_tpot_p99_ms"),
-        required=("model",)),  # and gpus, or the prefill and decode pools (run_serve says which)
+    }, BY_COMMAND["serve"], required=("model",)),  # and gpus, or the prefill and decode pools (run_serve says which)
 }
 
-
-def thresholds_help() -> str:
-    """Each command's thresholds, for ``check --help``."""
-    return "\n".join(f"  {name}: {', '.join(spec.thresholds)}" for name, spec in COMMANDS.items())
 
 COMMON_OPTIONS: dict[str, str] = {
     "model": STR,

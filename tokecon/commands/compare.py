@@ -242,7 +242,7 @@ def _energy(scn: Scenario, tok_s: float | None, phase: str) -> dict[str, Any]:
     if not tok_s:
         return {}
     default = CostModel()
-    board_w = scn.deployment.n_gpus * scn.hardware.power_w
+    board_w = scn.board_power_w
     out = tok_s if phase == "decode" else 0.0
     fields = energy.energy_fields(board_w, default.pue, default.usd_per_kwh, tok_s, out, scn.usd_per_hour)
     keep = [k for k in fields if phase == "decode" or "output" not in k]

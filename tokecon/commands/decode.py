@@ -27,7 +27,6 @@ from tokecon.phases import decode_step
 from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import check_context, positive_ints
 from tokecon.specs import Scenario
-from tokecon.units import GB
 
 COLUMNS = [
     Column("batch", "batch", "int"),

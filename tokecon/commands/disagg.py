@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, energy, params, serving, uncertainty
+from tokecon import economics, energy, serving, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.serve import Deployed, ModeOptions, ServeOptions, deploy
 from tokecon.errors import TokeconError
 from tokecon.modes import disagg
 from tokecon.scenario import GpuSpec, parse_gpus, positive_ints
 from tokecon.serving import Layout
-from tokecon.units import SECONDS_PER_DAY
 
 MAX_WORKERS = 100_000  # workers of one pool: past the largest fleets (tens of thousands of GPUs)
 _LAYOUT = re.compile(r"^\s*(tp|dep)(\d+)\s*$", re.I)
@@ -186,17 +185,15 @@ def _mode_fields(row: dict[str, Any], st: disagg.DisaggTimes, i: int, p: Deploye
     if not row["fits"] or row["total_tok_s"] is None:
         return out
     if h > 0:
-        kv_per_token = params.kv_bytes_per_token(p.scenario.model, p.scenario.precision.kv_cache)
-        out["prefix_cache_tb_per_day"] = row["input_tok_s"] * (1.0 - h) * kv_per_token * SECONDS_PER_DAY / 1e12
+        out["prefix_cache_tb_per_day"] = float(serving.prefix_cache_tb_per_day(p.scenario, row["input_tok_s"], h))
     if row["usd_per_mtok_input"] is not None:
         out["usd_per_mtok_input_miss"] = row["usd_per_mtok_input"] / (1.0 - h)
-    board_w = row["prefill_gpus"] * p.scenario.hardware.power_w + row["decode_gpus"] * d.scenario.hardware.power_w
+    board_w = row["prefill_workers"] * p.scenario.board_power_w + row["decode_workers"] * d.scenario.board_power_w
     power = energy.energy_fields(board_w, d.costs.pue, d.costs.usd_per_kwh, row["total_tok_s"], row["output_tok_s"], row["usd_per_hour"])
     out |= {k: float(v) for k, v in power.items()}
     if modes.prices is not None:
-        revenue = float(modes.prices.revenue_usd_per_day(row["input_tok_s"], row["output_tok_s"], h))
-        cost = row["usd_per_hour"] * 24.0
-        out |= {"revenue_usd_per_day": revenue, "cost_usd_per_day": cost, "margin": float(economics.margin(revenue, cost))}
+        daily = economics.daily_margin(modes.prices, row["input_tok_s"], row["output_tok_s"], h, row["usd_per_hour"] * 24.0)
+        out |= {k: float(v) for k, v in daily.items()}
     return out
 
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from tokecon import fleet
 from tokecon.catalog import Catalog
+from tokecon.commands.capacity import operating_point as capacity_point
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.frontier import sweep
-from tokecon.commands.serve import Deployed, ServeOptions, model_note, point_rows
+from tokecon.commands.serve import Deployed, ServeOptions, model_note
 from tokecon.errors import DoesNotFitError, TokeconError
-from tokecon.results import Column, Result
+from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import check_context, parse_gpus, positive_ints
 
 COLUMNS = [
@@ -41,20 +44,13 @@ def operating_point(catalog: Catalog, opts: ServeOptions, gpus: str, input_len: 
     if not swept:
         raise DoesNotFitError(f"{catalog.models.get(opts.common.model).key} does not fit on {spec.label} at "
                               f"{input_len + output_len} tokens per request")
-    best: tuple[Deployed, dict[str, Any]] | None = None
-    fastest = 0.0
-    for d, st in swept:
-        for row in point_rows(d, st, None):
-            if not row["fits"]:
-                continue
-            fastest = max(fastest, row["tok_s_per_user"])
-            slow = min_tok_s_per_user is not None and row["tok_s_per_user"] < min_tok_s_per_user
-            if not slow and (best is None or row["total_tok_s_per_gpu"] > best[1]["total_tok_s_per_gpu"]):
-                best = (d, row)
-    if best is None:
+    points = [(d, row) for d, st in swept
+              if (row := capacity_point(d, st, Thresholds(min_tok_s_per_user=min_tok_s_per_user), None)) is not None]
+    if not points:
+        fastest = max(float(np.nanmax(np.where(st.fits, st.tok_s_per_user, np.nan))) for _, st in swept)
         raise TokeconError(f"{spec.label} serves at most {fastest:.1f} tok/s per user on this workload: "
                            f"lower --min-tok-s-per-user (asked {min_tok_s_per_user:g})")
-    return best
+    return max(points, key=lambda p: p[1]["total_tok_s_per_gpu"])  # the layouts share the GPUs: most per GPU
 
 
 def run_fleet(opts: ServeOptions, old: str, new: str, input_len: int, output_len: int,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokecon import economics, energy, memory, params, serving, sram, uncertainty
+from tokecon import economics, energy, memory, serving, sram, uncertainty
 from tokecon.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
 from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
@@ -23,7 +23,6 @@ from tokecon.results import Column, Result, Thresholds
 from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
 from tokecon.serving import Layout, ServingTimes
 from tokecon.specs import Scenario
-from tokecon.units import SECONDS_PER_DAY
 
 ENERGY_COLUMNS = [  # hidden first on a narrow terminal; always in JSON
     Column("joules_per_output_token", "J per out tok", "num", hide=3),
@@ -334,18 +333,14 @@ def mode_columns(d: Deployed, input_tok_s: np.ndarray, output_tok_s: np.ndarray,
     scn, h = d.scenario, st.prefix_hit
     inp, outp = np.asarray(input_tok_s, dtype=float), np.asarray(output_tok_s, dtype=float)
     shape = inp.shape
-    kv_per_token = params.kv_bytes_per_token(scn.model, scn.precision.kv_cache)
     out = {
         "tokens_per_step": np.broadcast_to(np.asarray(st.tokens_per_step).flat[0], shape),
         "kv_load_s": np.broadcast_to(np.asarray(st.kv_load_s).flat[0], shape) if h > 0 else np.full(shape, np.nan),
-        "prefix_cache_tb_per_day": inp * (1.0 - h) * kv_per_token * SECONDS_PER_DAY / 1e12 if h > 0 else np.full(shape, np.nan),
-        **energy.energy_fields(scn.deployment.n_gpus * scn.hardware.power_w, d.costs.pue, d.costs.usd_per_kwh,
-                               inp + outp, outp, scn.usd_per_hour),
+        "prefix_cache_tb_per_day": serving.prefix_cache_tb_per_day(scn, inp, h),
+        **energy.energy_fields(scn.board_power_w, d.costs.pue, d.costs.usd_per_kwh, inp + outp, outp, scn.usd_per_hour),
     }
     if list_prices is not None:
-        cost = np.full(shape, scn.usd_per_hour * 24.0)
-        revenue = list_prices.revenue_usd_per_day(inp, outp, h)
-        out.update(revenue_usd_per_day=revenue, cost_usd_per_day=cost, margin=economics.margin(revenue, cost))
+        out |= economics.daily_margin(list_prices, inp, outp, h, scn.usd_per_hour * 24.0)
     return out
 
 
