@@ -77,3 +77,20 @@ CATALOG_ENTRY = {
     "rental_usd_per_hour": 2.0, "source": "s",
     "efficiency": {"compute": 0.7, "memory_bw": 0.8, "link": 0.8, "collective_latency_us": 8.0},
 }
+
+
+def test_shown_price_points_name_their_unit_as_the_catalog_does():
+    """`hardware show -f json`: a purchase in USD per GPU (``usd``), a rental in USD per GPU-hour (``usd_per_hour``)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tokecon.cli.main import app
+
+    r = CliRunner().invoke(app, ["hardware", "show", "a100-40gb", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    points = doc["price_points"]
+    assert {p["kind"] for p in points} == {"purchase", "rental"} and doc["spec"]["price_points"] == points
+    for p in points:
+        assert set(p) == {"date", "kind", "source", "usd" if p["kind"] == "purchase" else "usd_per_hour"}

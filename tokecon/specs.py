@@ -41,6 +41,11 @@ class PricePoint:
     usd: float  # USD per GPU (purchase) or USD per GPU-hour (rental)
     source: str
 
+    def as_entry(self) -> dict[str, str | float]:
+        """The catalog's own keys, the unit in the name: ``usd`` (per GPU) or ``usd_per_hour``."""
+        return {"date": self.date, "kind": self.kind, "usd" if self.kind == "purchase" else "usd_per_hour": self.usd,
+                "source": self.source}
+
 
 @dataclass(frozen=True)
 class MemoryTier:

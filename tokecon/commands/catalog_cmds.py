@@ -160,7 +160,7 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
                 f"{e.collective_latency_s * 1e6:.0f} us per collective ({e.fitted_on})"),
         _figure("aliases", "aliases", list(hw.aliases), "", ", ".join(hw.aliases) or "—"),
         _figure("source", "source", hw.source, "", hw.source),
-        _figure("price_points", "dated prices", [dataclasses.asdict(p) for p in hw.price_points], "",
+        _figure("price_points", "dated prices", [p.as_entry() for p in hw.price_points], "",
                 "; ".join(f"{p.date} {p.kind} " + (f"{p.usd:,.0f} USD" if p.kind == "purchase" else f"{p.usd:.2f} USD/h")
                           for p in sorted(hw.price_points, key=lambda p: (p.date, p.kind))) + " (sources in -f json)"
                 if hw.price_points else "—"),
@@ -171,7 +171,7 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
 
 def hardware_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
     hw = _load(catalogs).hardware.get(name)
-    spec = dataclasses.asdict(hw)
+    spec = dataclasses.asdict(hw) | {"price_points": [p.as_entry() for p in hw.price_points]}
     return _show(f"hardware show {hw.key}", {"hardware": hw.key, "spec": spec}, hardware_figures(hw),
                  {f"hardware:{hw.key}": hw.origin})
 
