@@ -94,3 +94,16 @@ def test_shown_price_points_name_their_unit_as_the_catalog_does():
     assert {p["kind"] for p in points} == {"purchase", "rental"} and doc["spec"]["price_points"] == points
     for p in points:
         assert set(p) == {"date", "kind", "source", "usd" if p["kind"] == "purchase" else "usd_per_hour"}
+
+
+def test_a_trend_needs_a_year_of_dates_and_falls_at_most_half_a_year():
+    """Two quotes a month apart (10.5 then 6.41 USD/h) would fit a -99.7%/year fall: no trend. Points a
+    year apart falling 90% fit -90%/year: capped at -50% (H100 rental 2023-2025, the steepest on record)."""
+    from tokecon.specs import PricePoint
+
+    month = [PricePoint("2026-02", "rental", 10.5, "x"), PricePoint("2026-03", "rental", 6.41, "x")]
+    assert trend_per_year(month) is None
+    year = [PricePoint("2024-01", "rental", 10.0, "x"), PricePoint("2025-01", "rental", 1.0, "x")]
+    assert trend_per_year(year) == -0.5
+    h100 = [PricePoint("2023-07", "rental", 8.0, "x"), PricePoint("2025-10", "rental", 1.70, "x")]
+    assert -0.5 < trend_per_year(h100) < -0.45

@@ -240,3 +240,20 @@ def test_new_entries_are_sourced_and_dated(catalog):
         hw = catalog.hardware.get(key)
         assert hw.source and hw.price_date and hw.memory_kind == "sram"
         assert catalog.engines.get(hw.engine).fitted_on.startswith("per-layer floor fitted to one figure")
+
+
+@pytest.mark.parametrize("device", ["groq", "cerebras"])
+def test_sram_notes_print_their_numbers_not_their_code(device):
+    r = CliRunner().invoke(app, ["serve", "-m", "llama3-8b", "-g", device, "-c", "1", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    notes = json.loads(r.stdout)["notes"]
+    assert any("reading the weights from SRAM takes" in n for n in notes)
+    assert not [n for n in notes if "{" in n or "}" in n]
+
+
+def test_too_few_sram_chips_name_the_pipelined_count_that_holds_it():
+    """576 Groq chips cannot hold llama3-70b in a layout; the hint is the count that runs (a pipeline), not 'none'."""
+    r = CliRunner().invoke(app, ["serve", "-m", "llama3-70b", "-g", "576xGroq", "-c", "1"])
+    assert r.exit_code == 2 and "smallest that fits: " in r.stderr, r.output
+    n = int(r.stderr.split("smallest that fits: ")[1].split("x")[0])
+    assert CliRunner().invoke(app, ["serve", "-m", "llama3-70b", "-g", f"{n}xGroq", "-c", "1"]).exit_code == 0

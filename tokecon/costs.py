@@ -114,6 +114,11 @@ def gpu_hour_cost(hw: Hardware, model: CostModel) -> CostBreakdown:
     return cost
 
 
+def energy_usd_per_hour(hw: Hardware, model: CostModel) -> float:
+    """Electricity of one GPU at full board power: W / 1000 x PUE x USD/kWh."""
+    return hw.power_w / 1000.0 * model.pue * model.usd_per_kwh
+
+
 def _gpu_hour_cost(hw: Hardware, model: CostModel) -> CostBreakdown:
     util = model.utilisation
     if model.method == "rental":
@@ -128,7 +133,7 @@ def _gpu_hour_cost(hw: Hardware, model: CostModel) -> CostBreakdown:
     capex = purchase * (1.0 + model.other_capital_ratio)
     crf = capital_recovery_factor(model.interest_rate, model.depreciation_years)
     capital = capex * crf / HOURS_PER_YEAR
-    energy = hw.power_w / 1000.0 * model.pue * model.usd_per_kwh
+    energy = energy_usd_per_hour(hw, model)
     return CostBreakdown(
         hw.key, "tco", (capital + energy) / util, util,
         purchase_usd=purchase, capital_usd=capex, capital_recovery_factor=crf, capital_usd_per_hour=capital,

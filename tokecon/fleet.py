@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from tokecon.costs import HOURS_PER_YEAR, CostModel, gpu_hour_cost
+from tokecon import economics
+from tokecon.costs import HOURS_PER_YEAR, CostModel, energy_usd_per_hour, gpu_hour_cost
 from tokecon.prices import price_at
 from tokecon.specs import Hardware
 from tokecon.units import MTOK, SECONDS_PER_HOUR
@@ -52,7 +53,7 @@ def facility_mw_per_gpu(side: Side, cost: CostModel) -> float:
 
 
 def usd_per_mtok(usd_per_gpu_hour: float, side: Side) -> float:
-    return usd_per_gpu_hour / (side.tok_s_per_gpu * SECONDS_PER_HOUR) * MTOK
+    return float(economics.usd_per_mtok(usd_per_gpu_hour, side.tok_s_per_gpu))
 
 
 def full_cost(side: Side, cost: CostModel, year: float) -> tuple[float, float, str]:
@@ -64,8 +65,7 @@ def full_cost(side: Side, cost: CostModel, year: float) -> tuple[float, float, s
 
 def running_cost(side: Side, cost: CostModel) -> float:
     """USD/Mtok of electricity alone (what an old, paid-for GPU still costs to run)."""
-    energy_usd_h = side.hardware.power_w / 1000.0 * cost.pue * cost.usd_per_kwh / cost.utilisation
-    return usd_per_mtok(energy_usd_h, side)
+    return usd_per_mtok(energy_usd_per_hour(side.hardware, cost) / cost.utilisation, side)
 
 
 def market_price(new: Side, year: float) -> tuple[float, str]:

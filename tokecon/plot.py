@@ -28,11 +28,6 @@ X_LABEL = "interactivity [tok/s per user]"
 Y_LABEL = "output throughput [tok/s per GPU]"
 
 
-def frontier_series(result: Result) -> dict[str, tuple[list[float], list[float]]]:
-    """Device label -> (tok/s per user, output tok/s per GPU) of its frontier points, by interactivity."""
-    return frontier_series_rows(result.rows)
-
-
 def frontier_series_rows(rows: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
     series: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
@@ -93,7 +88,7 @@ def _tick(value: float) -> str:
 
 def text_chart(result: Result, width: int = 64, height: int = 16) -> str:
     """The frontier as characters: one marker per device, linear axes from zero."""
-    series = frontier_series(result)
+    series = frontier_series_rows(result.rows)
     if not series:
         return ""
     xmax = max(max(xs) for xs, _ in series.values()) or 1.0

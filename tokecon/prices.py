@@ -7,7 +7,10 @@
 r is the least-squares slope of ln P against the year over all points of that kind: hardware
 prices fall roughly exponentially once a generation ships (H100 rental 8 USD/h in mid-2023, 2.99
 in Oct 2024, 1.70 in Oct 2025: SemiAnalysis via the catalog's sources), so a rising fit (H200's
-purchase price went up while Blackwell was scarce) is never projected forward.
+purchase price went up while Blackwell was scarce) is never projected forward. A trend needs
+points at least a year apart (two quotes a month apart, from different kinds of source, are noise,
+not a trend) and falls at most 50% a year, the steepest fall on record (H100 rental: 8 USD/h in
+mid-2023 to 1.70 in Oct 2025 is -49%/year).
 
 A date ``YYYY-MM`` is read as the middle of that month; ``YYYY`` as the middle of the year. The
 catalog's current ``rental_usd_per_hour`` at ``price_date`` is a rental point of its own, and
@@ -51,13 +54,18 @@ def series(hw: Hardware, kind: str) -> list[PricePoint]:
     return sorted(points, key=lambda p: (year_of(p.date), p.usd))
 
 
+MIN_TREND_SPAN_YEARS = 1.0
+MAX_FALL_PER_YEAR = -0.5  # H100 rental 2023-2025 (module docstring)
+
+
 def trend_per_year(points: list[PricePoint]) -> float | None:
-    """Fitted relative change per year, exp(slope of ln P on the year) - 1; None with fewer than two dates."""
+    """Fitted relative change per year, exp(slope of ln P on the year) - 1, at most a fall of
+    ``MAX_FALL_PER_YEAR``; None when the dates span less than ``MIN_TREND_SPAN_YEARS``."""
     years = np.array([year_of(p.date) for p in points])
-    if len(set(years.tolist())) < 2:
+    if years.size < 2 or years.max() - years.min() < MIN_TREND_SPAN_YEARS:
         return None
     slope = np.polyfit(years, np.log([p.usd for p in points]), 1)[0]
-    return float(math.expm1(slope))
+    return max(float(math.expm1(slope)), MAX_FALL_PER_YEAR)
 
 
 @dataclass(frozen=True)
@@ -89,11 +97,12 @@ def price_at(hw: Hardware, kind: str, year: float) -> PriceAt:
         last = points[-1]
         rate = trend_per_year(points)
         if rate is None or rate >= 0 or year == years[-1]:
-            why = "" if year == years[-1] else (" (no falling trend to project)" if rate is not None else " (one date only)")
+            why = "" if year == years[-1] else (" (no falling trend to project)" if rate is not None else " (no year of dates for a trend)")
             return PriceAt(last.usd, f"{hw.key} {kind} {money(last.usd)}: held at the last point ({last.date}){why}")
         value = last.usd * (1.0 + rate) ** (year - years[-1])
+        capped = " (the cap)" if rate == MAX_FALL_PER_YEAR else ""
         return PriceAt(value, f"{hw.key} {kind} {money(value)}: extrapolated from {last.date} at the fitted "
-                              f"{rate:+.0%}/year over {points[0].date}..{last.date}")
+                              f"{rate:+.0%}/year{capped} over {points[0].date}..{last.date}")
     j = int(np.searchsorted(years, year, side="right"))
     a, b = points[j - 1], points[j]
     ya, yb = years[j - 1], years[j]

@@ -66,6 +66,38 @@ def _clean(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Metric:
+    """What a threshold measures: the row key, the scale to the threshold's unit, the direction, how a
+    table (``label``) and a violation (``said``) name it, and the row key that shows a command computes
+    it when that is another (``computed_key``)."""
+
+    row_key: str
+    scale: float
+    unit: str
+    upper: bool  # True: the value must stay at or below the limit
+    label: str
+    said: str
+    computed_key: str = ""
+
+
+#: threshold (flag and budget key) -> what it measures; the one table of them
+METRICS: dict[str, Metric] = {
+    "max_usd_per_mtok": Metric("usd_per_mtok", 1.0, "USD/Mtok", True, "USD/Mtok", "USD/Mtok"),
+    "min_tok_s_per_gpu": Metric("tok_s_per_gpu", 1.0, "tok/s", False, "tok/s per GPU", "tok/s per GPU"),
+    "max_ttft_ms": Metric("ttft_s", 1e3, "ms", True, "TTFT [ms]", "ms TTFT"),
+    "max_tpot_ms": Metric("tpot_s", 1e3, "ms", True, "TPOT [ms]", "ms TPOT"),
+    "min_tok_s_per_user": Metric("tok_s_per_user", 1.0, "tok/s", False, "tok/s per user", "tok/s per user"),
+    "max_ttft_p99_ms": Metric("ttft_p99_s", 1e3, "ms", True, "TTFT p99 [ms]", "ms TTFT p99"),
+    "max_tpot_p99_ms": Metric("tpot_p99_s", 1e3, "ms", True, "TPOT p99 [ms]", "ms TPOT p99"),
+    "max_usd_per_mtok_in": Metric("usd_per_mtok_input", 1.0, "USD/Mtok", True, "USD/Mtok in", "USD/Mtok in"),
+    "max_usd_per_mtok_out": Metric("usd_per_mtok_output", 1.0, "USD/Mtok", True, "USD/Mtok out", "USD/Mtok out"),
+    # blended only where the price has two sides
+    "max_usd_per_mtok_blended": Metric("usd_per_mtok", 1.0, "USD/Mtok", True, "USD/Mtok blended", "USD/Mtok blended",
+                                       "usd_per_mtok_output"),
+}
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """Limits from the command line; a row that crosses one is marked and the CLI exits 1."""
 
@@ -95,36 +127,20 @@ class Thresholds:
             return [f"unstable: {row['request_rate']:.4g} req/s offered, at most {row['max_request_rate']:.4g} sustained"]
         if not row.get("fits", True):
             return ["does not fit in memory"] if any(v is not None for v in self.__dict__.values()) else []
-        checks = (
-            ("usd_per_mtok", self.max_usd_per_mtok, 1.0, ">", "USD/Mtok"),
-            ("tok_s_per_gpu", self.min_tok_s_per_gpu, 1.0, "<", "tok/s per GPU"),
-            ("ttft_s", self.max_ttft_ms, 1e3, ">", "ms TTFT"),
-            ("tpot_s", self.max_tpot_ms, 1e3, ">", "ms TPOT"),
-            ("tok_s_per_user", self.min_tok_s_per_user, 1.0, "<", "tok/s per user"),
-            ("ttft_p99_s", self.max_ttft_p99_ms, 1e3, ">", "ms TTFT p99"),
-            ("tpot_p99_s", self.max_tpot_p99_ms, 1e3, ">", "ms TPOT p99"),
-            ("usd_per_mtok_input", self.max_usd_per_mtok_in, 1.0, ">", "USD/Mtok in"),
-            ("usd_per_mtok_output", self.max_usd_per_mtok_out, 1.0, ">", "USD/Mtok out"),
-            ("usd_per_mtok", self.max_usd_per_mtok_blended, 1.0, ">", "USD/Mtok blended"),
-        )
-        for key, limit, scale, op, unit in checks:
-            if limit is None or row.get(key) is None:
+        for name, m in METRICS.items():
+            limit = getattr(self, name)
+            if limit is None or row.get(m.row_key) is None:
                 continue
-            value = row[key] * scale
-            if (op == ">" and value > limit) or (op == "<" and value < limit):
-                word = "above" if op == ">" else "below"
-                out.append(f"{value:.4g} {unit} {word} {limit:g}")
+            value = row[m.row_key] * m.scale
+            if value > limit if m.upper else value < limit:
+                out.append(f"{value:.4g} {m.said} {'above' if m.upper else 'below'} {limit:g}")
         return out
 
     def apply(self, result: Result) -> Result:
         """Mark every row; a threshold on a figure the command does not compute is bad input, never a
         silent pass (the error names the thresholds that do apply)."""
         keys = {k for row in result.rows for k in row}
-        flags = {"max_usd_per_mtok": "usd_per_mtok", "min_tok_s_per_gpu": "tok_s_per_gpu", "max_ttft_ms": "ttft_s",
-                 "max_tpot_ms": "tpot_s", "min_tok_s_per_user": "tok_s_per_user",
-                 "max_ttft_p99_ms": "ttft_p99_s", "max_tpot_p99_ms": "tpot_p99_s",
-                 "max_usd_per_mtok_in": "usd_per_mtok_input", "max_usd_per_mtok_out": "usd_per_mtok_output",
-                 "max_usd_per_mtok_blended": "usd_per_mtok_output"}  # blended only where the price has two sides
+        flags = {name: m.computed_key or m.row_key for name, m in METRICS.items()}
         unused = [name for name, key in flags.items() if getattr(self, name) is not None and key not in keys]
         if unused and result.rows:
             usable = ", ".join("--" + n.replace("_", "-") for n, k in flags.items() if k in keys)

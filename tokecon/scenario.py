@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon import memory, params
+from tokecon import memory, params, sram
 from tokecon.catalog import Catalog
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.specs import Deployment, Engine, Hardware, Model, Precision, Scenario
@@ -189,9 +189,9 @@ def require_fit(scn: Scenario, context: int) -> None:
     m, hw, dep = scn.model, scn.hardware, scn.deployment
     weights = params.weight_bytes(m, scn.precision)
     kv = float(memory.kv_bytes_per_seq_per_gpu(m, scn.precision, Deployment(hw, 1, 1), np.asarray(context)))
-    smallest = _smallest_fit(scn, context)
+    smallest = sram.chips_to_hold(scn, context) if sram.is_sram(hw) else _smallest_fit(scn, context)
     hint = f"; smallest that fits: {smallest}x{hw.key} (--gpus {smallest}x{hw.key})" if smallest else (
-        f"; no count of {hw.key} up to 1024 holds it"
+        f"; {sram.NONE_HOLDS}" if sram.is_sram(hw) else f"; no count of {hw.key} up to 1024 holds it"
     )
     raise DoesNotFitError(
         f"{m.key} does not fit on {dep.n_gpus}x{hw.key} (tp={dep.tp}): it needs {weights / GB:.1f} GB of weights "

@@ -39,6 +39,7 @@ from tokecon.specs import Deployment, Hardware, Model, Scenario
 from tokecon.units import GB
 
 MAX_CHIPS = 100_000
+NONE_HOLDS = "no chip count up to 4x the memory bound holds it in any pipeline x TP layout"
 
 
 def is_sram(hw: Hardware) -> bool:
@@ -73,8 +74,9 @@ def layouts_that_hold(scn: Scenario, n: int, context: float) -> list[Layout]:
 
 def chips_to_hold(scn: Scenario, context: float) -> int | None:
     """Smallest chip count whose SRAM holds the weights and one sequence of ``context`` tokens in
-    some pipeline layout; None when no count up to MAX_CHIPS does. Starts at the bound
-    ceil((W + KV) / usable) and walks up (counts whose divisors give no layout are skipped)."""
+    some pipeline layout. Starts at the bound ceil((W + KV) / usable) and walks up to 4x it + 64
+    (counts whose divisors give no layout are skipped; past that the layers and heads, not the
+    memory, are what no layout divides): None when none does."""
     m, hw = scn.model, scn.hardware
     need = params.weight_bytes(m, scn.precision) + float(params.kv_bytes_per_sequence(m, scn.precision.kv_cache, context))
     per_chip = hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction)
@@ -119,7 +121,7 @@ def explain(scn: Scenario, context: float) -> list[str]:
     lines = [
         f"{dep.label}: SRAM machine: {w / GB:.1f} GB of {scn.precision.weights} weights + KV over chips of "
         f"{_size(hw.memory_bytes)} SRAM ({_size(per_chip)} after the {scn.engine.memory_reserve_fraction:.0%} "
-        f"reserve): " + (f"at least {need} chips hold it" if need else f"no count up to {MAX_CHIPS} holds it") + "."
+        f"reserve): " + (f"at least {need} chips hold it" if need else NONE_HOLDS) + "."
     ]
     one = decode_step(scn, np.asarray(1.0), np.asarray(float(context)))
     floor = float(one.overhead_s)
@@ -127,7 +129,7 @@ def explain(scn: Scenario, context: float) -> list[str]:
         lines.append(
             f"{dep.label}: one user's token takes {float(one.step_time_s) * 1e3:.2f} ms, {floor * 1e3:.2f} ms of it the "
             f"{scn.engine.name}'s per-layer floor ({scn.engine.step_overhead_per_layer_s * 1e6:.1f} us x {m.layers} layers, "
-            "fitted to a published speed); reading the weights from SRAM takes {float(one.memory_time_s) * 1e3:.3f} ms: "
+            f"fitted to a published speed); reading the weights from SRAM takes {float(one.memory_time_s) * 1e3:.3f} ms: "
             "latency, not bandwidth, bounds one user.")
     if dep.pp > 1:
         busiest = math.ceil(m.layers / dep.pp)

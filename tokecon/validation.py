@@ -249,7 +249,7 @@ def _disagg_case(row: dict[str, str], model, hw, catalog: Catalog, ideal: bool) 
     engine = _resolve_engine(row["engine"], catalog)
     batch = pools["prefill"][-1]
     return Case(row, "disagg", Scenario(model, deps["decode"], precision, engine, ideal), _int(row["concurrency_or_batch"]) or 0,
-                _int(row["input_len"]) or 0, _int(row["output_len"]) or 0, row["metric"], float(row["value"]),
+                _int(row["input_len"]) or 0, _int(row["output_len"]) or 0, row["metric"], measured_value(row),
                 (deps["prefill"], workers["prefill"], workers["decode"], int(batch) if batch else None))
 
 

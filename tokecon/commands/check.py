@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from tokecon.budget_thresholds import BY_COMMAND
 from tokecon.errors import DoesNotFitError, TokeconError
-from tokecon.results import Column, Result, Thresholds
+from tokecon.results import METRICS, Column, Result, Thresholds
 
 # option types
 INT, FLOAT, STR, BOOL, INT_LIST, STR_LIST, PATH = "int", "float", "str", "bool", "int_list", "str_list", "path"
@@ -119,31 +119,6 @@ COMMON_OPTIONS: dict[str, str] = {
     "catalog": STR_LIST,
 }
 META_KEYS = ("command", "description")
-
-
-@dataclass(frozen=True)
-class Metric:
-    """What a threshold measures: the row key, the scale to the threshold's unit, the direction."""
-
-    row_key: str
-    scale: float
-    unit: str
-    upper: bool  # True: the value must stay at or below the limit
-    label: str = ""
-
-
-METRICS: dict[str, Metric] = {
-    "max_usd_per_mtok": Metric("usd_per_mtok", 1.0, "USD/Mtok", True, "USD/Mtok"),
-    "min_tok_s_per_gpu": Metric("tok_s_per_gpu", 1.0, "tok/s", False, "tok/s per GPU"),
-    "max_ttft_ms": Metric("ttft_s", 1e3, "ms", True, "TTFT [ms]"),
-    "max_tpot_ms": Metric("tpot_s", 1e3, "ms", True, "TPOT [ms]"),
-    "min_tok_s_per_user": Metric("tok_s_per_user", 1.0, "tok/s", False, "tok/s per user"),
-    "max_ttft_p99_ms": Metric("ttft_p99_s", 1e3, "ms", True, "TTFT p99 [ms]"),
-    "max_tpot_p99_ms": Metric("tpot_p99_s", 1e3, "ms", True, "TPOT p99 [ms]"),
-    "max_usd_per_mtok_in": Metric("usd_per_mtok_input", 1.0, "USD/Mtok", True, "USD/Mtok in"),
-    "max_usd_per_mtok_out": Metric("usd_per_mtok_output", 1.0, "USD/Mtok", True, "USD/Mtok out"),
-    "max_usd_per_mtok_blended": Metric("usd_per_mtok", 1.0, "USD/Mtok", True, "USD/Mtok blended"),
-}
 
 
 def threshold_names() -> list[str]:

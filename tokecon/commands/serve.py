@@ -277,7 +277,7 @@ def sized(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float) -
     scn = _scenario(catalog, opts, spec, Layout(1), gpu_hour_cost(spec.hardware, opts.cost))
     n = sram.chips_to_hold(scn, context)
     if n is None:
-        raise DoesNotFitError(f"no count of {spec.hardware.key} up to {sram.MAX_CHIPS} holds {scn.model.key} in SRAM")
+        raise DoesNotFitError(f"{scn.model.key} does not fit in {spec.hardware.key} SRAM: {sram.NONE_HOLDS}")
     return GpuSpec(n, spec.hardware)
 
 
