@@ -67,6 +67,12 @@ def _rank_words(rank_by: str) -> str:
     return _RANK_WORDS[rank_by][0]
 
 
+def _best(rows: list[dict[str, Any]], rank_by: str) -> dict[str, Any]:
+    """The first of ``rows`` that ranks best by ``rank_by``."""
+    key, smaller = RANK_BY[rank_by]
+    return (min if smaller else max)(rows, key=lambda r: r[key])
+
+
 def _better(a: dict[str, Any], b: dict[str, Any], rank_by: str) -> bool:
     key, smaller = RANK_BY[rank_by]
     return a[key] < b[key] if smaller else a[key] > b[key]
@@ -195,7 +201,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
                 answer["slo"] = "ok"
                 rows.append(answer)
         if answers:
-            best = next(a for a in answers.values() if not any(_better(b, a, rank_by) for b in answers.values()))
+            best = _best(list(answers.values()), rank_by)
             highlight.add(next(i for i, r in enumerate(rows) if r is best))
             notes.append(
                 f"{_rank_words(rank_by)} meeting the SLO: {best['device']} {best['layout']} at concurrency {best['concurrency']}: "
@@ -209,8 +215,9 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
             for row in rows:
                 row["violations"] = ["no configuration meets the SLO: " + row["slo"]]
     elif rank_by != "usd-per-mtok" and rows:
-        key, smaller = RANK_BY[rank_by]
-        pick = (min if smaller else max)(range(len(rows)), key=lambda i: rows[i][key])
+        key = RANK_BY[rank_by][0]
+        top = _best(rows, rank_by)
+        pick = next(i for i, r in enumerate(rows) if r is top)
         highlight.add(pick)
         notes.append(f"{_rank_words(rank_by)} on the frontier: {rows[pick]['device']} {rows[pick]['layout']} at concurrency "
                      f"{rows[pick]['concurrency']}: {rows[pick][key]:,.0f} tok/s per MW, {rows[pick]['tok_s_per_user']:.1f} tok/s per user.")
