@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import scenario
+from helpers import scenario
 from tokecon import efficiency
 from tokecon.operations import step_operations
 from tokecon.phases import decode_step

@@ -21,7 +21,7 @@ from tokecon.cli.main import app
 from tokecon.errors import TokeconError
 from tokecon.modes import speculative
 from tokecon.phases import decode_step
-from tests.helpers import scenario
+from helpers import scenario
 
 runner = CliRunner()
 

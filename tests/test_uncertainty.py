@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import scenario
+from helpers import scenario
 from tokecon import uncertainty
 from tokecon.cli.main import app
 
