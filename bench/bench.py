@@ -44,10 +44,10 @@ def sweep(repeats: int) -> tuple[float, float, int]:
     """(median, min) seconds and the number of points of the one-million-point core sweep."""
     import numpy as np
 
-    from tokecon.catalog import load_catalog
-    from tokecon.memory import max_batch
-    from tokecon.phases import decode_step
-    from tokecon.scenario import GpuSpec, build_scenario
+    from tokecon.catalogs.catalog import load_catalog
+    from tokecon.physics.memory import max_batch
+    from tokecon.physics.phases import decode_step
+    from tokecon.serving.deploy import GpuSpec, build_scenario
 
     catalog = load_catalog(use_user_home=False)
     devices = sorted(catalog.hardware, key=lambda h: h.key)
@@ -74,9 +74,9 @@ def in_process(repeats: int) -> list[tuple[str, float, float, float]]:
     """(label, median s, min s, target s) of whole answers computed in this process, after a warm-up."""
     from typer.testing import CliRunner
 
-    from tokecon.catalog import load_catalog
+    from tokecon.catalogs.catalog import load_catalog
     from tokecon.cli.main import app
-    from tokecon.validation import evaluate, load_measurements
+    from tokecon.fidelity.validation import evaluate, load_measurements
 
     runner = CliRunner()
     catalog = load_catalog(use_user_home=False)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import sys
 import time
 
-from tokecon import calibrate, uncertainty, validation
-from tokecon.catalog import load_catalog
+from tokecon.fidelity import calibrate
+from tokecon.fidelity import uncertainty
+from tokecon.fidelity import validation
+from tokecon.catalogs.catalog import load_catalog
 
 THROUGHPUT = ("output_tok_per_s_per_gpu", "output_tok_per_s_total", "output_tok_per_s_per_user", "prefill_tok_per_s",
               "input_tok_per_s_per_node", "output_tok_per_s_per_node", "batch_latency_s")

@@ -3,7 +3,7 @@
 Every ``<!-- sample: tokecon ARGS -->`` marker is followed by a fenced block; this script runs
 ``tokecon ARGS`` in-process and replaces the block with its output. Every ``$ tokecon frontier ...
 --plot docs/NAME.png`` line is a picture: redrawn (matplotlib, the ``plot`` extra) when the PNG's
-recorded digest of its data (tokecon.plot.data_digest) differs from today's numbers. ``--check``
+recorded digest of its data (tokecon.cli.plot.data_digest) differs from today's numbers. ``--check``
 exits 1 when a sample or a picture is out of date instead of writing (tests/test_readme.py runs
 it; checking needs no matplotlib).
 """
@@ -42,7 +42,7 @@ def stale_pictures(text: str) -> list[tuple[str, str]]:
     """(command, PNG path) of each picture whose recorded data digest is not today's."""
     import json
 
-    from tokecon.plot import PNG_DIGEST_KEY, data_digest, plot_data, png_text
+    from tokecon.cli.plot import PNG_DIGEST_KEY, data_digest, plot_data, png_text
 
     stale = []
     for m in PICTURE.finditer(text):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokecon.catalog import load_catalog
+from tokecon.catalogs.catalog import load_catalog
 
 
 @pytest.fixture(autouse=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tokecon.catalog import Catalog
-from tokecon.scenario import GpuSpec, build_scenario
-from tokecon.specs import Scenario
+from tokecon.catalogs.catalog import Catalog
+from tokecon.serving.deploy import GpuSpec, build_scenario
+from tokecon.physics.specs import Scenario
 
 
 def scenario(catalog: Catalog, model: str, device: str, n: int = 1, **kwargs) -> Scenario:

@@ -1,4 +1,4 @@
-"""Open-loop Poisson arrivals (tokecon/modes/arrivals.py): ``serve --request-rate``, percentile limits.
+"""Open-loop Poisson arrivals (tokecon/serving/arrivals.py): ``serve --request-rate``, percentile limits.
 
 Pinned to queueing theory worked by hand (a deployment that runs one request at a time is an
 M/M/1 queue; two slots give a two-rate birth-death chain), to properties (Little's law; a higher
@@ -16,13 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_serve import invoke, toy_scenario
 
-from tokecon import serving
+from tokecon.serving import batching as serving
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.serve import ServeOptions, deploy, run_serve
 from tokecon.errors import TokeconError
-from tokecon.modes import arrivals
+from tokecon.serving import arrivals
 from tokecon.results import Thresholds
-from tokecon.scenario import parse_gpus
+from tokecon.serving.deploy import parse_gpus
 
 # toy requests: 16 + 17 tokens, 33 x 16 B = 528 B of KV each; the toy's weights take 2224 B
 ONE_SLOT = 2224.0 + 528.0 * 1.5  # room for one request

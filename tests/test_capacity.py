@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tokecon import serving
+from tokecon.serving import batching as serving
 from tokecon.cli.main import app
 from tokecon.commands.capacity import capacity_row, run_capacity
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.serve import Deployed, ServeOptions, point_rows
-from tokecon.costs import CostBreakdown
+from tokecon.economics.costs import CostBreakdown
 from tokecon.results import Thresholds
-from tokecon.serving import Layout
+from tokecon.serving.batching import Layout
 
 from test_serve import toy_scenario
 

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import params
-from tokecon.catalog import (
+from tokecon.physics import params
+from tokecon.catalogs.catalog import (
     HARDWARE_FIELDS,
     MODEL_FIELDS,
     builtin_paths,
@@ -322,7 +322,7 @@ def test_forced_terminal_colour_respects_no_color(monkeypatch):
     import io
 
     from tokecon.commands.catalog_cmds import hardware_list
-    from tokecon.render import render_table
+    from tokecon.cli.render import render_table
 
     buf = io.StringIO()
     render_table(hardware_list(), buf, color=True)
@@ -337,7 +337,7 @@ def test_core_and_catalog_import_neither_typer_nor_rich():
     import subprocess
     import sys
 
-    code = ("import sys; import tokecon.catalog, tokecon.catalog_write, tokecon.hf_config, tokecon.commands.catalog_cmds, "
+    code = ("import sys; import tokecon.catalogs.catalog, tokecon.catalogs.write, tokecon.catalogs.hf_config, tokecon.commands.catalog_cmds, "
             "tokecon.commands.check; bad = [m for m in ('typer', 'rich', 'numpy') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"  # catalog commands need no numpy either (fast `hardware list`)

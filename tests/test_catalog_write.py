@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tokecon import catalog_write
-from tokecon.catalog import load_catalog
-from tokecon.catalog_write import _header_path, _regions, render_entry, save_entry
+from tokecon.catalogs import write as catalog_write
+from tokecon.catalogs.catalog import load_catalog
+from tokecon.catalogs.write import _header_path, _regions, render_entry, save_entry
 from tokecon.errors import CatalogError
 
 EXISTING = """# my devices -- hand-written, keep this comment

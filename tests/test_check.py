@@ -168,7 +168,7 @@ def test_serve_and_embed_scenarios_match_their_commands(tmp_path):
             'output_len = 256\nusd_per_gpu_hour = 2.0\nmax_tpot_ms = 1000\n'
             '[scenarios.e]\ncommand = "embed"\nmodel = "bge-large"\ngpus = "1xL4"\nbatch = 32\nmax_usd_per_mtok = 100\n')
     rows = run_check(budget(tmp_path, text)).rows
-    serve = run_serve(ServeOptions(CommonOptions("llama3-8b", ("1xH100",)), cost=__import__("tokecon.costs").costs.CostModel(usd_per_gpu_hour=2.0)),
+    serve = run_serve(ServeOptions(CommonOptions("llama3-8b", ("1xH100",)), cost=__import__("tokecon.economics.costs").economics.costs.CostModel(usd_per_gpu_hour=2.0)),
                       [8, "max"], 1024, 256, Thresholds())
     embed = run_embed(CommonOptions("bge-large", ("1xL4",)), [32], None, Thresholds())
     assert rows[0]["value"] == pytest.approx(max(r["tpot_s"] for r in serve.rows if r.get("tpot_s") is not None) * 1e3)

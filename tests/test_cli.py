@@ -176,7 +176,7 @@ def test_python_dash_m(tmp_path):
 
 
 def test_core_imports_neither_typer_nor_rich():
-    code = ("import sys, tokecon.commands.decode, tokecon.commands.prefill, tokecon.catalog;"
+    code = ("import sys, tokecon.commands.decode, tokecon.commands.prefill, tokecon.catalogs.catalog;"
             "assert 'typer' not in sys.modules and 'rich' not in sys.modules, sorted(sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tokecon import memory
+from tokecon.physics import memory
 from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.compare import run_compare
 from tokecon.commands.decode import run_decode
-from tokecon.render import fmt_value
+from tokecon.cli.render import fmt_value
 from tokecon.results import Thresholds
 
 from helpers import scenario

@@ -36,7 +36,7 @@ def test_save_through_a_dangling_symlink_creates_nothing_elsewhere(isolated_home
     assert f"{link}: a symlink to {target}, which does not resolve" in r.stderr
     assert not (tmp_path / "elsewhere").exists()
     # the writer refuses on its own too, whoever calls it
-    from tokecon.catalog_write import save_entry
+    from tokecon.catalogs.write import save_entry
     from tokecon.errors import CatalogError
 
     with pytest.raises(CatalogError, match="which does not exist; refusing to create it"):
@@ -50,7 +50,7 @@ def test_a_symlink_loop_as_the_user_catalog_is_bad_input(isolated_home):
     for args in (["hardware", "add", "c1", "--like", "h100", "--save"], ["decode", "-m", "llama3-8b", "-g", "1xH100"]):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and "internal error" not in r.stderr and "does not resolve" in r.stderr
-    from tokecon.catalog_write import save_entry
+    from tokecon.catalogs.write import save_entry
     from tokecon.errors import CatalogError
 
     with pytest.raises(CatalogError, match="unusable symlink"):
@@ -111,7 +111,7 @@ def test_hardware_add_names_a_changed_efficiency():
 
 
 def test_measured_values_that_are_not_positive_are_skipped_with_the_reason(tmp_path):
-    from tokecon.validation import load_measurements
+    from tokecon.fidelity.validation import load_measurements
 
     head, *rows = (Path(__file__).parents[1] / "validation" / "measurements.csv").read_text().splitlines()[:4]
     col = head.split(",").index("value")
@@ -172,7 +172,7 @@ def test_a_5000_digit_integer_in_the_user_catalog_blocks_save_cleanly(isolated_h
 def test_long_concurrency_lists_cost_linear_time(monkeypatch):
     """serve -c with thousands of values was quadratic: every row recomputed the bound of all points.
     Counted, not timed: the bound is computed a fixed number of times however long the list."""
-    from tokecon.serving import ServingTimes
+    from tokecon.serving.batching import ServingTimes
 
     calls = []
     original = ServingTimes.bound
@@ -192,7 +192,7 @@ def test_json_is_written_in_one_piece():
     """json.dump wrote one small piece per token (millions of writes for 100k rows)."""
     import io
 
-    from tokecon.render import render_json
+    from tokecon.cli.render import render_json
     from tokecon.results import Column, Result
 
     class Counting(io.StringIO):

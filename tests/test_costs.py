@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon.catalog import load_catalog
+from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
-from tokecon.costs import CostModel, capital_recovery_factor, cost_model, gpu_hour_cost, resolve_cost_model
+from tokecon.economics.costs import CostModel, capital_recovery_factor, cost_model, gpu_hour_cost, resolve_cost_model
 from tokecon.errors import TokeconError
 
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""Disaggregated prefill / decode serving (tokecon.modes.disagg): the KV hand-off and the pool balance
+"""Disaggregated prefill / decode serving (tokecon.serving.disagg): the KV hand-off and the pool balance
 against hand-derived numbers, invariants with hypothesis, the CLI, and the error on the measured
 aiconfigurator disaggregated runs (validation/external_disagg.csv, never fitted on)."""
 
@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import validation
-from tokecon.catalog import load_catalog
+from tokecon.fidelity import validation
+from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
-from tokecon.modes import disagg
+from tokecon.serving import disagg
 
 from helpers import scenario, with_hardware
 
@@ -172,7 +172,7 @@ def test_disagg_validation_error():
 
 
 def test_disagg_rows_are_never_fitted():
-    from tokecon import calibrate
+    from tokecon.fidelity import calibrate
 
     rows = validation.load_measurements(validation.measurements_path("external_disagg.csv"))[:4]
     outs = validation.evaluate(rows, CATALOG, with_ideal=False)

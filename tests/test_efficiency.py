@@ -1,4 +1,4 @@
-"""Work-dependent efficiency curves (tokecon.efficiency) against the measurements they cite."""
+"""Work-dependent efficiency curves (tokecon.physics.efficiency) against the measurements they cite."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import scenario
-from tokecon import efficiency
-from tokecon.operations import step_operations
-from tokecon.phases import decode_step
+from tokecon.physics import efficiency
+from tokecon.physics.operations import step_operations
+from tokecon.physics.phases import decode_step
 
 
 @pytest.mark.parametrize(
@@ -81,9 +81,9 @@ def test_per_sequence_overhead_adds_up(catalog):
 @given(st.floats(1.0, 512.0))
 def test_attention_core_never_beats_its_kernel_fraction(batch):
     """The attention core runs at most at the measured attention-kernel fraction of peak."""
-    from tokecon.roofline import op_compute_efficiency
+    from tokecon.physics.roofline import op_compute_efficiency
 
-    from tokecon.catalog import load_catalog
+    from tokecon.catalogs.catalog import load_catalog
 
     scn = scenario(load_catalog(use_user_home=False), "llama3-70b", "h100", 4)
     ops = step_operations(scn, np.asarray(batch), np.asarray(512.0), np.asarray(0.0))
@@ -111,7 +111,7 @@ def test_per_layer_launch_floor(catalog):
 def test_tile_quantisation_of_dense_gemms(catalog):
     """Tiles of 64 rows (wgmma m64): M = 65 does the work of 128 rows (65/128 useful), M = 64 and
     M = 4096 none wasted; the ideal roofline counts FLOP only."""
-    from tokecon.roofline import op_compute_efficiency
+    from tokecon.physics.roofline import op_compute_efficiency
 
     assert efficiency.tile_fraction(65.0) == pytest.approx(65 / 128)
     assert efficiency.tile_fraction(64.0) == 1.0 and efficiency.tile_fraction(4096.0) == 1.0

@@ -15,12 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import economics, memory, params
-from tokecon.catalog import builtin_paths
+from tokecon.economics import money as economics
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.catalogs.catalog import builtin_paths
 from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.embed import embed_rows, embedding_scenario, run_embed
-from tokecon.phases import prefill_step
+from tokecon.physics.phases import prefill_step
 from tokecon.results import Thresholds
 
 from helpers import scenario, with_hardware

@@ -1,4 +1,4 @@
-"""Energy per token, tok/s per MW and the energy share (tokecon.energy), checked by hand and through the CLI."""
+"""Energy per token, tok/s per MW and the energy share (tokecon.economics.energy), checked by hand and through the CLI."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from tokecon.cli.main import app
-from tokecon.energy import energy_fields
+from tokecon.economics.energy import energy_fields
 
 runner = CliRunner()
 
 
 def test_worked_number():
-    # tokecon.energy docstring: 8x H100 SXM (700 W) at 10,000 tok/s (5,000 out), PUE 1.3, 0.10 USD/kWh, 8 x 2.99 USD/h
+    # tokecon.economics.energy docstring: 8x H100 SXM (700 W) at 10,000 tok/s (5,000 out), PUE 1.3, 0.10 USD/kWh, 8 x 2.99 USD/h
     f = energy_fields(8 * 700.0, 1.3, 0.10, 10_000.0, 5_000.0, 8 * 2.99)
     assert float(f["joules_per_token"]) == pytest.approx(0.56)
     assert float(f["joules_per_output_token"]) == pytest.approx(1.12)

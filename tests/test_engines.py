@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokecon.catalog import load_catalog, version_tuple
+from tokecon.catalogs.catalog import load_catalog, version_tuple
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_builtin_generations(catalog, name, key):
 
 def test_every_builtin_version_resolves_to_exactly_one_profile(catalog):
     """Within a family the ranges neither overlap nor leave gaps: every release maps to one profile."""
-    from tokecon.catalog import _covers
+    from tokecon.catalogs.catalog import _covers
 
     for engine in catalog.engines:
         family = [e for e in catalog.engines if e.family == engine.family]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tokecon import params, validation
+from tokecon.physics import params
+from tokecon.fidelity import validation
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL_DIR = ROOT.parent / "shared" / "calibration" / "external"

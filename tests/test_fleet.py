@@ -1,4 +1,4 @@
-"""tokecon fleet: old fleet vs new, year by year (tokecon.fleet), and the article's obsolescence claim."""
+"""tokecon fleet: old fleet vs new, year by year (tokecon.economics.fleet), and the article's obsolescence claim."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import fleet, prices
-from tokecon.catalog import load_catalog
+from tokecon.economics import fleet
+from tokecon.economics import prices
+from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.fleet import operating_point
 from tokecon.commands.serve import ServeOptions
-from tokecon.costs import CostModel, capital_recovery_factor
+from tokecon.economics.costs import CostModel, capital_recovery_factor
 
 runner = CliRunner()
 CATALOG = load_catalog(use_user_home=False)
 
 
 def test_replacement_npv_worked_number():
-    # tokecon.fleet docstring: one year at 10 %, 1 USD/Mtok, 100,000 extra Mtok per MW-year, 50,000 USD/MW
+    # tokecon.economics.fleet docstring: one year at 10 %, 1 USD/Mtok, 100,000 extra Mtok per MW-year, 50,000 USD/MW
     assert fleet.replacement_npv(np.array([1.0]), 100_000.0, 50_000.0, 0.10) == pytest.approx(100_000 / 1.1 - 50_000)
 
 

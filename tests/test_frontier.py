@@ -13,15 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import serving
-from tokecon.catalog import load_catalog
+from tokecon.serving import batching as serving
+from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.frontier import run_frontier, sweep
 from tokecon.commands.serve import ServeOptions
-from tokecon.plot import PNG_DIGEST_KEY, data_digest, plot_data, png_text, text_chart
+from tokecon.cli.plot import PNG_DIGEST_KEY, data_digest, plot_data, png_text, text_chart
 from tokecon.results import Thresholds
-from tokecon.scenario import parse_gpus
+from tokecon.serving.deploy import parse_gpus
 
 runner = CliRunner()
 
@@ -178,7 +178,7 @@ def test_plot_data_is_the_same_from_the_result_and_its_json():
     carry each device's cheapest point meeting the SLO with its price."""
     args = ["frontier", "-m", "llama3-70b", "-g", "8xH100", "-g", "8xH200", "--min-tok-s-per-user", "50"]
     seen: list = []
-    import tokecon.render as render_module
+    import tokecon.cli.render as render_module
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(render_module, "render", lambda result, *a, **k: seen.append(result))

@@ -25,7 +25,7 @@ import typer.main
 import typer.testing
 from typer.testing import CliRunner
 
-from tokecon.catalog import builtin_paths
+from tokecon.catalogs.catalog import builtin_paths
 from tokecon.cli.main import app
 
 SEED = int(os.environ.get("TOKECON_FUZZ_SEED", "20261127"))

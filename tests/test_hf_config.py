@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tokecon import params
-from tokecon.catalog import load_catalog, model_from_entry
+from tokecon.physics import params
+from tokecon.catalogs.catalog import load_catalog, model_from_entry
 from tokecon.cli.main import app
 from tokecon.errors import TokeconError
-from tokecon.hf_config import entry_from_config, import_config_file, model_from_config_file
+from tokecon.catalogs.hf_config import entry_from_config, import_config_file, model_from_config_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf_configs"  # copies of public configs: SOURCES.md there
 
@@ -94,7 +94,7 @@ def test_fixture_reproduces_catalog_entry_and_published_counts(stem, builtin):
 def builtin_tolerance(key: str) -> float | None:
     import tomllib
 
-    from tokecon.catalog import builtin_paths
+    from tokecon.catalogs.catalog import builtin_paths
 
     with open(builtin_paths()["models"], "rb") as fh:
         return tomllib.load(fh)[key].get("params_tolerance_pct")

@@ -16,11 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import economics, memory, params, serving
+from tokecon.economics import money as economics
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.serving import batching as serving
 from tokecon.cli.main import app
 from tokecon.errors import TokeconError
-from tokecon.modes import speculative
-from tokecon.phases import decode_step
+from tokecon.serving import speculative
+from tokecon.physics.phases import decode_step
 from helpers import scenario
 
 runner = CliRunner()
@@ -187,7 +190,7 @@ def test_decode_step_unchanged_without_speculation(catalog):
 
 def test_uniform_length_mix_moments():
     """Uniform on [r L, L]: E = (1 + r) L / 2, E[I^2] = L^2 (1 + r + r^2) / 3 (midpoint rule, 8 bins: within 0.2%)."""
-    from tokecon.modes import lengths
+    from tokecon.serving import lengths
 
     lm = lengths.mix(np.array(2000.0), np.array(1000.0), 0.8)
     assert float(lm.input_mean) == pytest.approx(1800.0, rel=1e-9)
@@ -201,7 +204,7 @@ def test_uniform_length_mix_moments():
 def test_running_slots_are_length_biased():
     """Two request kinds, equally frequent, with 1 and 10 decode steps: a running slot holds the long
     one 10 times in 11, so its mean output length is (2 x 1 + 11 x 10) / 11."""
-    from tokecon.modes.lengths import LengthMoments
+    from tokecon.serving.lengths import LengthMoments
 
     lm = LengthMoments(np.array([100.0, 100.0]), np.array([2.0, 11.0]), np.array([0.5, 0.5]))
     assert float(lm.running_mean(lm.output_tokens)) == pytest.approx(112 / 11)

@@ -18,7 +18,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import comms, params
+from tokecon.physics import comms
+from tokecon.physics import params
 from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.moe import MoeOptions, moe_rows, moe_scenario, resolve_interconnect, run_moe, with_interconnect
@@ -61,7 +62,7 @@ def test_deepseek_ep16_worked_numbers():
 
 
 def _model(name):
-    from tokecon.catalog import load_catalog
+    from tokecon.catalogs.catalog import load_catalog
 
     return load_catalog(use_user_home=False).models.get(name)
 
@@ -71,7 +72,7 @@ def test_expert_flop_per_gpu_does_not_depend_on_ep(catalog):
     hw = catalog.hardware.get("h200")
     m = _model("deepseek-v3")
     opts = CommonOptions("deepseek-v3", ("8xH200",))
-    from tokecon.phases import decode_step
+    from tokecon.physics.phases import decode_step
 
     flops = []
     for n in (8, 32, 128):

@@ -11,8 +11,8 @@ import tomllib
 
 import pytest
 
-from tokecon import params
-from tokecon.catalog import builtin_paths
+from tokecon.physics import params
+from tokecon.catalogs.catalog import builtin_paths
 
 RAW = tomllib.loads(builtin_paths()["models"].read_text())
 
@@ -40,7 +40,7 @@ def test_llama33_70b_exact_count(catalog):
     141,107,412,992 bytes in bf16 (https://www.tensoreconomics.com/p/llm-inference-economics-from-first)."""
     m = catalog.models.get("llama3-70b")
     assert params.total_params(m) == 70_553_706_496
-    from tokecon.specs import Precision
+    from tokecon.physics.specs import Precision
 
     assert params.weight_bytes(m, Precision("bf16")) == 141_107_412_992
 

@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokecon import comms, params
-from tokecon.catalog import load_catalog
+from tokecon.physics import comms
+from tokecon.physics import params
+from tokecon.catalogs.catalog import load_catalog
 from tokecon.errors import TokeconError
-from tokecon.hf_config import import_config_file
-from tokecon.operations import chunked_pairs, step_operations
-from tokecon.phases import decode_step
-from tokecon.specs import Precision
+from tokecon.catalogs.hf_config import import_config_file
+from tokecon.physics.operations import chunked_pairs, step_operations
+from tokecon.physics.phases import decode_step
+from tokecon.physics.specs import Precision
 
 from helpers import scenario
 

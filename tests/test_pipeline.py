@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tokecon import memory
+from tokecon.physics import memory
 from tokecon.cli.main import app
-from tokecon.phases import decode_step, prefill_step
+from tokecon.physics.phases import decode_step, prefill_step
 
 from helpers import scenario
 

@@ -1,12 +1,12 @@
-"""Dated price points: every device priced and sourced, interpolation as tokecon.prices states it."""
+"""Dated price points: every device priced and sourced, interpolation as tokecon.economics.prices states it."""
 
 from __future__ import annotations
 
 import pytest
 
-from tokecon.catalog import load_catalog, validate_entry
+from tokecon.catalogs.catalog import load_catalog, validate_entry
 from tokecon.errors import CatalogError
-from tokecon.prices import price_at, series, trend_per_year, year_of
+from tokecon.economics.prices import price_at, series, trend_per_year, year_of
 
 CATALOG = load_catalog(use_user_home=False)
 DEVICES = [hw.key for hw in CATALOG.hardware]
@@ -99,7 +99,7 @@ def test_shown_price_points_name_their_unit_as_the_catalog_does():
 def test_a_trend_needs_a_year_of_dates_and_falls_at_most_half_a_year():
     """Two quotes a month apart (10.5 then 6.41 USD/h) would fit a -99.7%/year fall: no trend. Points a
     year apart falling 90% fit -90%/year: capped at -50% (H100 rental 2023-2025, the steepest on record)."""
-    from tokecon.specs import PricePoint
+    from tokecon.physics.specs import PricePoint
 
     month = [PricePoint("2026-02", "rental", 10.5, "x"), PricePoint("2026-03", "rental", 6.41, "x")]
     assert trend_per_year(month) is None

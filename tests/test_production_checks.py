@@ -14,7 +14,7 @@ from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.frontier import run_frontier
 from tokecon.commands.serve import ServeOptions
-from tokecon.costs import CostModel
+from tokecon.economics.costs import CostModel
 from tokecon.results import Thresholds
 
 runner = CliRunner()

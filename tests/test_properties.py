@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokecon import economics
-from tokecon.catalog import load_catalog
-from tokecon.phases import decode_step, prefill_step
+from tokecon.economics import money as economics
+from tokecon.catalogs.catalog import load_catalog
+from tokecon.physics.phases import decode_step, prefill_step
 
 from helpers import scenario, with_hardware
 
@@ -78,7 +78,7 @@ def test_parts_sum_to_total(case, batch):
 def test_decode_flop_matches_two_times_params(catalog):
     """nanoGPT-style second proof: decode FLOP per token = 2 x matmul parameters (all but the
     embedding table, a lookup, and the norm vectors) + attention over the cache + norms."""
-    from tokecon import params
+    from tokecon.physics import params
 
     scn = scenario(catalog, "llama3-8b", "h100-sxm", 1)
     m = scn.model
@@ -95,7 +95,7 @@ def test_weight_read_is_part_of_the_memory_traffic(case, batch, context):
     """weight_bytes is the weights' share of a step's bytes: never more than the bytes, never more than
     the model's weights (one GPU reads its TP shard plus what TP replicates), read at the same
     bandwidth as the rest, so its time is within the step's memory time; it never grows with context."""
-    from tokecon import params
+    from tokecon.physics import params
 
     scn = _scn(case)
     held = params.weight_bytes(scn.model, scn.precision)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tokecon import comms, memory, params
-from tokecon.phases import decode_step, prefill_step
+from tokecon.physics import comms
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.units import GB
 
 from helpers import scenario, with_hardware

@@ -8,9 +8,9 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-import tokecon.render as render_module
+import tokecon.cli.render as render_module
 from tokecon.cli.main import app
-from tokecon.render import cell, render_table
+from tokecon.cli.render import cell, render_table
 
 CASES = {
     "decode": ["decode", "-m", "llama3-70b", "-g", "4xH100", "-g", "2xH200", "--max-usd-per-mtok", "2"],

@@ -1,4 +1,4 @@
-"""--vary: USD/Mtok re-priced at each value of one cost input, with its elasticity (tokecon.sensitivity)."""
+"""--vary: USD/Mtok re-priced at each value of one cost input, with its elasticity (tokecon.economics.sensitivity)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon.catalog import load_catalog
+from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
-from tokecon.costs import CostModel, capital_recovery_factor, gpu_hour_cost
-from tokecon.sensitivity import elasticity
+from tokecon.economics.costs import CostModel, capital_recovery_factor, gpu_hour_cost
+from tokecon.economics.sensitivity import elasticity
 
 runner = CliRunner()
 H100 = load_catalog(use_user_home=False).hardware.get("h100-sxm")
@@ -28,7 +28,7 @@ def test_interest_rate_elasticity_from_the_capital_recovery_factor():
     parts = gpu_hour_cost(H100, TCO)
     share = parts.capital_usd_per_hour / (parts.capital_usd_per_hour + parts.energy_usd_per_hour)  # 1.807 / 1.898
     hand = share * i * d_crf / capital_recovery_factor(i, n)
-    assert hand == pytest.approx(0.243, abs=1e-3)  # the worked number in tokecon.sensitivity
+    assert hand == pytest.approx(0.243, abs=1e-3)  # the worked number in tokecon.economics.sensitivity
     assert elasticity(H100, TCO, "interest-rate", i) == pytest.approx(hand, rel=1e-6)
 
 

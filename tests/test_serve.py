@@ -1,4 +1,4 @@
-"""``tokecon serve`` and the continuous-batching model (tokecon/serving.py).
+"""``tokecon serve`` and the continuous-batching model (tokecon/serving/batching.py).
 
 Pinned to a one-layer toy model whose every byte can be counted on paper, to properties (the KV
 cache bounds the running batch; cost x throughput is constant at a fixed price) and to the CLI.
@@ -17,14 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import economics, memory, serving
+from tokecon.economics import money as economics
+from tokecon.physics import memory
+from tokecon.serving import batching as serving
 from tokecon.cli.main import app
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
 from tokecon.errors import TokeconError
-from tokecon.phases import decode_step, prefill_step
+from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.results import Thresholds
-from tokecon.specs import Deployment, Efficiency, Engine, Hardware, Model, Precision, Scenario
+from tokecon.physics.specs import Deployment, Efficiency, Engine, Hardware, Model, Precision, Scenario
 
 runner = CliRunner()
 
@@ -191,7 +193,7 @@ def test_cost_times_throughput_is_constant_at_fixed_price(catalog, price, conc, 
 
 
 def _rental(price: float):
-    from tokecon.costs import CostModel
+    from tokecon.economics.costs import CostModel
 
     return CostModel(usd_per_gpu_hour=price)
 
@@ -305,7 +307,7 @@ def test_moe_default_layout_is_attention_dp_with_ep():
 
 
 def test_core_modules_import_without_the_ui():
-    code = ("import sys, tokecon.serving, tokecon.costs, tokecon.plot, tokecon.commands.serve, "
+    code = ("import sys, tokecon.serving.batching, tokecon.economics.costs, tokecon.cli.plot, tokecon.commands.serve, "
             "tokecon.commands.frontier, tokecon.commands.capacity; "
             "bad = [m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -14,12 +14,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tokecon import memory, serving
+from tokecon.physics import memory
+from tokecon.serving import batching as serving
 from tokecon.commands.common import CommonOptions
 from tokecon.commands.serve import ServeOptions, run_serve
 from tokecon.results import Thresholds
-from tokecon.specs import Efficiency
-from tokecon.validation import build_case, load_measurements, measurements_path, predict_inflight
+from tokecon.physics.specs import Efficiency
+from tokecon.fidelity.validation import build_case, load_measurements, measurements_path, predict_inflight
 
 from test_serve import t_decode, t_mixed, toy_scenario
 

@@ -11,12 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokecon import memory, params, sram
-from tokecon.catalog import load_catalog
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.physics import sram
+from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
 from tokecon.errors import CatalogError
-from tokecon.phases import decode_step, pipeline_rounds
-from tokecon.specs import MemoryTier
+from tokecon.physics.phases import decode_step, pipeline_rounds
+from tokecon.physics.specs import MemoryTier
 from tokecon.units import GB
 
 from helpers import scenario, with_hardware

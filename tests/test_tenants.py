@@ -1,4 +1,4 @@
-"""Many tenants: LoRA adapters on one base model (tokecon/modes/lora.py) and ``tokecon tenants``.
+"""Many tenants: LoRA adapters on one base model (tokecon/serving/lora.py) and ``tokecon tenants``.
 
 Adapter sizes are counted by hand from the model's shapes (LoRA, Hu et al. 2021, arXiv:2106.09685:
 r (d_in + d_out) per adapted matrix); the expected distinct adapters of a batch are checked against
@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from helpers import scenario
-from tokecon import memory
+from tokecon.physics import memory
 from tokecon.cli.main import app
 from tokecon.errors import TokeconError
-from tokecon.modes import lora
-from tokecon.phases import decode_step
-from tokecon.render import render_table
-from tokecon.specs import LoraAdapters
+from tokecon.serving import lora
+from tokecon.physics.phases import decode_step
+from tokecon.cli.render import render_table
+from tokecon.physics.specs import LoraAdapters
 
 runner = CliRunner()
 QKVO = ("q", "k", "v", "o")
@@ -197,7 +197,7 @@ def test_shared_price_barely_moves_while_dedicated_price_grows_with_tenants(llam
 def test_dedicated_deployments_follow_each_tenants_share(llama8b):
     """Zipf alpha 1 over 3 tenants (shares 6/11, 3/11, 2/11) at 22 requests in flight: the dedicated
     deployments serve 12, 6 and 4 requests, and together the tokens of those three serve calls."""
-    from tokecon import serving
+    from tokecon.serving import batching as serving
 
     t = lora.serve_tenants(llama8b, LoraAdapters(3, 16, QKVO, zipf_alpha=1.0), np.asarray([22.0]), 1024, 1024)
     alone = serving.serve(llama8b, np.asarray([12.0, 6.0, 4.0]), 1024, 1024)
@@ -248,7 +248,7 @@ def test_cli_json_rows_per_tenant_count_and_mode():
 
 def test_cli_table_reads_at_80_columns(monkeypatch):
     seen = []
-    import tokecon.render as render_module
+    import tokecon.cli.render as render_module
 
     monkeypatch.setattr(render_module, "render", lambda result, *a, **k: seen.append(result))
     assert runner.invoke(app, ARGS).exit_code == 0

@@ -1,4 +1,4 @@
-"""80% intervals from held-out residuals (tokecon.uncertainty): hand-checked quantiles, fallbacks,
+"""80% intervals from held-out residuals (tokecon.fidelity.uncertainty): hand-checked quantiles, fallbacks,
 honest coverage of unseen rows, and the p10/p90 keys every prediction carries."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import scenario
-from tokecon import uncertainty
+from tokecon.fidelity import uncertainty
 from tokecon.cli.main import app
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tokecon import calibrate, validation
+from tokecon.fidelity import calibrate
+from tokecon.fidelity import validation
 from tokecon.cli.main import app
 from tokecon.commands.validate import run_validate
 
@@ -183,7 +184,7 @@ def test_no_reserved_source_in_the_validation_data():
 
 def test_fit_write_never_rewrites_an_installed_package(monkeypatch, tmp_path):
     """Catalogs inside site-packages (no pyproject.toml beside them) are read-only for --write."""
-    from tokecon import catalog as catalog_module
+    from tokecon.catalogs import catalog as catalog_module
     from tokecon.commands import validate as validate_module
     from tokecon.errors import TokeconError
 

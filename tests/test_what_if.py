@@ -13,7 +13,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tokecon import params
+from tokecon.physics import params
 from tokecon.cli.main import app
 
 runner = CliRunner()

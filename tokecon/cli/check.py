@@ -26,7 +26,7 @@ def check(
     """Run every scenario of a budget file; exit 1 if any crosses a threshold, 2 on a bad file."""
     from tokecon.commands.check import junit_xml, run_check
     from tokecon.errors import TokeconError
-    from tokecon.render import render
+    from tokecon.cli.render import render
 
     try:
         clash = junit is not None and junit.exists() and (not junit.is_file() or junit.resolve() == budget.resolve())
@@ -37,7 +37,7 @@ def check(
                            + "; name a new report file")
     result = run_check(budget)
     if junit is not None:
-        from tokecon.catalog_write import atomic_write_text
+        from tokecon.catalogs.write import atomic_write_text
 
         try:
             atomic_write_text(junit, junit_xml(result))

@@ -44,7 +44,7 @@ def compare(
     from tokecon.commands.compare import run_compare
 
     opts = CommonOptions(model, tuple(gpus or ()), tp, usd_per_gpu_hour=usd_per_gpu_hour, **numerics)
-    from tokecon.costs import CostModel
+    from tokecon.economics.costs import CostModel
 
     result = run_compare(opts, phase.value, batch, context, limits, sort, baseline)
     o.emit(o.varied(result, vary, CostModel(usd_per_gpu_hour=usd_per_gpu_hour), opts), fmt, wide=wide)

@@ -40,7 +40,7 @@ def decode(
 
     opts = CommonOptions(model, tuple(gpus), tp, usd_per_gpu_hour=usd_per_gpu_hour, pp=pp, **numerics)
     limits = Thresholds(max_usd_per_mtok, min_tok_s_per_gpu, max_tpot_ms=max_tpot_ms, min_tok_s_per_user=min_tok_s_per_user)
-    from tokecon.costs import CostModel
+    from tokecon.economics.costs import CostModel
 
     result = run_decode(opts, o.int_list(batch), context, limits, explain, ignore_memory)
     o.emit(o.varied(result, vary, CostModel(usd_per_gpu_hour=usd_per_gpu_hour), opts), fmt, explain and not vary, wide)

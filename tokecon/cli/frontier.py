@@ -46,8 +46,8 @@ def frontier(
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.frontier import answers, run_frontier
     from tokecon.commands.serve import ServeOptions
-    from tokecon.plot import check_plot_path, save_plot, text_chart
-    from tokecon.render import render
+    from tokecon.cli.plot import check_plot_path, save_plot, text_chart
+    from tokecon.cli.render import render
 
     if plot is not None:
         check_plot_path(plot)

@@ -27,7 +27,7 @@ def complete_names(kind: str):
 
     def complete(incomplete: str) -> list[str]:
         try:
-            from tokecon.catalog import load_catalog
+            from tokecon.catalogs.catalog import load_catalog
 
             reg = load_catalog().registry(kind)
         except Exception:  # completion must never crash the shell
@@ -93,11 +93,11 @@ Vary = Annotated[Optional[list[str]], typer.Option(
 
 
 def varied(result, vary: list[str] | None, costs, common):
-    """``result``, or with ``--vary`` its sensitivity table (tokecon.sensitivity) under the cost model ``costs``."""
+    """``result``, or with ``--vary`` its sensitivity table (tokecon.economics.sensitivity) under the cost model ``costs``."""
     if not vary:
         return result
     from tokecon.errors import TokeconError
-    from tokecon.sensitivity import vary as sensitivity
+    from tokecon.economics.sensitivity import vary as sensitivity
 
     if len(vary) > 1:
         raise TokeconError(f"give --vary once (one cost input per table), got {len(vary)}: {', '.join(vary)}")
@@ -221,7 +221,7 @@ def thresholds(
 
 def int_list(values: list[str] | None, flag: str = "--batch") -> list[int] | None:
     """A repeatable comma-list option: ``["1,8", "64"]`` -> [1, 8, 64] (None when not given)."""
-    from tokecon.scenario import parse_int_list
+    from tokecon.serving.deploy import parse_int_list
 
     if not values:
         return None
@@ -232,7 +232,7 @@ def emit(result, fmt: OutputFormat, explain: bool = False, wide: bool = False) -
     """Render ``result`` to stdout (with ``explain``, the per-operation breakdown of its cheapest
     rows after it; JSON rows carry it as ``breakdown``); if any row crossed a threshold or offers a
     rate past the sustainable one, say so on stderr and exit 1."""
-    from tokecon.render import render
+    from tokecon.cli.render import render
 
     render(result, fmt.value, sys.stdout, wide=wide)
     if explain and fmt != OutputFormat.json:

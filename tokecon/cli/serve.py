@@ -55,7 +55,7 @@ def costs(usd_per_gpu_hour: o.UsdPerGpuHour = None, cost: Cost = None, cost_file
           interest_rate: Interest = None, pue: Pue = None, usd_per_kwh: UsdKwh = None, utilisation: Utilisation = None):
     """The cost options as one group: the cost model, flags over a [cost] file's values (a method not
     typed leaves the file's, else rental)."""
-    from tokecon.costs import resolve_cost_model
+    from tokecon.economics.costs import resolve_cost_model
 
     flags = {"method": cost.value if cost is not None else None, "usd_per_gpu_hour": usd_per_gpu_hour, "purchase_usd": purchase_usd,
              "other_capital_ratio": other_capital_ratio, "depreciation_years": depreciation_years,

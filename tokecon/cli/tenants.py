@@ -50,7 +50,7 @@ def tenants(
     from tokecon.commands.common import CommonOptions
     from tokecon.commands.serve import ServeOptions
     from tokecon.commands.tenants import TenantOptions, run_tenants
-    from tokecon.costs import CostModel
+    from tokecon.economics.costs import CostModel
 
     common = CommonOptions(model, tuple(gpus), tp, **numerics)
     serve = ServeOptions(common, cost=CostModel(usd_per_gpu_hour=usd_per_gpu_hour))

@@ -28,7 +28,7 @@ def validate(
 ) -> None:
     """Predict every public measurement and state tokecon's error against it."""
     from tokecon.commands.validate import run_fit, run_validate
-    from tokecon.render import render
+    from tokecon.cli.render import render
 
     if write and not fit:
         from tokecon.errors import TokeconError

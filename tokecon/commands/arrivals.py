@@ -1,5 +1,5 @@
 """Rows of ``serve --request-rate`` and the rate ``capacity`` sizes deployments for, over
-:mod:`tokecon.modes.arrivals` (open-loop Poisson arrivals)."""
+:mod:`tokecon.serving.arrivals` (open-loop Poisson arrivals)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory, serving, uncertainty
+from tokecon.physics import memory
+from tokecon.serving import batching as serving
+from tokecon.fidelity import uncertainty
 from tokecon.commands.serve import Deployed, ServeOptions, deployment_fields, mode_columns, mode_fields, token_prices
 from tokecon.errors import TokeconError
-from tokecon.modes import arrivals, lengths
-from tokecon.modes.arrivals import OpenLoop
+from tokecon.serving import arrivals
+from tokecon.serving import lengths
+from tokecon.serving.arrivals import OpenLoop
 from tokecon.results import Column, Thresholds
 
 COLUMNS = [

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, serving
-from tokecon.catalog import Catalog
+from tokecon.economics import money as economics
+from tokecon.serving import batching as serving
+from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.disagg import rows as disagg_rows
 from tokecon.commands.disagg import search as disagg_search
@@ -34,11 +35,11 @@ from tokecon.commands.serve import (
     sized,
     split_note,
 )
-from tokecon.economics import ListPrices
+from tokecon.economics.money import ListPrices
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
 from tokecon.units import SECONDS_PER_DAY
-from tokecon.scenario import check_context, parse_gpus, positive_ints, require_fit
+from tokecon.serving.deploy import check_context, parse_gpus, positive_ints, require_fit
 
 COLUMNS = [
     Column("deployment", "devices", "str"),
@@ -124,7 +125,7 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
         **(_daily_revenue(point, tokens_per_day, usd_day, list_prices) if list_prices else {}),
-        "facility_mw_needed": n_dep * point["facility_power_w"] / 1e6,  # every deployment's board power x PUE (tokecon.energy)
+        "facility_mw_needed": n_dep * point["facility_power_w"] / 1e6,  # every deployment's board power x PUE (tokecon.economics.energy)
     }
 
 

@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tokecon import params
-from tokecon.catalog import (
+from tokecon.physics import params
+from tokecon.catalogs.catalog import (
     EFFICIENCY_FIELDS,
     HARDWARE_FIELDS,
     MODEL_FIELDS,
@@ -31,10 +31,10 @@ from tokecon.catalog import (
     user_home,
     validate_entry,
 )
-from tokecon.catalog_write import SaveReport, added_comment, ordered, render_entry, save_entry
+from tokecon.catalogs.write import SaveReport, added_comment, ordered, render_entry, save_entry
 from tokecon.errors import CatalogError, TokeconError
 from tokecon.results import Column, Result
-from tokecon.specs import Hardware, Model, Precision
+from tokecon.physics.specs import Hardware, Model, Precision
 from tokecon.units import DTYPE_BYTES, GB, GIB
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -225,7 +225,7 @@ def models_list(catalogs: tuple[Path, ...] = ()) -> Result:
     cat = _load(catalogs)
     rows = [_model_row(m) for m in sorted(cat.models, key=lambda m: m.key)]
     return Result("models list", {"files": list(cat.files)}, rows, MODEL_COLUMNS, group_key=None,
-                  notes=[f"{len(rows)} models; parameters from the architecture formula (tokecon.params)"],
+                  notes=[f"{len(rows)} models; parameters from the architecture formula (tokecon.physics.params)"],
                   sources={f"model:{r['model']}": r["origin"] for r in rows})
 
 
@@ -278,7 +278,7 @@ def model_figures(m: Model) -> list[dict[str, Any]]:
 
 
 def models_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
-    from tokecon.scenario import resolve_model
+    from tokecon.serving.deploy import resolve_model
 
     m = resolve_model(_load(catalogs), name)
     spec = dataclasses.asdict(m)
@@ -318,7 +318,7 @@ def _merge_check(catalog: Catalog, kind: str, key: str, entry: dict[str, Any]) -
     """Add the entry to a throwaway copy of the loaded catalog as if it came from the user file, so a
     clash (an alias that is another entry's name, a name used twice in that file) is refused before
     anything is written. Returns a note when ``key`` overrides an existing entry."""
-    from tokecon.catalog import _BUILDERS
+    from tokecon.catalogs.catalog import _BUILDERS
 
     reg = catalog.registry(kind)
     origin = str(user_catalog_path(kind))
@@ -418,7 +418,7 @@ def import_model(
     config: Path, name: str | None = None, catalogs: tuple[Path, ...] = (), save: bool = False, force: bool = False
 ) -> NewEntry:
     """``tokecon models import``: a models.toml entry from a Hugging Face config.json."""
-    from tokecon.hf_config import import_config_file
+    from tokecon.catalogs.hf_config import import_config_file
 
     if name is not None:
         _check_key(name.strip(), "model")

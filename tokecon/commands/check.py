@@ -76,7 +76,7 @@ def _serve(common, o: dict[str, Any], t: Thresholds) -> Result:
     from tokecon.commands.arrivals import parse_rates
     from tokecon.commands.disagg import DisaggSpec
     from tokecon.commands.serve import ModeOptions, ServeOptions, list_prices, parse_concurrency, run_serve
-    from tokecon.costs import resolve_cost_model
+    from tokecon.economics.costs import resolve_cost_model
 
     flags = {"method": o.get("cost"), "usd_per_gpu_hour": common.usd_per_gpu_hour, **{k: o.get(k) for k in _COST_KEYS}}
     costs = resolve_cost_model(Path(o["cost_file"]) if o.get("cost_file") else None, flags)
@@ -176,7 +176,7 @@ def _coerce(value: Any, kind: str, where: str, key: str, base: Path) -> Any:
         return items
     if kind == INT_LIST:
         if isinstance(value, str):
-            from tokecon.scenario import parse_int_list
+            from tokecon.serving.deploy import parse_int_list
 
             try:
                 return parse_int_list(value, key)
@@ -246,7 +246,7 @@ def parse_budget(data: dict[str, Any], path: Path) -> list[Scenario]:
 
 
 def load_budget(path: Path) -> list[Scenario]:
-    from tokecon.catalog import read_toml
+    from tokecon.catalogs.catalog import read_toml
     from tokecon.errors import CatalogError
 
     path = Path(path)

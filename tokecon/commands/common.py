@@ -8,13 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, params
-from tokecon.catalog import Catalog, load_catalog
+from tokecon.economics import money as economics
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.catalogs.catalog import Catalog, load_catalog
 from tokecon.results import Column, Result
-from tokecon.roofline import StepTimes
+from tokecon.physics.roofline import StepTimes
 from tokecon.errors import DoesNotFitError
-from tokecon.scenario import GpuSpec, build_scenario, parse_gpus, require_fit
-from tokecon.specs import Scenario
+from tokecon.serving.deploy import GpuSpec, build_scenario, parse_gpus, require_fit
+from tokecon.physics.specs import Scenario
 from tokecon.units import GB
 
 
@@ -36,7 +38,7 @@ class CommonOptions:
 
     def load(self) -> Catalog:
         """The merged catalogs; a ``--model path/config.json`` joins them under that path."""
-        from tokecon.scenario import register_model_file
+        from tokecon.serving.deploy import register_model_file
 
         return register_model_file(load_catalog(self.catalogs), self.model)
 

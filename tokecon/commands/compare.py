@@ -25,17 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import energy, memory, sram, uncertainty
-from tokecon.catalog import Catalog
+from tokecon.economics import energy
+from tokecon.physics import memory
+from tokecon.physics import sram
+from tokecon.fidelity import uncertainty
+from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, efficiency_note, figures_of_merit, resolved_inputs, sources
 from tokecon.commands.decode import decode_rows
 from tokecon.commands.embed import default_seq_len, embed_rows, embedding_scenario
 from tokecon.commands.prefill import prefill_rows
-from tokecon.costs import CostModel
+from tokecon.economics.costs import CostModel
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, positive_ints, resolve_model
-from tokecon.specs import Hardware, Scenario
+from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, parse_gpus, positive_ints, resolve_model
+from tokecon.physics.specs import Hardware, Scenario
 from tokecon.units import GB
 
 PHASES = ("decode", "prefill", "embed")
@@ -140,7 +143,7 @@ def _num(value: Any) -> float | None:
 
 def load_baseline(path: Path) -> dict[str, Any]:
     """An earlier ``tokecon compare --format json``; raises :class:`TokeconError` naming the problem."""
-    from tokecon.inputs import read_input_text
+    from tokecon.catalogs.inputs import read_input_text
 
     try:
         text = read_input_text(path, "a --baseline")
@@ -238,7 +241,7 @@ def _columns(phase: str, baseline: bool) -> list[Column]:
 
 
 def _energy(scn: Scenario, tok_s: float | None, phase: str) -> dict[str, Any]:
-    """Energy keys (tokecon.energy) at the default PUE and electricity price; per output token in decode only."""
+    """Energy keys (tokecon.economics.energy) at the default PUE and electricity price; per output token in decode only."""
     if not tok_s:
         return {}
     default = CostModel()

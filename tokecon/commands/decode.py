@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory, uncertainty
+from tokecon.physics import memory
+from tokecon.fidelity import uncertainty
 from tokecon.commands.common import (
     BOUND_NOTE,
     CommonOptions,
@@ -23,10 +24,10 @@ from tokecon.commands.common import (
     unfit_fields,
     weights_per_gpu_gb,
 )
-from tokecon.phases import decode_step
+from tokecon.physics.phases import decode_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, positive_ints
-from tokecon.specs import Scenario
+from tokecon.serving.deploy import check_context, positive_ints
+from tokecon.physics.specs import Scenario
 
 COLUMNS = [
     Column("batch", "batch", "int"),

@@ -1,5 +1,5 @@
 """Disaggregated prefill / decode for ``serve``, ``frontier`` and ``capacity``: the pools a user asks
-for, the pools a search tries, and one row per operating point (the model: :mod:`tokecon.modes.disagg`)."""
+for, the pools a search tries, and one row per operating point (the model: :mod:`tokecon.serving.disagg`)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, energy, serving, uncertainty
-from tokecon.catalog import Catalog
+from tokecon.economics import money as economics
+from tokecon.economics import energy
+from tokecon.serving import batching as serving
+from tokecon.fidelity import uncertainty
+from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.serve import Deployed, ModeOptions, ServeOptions, deploy
 from tokecon.errors import TokeconError
-from tokecon.modes import disagg
-from tokecon.scenario import GpuSpec, parse_gpus, positive_ints
-from tokecon.serving import Layout
+from tokecon.serving import disagg
+from tokecon.serving.deploy import GpuSpec, parse_gpus, positive_ints
+from tokecon.serving.batching import Layout
 
 MAX_WORKERS = 100_000  # workers of one pool: past the largest fleets (tens of thousands of GPUs)
 _LAYOUT = re.compile(r"^\s*(tp|dep)(\d+)\s*$", re.I)
@@ -97,7 +100,7 @@ def _deploy_pool(catalog: Catalog, opts: ServeOptions, pool: PoolSpec, context: 
 def deploy_pools(catalog: Catalog, opts: ServeOptions, spec: DisaggSpec, input_len: int, output_len: int
                  ) -> tuple[Deployed, Deployed, int, int]:
     """The two pools and their worker counts; missing counts balance the pools at the decode pool's
-    largest batch (:func:`tokecon.modes.disagg.balance`)."""
+    largest batch (:func:`tokecon.serving.disagg.balance`)."""
     spec.validate()
     p = _deploy_pool(catalog, opts, spec.prefill, input_len, "--prefill-layout")
     d = _deploy_pool(catalog, opts, spec.decode, input_len + output_len, "--decode-layout")

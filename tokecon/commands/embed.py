@@ -27,7 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory, params, uncertainty
+from tokecon.economics import money as economics
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.fidelity import uncertainty
 from tokecon.commands.common import (
     BOUND_NOTE,
     CommonOptions,
@@ -40,12 +43,12 @@ from tokecon.commands.common import (
     step_fields,
     unfit_fields,
 )
-from tokecon.costs import MIN_UTILISATION
+from tokecon.economics.costs import MIN_UTILISATION
 from tokecon.errors import TokeconError
-from tokecon.phases import prefill_step
+from tokecon.physics.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, positive_ints, require_fit
-from tokecon.specs import Model, Scenario
+from tokecon.serving.deploy import check_context, positive_ints, require_fit
+from tokecon.physics.specs import Model, Scenario
 from tokecon.units import GB, TFLOP
 
 DEFAULT_SEQ_LEN = 1024

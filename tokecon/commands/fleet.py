@@ -1,7 +1,7 @@
 """``tokecon fleet``: replace an older device's fleet by a newer one? One workload, year by year.
 
-The serving model (tokecon.commands.serve ``deploy``, tokecon.serving ``serve``) finds each device's
-operating point; tokecon.fleet turns the two into costs, the market price of a token, the old
+The serving model (tokecon.commands.serve ``deploy``, tokecon.serving.batching ``serve``) finds each device's
+operating point; tokecon.economics.fleet turns the two into costs, the market price of a token, the old
 device's falling value and the NPV and payback of replacing it.
 """
 
@@ -12,15 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import fleet
-from tokecon.catalog import Catalog
+from tokecon.economics import fleet
+from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.capacity import operating_point as capacity_point
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.frontier import sweep
 from tokecon.commands.serve import Deployed, ServeOptions, model_note
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, parse_gpus, positive_ints
+from tokecon.serving.deploy import check_context, parse_gpus, positive_ints
 
 COLUMNS = [
     Column("year", "year", "str"),

@@ -2,7 +2,7 @@
 
 For each device configuration every layout (TP degrees with the rest as replicas; for MoE models
 attention-DP with each EP size) is served at a geometric grid of concurrencies up to the most
-that run at once, by KV admission and the engine's cap (:func:`tokecon.serving.serve`, one
+that run at once, by KV admission and the engine's cap (:func:`tokecon.serving.batching.serve`, one
 vectorised call per layout). The points
 no other point beats on both axes form the frontier, as SemiAnalysis' InferenceMAX plots it.
 With an SLO (interactivity floor, TTFT or TPOT ceiling, price or throughput limit) the cheapest
@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import serving, sram, uncertainty
+from tokecon.serving import batching as serving
+from tokecon.physics import sram
+from tokecon.fidelity import uncertainty
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.disagg import rows as disagg_rows
 from tokecon.commands.disagg import search as disagg_search
@@ -34,11 +36,11 @@ from tokecon.commands.serve import (
     sized,
     split_note,
 )
-from tokecon.costs import gpu_hour_cost
-from tokecon.energy import NOTE as energy_note
+from tokecon.economics.costs import gpu_hour_cost
+from tokecon.economics.energy import NOTE as energy_note
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, parse_gpus, positive_ints
+from tokecon.serving.deploy import check_context, parse_gpus, positive_ints
 
 COLUMNS = [
     Column("mode", "mode", "str", hide=2),
@@ -248,7 +250,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
 
 
 def premium(rows: list[dict[str, Any]]) -> list[str]:
-    """Set each row's speed premium over the cheapest point (tokecon.sram.speed_premium) and say what
+    """Set each row's speed premium over the cheapest point (tokecon.physics.sram.speed_premium) and say what
     the fastest point pays for its speed."""
     for row in rows:
         row["speed_premium_usd_per_mtok_per_tok_s"] = None

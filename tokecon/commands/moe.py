@@ -4,7 +4,7 @@ Deployed the way DeepSeek's inference system and SGLang's large-scale EP run it:
 (``nodes`` x GPUs per node) attention is data-parallel (each GPU serves its own B sequences
 and holds their MLA cache), the E routed experts are expert-parallel over all G GPUs (EP = G,
 E/G experts per GPU), shared experts and the dense first layers are replicated. Per decode
-step and per GPU (:func:`tokecon.operations.step_operations` with ``attention_dp``):
+step and per GPU (:func:`tokecon.physics.operations.step_operations` with ``attention_dp``):
 
     expert weights read = E_touched(B*G)/G * P_expert * L_moe      E_touched(N) = E(1-(1-k/E)^N)
     expert FLOP         = 2 * B * k * P_expert * L_moe             (the GPU's share of all G*B tokens)
@@ -34,7 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import comms, memory, operations, params, uncertainty
+from tokecon.physics import comms
+from tokecon.physics import memory
+from tokecon.physics import operations
+from tokecon.physics import params
+from tokecon.fidelity import uncertainty
 from tokecon.commands.common import (
     CommonOptions,
     cheapest,
@@ -45,10 +49,10 @@ from tokecon.commands.common import (
     unfit_fields,
 )
 from tokecon.errors import TokeconError
-from tokecon.phases import decode_step, prefill_step
+from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import GpuSpec, build_scenario, check_context, check_dtype, parse_gpus, positive_ints
-from tokecon.specs import Hardware, Scenario
+from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, check_dtype, parse_gpus, positive_ints
+from tokecon.physics.specs import Hardware, Scenario
 from tokecon.units import GB, US
 
 PHASES = ("decode", "prefill")

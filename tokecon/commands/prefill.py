@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import memory, uncertainty
+from tokecon.physics import memory
+from tokecon.fidelity import uncertainty
 from tokecon.commands.common import (
     BOUND_NOTE,
     CommonOptions,
@@ -22,10 +23,10 @@ from tokecon.commands.common import (
     step_fields,
     unfit_fields,
 )
-from tokecon.phases import prefill_step
+from tokecon.physics.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, positive_ints
-from tokecon.specs import Scenario
+from tokecon.serving.deploy import check_context, positive_ints
+from tokecon.physics.specs import Scenario
 
 COLUMNS = [
     Column("batch", "batch", "int"),

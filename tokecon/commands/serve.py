@@ -12,17 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tokecon import economics, energy, memory, serving, sram, uncertainty
-from tokecon.catalog import Catalog
+from tokecon.economics import money as economics
+from tokecon.economics import energy
+from tokecon.physics import memory
+from tokecon.serving import batching as serving
+from tokecon.physics import sram
+from tokecon.fidelity import uncertainty
+from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
-from tokecon.costs import CostBreakdown, CostModel, gpu_hour_cost
-from tokecon.economics import ListPrices
+from tokecon.economics.costs import CostBreakdown, CostModel, gpu_hour_cost
+from tokecon.economics.money import ListPrices
 from tokecon.errors import DoesNotFitError, TokeconError
-from tokecon.modes import lengths, speculative
+from tokecon.serving import lengths
+from tokecon.serving import speculative
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
-from tokecon.serving import Layout, ServingTimes
-from tokecon.specs import Scenario
+from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
+from tokecon.serving.batching import Layout, ServingTimes
+from tokecon.physics.specs import Scenario
 
 ENERGY_COLUMNS = [  # hidden first on a narrow terminal; always in JSON
     Column("joules_per_output_token", "J per out tok", "num", hide=3),
@@ -135,7 +141,7 @@ class ServeOptions:
     layouts: str = "agg"  # --mode of frontier / capacity: search aggregated, disaggregated or both layouts
 
     def serve_modes(self) -> dict[str, float]:
-        """The keywords of :func:`tokecon.serving.serve` these options set."""
+        """The keywords of :func:`tokecon.serving.batching.serve` these options set."""
         return {"prefix_hit": self.modes.prefix_hit, "range_ratio": self.modes.range_ratio}
 
     def aggregated_only(self) -> dict[str, str]:
@@ -271,7 +277,7 @@ def default_layout(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, cost: Co
 
 
 def sized(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float) -> GpuSpec:
-    """A bare SRAM device name (``-g groq``) means as many chips as hold the model (tokecon.sram)."""
+    """A bare SRAM device name (``-g groq``) means as many chips as hold the model (tokecon.physics.sram)."""
     if spec.count_given or not sram.is_sram(spec.hardware):
         return spec
     scn = _scenario(catalog, opts, spec, Layout(1), gpu_hour_cost(spec.hardware, opts.cost))

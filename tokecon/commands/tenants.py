@@ -4,7 +4,7 @@ Per adapter count N: the shared deployment's TPOT, throughput and USD/Mtok with 
 the GPU ("resident") and with a cache of ``--adapter-slots`` adapters fed over the host link
 ("swapped"), the adapters' memory and time per decode step, and what each tenant pays, beside one
 dedicated deployment per tenant serving that tenant's share of the load. Physics in
-:mod:`tokecon.modes.lora`; serving in :mod:`tokecon.serving`.
+:mod:`tokecon.serving.lora`; serving in :mod:`tokecon.serving.batching`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics, memory
+from tokecon.economics import money as economics
+from tokecon.physics import memory
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.serve import Deployed, ServeOptions, deploy, deployment_fields, model_note
 from tokecon.errors import TokeconError
-from tokecon.modes import lora as lora_mode
+from tokecon.serving import lora as lora_mode
 from tokecon.results import Column, Result, Thresholds
-from tokecon.scenario import check_context, parse_gpus, positive_ints, require_fit
-from tokecon.specs import LoraAdapters
+from tokecon.serving.deploy import check_context, parse_gpus, positive_ints, require_fit
+from tokecon.physics.specs import LoraAdapters
 from tokecon.units import GB
 
 COLUMNS = [

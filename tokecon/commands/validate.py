@@ -8,11 +8,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tokecon import calibrate, uncertainty, validation
-from tokecon.catalog import builtin_paths, load_catalog
+from tokecon.fidelity import calibrate
+from tokecon.fidelity import uncertainty
+from tokecon.fidelity import validation
+from tokecon.catalogs.catalog import builtin_paths, load_catalog
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result
-from tokecon.validation import Case
+from tokecon.fidelity.validation import Case
 
 ROW_COLUMNS = [
     Column("id", "id", "str"),

@@ -12,9 +12,9 @@ engine) and to the way it was measured:
   model at the largest concurrency whose KV cache fits;
 * disaggregated large-scale MoE (DeepSeek, SGLang): the ``moe`` model per node;
 * closed-loop serving (aiconfigurator): C requests always in flight, ISL in, OSL out, through
-  :func:`tokecon.serving.serve` with the engine's prefill chunk: mean TTFT and TPOT;
+  :func:`tokecon.serving.batching.serve` with the engine's prefill chunk: mean TTFT and TPOT;
 * closed-loop disaggregated serving (aiconfigurator ``mode = disagg``, ``external_disagg.csv``):
-  the same through :func:`tokecon.modes.disagg.serve` with the row's prefill and decode pools
+  the same through :func:`tokecon.serving.disagg.serve` with the row's prefill and decode pools
   (predicted with the fitted factors, never fitted on: ``calibrate.not_fitted``).
 
 Rows are predicted in groups that share a scenario (same model, deployment, precision, engine,
@@ -38,11 +38,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tokecon import memory
-from tokecon.catalog import Catalog
+from tokecon.physics import memory
+from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import TokeconError
-from tokecon.phases import decode_step, prefill_step
-from tokecon.specs import Deployment, Precision, Scenario
+from tokecon.physics.phases import decode_step, prefill_step
+from tokecon.physics.specs import Deployment, Precision, Scenario
 
 
 MEASUREMENT_FILES = ("measurements.csv", "external.csv", "external_disagg.csv")
@@ -52,16 +52,15 @@ COLUMNS = ("id", "source_title", "source_url", "model", "weight_precision", "kv_
 
 def measurements_path(name: str = "measurements.csv") -> Path:
     """Shipped copy in a wheel (``tokecon/data/``), ``validation/`` in a checkout."""
-    packaged = Path(__file__).parent / "data" / name
-    if packaged.exists():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "validation" / name
+    from tokecon.datafiles import data_file
+
+    return data_file(name, "validation")
 
 
 def load_measurements(path: Path | None = None) -> list[dict[str, str]]:
     """Rows of ``path``; by default the curated and the external measurements together."""
     rows: list[dict[str, str]] = []
-    from tokecon.inputs import read_input_text
+    from tokecon.catalogs.inputs import read_input_text
 
     for p in [path] if path else [measurements_path(n) for n in MEASUREMENT_FILES]:
         reader = csv.DictReader(io.StringIO(read_input_text(p, "a measurements CSV"), newline=""))
@@ -355,9 +354,9 @@ def _prefill(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | N
 
 
 def _serving(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
-    """Closed loop: C requests always in flight (tokecon.serving), prompts prefilled as the engine
+    """Closed loop: C requests always in flight (tokecon.serving.batching), prompts prefilled as the engine
     does by default, as :func:`predict_inflight` does; mean TTFT and TPOT."""
-    from tokecon.serving import serve
+    from tokecon.serving.batching import serve
 
     conc, isl, osl = _arrays(cases)
     if np.any(osl < 2) or np.any(isl < 1) or np.any(conc < 1):
@@ -369,9 +368,9 @@ def _serving(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | N
 
 
 def _disagg(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
-    """Closed loop on x prefill and y decode workers (:func:`tokecon.modes.disagg.serve`): mean TTFT
+    """Closed loop on x prefill and y decode workers (:func:`tokecon.serving.disagg.serve`): mean TTFT
     and TPOT. Cases of a group share both pools."""
-    from tokecon.modes.disagg import serve
+    from tokecon.serving.disagg import serve
 
     if scn.ideal:  # the ideal column is a throughput bound; these rows are times, summarised apart
         return np.full(len(cases), np.nan), ["no ideal roofline for disaggregated rows"] * len(cases)
@@ -386,10 +385,10 @@ def _disagg(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | No
 
 
 def predict_inflight(case: Case) -> float:
-    """Offline maximum throughput (every request queued at once): :func:`tokecon.serving.serve` with as
+    """Offline maximum throughput (every request queued at once): :func:`tokecon.serving.batching.serve` with as
     many requests in flight as run at once (KV admission and the engine's cap, which the ideal view
     drops), and the engine's default prefill (its budget, chunked or whole prompts)."""
-    from tokecon.serving import max_running, serve
+    from tokecon.serving.batching import max_running, serve
 
     scn = case.scenario
     if case.output_len < 2 or case.input_len < 1:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tokecon.errors import TokeconError
-from tokecon.specs import Hardware
+from tokecon.physics.specs import Hardware
 
 HOURS_PER_YEAR = 8760.0
 METHODS = ("rental", "tco")
@@ -207,7 +207,7 @@ def _check_purchase(value: Any, name: str) -> float:
 
 def load_cost_file(path: Path) -> dict[str, Any]:
     """The ``[cost]`` table of a TOML file, unvalidated (see :func:`cost_model`)."""
-    from tokecon.inputs import parse_toml, read_input_text
+    from tokecon.catalogs.inputs import parse_toml, read_input_text
 
     data = parse_toml(read_input_text(path, "a cost file"), str(path), "a cost file")
     table = data.get("cost")

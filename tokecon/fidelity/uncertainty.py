@@ -1,7 +1,7 @@
 """80% intervals on predictions, from tokecon's own held-out error.
 
 Every validation row is predicted by factors fitted without its source (leave-one-source-out,
-tokecon.calibrate); its residual is r = ln(measured speed / predicted speed), where a speed is a
+tokecon.fidelity.calibrate); its residual is r = ln(measured speed / predicted speed), where a speed is a
 throughput, or the inverse of a time (TPOT, TTFT). Residuals are pooled by group:
 
     device family | engine profile | dense or moe | regime (decode or prefill)
@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tokecon.specs import Scenario
+from tokecon.physics.specs import Scenario
 
 MIN_ROWS = 8
 UNMEASURED_WIDENING = 1.5
@@ -73,8 +73,9 @@ def lookup(table: dict[str, dict[str, float]], family: str, engine: str, moe: bo
 
 
 def intervals_path() -> Path:
-    packaged = Path(__file__).parent / "data" / "intervals.toml"
-    return packaged if packaged.exists() else Path(__file__).resolve().parent.parent / "validation" / "intervals.toml"
+    from tokecon.datafiles import data_file
+
+    return data_file("intervals.toml", "validation")
 
 
 @lru_cache(maxsize=1)

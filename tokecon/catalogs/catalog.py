@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from tokecon.datafiles import data_file
 from tokecon.errors import CatalogError, TokeconError
-from tokecon.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint
+from tokecon.physics.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint
 from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
 
 KINDS = ("hardware", "models", "engines")
@@ -27,10 +28,7 @@ KINDS = ("hardware", "models", "engines")
 
 def _builtin_path(filename: str) -> Path:
     """The shipped catalog: package data in a wheel, the repository root in a checkout."""
-    packaged = Path(__file__).parent / "data" / filename
-    if packaged.exists():
-        return packaged
-    return Path(__file__).resolve().parent.parent / filename
+    return data_file(filename)
 
 
 def builtin_paths() -> dict[str, Path]:
@@ -404,7 +402,7 @@ _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
 def read_toml(path: Path, what: str = "catalog") -> dict:
-    from tokecon.inputs import parse_toml, read_input_text
+    from tokecon.catalogs.inputs import parse_toml, read_input_text
 
     try:
         text = read_input_text(path, what)

@@ -32,11 +32,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from tokecon import phases
+from tokecon.physics import phases
 from tokecon.errors import TokeconError
-from tokecon.operations import step_operations
-from tokecon.roofline import StepTimes, step_times
-from tokecon.specs import Model, Scenario, Speculation
+from tokecon.physics.operations import step_operations
+from tokecon.physics.roofline import StepTimes, step_times
+from tokecon.physics.specs import Model, Scenario, Speculation
 
 DEFAULTS: dict[str, tuple[int, float, str]] = {
     "mtp": (1, 0.85, "DeepSeek-V3 report (arXiv:2412.19437 s5.4.3): second token accepted 85-90%"),
@@ -123,7 +123,7 @@ def gain(scn: Scenario) -> float:
 
 
 def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
-    """One decode step of ``scn``: :func:`tokecon.phases.decode_step`, or when it speculates the
+    """One decode step of ``scn``: :func:`tokecon.physics.phases.decode_step`, or when it speculates the
     target verifying k + 1 tokens per sequence (logits at each) after k draft passes, every sequence
     gaining :func:`gain` tokens on average. Speculation with pipeline stages is not modelled."""
     if scn.speculation is None:

@@ -1,4 +1,4 @@
-"""Hugging Face ``config.json`` -> a ``models.toml`` entry (a dict of :data:`tokecon.catalog.MODEL_FIELDS`).
+"""Hugging Face ``config.json`` -> a ``models.toml`` entry (a dict of :data:`tokecon.catalogs.catalog.MODEL_FIELDS`).
 
 Families understood: Llama 2/3, Mistral, Qwen2/Qwen3 (dense and MoE), Mixtral, DeepSeek-V3/R1 and
 Kimi K2 (MLA), gpt-oss (alternating sliding windows, MXFP4 experts), Gemma 3 (nested
@@ -96,7 +96,7 @@ def slug(text: str) -> str:
 
 def load_config_file(path: Path) -> dict[str, Any]:
     """The JSON object in ``path``; one-line errors for a missing, unreadable or malformed file."""
-    from tokecon.inputs import read_input_text
+    from tokecon.catalogs.inputs import read_input_text
 
     try:
         exists, is_dir = Path(path).exists(), Path(path).is_dir()
@@ -125,7 +125,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
 
 def import_config_file(path: Path | str, name: str | None = None) -> tuple[str, dict[str, Any]]:
     """Read ``path`` and return ``(key, entry)``, validated against the catalog schema."""
-    from tokecon.catalog import validate_entry
+    from tokecon.catalogs.catalog import validate_entry
 
     path = Path(path)
     cfg = load_config_file(path)
@@ -135,8 +135,8 @@ def import_config_file(path: Path | str, name: str | None = None) -> tuple[str, 
 
 
 def model_from_config_file(path: Path | str, name: str | None = None):
-    """A :class:`tokecon.specs.Model` straight from a config.json (``--model path/config.json``)."""
-    from tokecon.catalog import model_from_entry
+    """A :class:`tokecon.physics.specs.Model` straight from a config.json (``--model path/config.json``)."""
+    from tokecon.catalogs.catalog import model_from_entry
 
     key, entry = import_config_file(path, name)
     return model_from_entry(key, entry, str(path))

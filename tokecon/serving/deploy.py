@@ -12,10 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon import memory, params, sram
-from tokecon.catalog import Catalog
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.physics import sram
+from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import DoesNotFitError, TokeconError
-from tokecon.specs import Deployment, Engine, Hardware, Model, Precision, Scenario
+from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision, Scenario
 from tokecon.units import DTYPE_BYTES, GB
 
 _GPUS = re.compile(r"^\s*(\d+)\s*[xX×*]\s*(\S+)\s*$")
@@ -148,7 +150,7 @@ def register_model_file(catalog: Catalog, name: str) -> Catalog:
     ``name`` (by any command) finds the imported model; its origin is the file."""
     path = _config_file(name)
     if path is not None:
-        from tokecon.hf_config import model_from_config_file
+        from tokecon.catalogs.hf_config import model_from_config_file
 
         model = model_from_config_file(path)
         catalog.models.add(model.key, model, (name.strip(),), model.origin)
@@ -159,7 +161,7 @@ def resolve_model(catalog: Catalog, name: str) -> Model:
     """A catalog model by name or alias, or a Hugging Face ``config.json`` given by path."""
     path = _config_file(name)
     if path is not None:
-        from tokecon.hf_config import model_from_config_file
+        from tokecon.catalogs.hf_config import model_from_config_file
 
         return model_from_config_file(path)
     try:

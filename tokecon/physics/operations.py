@@ -22,8 +22,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tokecon import comms, efficiency, params
-from tokecon.specs import Scenario
+from tokecon.physics import comms
+from tokecon.physics import efficiency
+from tokecon.physics import params
+from tokecon.physics.specs import Scenario
 from tokecon.units import dtype_bytes, embedding_dtype
 
 
@@ -216,7 +218,7 @@ def step_operations(
             sent = N * copies * D * dtype_bytes(dtype) * m.moe_layers
             ops.append(Op(name, zero, sent, kind="comm", calls=float(m.moe_layers), link="alltoall"))
     if scn.lora is not None:
-        from tokecon.modes.lora import lora_operations
+        from tokecon.serving.lora import lora_operations
 
         ops.extend(lora_operations(scn, N, B if sequences is None else sequences))
     if dep.pp > 1:
@@ -226,7 +228,7 @@ def step_operations(
 
 def pipeline_stage(ops: list[Op], share: float, activation_bytes: np.ndarray) -> list[Op]:
     """The busiest pipeline stage: its ``share`` of every per-layer operation (ceil(L / pp) / L,
-    :meth:`tokecon.specs.Model.stage_share`: the slowest stage sets the pipeline's pace, 80 layers over
+    :meth:`tokecon.physics.specs.Model.stage_share`: the slowest stage sets the pipeline's pace, 80 layers over
     72 stages put 2 on some), the LM head (last stage; the embedding lookup of the first is
     negligible), and the send of the step's activations (N x D) to the next stage."""
 

@@ -3,23 +3,23 @@ KV cache of each prompt handed over between them (NVIDIA Dynamo, https://github.
 DistServe, Zhong et al., OSDI 2024, arXiv:2401.09670; Splitwise, Patel et al., ISCA 2024,
 arXiv:2311.18677; DeepSeek-V3 inference system, open-infra-index day 6, 2025-03-01).
 
-A pool is ``workers`` copies of one worker (a :class:`tokecon.specs.Scenario` whose deployment is the
+A pool is ``workers`` copies of one worker (a :class:`tokecon.physics.specs.Scenario` whose deployment is the
 worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``u`` serving units
 (``Deployment.replicas``: a TP group, or each GPU under attention-DP). x prefill and y decode workers
 (xPyD) serve C requests in flight of I input and O output tokens:
 
     prefill  a unit prefills b prompts per step (b <= b_max, the engine's token budget / I, at
-             least 1): T_p(b) = prefill step (tokecon.phases.prefill_step, no decode tokens mixed in);
+             least 1): T_p(b) = prefill step (tokecon.physics.phases.prefill_step, no decode tokens mixed in);
              most requests/s the pool takes  R_p = x u_p b_max / T_p(b_max)
     decode   pure decode steps (no prompt tokens in them) at the running batch r per unit and the
-             average context I + O/2: T_d(r) = tokecon.phases.decode_step;  TPOT = T_d(r) / E
+             average context I + O/2: T_d(r) = tokecon.physics.phases.decode_step;  TPOT = T_d(r) / E
              (T_d and T_p are tabulated on 16 geometric points from 1 to r_max / b_max and read by
              interpolation in log r while the closed loop below settles)
-             r <= r_max = tokecon.serving.max_running (KV admission and the engine's cap);
+             r <= r_max = tokecon.serving.batching.max_running (KV admission and the engine's cap);
              a worker holds a request for S = 1 + (O - 1) / E steps (the first returns the
              prefill's token; E tokens per step with speculation, else 1)
              most requests/s the pool takes  R_d = y u_d r_max / (S T_d(r_max))
-    hand-off KV bytes per request  V = I x KV bytes per token of the whole model (tokecon.params),
+    hand-off KV bytes per request  V = I x KV bytes per token of the whole model (tokecon.physics.params),
              over the scale-up link when both pools sit in one scale-up domain (x g_p + y g_d <=
              scaleup_domain, e.g. GB200 NVL72), else the scale-out NIC, per GPU per direction x the
              link efficiency, on n = min(GPUs of a prefill unit, of a decode unit) links at once:
@@ -61,11 +61,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon import params, serving
-from tokecon.modes import speculative
-from tokecon.phases import prefill_step
-from tokecon.roofline import StepTimes
-from tokecon.specs import Scenario
+from tokecon.physics import params
+from tokecon.serving import batching as serving
+from tokecon.serving import speculative
+from tokecon.physics.phases import prefill_step
+from tokecon.physics.roofline import StepTimes
+from tokecon.physics.specs import Scenario
 
 _ITERATIONS = 12  # fixed-point passes of the closed loop, on tabulated step times (:func:`_tabulated`)
 _GRID = 16  # geometric grid points per operating point on which the step times are tabulated
@@ -202,7 +203,7 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
           prefill_batch=None, prefix_hit: float = 0.0) -> DisaggTimes:
     """C requests in flight on x prefill and y decode workers (module docstring has the model); every
     argument after the two scenarios broadcasts (numpy) over the operating points. ``prefix_hit``: the
-    share of prompt tokens found in a prefix cache (loaded, :func:`tokecon.serving.kv_load_s`, before the
+    share of prompt tokens found in a prefix cache (loaded, :func:`tokecon.serving.batching.kv_load_s`, before the
     prefill, which computes the rest); a speculating decode scenario yields E tokens per step."""
     x, y, C, inp, out = (np.asarray(a, dtype=float) for a in
                          np.broadcast_arrays(prefill_workers, decode_workers, concurrency, input_len, output_len))

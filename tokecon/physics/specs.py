@@ -1,6 +1,6 @@
 """Plain frozen dataclasses for what a scenario is made of: hardware, model, engine, deployment.
 
-No I/O and no printing here; :mod:`tokecon.catalog` builds these from TOML. Every field is
+No I/O and no printing here; :mod:`tokecon.catalogs.catalog` builds these from TOML. Every field is
 in SI base units (B, B/s, FLOP/s, s, W, USD) whatever the catalog key said.
 """
 
@@ -82,7 +82,7 @@ class Hardware:
     origin: str = ""  # catalog file the entry came from
     scaleup_topology: str = "switch"  # switch (NVSwitch) | mesh (xGMI: one link per peer) | torus (TPU ICI)
     scaleup_links: int = 0  # links per device (mesh: peers, torus: ports) sharing scaleup_bw_b_s; 0: switch
-    price_points: tuple[PricePoint, ...] = ()  # dated purchase and rental prices (tokecon.prices interpolates)
+    price_points: tuple[PricePoint, ...] = ()  # dated purchase and rental prices (tokecon.economics.prices interpolates)
     memory_kind: str = "dram"  # "sram": weights live on chip, so a system is sized by chips that hold the model
     memory_tiers: tuple[MemoryTier, ...] = ()  # slower tiers below memory_bytes, fastest first
     engine: str = ""  # the serving stack the device runs when --engine is not given ("": vllm)
@@ -281,7 +281,7 @@ class Deployment:
 class Speculation:
     """Speculative decoding as served: a ``draft`` proposes ``draft_tokens`` tokens per step, each
     accepted with probability ``acceptance``; the target verifies them in one pass
-    (tokecon.modes.speculative has the model). ``shares_embeddings``: the draft uses the target's
+    (tokecon.serving.speculative has the model). ``shares_embeddings``: the draft uses the target's
     embedding and LM head (MTP modules, EAGLE heads), so it adds no copy of them."""
 
     method: str  # mtp | eagle | draft
@@ -300,7 +300,7 @@ class Speculation:
 @dataclass(frozen=True)
 class LoraAdapters:
     """``adapters`` LoRA adapters of rank ``rank`` on ``targets`` (q k v o gate up down), served on
-    one base model; :mod:`tokecon.modes.lora` has their FLOP, bytes and memory. A request picks
+    one base model; :mod:`tokecon.serving.lora` has their FLOP, bytes and memory. A request picks
     the i-th most popular adapter with probability proportional to i^-``zipf_alpha`` (0: uniform).
     ``gpu_slots`` adapters stay on each GPU (None: all); the rest load over the host link on a miss."""
 
@@ -329,7 +329,7 @@ class Scenario:
     ideal: bool = False
     usd_per_gpu_hour: float | None = None
     eplb: bool = False  # an expert-parallel load balancer with redundant experts (DeepSeek EPLB)
-    speculation: Speculation | None = None  # speculative decoding (tokecon.modes.speculative)
+    speculation: Speculation | None = None  # speculative decoding (tokecon.serving.speculative)
     lora: LoraAdapters | None = None  # many tenants: LoRA adapters served on the base model
 
     @property
@@ -339,10 +339,10 @@ class Scenario:
     @property
     def compute_efficiency(self) -> float:
         """Fraction of dense peak FLOP/s reached: device factor x engine scale, at most the family's
-        measured maximum achievable matmul fraction (tokecon.efficiency.MAMF_FRACTION); 1 when ideal."""
+        measured maximum achievable matmul fraction (tokecon.physics.efficiency.MAMF_FRACTION); 1 when ideal."""
         if self.ideal:
             return 1.0
-        from tokecon.efficiency import MAMF_FRACTION
+        from tokecon.physics.efficiency import MAMF_FRACTION
 
         cap = MAMF_FRACTION.get(self.hardware.family, 1.0)
         return min(cap, self.hardware.efficiency.compute * self.engine.compute_scale)

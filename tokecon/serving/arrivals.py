@@ -1,6 +1,6 @@
 """Open-loop Poisson arrivals: the steady state of a deployment offered ``lambda`` requests per second.
 
-:func:`tokecon.serving.serve` gives the closed-loop steady state with n requests in flight: the
+:func:`tokecon.serving.batching.serve` gives the closed-loop steady state with n requests in flight: the
 deployment's completion rate X(n) requests/s, TTFT(n), TPOT(n) and the queue wait once n exceeds
 the M requests that run at once (KV cache, engine cap). Under Poisson arrivals at rate lambda the
 number in the system is modelled by the flow-equivalent server (Chandy, Herzog & Woo, "Parametric
@@ -49,9 +49,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon import serving
+from tokecon.serving import batching as serving
 from tokecon.errors import TokeconError
-from tokecon.specs import Scenario
+from tokecon.physics.specs import Scenario
 
 QUANTILES = (0.5, 0.9, 0.99)
 MAX_STATES = 1 << 19  # states evaluated one by one (n0); beyond this the grid would not be cheap

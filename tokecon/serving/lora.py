@@ -53,12 +53,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tokecon.errors import TokeconError
-from tokecon.operations import Op, expected_experts_touched
-from tokecon.specs import LoraAdapters, Model, Scenario
+from tokecon.physics.operations import Op, expected_experts_touched
+from tokecon.physics.specs import LoraAdapters, Model, Scenario
 from tokecon.units import dtype_bytes
 
 if TYPE_CHECKING:
-    from tokecon.serving import ServingTimes
+    from tokecon.serving.batching import ServingTimes
 
 ATTENTION = ("q", "k", "v", "o")
 MLP = ("gate", "up", "down")
@@ -284,7 +284,7 @@ def serve_tenants(
     """N tenants, ``concurrency`` requests in flight in all, on one deployment of ``scn`` with the
     adapters; and each tenant i on its own copy of the deployment without them (its fine-tune merged
     into its own weights) at its share of the load, concurrency x p_i."""
-    from tokecon import serving
+    from tokecon.serving import batching as serving
 
     check(lora, scn.model)
     shared_scn = replace(scn, lora=lora)

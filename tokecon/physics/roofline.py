@@ -7,7 +7,7 @@ Attention reads the KV cache in scattered pages rather than streaming weights, a
 lower fraction of peak bandwidth (H100: ~2.8 TB/s for weights vs ~1.4 TB/s for paged KV reads,
 reference/hardware.md section 6), so KV-cache operations have their own bandwidth efficiency.
 A device with slower memory tiers (Cerebras MemoryX) reads its weights at the bandwidth their
-placement allows (:func:`tokecon.memory.tier_placement`).
+placement allows (:func:`tokecon.physics.memory.tier_placement`).
     t_step = sum(t_op) + t_comm + t_overhead
 
 Summing per-operation maxima is more faithful than the max of the totals: at batch 128 the
@@ -25,9 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon import comms, efficiency, memory
-from tokecon.operations import Op
-from tokecon.specs import Scenario
+from tokecon.physics import comms
+from tokecon.physics import efficiency
+from tokecon.physics import memory
+from tokecon.physics.operations import Op
+from tokecon.physics.specs import Scenario
 
 BOUNDS = ("compute", "memory", "communication")
 
@@ -125,7 +127,7 @@ def comm_time_s(op: Op, scn: Scenario) -> np.ndarray:
 
 
 def op_compute_efficiency(op: Op, scn: Scenario) -> np.ndarray | float:
-    """Fraction of peak FLOP/s one operation reaches (tokecon.efficiency): the device x engine
+    """Fraction of peak FLOP/s one operation reaches (tokecon.physics.efficiency): the device x engine
     fraction, times the grouped-GEMM curve for expert GEMMs, capped at the attention kernels'
     measured fraction for the attention core. 1 when ideal."""
     ce = scn.compute_efficiency

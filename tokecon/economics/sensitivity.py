@@ -4,7 +4,7 @@
     elasticity  = d ln USD/Mtok / d ln x                                  (% change in USD/Mtok per % change in x)
 
 The physics does not depend on a price, so each row keeps its tokens per second and only the price
-per GPU-hour (tokecon.costs) is recomputed. The elasticity is the point elasticity at each value, by a
+per GPU-hour (tokecon.economics.costs) is recomputed. The elasticity is the point elasticity at each value, by a
 central difference in ln x (step 1e-4; one-sided at an option's bound, e.g. PUE 1). Under TCO it is, for the interest rate i,
 capital share x i CRF'(i) / CRF(i); for the purchase price, the capital share; for utilisation, -1.
 
@@ -20,10 +20,10 @@ import math
 from dataclasses import replace
 from typing import Any, Callable
 
-from tokecon.costs import CostModel, cost_model, gpu_hour_cost
+from tokecon.economics.costs import CostModel, cost_model, gpu_hour_cost
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result
-from tokecon.specs import Hardware
+from tokecon.physics.specs import Hardware
 
 # --vary NAME -> (CostModel field, the method it belongs to: "tco", "rental" or None for both)
 VARY: dict[str, tuple[str, str | None]] = {

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokecon.errors import TokeconError
-from tokecon.specs import Hardware, PricePoint
+from tokecon.physics.specs import Hardware, PricePoint
 
 KINDS = ("purchase", "rental")
 

@@ -15,9 +15,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from tokecon.operations import step_operations
-from tokecon.roofline import StepTimes, step_times
-from tokecon.specs import Scenario
+from tokecon.physics.operations import step_operations
+from tokecon.physics.roofline import StepTimes, step_times
+from tokecon.physics.specs import Scenario
 
 
 def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:

@@ -138,7 +138,7 @@ def _regions(lines: list[str], key: str) -> list[tuple[int, int]]:
 
 
 def _parse(text: str, path: Path, what: str) -> dict[str, Any]:
-    from tokecon.inputs import parse_toml
+    from tokecon.catalogs.inputs import parse_toml
 
     return parse_toml(text, f"{path}: {what}", "a catalog", CatalogError)
 

@@ -1,6 +1,6 @@
 """Parameter counts and weight bytes derived from a model's architecture.
 
-Formulas (notation of :class:`tokecon.specs.Model`):
+Formulas (notation of :class:`tokecon.physics.specs.Model`):
   GQA attention per layer  D*H*hd + 2*D*K*hd + H*hd*D   (+ biases, + 2*hd for QK-norm)
   MLA attention per layer  D*q_r + q_r + q_r*H*(nope+rope) + D*(kv_r+rope) + kv_r + kv_r*H*(nope+v) + H*v*D
   FFN per layer            3*D*F gated, 2*D*F plain
@@ -14,7 +14,7 @@ Checked against every published total in ``models.toml`` within 1% (tests/test_p
 
 from __future__ import annotations
 
-from tokecon.specs import Model, Precision
+from tokecon.physics.specs import Model, Precision
 from tokecon.units import dtype_bytes, embedding_dtype
 
 

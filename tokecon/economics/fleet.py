@@ -1,11 +1,11 @@
 """Obsolescence: an older device's fleet against a newer one, year by year, for one workload.
 
-Per device, at the workload's operating point (tokecon.serving): T tok/s per GPU, W watts, and
+Per device, at the workload's operating point (tokecon.serving.batching): T tok/s per GPU, W watts, and
     Q   = T x 3600 x 8760 x u / 1e6                 Mtok per GPU-year (u: utilisation)
     c(y) = TCO USD/GPU-h at the purchase price of year y / (T x 3600) x 1e6     full cost per Mtok
     m    = energy USD/GPU-h / u / (T x 3600) x 1e6                        running cost per Mtok
 Market price of a token, p(y) = the newer device's rental price in year y / its tokens per hour: what a
-token costs a renter on the newest hardware (prices from tokecon.prices, interpolated and projected).
+token costs a renter on the newest hardware (prices from tokecon.economics.prices, interpolated and projected).
 
     value of an old GPU at y   V(y) = sum_t max(p(y+t-1/2) - m_old, 0) x Q_old / (1+i)^t      t = 1 .. years left
     per MW of facility power   Q/MW = Q / (W x PUE / 1e6),  K/MW = purchase(y) x (1 + other capital) / (W x PUE / 1e6)
@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from tokecon import economics
-from tokecon.costs import HOURS_PER_YEAR, CostModel, energy_usd_per_hour, gpu_hour_cost
-from tokecon.prices import price_at
-from tokecon.specs import Hardware
+from tokecon.economics import money as economics
+from tokecon.economics.costs import HOURS_PER_YEAR, CostModel, energy_usd_per_hour, gpu_hour_cost
+from tokecon.economics.prices import price_at
+from tokecon.physics.specs import Hardware
 from tokecon.units import MTOK, SECONDS_PER_HOUR
 
 

@@ -40,13 +40,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tokecon import memory, params
+from tokecon.physics import memory
+from tokecon.physics import params
 from tokecon.errors import TokeconError
-from tokecon.modes import lengths, speculative
-from tokecon.operations import Op, step_operations
-from tokecon.phases import pipeline_rounds
-from tokecon.roofline import StepTimes, step_times
-from tokecon.specs import Model, Scenario
+from tokecon.serving import lengths
+from tokecon.serving import speculative
+from tokecon.physics.operations import Op, step_operations
+from tokecon.physics.phases import pipeline_rounds
+from tokecon.physics.roofline import StepTimes, step_times
+from tokecon.physics.specs import Model, Scenario
 from tokecon.units import SECONDS_PER_DAY
 
 
@@ -139,7 +141,7 @@ def mixed_step(
     cached_len: np.ndarray | float = 0.0,
 ) -> StepTimes:
     """One step carrying ``decode_batch`` decode sequences and ``chunk_tokens`` prompt tokens (with
-    ``pp`` stages: a round of pp micro-batches, as in :func:`tokecon.phases.decode_step`).
+    ``pp`` stages: a round of pp micro-batches, as in :func:`tokecon.physics.phases.decode_step`).
 
     Linear layers (projections, FFN or experts, norms, head, collectives) see all q B + c tokens
     and read their weights once (q = 1, or k + 1 when speculating: the verified draft tokens, after
@@ -177,7 +179,7 @@ def admission_context(scn: Scenario, input_len: np.ndarray, output_len: np.ndarr
 
 def max_running(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray, range_ratio: float = 1.0) -> np.ndarray:
     """Most requests one serving unit runs at once: those whose admitted KV footprint fits (on average
-    over the running mix when lengths vary, :mod:`tokecon.modes.lengths`), at most the engine's
+    over the running mix when lengths vary, :mod:`tokecon.serving.lengths`), at most the engine's
     ``max_running_requests`` (vLLM max_num_seqs), a software cap the ideal view drops. 0 when the
     longest request cannot hold its last token."""
     inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
@@ -254,8 +256,8 @@ def serve(
     prefill of that many tokens per step. ``prefix_hit``: the share of input tokens whose KV cache is
     found in a prefix cache (computed once before, loaded by :func:`kv_load_s`), so only the rest is
     prefilled, attending over the cached prefix. With ``scn.speculation`` every step verifies k + 1
-    tokens per sequence and yields E of them (:mod:`tokecon.modes.speculative`). ``range_ratio`` < 1
-    draws each request's lengths uniformly from [ratio x L, L] (:mod:`tokecon.modes.lengths`); the
+    tokens per sequence and yields E of them (:mod:`tokecon.serving.speculative`). ``range_ratio`` < 1
+    draws each request's lengths uniformly from [ratio x L, L] (:mod:`tokecon.serving.lengths`); the
     grid's ``input_len`` and ``output_len`` are then the longest."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
     if np.any(out < 2):

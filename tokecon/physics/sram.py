@@ -32,10 +32,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from tokecon import memory, params
-from tokecon.phases import decode_step
-from tokecon.serving import Layout, divisors
-from tokecon.specs import Deployment, Hardware, Model, Scenario
+from tokecon.physics import memory
+from tokecon.physics import params
+from tokecon.physics.phases import decode_step
+from tokecon.serving.batching import Layout, divisors
+from tokecon.physics.specs import Deployment, Hardware, Model, Scenario
 from tokecon.units import GB
 
 MAX_CHIPS = 100_000

@@ -10,7 +10,7 @@ Free parameters, and nothing else (no factor of a row's own):
   (``step_overhead_per_layer_us``), a per-sequence one (``step_overhead_per_seq_us``), scales on compute and bandwidth relative to TensorRT-LLM 0.x,
   the reference (scales fixed at 1: the device factors are what it reaches), and for engines
   with MoE rows the tokens per expert at which their grouped GEMMs reach half efficiency
-  (``moe_tokens_half``, tokecon.efficiency).
+  (``moe_tokens_half``, tokecon.physics.efficiency).
 
 Loss: a robust (soft-L1) sum over rows of the log ratio predicted / measured, so a row off by
 2x counts the same whether it over- or under-predicts and one outlier cannot dominate. Rows are
@@ -23,7 +23,7 @@ an unphysical value. Optimiser: deterministic coordinate descent from the priors
 grid; each step re-predicts only the rows the parameter touches, a scenario at a time.
 
 Held-out error: leave-one-source-out (each source's rows predicted by factors fitted on all the
-others). Its residuals also give the 80% intervals (tokecon.uncertainty).
+others). Its residuals also give the 80% intervals (tokecon.fidelity.uncertainty).
 
 Run ``tokecon validate --fit`` (prints the factors and the in-sample error), ``--held-out`` for
 the leave-one-source-out error and intervals; add ``--write`` to store them.
@@ -39,8 +39,9 @@ from typing import Callable
 
 import numpy as np
 
-from tokecon import efficiency, uncertainty
-from tokecon.validation import GROUP_PREDICTORS, PREDICTORS, Case, Outcome, Skip, _group_key
+from tokecon.physics import efficiency
+from tokecon.fidelity import uncertainty
+from tokecon.fidelity.validation import GROUP_PREDICTORS, PREDICTORS, Case, Outcome, Skip, _group_key
 
 FAMILY_PARAMS = {"compute": (0.1, 0.95), "memory_bw": (0.1, 0.95), "kv_bw": (0.1, 0.95), "link": (0.05, 0.95)}
 ENGINE_PARAMS = {"compute_scale": (0.2, 1.6), "memory_bw_scale": (0.3, 1.6), "step_overhead_ms": (0.0, 40.0),
@@ -282,7 +283,7 @@ def regime(case: Case) -> str:
 
 
 def speed_residual(case: Case, predicted: float) -> float:
-    """ln(measured speed / predicted speed): a time's ratio is inverted (tokecon.uncertainty)."""
+    """ln(measured speed / predicted speed): a time's ratio is inverted (tokecon.fidelity.uncertainty)."""
     r = math.log(case.measured / predicted)
     return -r if case.metric in ("ttft_ms", "tpot_ms", "batch_latency_s") else r
 
@@ -307,7 +308,7 @@ def leave_one_source_out(cases: list[Case], sweeps: int = 2,
 
 def interval_table(held: list[tuple[Case, float]]) -> dict:
     """Interval groups from held-out residuals, and their coverage of unseen rows: each source's
-    residuals against the table built from the other sources' (tokecon.uncertainty)."""
+    residuals against the table built from the other sources' (tokecon.fidelity.uncertainty)."""
     def tuples(items):
         return [(c.family, c.engine, c.scenario.model.is_moe, regime(c), speed_residual(c, c.measured * (1 + e)))
                 for c, e in items]
@@ -432,7 +433,7 @@ def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families:
 
 
 def write_intervals(table: dict, path: Path) -> None:
-    """Store the interval table (tokecon.uncertainty reads it) atomically, as TOML."""
+    """Store the interval table (tokecon.fidelity.uncertainty reads it) atomically, as TOML."""
     import os
     import tempfile
 

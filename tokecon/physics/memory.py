@@ -25,9 +25,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from tokecon import params
-from tokecon.modes import lora
-from tokecon.specs import Deployment, Model, Precision, Scenario
+from tokecon.physics import params
+from tokecon.serving import lora
+from tokecon.physics.specs import Deployment, Model, Precision, Scenario
 from tokecon.units import dtype_bytes
 
 

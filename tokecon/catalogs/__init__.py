@@ -1,0 +1,1 @@
+"""Catalogs: reading and validating the TOML catalogs, user entries, Hugging Face config import."""

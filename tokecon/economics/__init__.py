@@ -1,0 +1,1 @@
+"""Economics: USD per GPU-hour (rental or TCO), dated prices, USD per million tokens, energy, fleets, sensitivities."""

@@ -1,0 +1,1 @@
+"""Fidelity: public measurements predicted, efficiency fits, and the ranges that travel with predictions."""
