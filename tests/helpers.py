@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from tokecon.catalogs.catalog import Catalog
 from tokecon.serving.deploy import GpuSpec, build_scenario
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 
 
 def scenario(catalog: Catalog, model: str, device: str, n: int = 1, **kwargs) -> Scenario:

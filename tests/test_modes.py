@@ -22,7 +22,7 @@ from tokecon.physics import params
 from tokecon.serving import batching as serving
 from tokecon.cli.main import app
 from tokecon.errors import TokeconError
-from tokecon.serving import speculative
+from tokecon.serving import lengths, speculative
 from tokecon.physics.phases import decode_step
 from helpers import scenario
 
@@ -80,7 +80,7 @@ def test_higher_acceptance_never_slows_decoding(catalog, a1, a2, batch):
     base = scenario(catalog, "llama3-8b", "h100-sxm", 1)
     spec = speculative.resolve(catalog, base.model, "eagle", None, None)
     lo, hi = sorted((a1, a2))
-    t = [float(speculative.decode_step(replace(base, speculation=replace(spec, acceptance=a)), np.array([batch]),
+    t = [float(decode_step(replace(base, speculation=replace(spec, acceptance=a)), np.array([batch]),
                                        np.array([2048.0])).step_time_s[0]) / speculative.tokens_per_step(3, a) for a in (lo, hi)]
     assert t[1] <= t[0] * (1 + 1e-12)
 
@@ -90,7 +90,7 @@ def test_draft_weights_and_kv_take_memory(catalog):
     spec = speculative.resolve(catalog, base.model, "draft:llama3-8b", None, None)
     with_draft = replace(base, speculation=spec)
     ctx = np.array([4096.0])
-    assert memory.draft_weight_bytes_per_gpu(with_draft) == pytest.approx(params.weight_bytes(spec.draft, base.precision) / 4)
+    assert with_draft.speculation.extra_weight_bytes_per_gpu(with_draft) == pytest.approx(params.weight_bytes(spec.draft, base.precision) / 4)
     assert memory.max_batch(with_draft, ctx)[0] < memory.max_batch(base, ctx)[0]
 
 
@@ -215,7 +215,7 @@ def test_fixed_ratio_reproduces_fixed_lengths(catalog):
     scn = scenario(catalog, "llama3-70b", "h100-sxm", 4)
     c = np.array([1.0, 16.0, 128.0])
     a = serving.serve(scn, c, 2048, 512)
-    b = serving.serve(scn, c, 2048, 512, range_ratio=1.0)
+    b = serving.serve(scn, c, 2048, 512, lengths=lengths.uniform(1.0))
     assert np.array_equal(a.tpot_s, b.tpot_s) and np.array_equal(a.ttft_s, b.ttft_s)
 
 
@@ -223,7 +223,7 @@ def test_varied_lengths_run_fewer_when_long_requests_hold_the_cache(catalog):
     """Same mean lengths, but spread: long-output requests hold their slots longer, so the running mix
     carries more KV per slot than the mean request and fewer fit (length-biased admission)."""
     scn = scenario(catalog, "llama3-70b", "h100-sxm", 4)
-    spread = serving.max_running(scn, 4000, 4000, range_ratio=0.2)  # means 2,400 / 2,400
+    spread = serving.max_running(scn, 4000, 4000, lengths.uniform(0.2))  # means 2,400 / 2,400
     fixed = serving.max_running(scn, 2400, 2400)
     assert spread < fixed
 

@@ -26,7 +26,8 @@ from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.results import Thresholds
-from tokecon.physics.specs import Deployment, Efficiency, Engine, Hardware, Model, Precision, Scenario
+from tokecon.physics.specs import Deployment, Efficiency, Engine, Hardware, Model, Precision
+from tokecon.physics.scenario import Scenario
 
 runner = CliRunner()
 

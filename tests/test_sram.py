@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tokecon.physics import memory
 from tokecon.physics import params
-from tokecon.physics import sram
+from tokecon.serving import sram
 from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
 from tokecon.errors import CatalogError

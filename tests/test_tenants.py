@@ -30,7 +30,7 @@ from tokecon.errors import TokeconError
 from tokecon.serving import lora
 from tokecon.physics.phases import decode_step
 from tokecon.cli.render import render_table
-from tokecon.physics.specs import LoraAdapters
+from tokecon.serving.lora import LoraAdapters
 
 runner = CliRunner()
 QKVO = ("q", "k", "v", "o")

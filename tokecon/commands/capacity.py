@@ -185,7 +185,7 @@ def _given_disagg_capacity(catalog: Catalog, opts: ServeOptions, inp: int, out: 
     from tokecon.commands.disagg import deploy_pools, serve_rows
 
     _, d, _, y = deploy_pools(catalog, opts, opts.disagg, inp, out)
-    top = int(serving.max_running(d.scenario, inp, out, opts.modes.range_ratio)) * d.scenario.deployment.replicas * y
+    top = int(serving.max_running(d.scenario, inp, out, opts.modes.length_mix)) * d.scenario.deployment.replicas * y
     grid = [int(c) for c in np.unique(np.round(serving.batch_grid(max(top, 1), 8)))]
     rows, notes, deployed = serve_rows(catalog, opts, opts.disagg, grid, inp, out)
     ok = [r for r in rows if r["fits"] and not slo.check(r)]
@@ -255,7 +255,7 @@ def run_capacity(
             rows.append(row)
             notes.extend([line, *interactivity_note(d.label, row, slo), efficiency_note(scn)])
             continue
-        per_unit = int(serving.max_running(scn, inp, output_len, opts.modes.range_ratio))
+        per_unit = int(serving.max_running(scn, inp, output_len, opts.modes.length_mix))
         units = scn.deployment.replicas
         if concurrency and concurrency[0] != "max":
             conc = np.asarray([float(concurrency[0])])

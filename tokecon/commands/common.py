@@ -16,7 +16,7 @@ from tokecon.results import Column, Result
 from tokecon.physics.roofline import StepTimes
 from tokecon.errors import DoesNotFitError
 from tokecon.serving.deploy import GpuSpec, build_scenario, parse_gpus, require_fit
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 from tokecon.units import GB
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from tokecon.economics import energy
 from tokecon.physics import memory
-from tokecon.physics import sram
+from tokecon.serving import sram
 from tokecon.fidelity import uncertainty
 from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, efficiency_note, figures_of_merit, resolved_inputs, sources
@@ -38,7 +38,8 @@ from tokecon.economics.costs import CostModel
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, parse_gpus, positive_ints, resolve_model
-from tokecon.physics.specs import Hardware, Scenario
+from tokecon.physics.specs import Hardware
+from tokecon.physics.scenario import Scenario
 from tokecon.units import GB
 
 PHASES = ("decode", "prefill", "embed")

@@ -48,7 +48,8 @@ from tokecon.errors import TokeconError
 from tokecon.physics.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.deploy import check_context, positive_ints, require_fit
-from tokecon.physics.specs import Model, Scenario
+from tokecon.physics.specs import Model
+from tokecon.physics.scenario import Scenario
 from tokecon.units import GB, TFLOP
 
 DEFAULT_SEQ_LEN = 1024

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tokecon.serving import batching as serving
-from tokecon.physics import sram
+from tokecon.serving import sram
 from tokecon.fidelity import uncertainty
 from tokecon.commands.common import efficiency_note, resolved_inputs, sources
 from tokecon.commands.disagg import rows as disagg_rows
@@ -96,7 +96,7 @@ def sweep(opts: ServeOptions, catalog, spec, input_len: int, output_len: int) ->
             refused.append(exc)  # a layout the model cannot take (heads not divisible, ...)
             continue
         scn = d.scenario
-        per_unit = int(serving.max_running(scn, input_len, output_len, opts.modes.range_ratio))
+        per_unit = int(serving.max_running(scn, input_len, output_len, opts.modes.length_mix))
         if per_unit < 1:
             continue
         conc = serving.batch_grid(per_unit, 3) * scn.deployment.replicas
@@ -250,7 +250,7 @@ def run_frontier(opts: ServeOptions, input_len: int, output_len: int, slo: Thres
 
 
 def premium(rows: list[dict[str, Any]]) -> list[str]:
-    """Set each row's speed premium over the cheapest point (tokecon.physics.sram.speed_premium) and say what
+    """Set each row's speed premium over the cheapest point (tokecon.serving.sram.speed_premium) and say what
     the fastest point pays for its speed."""
     for row in rows:
         row["speed_premium_usd_per_mtok_per_tok_s"] = None

@@ -52,7 +52,8 @@ from tokecon.errors import TokeconError
 from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, check_dtype, parse_gpus, positive_ints
-from tokecon.physics.specs import Hardware, Scenario
+from tokecon.physics.specs import Hardware
+from tokecon.physics.scenario import Scenario
 from tokecon.units import GB, US
 
 PHASES = ("decode", "prefill")

@@ -26,7 +26,7 @@ from tokecon.commands.common import (
 from tokecon.physics.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.deploy import check_context, positive_ints
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 
 COLUMNS = [
     Column("batch", "batch", "int"),

@@ -16,7 +16,7 @@ from tokecon.economics import money as economics
 from tokecon.economics import energy
 from tokecon.physics import memory
 from tokecon.serving import batching as serving
-from tokecon.physics import sram
+from tokecon.serving import sram
 from tokecon.fidelity import uncertainty
 from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.common import BOUND_NOTE, CommonOptions, cheapest, efficiency_note, resolved_inputs, sources
@@ -24,11 +24,12 @@ from tokecon.economics.costs import CostBreakdown, CostModel, gpu_hour_cost
 from tokecon.economics.money import ListPrices
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.serving import lengths
+from tokecon.serving.requests import LengthMix
 from tokecon.serving import speculative
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, parse_gpus, parse_int_list, positive_ints, require_fit
 from tokecon.serving.batching import Layout, ServingTimes
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 
 ENERGY_COLUMNS = [  # hidden first on a narrow terminal; always in JSON
     Column("joules_per_output_token", "J per out tok", "num", hide=3),
@@ -88,6 +89,11 @@ class ModeOptions:
     prices: ListPrices | None = None
     range_ratio: float = 1.0
 
+    @property
+    def length_mix(self) -> LengthMix:
+        """How request lengths are drawn (``--range-ratio``)."""
+        return lengths.uniform(self.range_ratio)
+
     def columns(self) -> list[Column]:
         """Extra table columns: revenue and margin when list prices are given."""
         return REVENUE_COLUMNS if self.prices is not None else []
@@ -104,7 +110,7 @@ class ModeOptions:
         }
 
     def validate(self) -> None:
-        lengths.mix(1.0, 2.0, self.range_ratio)  # says what a bad ratio is
+        lengths.uniform(self.range_ratio)  # says what a bad ratio is
         if not (math.isfinite(self.prefix_hit) and 0.0 <= self.prefix_hit < 1.0):
             raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {self.prefix_hit}")
         p = self.prices
@@ -142,7 +148,7 @@ class ServeOptions:
 
     def serve_modes(self) -> dict[str, float]:
         """The keywords of :func:`tokecon.serving.batching.serve` these options set."""
-        return {"prefix_hit": self.modes.prefix_hit, "range_ratio": self.modes.range_ratio}
+        return {"prefix_hit": self.modes.prefix_hit, "lengths": self.modes.length_mix}
 
     def aggregated_only(self) -> dict[str, str]:
         """The options given that disaggregated pools do not take, each with the reason: a prefill
@@ -277,7 +283,7 @@ def default_layout(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, cost: Co
 
 
 def sized(catalog: Catalog, opts: ServeOptions, spec: GpuSpec, context: float) -> GpuSpec:
-    """A bare SRAM device name (``-g groq``) means as many chips as hold the model (tokecon.physics.sram)."""
+    """A bare SRAM device name (``-g groq``) means as many chips as hold the model (tokecon.serving.sram)."""
     if spec.count_given or not sram.is_sram(spec.hardware):
         return spec
     scn = _scenario(catalog, opts, spec, Layout(1), gpu_hour_cost(spec.hardware, opts.cost))
@@ -353,8 +359,8 @@ def mode_columns(d: Deployed, input_tok_s: np.ndarray, output_tok_s: np.ndarray,
 def mode_fields(row: dict[str, Any], d: Deployed, st: ServingTimes, extra: dict[str, np.ndarray], i: int) -> None:
     """Add to ``row`` (point ``i`` of ``extra``) the serving modes it ran under and their figures."""
     scn = d.scenario
-    row["range_ratio"] = st.range_ratio
-    lm = lengths.mix(row["input_tokens"], row["output_tokens"], st.range_ratio)
+    row["range_ratio"] = st.lengths.range_ratio
+    lm = st.lengths.moments(row["input_tokens"], row["output_tokens"])
     row["mean_input_tokens"], row["mean_output_tokens"] = float(lm.input_mean), float(lm.output_mean)
     row["speculation"] = scn.speculation.label if scn.speculation else None
     row["prefix_hit"] = st.prefix_hit
@@ -564,7 +570,7 @@ def run_serve(
 def _concurrency_rows(d: Deployed, opts: ServeOptions, concurrency: list[int | str] | None, input_len: int,
                       output_len: int, notes: list[str]) -> list[dict[str, Any]]:
     scn = d.scenario
-    max_c = int(serving.max_running(scn, input_len, output_len, opts.modes.range_ratio)) * scn.deployment.replicas
+    max_c = int(serving.max_running(scn, input_len, output_len, opts.modes.length_mix)) * scn.deployment.replicas
     chosen = _concurrencies(concurrency, max_c)
     st = serving.serve(scn, np.asarray(chosen, dtype=float), input_len, output_len, opts.chunked_prefill, **opts.serve_modes())
     over = [c for c in chosen if c > max_c]

@@ -22,7 +22,7 @@ from tokecon.errors import TokeconError
 from tokecon.serving import lora as lora_mode
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.deploy import check_context, parse_gpus, positive_ints, require_fit
-from tokecon.physics.specs import LoraAdapters
+from tokecon.serving.lora import LoraAdapters
 from tokecon.units import GB
 
 COLUMNS = [
@@ -86,7 +86,7 @@ def tenant_row(d: Deployed, lora: LoraAdapters, t: lora_mode.TenantServing) -> d
         "lora_targets": ",".join(dict.fromkeys(m.name for m in lora_mode.modules(scn.model, lora.targets))),
         "adapter_params": lora_mode.adapter_params(scn.model, lora),
         "adapter_bytes": per_adapter,
-        "adapter_bytes_per_gpu": lora_mode.resident_bytes_per_gpu(scn),
+        "adapter_bytes_per_gpu": scn.lora.extra_weight_bytes_per_gpu(scn),
         "adapter_bytes_all": lora.adapters * per_adapter,
         "weight_bytes_per_gpu": weights,
         "concurrency": int(np.asarray(t.shared.concurrency).flat[0]),

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 
 MIN_ROWS = 8
 UNMEASURED_WIDENING = 1.5

@@ -42,7 +42,8 @@ from tokecon.physics import memory
 from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import decode_step, prefill_step
-from tokecon.physics.specs import Deployment, Precision, Scenario
+from tokecon.physics.specs import Deployment, Precision
+from tokecon.physics.scenario import Scenario
 
 
 MEASUREMENT_FILES = ("measurements.csv", "external.csv", "external_disagg.csv")

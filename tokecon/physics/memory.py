@@ -21,13 +21,11 @@ sequence -> (76.9 - 35.3) / 0.168 = 248 sequences.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-
 import numpy as np
 
 from tokecon.physics import params
-from tokecon.serving import lora
-from tokecon.physics.specs import Deployment, Model, Precision, Scenario
+from tokecon.physics.specs import Deployment, Model, Precision
+from tokecon.physics.scenario import Scenario
 from tokecon.units import dtype_bytes
 
 
@@ -115,23 +113,18 @@ def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment
     return params.kv_bytes_per_sequence(model, precision.kv_cache, context) * kv_share(model, dep) * model.stage_share(dep.pp)
 
 
-def draft_weight_bytes_per_gpu(scn: Scenario) -> float:
-    """Weights a speculative draft adds per GPU (sharded like the target's): an MTP module or EAGLE
-    head shares the target's embedding and LM head, so only its layers count; a draft model counts whole."""
-    spec = scn.speculation
-    if spec is None:
-        return 0.0
-    whole = weight_bytes_per_gpu(spec.draft, scn.precision, scn.deployment)
-    if not spec.shares_embeddings:
-        return whole
-    return whole - weight_bytes_per_gpu(replace(spec.draft, layers=0), scn.precision, scn.deployment)
+def extra_weight_bytes_per_gpu(scn: Scenario) -> float:
+    """Bytes the serving modes hold on each GPU beside the model (a speculative draft's weights,
+    resident LoRA adapters): :attr:`Scenario.contributions`."""
+    return sum(c.extra_weight_bytes_per_gpu(scn) for c in scn.contributions)
 
 
 def kv_bytes_per_seq_all(scn: Scenario, context: np.ndarray) -> np.ndarray:
-    """KV bytes per sequence per GPU of the target and, when speculating, of its draft."""
+    """Bytes per running sequence per GPU: the target's KV cache and what the modes add (a draft's
+    KV cache, a swapped-in adapter)."""
     kv = kv_bytes_per_seq_per_gpu(scn.model, scn.precision, scn.deployment, context)
-    if scn.speculation is not None:
-        kv = kv + kv_bytes_per_seq_per_gpu(scn.speculation.draft, scn.precision, scn.deployment, context)
+    for c in scn.contributions:
+        kv = kv + c.extra_kv_bytes_per_seq(scn, context)
     return kv
 
 
@@ -139,15 +132,14 @@ def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:
     """Largest number of sequences of ``context`` tokens whose KV cache fits (0 when none); a
     speculative draft's weights and KV cache count too; LoRA adapters held on the GPU take their
     room first, and a swapped-in adapter sits beside its request."""
-    free = (usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment)
-            - draft_weight_bytes_per_gpu(scn) - lora.resident_bytes_per_gpu(scn))
-    kv = kv_bytes_per_seq_all(scn, context) + lora.swapped_bytes_per_seq(scn)
+    free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) - extra_weight_bytes_per_gpu(scn)
+    kv = kv_bytes_per_seq_all(scn, context)
     return np.maximum(np.floor(free / np.maximum(kv, 1e-9)), 0).astype(np.int64)
 
 
 def memory_used_per_gpu(scn: Scenario, batch: np.ndarray, context: np.ndarray) -> np.ndarray:
     """Weights (with a draft's and resident LoRA adapters) + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
-    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) + draft_weight_bytes_per_gpu(scn) + lora.resident_bytes_per_gpu(scn)
-    kv = kv_bytes_per_seq_all(scn, context) + lora.swapped_bytes_per_seq(scn)
+    w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) + extra_weight_bytes_per_gpu(scn)
+    kv = kv_bytes_per_seq_all(scn, context)
     reserve = scn.hardware.memory_bytes * scn.engine.memory_reserve_fraction
     return w + np.asarray(batch, dtype=float) * kv + reserve

@@ -25,7 +25,7 @@ import numpy as np
 from tokecon.physics import comms
 from tokecon.physics import efficiency
 from tokecon.physics import params
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 from tokecon.units import dtype_bytes, embedding_dtype
 
 
@@ -217,10 +217,8 @@ def step_operations(
         for name, dtype in (("comm/dispatch", prec.dispatch), ("comm/combine", prec.combine)):
             sent = N * copies * D * dtype_bytes(dtype) * m.moe_layers
             ops.append(Op(name, zero, sent, kind="comm", calls=float(m.moe_layers), link="alltoall"))
-    if scn.lora is not None:
-        from tokecon.serving.lora import lora_operations
-
-        ops.extend(lora_operations(scn, N, B if sequences is None else sequences))
+    for extra in scn.contributions:  # a mode's own kernels (LoRA adapters): tokecon.physics.scenario
+        ops.extend(extra.extra_operations(scn, N, B if sequences is None else sequences))
     if dep.pp > 1:
         ops = pipeline_stage(ops, m.stage_share(dep.pp), N * D * ab)
     return ops

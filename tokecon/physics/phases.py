@@ -15,9 +15,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from tokecon.errors import TokeconError
 from tokecon.physics.operations import step_operations
 from tokecon.physics.roofline import StepTimes, step_times
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 
 
 def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
@@ -25,9 +26,20 @@ def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_c
 
     With ``pp`` pipeline stages the batch runs as pp micro-batches of B/pp (at least one sequence)
     that keep every stage busy; a round, in which every sequence gains a token, takes
-    pp x t_stage(B/pp) (:func:`pipeline_rounds` for unequal stages and fewer sequences than stages)."""
+    pp x t_stage(B/pp) (:func:`pipeline_rounds` for unequal stages and fewer sequences than stages).
+
+    When the scenario speculates (:class:`tokecon.physics.scenario.Speculating`) the target verifies
+    q = k + 1 tokens per sequence (logits at each) after the draft's k passes, every sequence gaining
+    E tokens on average (``scn.tokens_per_step``). Speculation with pipeline stages is not modelled."""
     context = np.asarray(context, dtype=float)
     pp = scn.deployment.pp
+    if scn.speculation is not None:
+        if pp > 1:
+            raise TokeconError("speculative decoding with pipeline stages (--pp) is not modelled; drop one of them")
+        q = scn.verified_tokens
+        ops = step_operations(scn, batch, np.full_like(context, q), np.maximum(context - 1.0, 0.0), q)
+        verify = step_times(ops, scn, overlap_comm, sequences=batch)
+        return verify.plus(scn.speculation.draft_times(scn, batch, context, overlap_comm), "draft/")
     micro = np.maximum(np.asarray(batch, dtype=float) / pp, 1.0) if pp > 1 else batch
     ops = step_operations(scn, micro, np.ones_like(context), np.maximum(context - 1.0, 0.0), 1.0)
     times = step_times(ops, scn, overlap_comm, sequences=micro)

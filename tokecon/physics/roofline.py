@@ -29,7 +29,7 @@ from tokecon.physics import comms
 from tokecon.physics import efficiency
 from tokecon.physics import memory
 from tokecon.physics.operations import Op
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 
 BOUNDS = ("compute", "memory", "communication")
 

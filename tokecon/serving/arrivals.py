@@ -51,7 +51,8 @@ import numpy as np
 
 from tokecon.serving import batching as serving
 from tokecon.errors import TokeconError
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
+from tokecon.serving.requests import FIXED
 
 QUANTILES = (0.5, 0.9, 0.99)
 MAX_STATES = 1 << 19  # states evaluated one by one (n0); beyond this the grid would not be cheap
@@ -112,18 +113,18 @@ class OpenLoop:
 
 
 def saturation(scn: Scenario, input_len: int, output_len: int, chunk_tokens: int | None = None,
-               overlap_comm: bool = False, **modes: float) -> serving.ServingTimes:
+               overlap_comm: bool = False, **modes) -> serving.ServingTimes:
     """serve with every request the deployment can run in flight (the KV cache, the engine's cap
     and the prefill budget all bind): its requests/s is X_max. ``modes``: serve's prefix_hit and
-    range_ratio."""
-    most = serving.max_running(scn, input_len, output_len, modes.get("range_ratio", 1.0)) * scn.deployment.replicas
+    lengths."""
+    most = serving.max_running(scn, input_len, output_len, modes.get("lengths", FIXED)) * scn.deployment.replicas
     if not most >= 1:
         raise TokeconError("the model leaves no room for one request's KV cache: use more GPUs or a shorter context")
     return serving.serve(scn, np.asarray([float(most)]), input_len, output_len, chunk_tokens, overlap_comm, **modes)
 
 
 def states(scn: Scenario, input_len: int, output_len: int, chunk_tokens: int | None = None,
-           overlap_comm: bool = False, **modes: float) -> serving.ServingTimes:
+           overlap_comm: bool = False, **modes) -> serving.ServingTimes:
     """serve at n = 1, 2, ..., n0 requests in flight, n0 = ceil(M): every state the chain tells apart
     (past n0 each one queues at X_max). Evaluate once, then :func:`open_loop` for any set of rates."""
     n0 = math.ceil(float(saturation(scn, input_len, output_len, chunk_tokens, overlap_comm, **modes).running[0]) - 1e-9)

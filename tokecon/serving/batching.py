@@ -43,12 +43,12 @@ import numpy as np
 from tokecon.physics import memory
 from tokecon.physics import params
 from tokecon.errors import TokeconError
-from tokecon.serving import lengths
-from tokecon.serving import speculative
 from tokecon.physics.operations import Op, step_operations
-from tokecon.physics.phases import pipeline_rounds
+from tokecon.physics.phases import decode_step, pipeline_rounds
+from tokecon.serving.requests import FIXED, LengthMix
 from tokecon.physics.roofline import StepTimes, step_times
-from tokecon.physics.specs import Model, Scenario
+from tokecon.physics.specs import Model
+from tokecon.physics.scenario import Scenario
 from tokecon.units import SECONDS_PER_DAY
 
 
@@ -116,7 +116,7 @@ class ServingTimes:
     tokens_per_step: np.ndarray  # tokens a sequence gains per decode step (speculation: E > 1)
     prefix_hit: float = 0.0  # share of input tokens found in the prefix cache
     kv_load_s: np.ndarray | float = 0.0  # loading a prompt's cached prefix, part of TTFT
-    range_ratio: float = 1.0  # lengths uniform in [ratio x L, L]; input_tokens/output_tokens are L
+    lengths: LengthMix = FIXED  # how lengths are drawn; input_tokens/output_tokens are the longest
 
     @property
     def fits(self) -> np.ndarray:
@@ -150,7 +150,7 @@ def mixed_step(
     cache; logits for the q B decoded tokens and c/I finished prompts.
     """
     pp = scn.deployment.pp
-    q = speculative.verified_tokens(scn)
+    q = scn.verified_tokens
     B = np.asarray(decode_batch, dtype=float)
     c = np.asarray(chunk_tokens, dtype=float)
     if pp > 1:  # pp micro-batches, each with its share of the decode tokens and of the chunk
@@ -165,7 +165,7 @@ def mixed_step(
     pre = [replace(op, flop=op.flop * share, bytes=op.bytes * share) for op in _core(step_operations(scn, 1.0, inp, cached_len))]
     times = step_times(linear + dec + pre, scn, overlap_comm, sequences=B + share)
     if scn.speculation is not None:
-        times = times.plus(speculative.draft_times(scn, B, ctx, overlap_comm), "draft/")
+        times = times.plus(scn.speculation.draft_times(scn, B, ctx, overlap_comm), "draft/")
     return times.rounds(pipeline_rounds(scn.model.layers, pp, decode_batch), scn.layer_overhead_s) if pp > 1 else times
 
 
@@ -177,13 +177,13 @@ def admission_context(scn: Scenario, input_len: np.ndarray, output_len: np.ndarr
     return inp + (out / 2.0 if scn.engine.kv_admission == "average" else out)
 
 
-def max_running(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray, range_ratio: float = 1.0) -> np.ndarray:
+def max_running(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray, lengths: LengthMix = FIXED) -> np.ndarray:
     """Most requests one serving unit runs at once: those whose admitted KV footprint fits (on average
-    over the running mix when lengths vary, :mod:`tokecon.serving.lengths`), at most the engine's
+    over the running mix when lengths vary, ``lengths``), at most the engine's
     ``max_running_requests`` (vLLM max_num_seqs), a software cap the ideal view drops. 0 when the
     longest request cannot hold its last token."""
     inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
-    lm = lengths.mix(inp, out, range_ratio)
+    lm = lengths.moments(inp, out)
     footprint = lm.running_mean(admission_context(scn, lm.input_tokens, lm.output_tokens))
     fit = np.where(memory.max_batch(scn, inp + out) >= 1, memory.max_batch(scn, footprint), 0)
     return fit.astype(float) if scn.ideal else np.minimum(fit, scn.engine.max_running_requests).astype(float)
@@ -248,7 +248,7 @@ def serve(
     chunk_tokens: int | None = None,
     overlap_comm: bool = False,
     prefix_hit: float = 0.0,
-    range_ratio: float = 1.0,
+    lengths: LengthMix = FIXED,
 ) -> ServingTimes:
     """Continuous batching of ``concurrency`` requests in flight (module docstring has the model).
 
@@ -256,9 +256,9 @@ def serve(
     prefill of that many tokens per step. ``prefix_hit``: the share of input tokens whose KV cache is
     found in a prefix cache (computed once before, loaded by :func:`kv_load_s`), so only the rest is
     prefilled, attending over the cached prefix. With ``scn.speculation`` every step verifies k + 1
-    tokens per sequence and yields E of them (:mod:`tokecon.serving.speculative`). ``range_ratio`` < 1
-    draws each request's lengths uniformly from [ratio x L, L] (:mod:`tokecon.serving.lengths`); the
-    grid's ``input_len`` and ``output_len`` are then the longest."""
+    tokens per sequence and yields E of them (``scn.tokens_per_step``). ``lengths`` draws each request's
+    lengths around the grid's ``input_len`` and ``output_len`` (:mod:`tokecon.serving.lengths`: from
+    [ratio x L, L]); they are then the longest."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
     if np.any(out < 2):
         raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
@@ -268,18 +268,18 @@ def serve(
         raise TokeconError(f"--chunked-prefill must be at least 2 tokens per step, got {chunk_tokens}")
     if not (0.0 <= prefix_hit < 1.0):
         raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {prefix_hit}")
-    q, gain = speculative.verified_tokens(scn), speculative.gain(scn)
+    q, gain = scn.verified_tokens, scn.tokens_per_step
     chunked = chunk_tokens is not None or scn.engine.chunked_prefill
     budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
     dep = scn.deployment
     units = dep.replicas
-    lm = lengths.mix(inp, out, range_ratio)
+    lm = lengths.moments(inp, out)
     inp_mean, out_mean = lm.input_mean, lm.output_mean
     full = lm.running_mean(lm.input_tokens + lm.output_tokens)  # a running slot's KV at its last token
     steps = (out_mean - 1.0) / gain  # decode steps per request
     b = C / units
     fit_full = memory.max_batch(scn, full).astype(float)
-    r = np.minimum(b, max_running(scn, inp, out, range_ratio))
+    r = np.minimum(b, max_running(scn, inp, out, lengths))
     kept = 1.0 - prefix_hit  # prompt tokens computed; the rest come from the prefix cache
     new = inp_mean * kept
     phi, ctx_pre = preemption(r, fit_full, full)
@@ -291,7 +291,7 @@ def serve(
     cached = inp_mean * prefix_hit * new / prompt  # the cached prefix those tokens attend over, on average
     r_step = np.maximum(r, 1.0)  # a busy unit holds at least one sequence
     ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
-    dec = speculative.decode_step(scn, r_step, ctx, overlap_comm)
+    dec = decode_step(scn, r_step, ctx, overlap_comm)
     t_d = dec.step_time_s
     need = r_step * prompt / steps
     room = np.maximum(budget - q * r_step, 1.0)
@@ -313,7 +313,7 @@ def serve(
     out_tok_s, in_tok_s = req_s * out_mean, req_s * inp_mean
     return ServingTimes(
         concurrency=C, input_tokens=inp, output_tokens=out, units=units,
-        max_running=max_running(scn, inp, out, range_ratio) * units, running=r * units * nan,
+        max_running=max_running(scn, inp, out, lengths) * units, running=r * units * nan,
         queued=np.maximum(b - r, 0.0) * units * nan,
         ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + (out_mean - 1.0) * tpot, queue_wait_s=wait * nan,
         requests_s=req_s, input_tok_s=in_tok_s, output_tok_s=out_tok_s, total_tok_s=in_tok_s + out_tok_s,
@@ -321,7 +321,7 @@ def serve(
         tok_s_per_user=1.0 / tpot, prefill_time_fraction=share * (t_m - t_d) / step,
         decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=chunk if chunked else None,
         preempted=phi * nan, decode=dec, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
-        kv_load_s=load * nan, range_ratio=range_ratio,
+        kv_load_s=load * nan, lengths=lengths,
     )  # fmt: skip
 
 

@@ -14,10 +14,11 @@ import numpy as np
 
 from tokecon.physics import memory
 from tokecon.physics import params
-from tokecon.physics import sram
+from tokecon.serving import sram
 from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import DoesNotFitError, TokeconError
-from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision, Scenario
+from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision
+from tokecon.physics.scenario import Scenario
 from tokecon.units import DTYPE_BYTES, GB
 
 _GPUS = re.compile(r"^\s*(\d+)\s*[xX×*]\s*(\S+)\s*$")

@@ -3,7 +3,7 @@ KV cache of each prompt handed over between them (NVIDIA Dynamo, https://github.
 DistServe, Zhong et al., OSDI 2024, arXiv:2401.09670; Splitwise, Patel et al., ISCA 2024,
 arXiv:2311.18677; DeepSeek-V3 inference system, open-infra-index day 6, 2025-03-01).
 
-A pool is ``workers`` copies of one worker (a :class:`tokecon.physics.specs.Scenario` whose deployment is the
+A pool is ``workers`` copies of one worker (a :class:`tokecon.physics.scenario.Scenario` whose deployment is the
 worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``u`` serving units
 (``Deployment.replicas``: a TP group, or each GPU under attention-DP). x prefill and y decode workers
 (xPyD) serve C requests in flight of I input and O output tokens:
@@ -63,10 +63,9 @@ import numpy as np
 
 from tokecon.physics import params
 from tokecon.serving import batching as serving
-from tokecon.serving import speculative
-from tokecon.physics.phases import prefill_step
+from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.physics.roofline import StepTimes
-from tokecon.physics.specs import Scenario
+from tokecon.physics.scenario import Scenario
 
 _ITERATIONS = 12  # fixed-point passes of the closed loop, on tabulated step times (:func:`_tabulated`)
 _GRID = 16  # geometric grid points per operating point on which the step times are tabulated
@@ -212,13 +211,13 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     p, d = Pool(prefill, 1), Pool(decode, 1)
     u_p, u_d = p.units, d.units
     gpus = x * p.gpus_per_worker + y * d.gpus_per_worker
-    gain = speculative.gain(decode)
+    gain = decode.tokens_per_step
     steps = 1.0 + (out - 1.0) / gain  # decode steps a worker holds a request: the first returns the prefill's token
     ctx = inp + out / 2.0
     r_max = serving.max_running(decode, inp, out)
     fits = (r_max >= 1) & (serving.max_running(prefill, inp, np.ones_like(inp)) >= 1)
     r_top = np.maximum(r_max, 1.0)
-    decode_s = _tabulated(lambda v: speculative.decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
+    decode_s = _tabulated(lambda v: decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
     prefill_s = _tabulated(lambda v: _prefill(prefill, v, inp[..., None], prefix_hit).latency, b_max)
     # a stream of prompts keeps every pipeline stage busy: the pool's rate follows the stage time
     t_p_top = _prefill(prefill, b_max, inp, prefix_hit).step_time_s if prefill.deployment.pp > 1 else prefill_s(b_max)
@@ -285,7 +284,7 @@ def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, o
     inp, out = np.asarray(input_len, dtype=float), np.asarray(output_len, dtype=float)
     r_p = prefill_rate(prefill, inp, prefill_batch, prefix_hit)
     r = np.asarray(decode_batch, dtype=float)
-    step, gain = speculative.decode_step(decode, r, inp + out / 2.0), speculative.gain(decode)
+    step, gain = decode_step(decode, r, inp + out / 2.0), decode.tokens_per_step
     r_d = decode.deployment.replicas * r / ((1.0 + (out - 1.0) / gain) * step.step_time_s)
     return r_p, r_d
 

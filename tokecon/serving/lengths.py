@@ -24,51 +24,37 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokecon.errors import TokeconError
+from tokecon.serving.requests import FIXED, LengthMix, LengthMoments
 
 POINTS = 8  # midpoints per length: the mean and the second moment of a uniform within 0.2%
 
 
 @dataclass(frozen=True)
-class LengthMoments:
-    """Averages of a request mix over its points (arrays broadcast over the serving grid)."""
+class UniformLengths:
+    """Input and output lengths drawn independently and uniformly from [r L, L] (r = ``range_ratio``),
+    as the random dataset of SGLang's bench_serving and vLLM's benchmark_serving draws them; each
+    length at least 2 output and 1 input token."""
 
-    input_tokens: np.ndarray  # points (..., S)
-    output_tokens: np.ndarray  # points (..., S)
-    weight: np.ndarray  # (S,), summing to 1
+    range_ratio: float
 
-    def mean(self, values: np.ndarray) -> np.ndarray:
-        """E_w[values] over the request points."""
-        return np.sum(values * self.weight, axis=-1)
+    def moments(self, input_len: np.ndarray, output_len: np.ndarray) -> LengthMoments:
+        inp, out = (np.asarray(a, dtype=float)[..., None] for a in (input_len, output_len))
+        return _uniform(inp, out, self.range_ratio)
 
-    def running_mean(self, values: np.ndarray) -> np.ndarray:
-        """E_v[values]: the average over running slots, each request weighted by its O - 1 decode steps
-        (at least one: a prompt-only request, O = 1, holds its slot for its prefill)."""
-        v = self.weight * np.maximum(self.output_tokens - 1.0, 1.0)
-        return np.sum(values * v, axis=-1) / np.sum(v, axis=-1)
 
-    @property
-    def input_mean(self) -> np.ndarray:
-        return self.mean(self.input_tokens)
-
-    @property
-    def output_mean(self) -> np.ndarray:
-        return self.mean(self.output_tokens)
-
-    @property
-    def attention_length(self) -> np.ndarray:
-        """E[I^2] / E[I]: the prompt length that weights prompt-token attention (pairs grow as I^2)."""
-        return self.mean(self.input_tokens**2) / self.input_mean
+def uniform(range_ratio: float = 1.0) -> LengthMix:
+    """The mix ``--range-ratio`` asks for: fixed lengths at 1, else :class:`UniformLengths`."""
+    if not (np.isfinite(range_ratio) and 0.0 < range_ratio <= 1.0):
+        raise TokeconError(f"--range-ratio must be in (0, 1] (lengths uniform in [ratio x L, L]), got {range_ratio}")
+    return FIXED if range_ratio == 1.0 else UniformLengths(float(range_ratio))
 
 
 def mix(input_len: np.ndarray, output_len: np.ndarray, range_ratio: float = 1.0) -> LengthMoments:
-    """Input and output lengths drawn independently and uniformly from [r L, L] (r = ``range_ratio``;
-    1 = fixed), as the random dataset of SGLang's bench_serving and vLLM's benchmark_serving draws
-    them; each length at least 2 output and 1 input token."""
-    if not (np.isfinite(range_ratio) and 0.0 < range_ratio <= 1.0):
-        raise TokeconError(f"--range-ratio must be in (0, 1] (lengths uniform in [ratio x L, L]), got {range_ratio}")
-    inp, out = (np.asarray(a, dtype=float)[..., None] for a in (input_len, output_len))
-    if range_ratio == 1.0:
-        return LengthMoments(inp, out, np.ones(1))
+    """The weighted points of :func:`uniform` ``(range_ratio)`` around (``input_len``, ``output_len``)."""
+    return uniform(range_ratio).moments(input_len, output_len)
+
+
+def _uniform(inp: np.ndarray, out: np.ndarray, range_ratio: float) -> LengthMoments:
     u = range_ratio + (1.0 - range_ratio) * (np.arange(POINTS) + 0.5) / POINTS  # bin midpoints of [r, 1]
     ui, uo = (g.ravel() for g in np.meshgrid(u, u, indexing="ij"))
     weight = np.full(ui.size, 1.0 / ui.size)

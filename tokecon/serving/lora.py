@@ -54,7 +54,8 @@ import numpy as np
 
 from tokecon.errors import TokeconError
 from tokecon.physics.operations import Op, expected_experts_touched
-from tokecon.physics.specs import LoraAdapters, Model, Scenario
+from tokecon.physics.specs import Model
+from tokecon.physics.scenario import Scenario
 from tokecon.units import dtype_bytes
 
 if TYPE_CHECKING:
@@ -64,6 +65,42 @@ ATTENTION = ("q", "k", "v", "o")
 MLP = ("gate", "up", "down")
 TARGET_SETS = {"qkvo": ATTENTION, "attn": ATTENTION, "mlp": MLP, "all": ATTENTION + MLP}
 MAX_ADAPTERS = 1_000_000
+
+
+@dataclass(frozen=True)
+class LoraAdapters:
+    """``adapters`` LoRA adapters of rank ``rank`` on ``targets`` (q k v o gate up down), served on
+    one base model; :mod:`tokecon.serving.lora` has their FLOP, bytes and memory. A request picks
+    the i-th most popular adapter with probability proportional to i^-``zipf_alpha`` (0: uniform).
+    ``gpu_slots`` adapters stay on each GPU (None: all); the rest load over the host link on a miss."""
+
+    adapters: int
+    rank: int
+    targets: tuple[str, ...] = ("q", "k", "v", "o")
+    zipf_alpha: float = 0.0
+    gpu_slots: int | None = None
+    dtype: str = "bf16"
+    host_link_b_s: float = 64e9  # per direction, per GPU: PCIe Gen5 x16
+
+    @property
+    def resident(self) -> int:
+        """Adapters held on each GPU."""
+        return self.adapters if self.gpu_slots is None else min(self.gpu_slots, self.adapters)
+
+    def extra_weight_bytes_per_gpu(self, scn: Scenario) -> float:
+        """Adapter bytes held on each GPU: all adapters, or the ``gpu_slots`` cached ones."""
+        return self.resident * adapter_bytes_per_gpu(scn)
+
+    def extra_kv_bytes_per_seq(self, scn: Scenario, context: np.ndarray) -> float:
+        """GPU bytes a running request adds beside its KV cache: its adapter when that was swapped in,
+        miss x adapter bytes (an upper bound: requests sharing a cold adapter hold it once); 0 when all
+        adapters are resident."""
+        return 0.0 if self.resident >= self.adapters else miss_rate(self) * adapter_bytes_per_gpu(scn)
+
+    def extra_operations(self, scn: Scenario, tokens: np.ndarray, sequences: np.ndarray) -> list[Op]:
+        """The adapter kernels of the step (:func:`lora_operations`)."""
+        return lora_operations(scn, tokens, sequences)
+
 
 
 @dataclass(frozen=True)
@@ -161,20 +198,6 @@ def adapter_bytes_per_gpu(scn: Scenario) -> float:
     assert scn.lora is not None
     tp, ep = _split(scn)
     return adapter_params(scn.model, scn.lora, tp, ep) * dtype_bytes(scn.lora.dtype) * scn.model.stage_share(scn.deployment.pp)
-
-
-def resident_bytes_per_gpu(scn: Scenario) -> float:
-    """Adapter bytes held on each GPU: all adapters, or the ``gpu_slots`` cached ones (0 without LoRA)."""
-    return 0.0 if scn.lora is None else scn.lora.resident * adapter_bytes_per_gpu(scn)
-
-
-def swapped_bytes_per_seq(scn: Scenario) -> float:
-    """GPU bytes a running request adds beside its KV cache: its adapter when that was swapped in,
-    miss x adapter bytes (an upper bound: requests sharing a cold adapter hold it once); 0 when all
-    adapters are resident or without LoRA."""
-    if scn.lora is None or scn.lora.resident >= scn.lora.adapters:
-        return 0.0
-    return miss_rate(scn.lora) * adapter_bytes_per_gpu(scn)
 
 
 def popularity(adapters: int, alpha: float) -> np.ndarray:

@@ -28,15 +28,16 @@ Defaults per method, printed with every answer:
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tokecon.physics import phases
+from tokecon.physics import memory
 from tokecon.errors import TokeconError
 from tokecon.physics.operations import step_operations
 from tokecon.physics.roofline import StepTimes, step_times
-from tokecon.physics.specs import Model, Scenario, Speculation
+from tokecon.physics.specs import Model
+from tokecon.physics.scenario import Scenario
 
 DEFAULTS: dict[str, tuple[int, float, str]] = {
     "mtp": (1, 0.85, "DeepSeek-V3 report (arXiv:2412.19437 s5.4.3): second token accepted 85-90%"),
@@ -44,6 +45,55 @@ DEFAULTS: dict[str, tuple[int, float, str]] = {
     "draft": (4, 0.70, "assumed (Leviathan et al. arXiv:2211.17192 report 0.5-0.9 by model pair); measure yours"),
 }
 METHODS = ("none", "mtp", "eagle", "draft:MODEL")
+
+
+@dataclass(frozen=True)
+class Speculation:
+    """Speculative decoding as served: a ``draft`` proposes ``draft_tokens`` tokens per step, each
+    accepted with probability ``acceptance``; the target verifies them in one pass
+    (tokecon.serving.speculative has the model). ``shares_embeddings``: the draft uses the target's
+    embedding and LM head (MTP modules, EAGLE heads), so it adds no copy of them."""
+
+    method: str  # mtp | eagle | draft
+    draft: Model
+    draft_tokens: int
+    acceptance: float
+    shares_embeddings: bool
+    acceptance_source: str = ""
+
+    @property
+    def tokens_per_step(self) -> float:
+        """E: tokens a sequence gains per verify step (:func:`tokens_per_step`)."""
+        return tokens_per_step(self.draft_tokens, self.acceptance)
+
+    def extra_weight_bytes_per_gpu(self, scn: Scenario) -> float:
+        """The draft's weights per GPU, sharded like the target's: an MTP module or EAGLE head shares the
+        target's embedding and LM head, so only its layers count; a draft model counts whole."""
+        whole = memory.weight_bytes_per_gpu(self.draft, scn.precision, scn.deployment)
+        if not self.shares_embeddings:
+            return whole
+        return whole - memory.weight_bytes_per_gpu(replace(self.draft, layers=0), scn.precision, scn.deployment)
+
+    def extra_kv_bytes_per_seq(self, scn: Scenario, context: np.ndarray) -> np.ndarray:
+        """The draft's own KV cache per sequence per GPU."""
+        return memory.kv_bytes_per_seq_per_gpu(self.draft, scn.precision, scn.deployment, context)
+
+    def extra_operations(self, scn: Scenario, tokens: np.ndarray, sequences: np.ndarray) -> list:
+        """None inside the target's pass: the draft runs passes of its own (:meth:`draft_times`)."""
+        return []
+
+    def draft_times(self, scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
+        """k draft passes of one token per sequence, for ``batch`` sequences at ``context`` tokens."""
+        dscn = draft_scenario(scn)
+        ctx = np.asarray(context, dtype=float)
+        ops = step_operations(dscn, batch, np.ones_like(ctx), np.maximum(ctx - 1.0, 0.0), 1.0)
+        one = step_times(ops, dscn, overlap_comm, sequences=batch)
+        return one.rounds(self.draft_tokens, one.overhead_s)  # k separate passes, each with its own overhead
+
+    @property
+    def label(self) -> str:
+        what = self.draft.key if self.method == "draft" else self.method.upper()
+        return f"{what}, {self.draft_tokens} draft token{'s' if self.draft_tokens > 1 else ''}, acceptance {self.acceptance:.0%}"
 
 
 def tokens_per_step(draft_tokens: float, acceptance: float) -> float:
@@ -99,39 +149,3 @@ def draft_scenario(scn: Scenario) -> Scenario:
     spec = scn.speculation
     engine = replace(scn.engine, step_overhead_s=0.0, step_overhead_per_seq_s=0.0)
     return replace(scn, model=spec.draft, speculation=None, lora=None, engine=engine)
-
-
-def draft_times(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
-    """k draft passes of one token per sequence, for ``batch`` sequences at ``context`` tokens."""
-    spec = scn.speculation
-    dscn = draft_scenario(scn)
-    ctx = np.asarray(context, dtype=float)
-    ops = step_operations(dscn, batch, np.ones_like(ctx), np.maximum(ctx - 1.0, 0.0), 1.0)
-    one = step_times(ops, dscn, overlap_comm, sequences=batch)
-    return one.rounds(spec.draft_tokens, one.overhead_s)  # k separate passes, each with its own overhead
-
-
-def verified_tokens(scn: Scenario) -> float:
-    """Tokens per sequence the target computes in a decode step: k + 1 when speculating, else 1."""
-    return 1.0 if scn.speculation is None else scn.speculation.draft_tokens + 1.0
-
-
-def gain(scn: Scenario) -> float:
-    """Tokens a sequence gains per decode step: :func:`tokens_per_step` when speculating, else 1."""
-    spec = scn.speculation
-    return 1.0 if spec is None else tokens_per_step(spec.draft_tokens, spec.acceptance)
-
-
-def decode_step(scn: Scenario, batch: np.ndarray, context: np.ndarray, overlap_comm: bool = False) -> StepTimes:
-    """One decode step of ``scn``: :func:`tokecon.physics.phases.decode_step`, or when it speculates the
-    target verifying k + 1 tokens per sequence (logits at each) after k draft passes, every sequence
-    gaining :func:`gain` tokens on average. Speculation with pipeline stages is not modelled."""
-    if scn.speculation is None:
-        return phases.decode_step(scn, batch, context, overlap_comm)
-    if scn.deployment.pp > 1:
-        raise TokeconError("speculative decoding with pipeline stages (--pp) is not modelled; drop one of them")
-    q = verified_tokens(scn)
-    ctx = np.asarray(context, dtype=float)
-    ops = step_operations(scn, batch, np.full_like(ctx, q), np.maximum(ctx - 1.0, 0.0), q)
-    verify = step_times(ops, scn, overlap_comm, sequences=batch)
-    return verify.plus(draft_times(scn, batch, context, overlap_comm), "draft/")

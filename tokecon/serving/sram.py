@@ -36,7 +36,8 @@ from tokecon.physics import memory
 from tokecon.physics import params
 from tokecon.physics.phases import decode_step
 from tokecon.serving.batching import Layout, divisors
-from tokecon.physics.specs import Deployment, Hardware, Model, Scenario
+from tokecon.physics.specs import Deployment, Hardware, Model
+from tokecon.physics.scenario import Scenario
 from tokecon.units import GB
 
 MAX_CHIPS = 100_000
