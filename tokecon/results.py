@@ -27,6 +27,13 @@ class Column:
 
 @dataclass
 class Result:
+    """What a command answers, as data. ``notes`` follow the table: the answer and why, then the
+    assumptions that change it (a handful of lines); ``method`` says how the figures were computed
+    and ``details`` holds tables behind it (a step's operations): both shown with ``--explain``.
+    ``preface`` tables come before the main one (frontier's answer per device). ``failure`` is the
+    one line said when rows cross a threshold (a generic one when empty). ``view``: the table a person
+    sees in place of the rows (validate's summary); JSON and CSV keep every row."""
+
     command: str
     inputs: dict[str, Any]
     rows: list[dict[str, Any]]
@@ -36,18 +43,25 @@ class Result:
     highlight: set[int] = field(default_factory=set)
     highlight_reason: str = ""
     sources: dict[str, str] = field(default_factory=dict)
+    method: list[str] = field(default_factory=list)
+    details: list[Result] = field(default_factory=list)
+    preface: list[Result] = field(default_factory=list)
+    failure: str = ""
+    view: Result | None = None  # what a person sees instead, in tables (a summary of thousands of rows)
 
     @property
     def failed_rows(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r.get("violations")]
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document: command, model and resolved inputs, rows, notes, catalog sources."""
+        """The JSON document: command, model and resolved inputs, rows, notes (the answer and its
+        assumptions), method notes, catalog sources."""
         return {
             "command": self.command,
             **{k: v for k, v in self.inputs.items()},
             "rows": [_clean(r) for r in self.rows],
             "notes": list(self.notes),
+            "method_notes": list(self.method),
             "sources": dict(self.sources),
         }
 

@@ -169,7 +169,8 @@ _install_fast_coercion()
 
 app = typer.Typer(
     cls=OneLineErrors,
-    help="The economics of LLM inference: roofline time, throughput, memory and USD per million tokens.",
+    help="The economics of LLM inference: roofline time, throughput, memory and USD per million tokens. "
+         "Which hardware is cheapest for your workload: tokecon compare.",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -191,40 +192,35 @@ def main(
     """The economics of LLM inference: roofline time, throughput, memory and USD per million tokens."""
 
 
-from tokecon.cli import decode as _decode  # noqa: E402  (subcommands register themselves on `app`)
-from tokecon.cli import prefill as _prefill  # noqa: E402,F401
-from tokecon.cli import hardware as _hardware, models as _models, check as _check  # noqa: E402,F401
-from tokecon.cli import serve as _serve, frontier as _frontier, capacity as _capacity  # noqa: E402,F401
-from tokecon.cli import validate as _validate  # noqa: E402,F401
-from tokecon.cli import embed as _embed, moe as _moe, compare as _compare  # noqa: E402,F401
-from tokecon.cli import engines as _engines, fleet as _fleet  # noqa: E402,F401
-from tokecon.cli import tenants as _tenants  # noqa: E402,F401
+def build(only: str | None = None) -> typer.Typer:
+    """``app`` with every declared command (tokecon.api.commands), or only the command or group
+    named ``only`` (what one run needs: Typer inspects every registered signature before parsing)."""
+    from tokecon.api.commands import COMMANDS, GROUPS
+    from tokecon.cli.build import register
 
-_ = _decode
-
-
-def _only(name: str) -> typer.Typer | None:
-    """A copy of ``app`` holding only the subcommand (or group) called ``name``, or None."""
-    import copy
-
-    from typer.main import get_command_name
-
-    commands = [c for c in app.registered_commands
-                if (c.name or get_command_name(getattr(c.callback, "__name__", ""))) == name]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if not commands and not groups:
-        return None
-    only = copy.copy(app)
-    only.registered_commands, only.registered_groups = commands, groups
-    return only
+    app.registered_commands, app.registered_groups = [], []
+    groups = {}
+    for name, text in GROUPS.items():
+        if only in (None, name):
+            groups[name] = typer.Typer(help=text, no_args_is_help=True, rich_markup_mode=None)
+            app.add_typer(groups[name], name=name, short_help=text, help=text)
+    for cmd in COMMANDS:
+        top = cmd.name.split(" ")[0]
+        if only in (None, top):
+            register(app, cmd, groups)
+    return app
 
 
 def run() -> None:
     """Console entry point. Typer introspects the signature of every subcommand before it parses
     anything; building only the one named on the command line saves most of that on each run.
     ``--help``, shell completion and unknown names go through the full app (same output)."""
+    from tokecon.api.commands import BY_NAME, GROUPS
+
     args = sys.argv[1:]
-    target = None
-    if args and not args[0].startswith("-") and "_TOKECON_COMPLETE" not in os.environ:
-        target = _only(args[0])
-    (target or app)()
+    first = args[0] if args and not args[0].startswith("-") and "_TOKECON_COMPLETE" not in os.environ else None
+    known = first in GROUPS or first in BY_NAME
+    build(first if known else None)()
+
+
+build()  # every command, for `from tokecon.cli.main import app` (tests, docs); run() narrows it

@@ -98,14 +98,26 @@ def _table_parts(result: Result) -> list[tuple[str, list[str], list[bool], list[
     return parts
 
 
-def _footer(result: Result) -> list[str]:
-    lines = [f"  {note}" for note in result.notes]
-    if result.highlight:
-        lines.append(f"  * {result.highlight_reason or 'cheapest row'}")
+NOTE_WIDTH = 80  # notes in files and pipes wrap here; on a terminal at its width
+
+
+def _footer(result: Result, width: int = NOTE_WIDTH, explain: bool = False) -> list[str]:
+    """The notes under the tables, each wrapped to ``width`` with a hanging indent: the answer and
+    its assumptions, the star's meaning, and with ``explain`` the method notes."""
+    import textwrap
+
+    legend = result.highlight and not any(n.startswith("* ") for n in result.notes)  # an answer note says what * marks
+    notes = list(result.notes) + ([f"* {result.highlight_reason or 'cheapest row'}"] if legend else [])
+    if explain and result.method:
+        notes += ["How these figures are computed:"] + [f"- {m}" for m in result.method]
+    lines = []
+    for note in notes:
+        lines += textwrap.wrap(note, width=max(width, 40), initial_indent="  ", subsequent_indent="    ",
+                               break_long_words=False, break_on_hyphens=False) or [""]
     return lines
 
 
-def render_ascii(result: Result, file: TextIO) -> None:
+def render_ascii(result: Result, file: TextIO, explain: bool = False) -> None:
     """Plain ASCII tables for files and pipes: every column, no colour, no wrapping, no Rich import."""
     out = []
     for head, headers, right, _, body in _table_parts(result):
@@ -116,7 +128,7 @@ def render_ascii(result: Result, file: TextIO) -> None:
             return "| " + " | ".join(c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right)) + " |"
 
         out += [head, rule, line(headers), rule, *(line(cells) for cells, _ in body), rule]
-    out += _footer(result)
+    out += _footer(result, explain=explain)
     file.write("\n".join(out) + "\n")
 
 
@@ -159,13 +171,13 @@ def _layout(headers: list[str], right: list[bool], hides: list[int], body: list,
 
 
 def render_table(result: Result, file: TextIO, color: bool | None = None, width: int | None = None,
-                 wide: bool = False) -> None:
+                 wide: bool = False, explain: bool = False) -> None:
     """Tables for people, one per group (device configuration): Rich with colour on a terminal
     (``NO_COLOR`` honoured), plain ASCII when the output is a file or a pipe. A table fits the
     terminal: no cell is ever cut; headers wrap, the columns a narrow terminal cannot hold are hidden
     (and named), and when not even the main ones fit each row becomes a record. ``wide`` shows every column."""
     if color is not True and not (hasattr(file, "isatty") and file.isatty()):
-        render_ascii(result, file)
+        render_ascii(result, file, explain)
         return
     from rich import box
     from rich.console import Console
@@ -203,12 +215,17 @@ def render_table(result: Result, file: TextIO, color: bool | None = None, width:
         console.print(Text(f"  Hidden to fit {width} characters: {', '.join(hidden)} (--wide shows every column)."))
     if records:
         console.print(Text(f"  One record per row: {width} characters are too few for the table (--wide draws it)."))
-    for line in _footer(result):
-        console.print(Text(line))
+    for line in _footer(result, width, explain):
+        console.print(Text(line), overflow="ignore", crop=False)
 
 
-def render_json(result: Result, file: TextIO) -> None:
-    file.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")  # one write, not one per token
+def render_json(result: Result, file: TextIO, explain: bool = False) -> None:
+    """The result's document (:meth:`Result.to_dict`); rows keep their per-operation ``breakdown``
+    only with ``explain``."""
+    doc = result.to_dict()
+    if not explain:
+        doc["rows"] = [{k: v for k, v in r.items() if k != "breakdown"} for r in doc["rows"]]
+    file.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")  # one write, not one per token
 
 
 def _all_keys(rows: list[dict]) -> list[str]:
@@ -222,14 +239,14 @@ def render_csv(result: Result, file: TextIO) -> None:
     """Every row field, SI units (the unit is in the column name)."""
     import csv  # only this view needs it
 
-    data = result.to_dict()["rows"]
+    data = [{k: v for k, v in r.items() if k != "breakdown"} for r in result.to_dict()["rows"]]
     writer = csv.DictWriter(file, fieldnames=_all_keys(data), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in data:
         writer.writerow({k: ("; ".join(v) if isinstance(v, list) else v) for k, v in row.items()})
 
 
-def render_markdown(result: Result, file: TextIO) -> None:
+def render_markdown(result: Result, file: TextIO, explain: bool = False) -> None:
     """A GitHub table for pull-request comments; the cheapest row in bold."""
     cols: list[Column] = ([Column(result.group_key, "deployment", "str")] if result.group_key else []) + result.columns
     out = io.StringIO()
@@ -242,11 +259,13 @@ def render_markdown(result: Result, file: TextIO) -> None:
             cells = [f"**{c}**" for c in cells]
         verdict = "; ".join(row.get("violations", [])) or ("does not fit" if not row.get("fits", True) else "ok")
         out.write("| " + " | ".join(cells) + f" | {verdict} |\n")
-    for note in result.notes:
+    for note in result.notes + (result.method if explain else []):
         out.write(f"\n> {note}\n")
     file.write(out.getvalue())
 
 
-def render(result: Result, fmt: str, file: TextIO, color: bool | None = None, wide: bool = False) -> None:
-    {"table": lambda: render_table(result, file, color, wide=wide), "json": lambda: render_json(result, file),
-     "csv": lambda: render_csv(result, file), "markdown": lambda: render_markdown(result, file)}[fmt]()
+def render(result: Result, fmt: str, file: TextIO, color: bool | None = None, wide: bool = False,
+           explain: bool = False) -> None:
+    {"table": lambda: render_table(result, file, color, wide=wide, explain=explain),
+     "json": lambda: render_json(result, file, explain),
+     "csv": lambda: render_csv(result, file), "markdown": lambda: render_markdown(result, file, explain)}[fmt]()

@@ -10,7 +10,10 @@ import numpy as np
 from tokecon.physics import memory
 from tokecon.serving import batching as serving
 from tokecon.fidelity import uncertainty
-from tokecon.commands.serve import Deployed, ServeOptions, deployment_fields, mode_columns, mode_fields, token_prices
+from tokecon.economics.money import token_prices
+from tokecon.serving.deploy import Deployed, deployment_fields
+from tokecon.serving.points import mode_figures, mode_keys, value
+from tokecon.serving.request import ServingRequest
 from tokecon.errors import TokeconError
 from tokecon.serving import arrivals
 from tokecon.serving import lengths
@@ -42,7 +45,7 @@ MODEL_NOTE = ("Open-loop Poisson arrivals (flow-equivalent server, Chandy, Herzo
 MAX_RATE = 1e9  # requests per second: far past any deployment's, short of overflowing the chain's weights
 
 
-def parse_rates(values: list[str] | None) -> list[float] | None:
+def rate_list(values: list[str] | None) -> list[float] | None:
     """``["0.5,1", "2"]`` -> [0.5, 1.0, 2.0] requests per second."""
     if not values:
         return None
@@ -74,7 +77,7 @@ def latency_fields(ol: OpenLoop) -> list[dict[str, Any]]:
     return rows
 
 
-def rate_rows(d: Deployed, opts: ServeOptions, rates: list[float], input_len: int,
+def rate_rows(d: Deployed, opts: ServingRequest, rates: list[float], input_len: int,
               output_len: int) -> tuple[list[dict[str, Any]], OpenLoop]:
     """One row per offered rate, with serve's keys (means; state figures averaged over the time the
     deployment is busy, per-request ones over arrivals) and the percentiles beside them."""
@@ -87,8 +90,10 @@ def rate_rows(d: Deployed, opts: ServeOptions, rates: list[float], input_len: in
     running = ol.mean_concurrency - queued
     prefill_share = ol.busy_mean(st.prefill_time_fraction)
     mean_in, mean_out = (float(st.input_tok_s[0] / st.requests_s[0]), float(st.output_tok_s[0] / st.requests_s[0]))
-    money = token_prices(scn.usd_per_hour, lam * mean_in, lam * mean_out, prefill_share, opts.price_split)
-    extra = mode_columns(d, lam * mean_in, lam * mean_out, st, opts.modes.prices)
+    f = np.clip(np.nan_to_num(prefill_share, nan=0.0), 0.0, 1.0)
+    money = token_prices(scn.usd_per_hour * f, scn.usd_per_hour * (1.0 - f), lam * mean_in, lam * mean_out, opts.price_split)
+    extra = mode_figures(d, st, lam * mean_in, lam * mean_out, scn.board_power_w, scn.usd_per_hour, st.prefix_hit,
+                         opts.modes.prices)
     per_arrival = {"preempted_fraction": ol.arrival_mean(st.preempted)}
     if st.chunk_tokens is not None:
         per_arrival["chunked_prefill_tokens"] = np.round(ol.arrival_mean(st.chunk_tokens))
@@ -120,7 +125,8 @@ def rate_rows(d: Deployed, opts: ServeOptions, rates: list[float], input_len: in
         if row["chunked_prefill_tokens"] is not None:
             row["chunked_prefill_tokens"] = int(row["chunked_prefill_tokens"])
         row["tok_s_per_gpu"] = row["output_tok_s_per_gpu"]  # the common threshold key (--min-tok-s-per-gpu)
-        mode_fields(row, d, st, extra, i)
+        row.update(mode_keys(row, d, st.lengths, st.prefix_hit))
+        row.update({k: value(a, i) if ok else None for k, a in extra.items()})
         rows.append(uncertainty.annotate(row, scn, "decode") if ok else row)
     return rows, ol
 
@@ -146,7 +152,7 @@ def rate_notes(d: Deployed, ol: OpenLoop, input_len: int, output_len: int, range
 LATENCY_LIMITS = ("max_ttft_ms", "max_tpot_ms", "min_tok_s_per_user", "max_ttft_p99_ms", "max_tpot_p99_ms")
 
 
-def max_rate_within(d: Deployed, opts: ServeOptions, slo: Thresholds, input_len: int, output_len: int,
+def max_rate_within(d: Deployed, opts: ServingRequest, slo: Thresholds, input_len: int, output_len: int,
                     passes: int = 4, points: int = 64) -> tuple[float, list[str], dict[str, Any]]:
     """The highest Poisson rate one deployment takes with every latency limit of ``slo`` met, the
     limits that bind just above it, and the figures there (or, when no rate meets them, at the

@@ -16,30 +16,31 @@ from typing import Any
 
 import numpy as np
 
-from tokecon.economics import money as economics
-from tokecon.serving import batching as serving
 from tokecon.catalogs.catalog import Catalog
-from tokecon.commands.common import efficiency_note, resolved_inputs, sources
-from tokecon.commands.disagg import rows as disagg_rows
-from tokecon.commands.disagg import search as disagg_search
-from tokecon.commands.serve import (
-    Deployed,
-    ServeOptions,
+from tokecon.commands import arrivals
+from tokecon.commands.common import resolved_inputs, serving_request, sources, varied
+from tokecon.commands.serve import concurrencies
+from tokecon.commands.serving import (
+    REVENUE_COLUMNS,
+    check_workload,
     cost_inputs,
     cost_notes,
-    deploy,
     interactivity_note,
-    mode_notes,
-    model_note,
-    point_rows,
-    sized,
-    split_note,
+    serving_assumptions,
+    serving_method,
 )
+from tokecon.economics import money as economics
 from tokecon.economics.money import ListPrices
 from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
+from tokecon.serving import batching as serving
+from tokecon.serving import disagg
+from tokecon.serving.deploy import Deployed, deploy, parse_gpus, require_fit, sized
+from tokecon.serving.points import aggregated, disaggregated, point_rows, pool_label
+from tokecon.serving.pools import deploy_pools
+from tokecon.serving.request import ServingRequest
+from tokecon.serving.search import pool_pairs
 from tokecon.units import SECONDS_PER_DAY
-from tokecon.serving.deploy import check_context, parse_gpus, positive_ints, require_fit
 
 COLUMNS = [
     Column("deployment", "devices", "str"),
@@ -87,7 +88,7 @@ def request_shape(input_len: int | None, output_len: int, ratio: float | None) -
 def operating_point(d: Deployed, st: serving.ServingTimes, slo: Thresholds, price_split: float | None,
                     list_prices: ListPrices | None = None) -> dict[str, Any] | None:
     """The highest-throughput point of ``st`` that meets ``slo`` (None when none does)."""
-    rows = point_rows(d, st, price_split, list_prices=list_prices)
+    rows = point_rows(aggregated(d, st), price_split, list_prices=list_prices)
     ok = [r for r in rows if r["fits"] and not slo.check(r)]
     return max(ok, key=lambda r: (r["total_tok_s"], -r["concurrency"])) if ok else None
 
@@ -139,14 +140,12 @@ def _daily_revenue(point: dict[str, Any], tokens_per_day: float, usd_day: float,
     return {k: float(v) for k, v in daily.items()}
 
 
-def poisson_row(d: Deployed, opts: ServeOptions, slo: Thresholds, tokens_per_day: float, headroom: float,
+def poisson_row(d: Deployed, opts: ServingRequest, slo: Thresholds, tokens_per_day: float, headroom: float,
                 input_len: int, output_len: int) -> tuple[dict[str, Any], str]:
     """Deployments sized for Poisson arrivals of the daily volume: each of D takes Lambda / D requests/s
     (random routing splits a Poisson stream into Poisson streams), and D is the fewest for which that
     share stays within the highest rate lambda* meeting the latency limits. The row is the open-loop
     steady state at Lambda / D, with the limit that binds at lambda*; and a note."""
-    from tokecon.commands import arrivals
-
     tokens = input_len + output_len
     required_rate = tokens_per_day / SECONDS_PER_DAY * headroom / tokens
     top, binding, near = arrivals.max_rate_within(d, opts, slo, input_len, output_len)
@@ -164,12 +163,14 @@ def poisson_row(d: Deployed, opts: ServeOptions, slo: Thresholds, tokens_per_day
                  f"({names} binds), so {n_dep} share the load at {required_rate / n_dep:,.4g} req/s each.")
 
 
-def _disagg_capacity(catalog: Catalog, opts: ServeOptions, spec, inp: int, out: int, tokens_per_day: float, headroom: float,
+def _disagg_capacity(catalog: Catalog, opts: ServingRequest, spec, inp: int, out: int, tokens_per_day: float, headroom: float,
                      slo: Thresholds) -> tuple[dict[str, Any], Deployed | None]:
     """The disaggregated layout within ``spec``'s GPUs (tokecon.commands.disagg.search) whose
     highest-throughput point meets ``slo``, sized like an aggregated deployment."""
-    found = disagg_search(catalog, opts, spec, inp, out)
-    ok = [(r, d) for p, d, st in found for r in disagg_rows(p, d, st, modes=opts.modes) if r["fits"] and not slo.check(r)]
+    found = pool_pairs(catalog, opts, spec, inp, out)
+    ok = [(r, d) for p, d, st in found
+          for r in point_rows(disaggregated(p, d, st, opts.modes.prefix_hit), list_prices=opts.modes.prices)
+          if r["fits"] and not slo.check(r)]
     if not ok:
         why = "no disaggregated layout fits a part of the GPUs" if not found else "no disaggregated point meets the SLO"
         return {"mode": "disagg", "deployment": f"{spec.label} disaggregated", "violations": [why]}, (found[0][1] if found else None)
@@ -177,142 +178,124 @@ def _disagg_capacity(catalog: Catalog, opts: ServeOptions, spec, inp: int, out: 
     return {**capacity_row(d, best, tokens_per_day, headroom, list_prices=opts.modes.prices), "violations": []}, d
 
 
-def _given_disagg_capacity(catalog: Catalog, opts: ServeOptions, inp: int, out: int, tokens_per_day: float, headroom: float,
+def _given_disagg_capacity(catalog: Catalog, opts: ServingRequest, inp: int, out: int, tokens_per_day: float, headroom: float,
                            slo: Thresholds) -> tuple[dict[str, Any], list[str], list[Deployed]]:
     """The disaggregated layout the flags give (--prefill-gpus/--decode-gpus, workers balanced when
     not given), at the highest-throughput concurrency of a fine grid (8 points per doubling) that meets
     ``slo``, sized like an aggregated deployment."""
-    from tokecon.commands.disagg import deploy_pools, serve_rows
-
-    _, d, _, y = deploy_pools(catalog, opts, opts.disagg, inp, out)
+    p, d, x, y = deploy_pools(catalog, opts, opts.disagg, inp, out)
     top = int(serving.max_running(d.scenario, inp, out, opts.modes.length_mix)) * d.scenario.deployment.replicas * y
-    grid = [int(c) for c in np.unique(np.round(serving.batch_grid(max(top, 1), 8)))]
-    rows, notes, deployed = serve_rows(catalog, opts, opts.disagg, grid, inp, out)
+    grid = np.unique(np.round(serving.batch_grid(max(top, 1), 8)))
+    st = disagg.serve(p.scenario, d.scenario, x, y, grid, inp, out, opts.disagg.prefill_batch, opts.modes.prefix_hit)
+    rows = point_rows(disaggregated(p, d, st, opts.modes.prefix_hit), list_prices=opts.modes.prices)
+    notes = [f"Disaggregated {x}P{y}D: prefill {pool_label(p, x)}, decode {pool_label(d, y)}."]
     ok = [r for r in rows if r["fits"] and not slo.check(r)]
     if not ok:
-        return {**rows[-1], "violations": ["no concurrency of this layout meets the SLO"]}, notes, deployed
+        return {**rows[-1], "violations": ["no concurrency of this layout meets the SLO"]}, notes, [p, d]
     best = max(ok, key=lambda r: (r["total_tok_s"], -r["concurrency"]))
-    return {**capacity_row(deployed[-1], best, tokens_per_day, headroom, list_prices=opts.modes.prices), "violations": []}, notes, deployed
+    return {**capacity_row(d, best, tokens_per_day, headroom, list_prices=opts.modes.prices), "violations": []}, notes, [p, d]
 
 
-def run_capacity(
-    opts: ServeOptions,
-    tokens_per_day: float,
-    input_len: int | None,
-    output_len: int,
-    ratio: float | None,
-    concurrency: list[int | str] | None,
-    headroom: float,
-    slo: Thresholds,
-) -> Result:
-    opts.validate()
-    if not (0 < tokens_per_day <= 1e18 and math.isfinite(tokens_per_day)):
-        raise TokeconError(f"--tokens-per-day must be a positive number up to 1e18, got {tokens_per_day}")
-    if not (1 <= headroom <= 100 and math.isfinite(headroom)):
-        raise TokeconError(f"--headroom must be between 1 and 100 (peak over average load), got {headroom}")
-    if concurrency is not None and len(concurrency) != 1:
-        raise TokeconError("capacity takes one --concurrency (a number or 'max')")
-    inp = request_shape(input_len, output_len, ratio)
-    positive_ints([inp, output_len], "--input-len/--output-len")
-    if output_len < 2:
-        raise TokeconError("--output-len must be at least 2 (the prefill gives the first token)")
-    catalog: Catalog = opts.common.load()
-    model = catalog.models.get(opts.common.model)
-    context = inp + output_len
-    check_context(model, context, "--input-len + --output-len")
+def _aggregated(d: Deployed, opts: ServingRequest, o: Any, slo: Thresholds, inp: int, out: int,
+                notes: list[str]) -> dict[str, Any]:
+    """One aggregated deployment sized for the volume at its operating point: a given concurrency,
+    else the highest-throughput concurrency meeting the SLO (max throughput without one)."""
+    scn = d.scenario
     has_slo = any(v is not None for v in slo.__dict__.values())
+    per_unit = int(serving.max_running(scn, inp, out, opts.modes.length_mix))
+    units = scn.deployment.replicas
+    if o.concurrency:
+        conc = np.asarray([float(concurrencies(o.concurrency, per_unit * units)[0])])
+    else:
+        conc = serving.batch_grid(per_unit, 4) * units if has_slo else np.asarray([float(per_unit * units)])
+    st = serving.serve(scn, conc, inp, out, opts.chunked_prefill, **opts.serve_modes())
+    point = operating_point(d, st, slo, opts.price_split, opts.modes.prices)
+    if point is None:
+        row = point_rows(aggregated(d, st), opts.price_split, [0], opts.modes.prices)[0]
+        row["violations"] = ["no concurrency meets the SLO"] if has_slo and not o.concurrency else slo.check(row)
+        return row
+    row = {**capacity_row(d, point, o.tokens_per_day, o.headroom, list_prices=opts.modes.prices), "violations": []}
+    notes += interactivity_note(d.label, row, slo)
+    return row
+
+
+def _checked(o: Any, slo: Thresholds) -> tuple[int, bool]:
+    """The request's prompt length and whether the volume is sized for Poisson arrivals (percentile
+    limits), after checking the options capacity alone takes."""
+    if not (0 < o.tokens_per_day <= 1e18 and math.isfinite(o.tokens_per_day)):
+        raise TokeconError(f"--tokens-per-day must be a positive number up to 1e18, got {o.tokens_per_day}")
+    if not (1 <= o.headroom <= 100 and math.isfinite(o.headroom)):
+        raise TokeconError(f"--headroom must be between 1 and 100 (peak over average load), got {o.headroom}")
+    if o.concurrency is not None and len(o.concurrency) != 1:
+        raise TokeconError("capacity takes one --concurrency (a number or 'max')")
     poisson = slo.max_ttft_p99_ms is not None or slo.max_tpot_p99_ms is not None
-    if poisson and concurrency:
+    if poisson and o.concurrency:
         raise TokeconError("--concurrency fixes requests in flight; percentile limits size for Poisson arrivals of the "
                            "daily volume: give one or the other")
+    return request_shape(o.input_len, o.output_len, o.input_output_ratio), poisson
+
+
+def run(o: Any, slo: Thresholds) -> Result:
+    """``tokecon capacity``: tokecon.api.commands.CapacityOptions."""
+    opts = serving_request(o, o.mode)
+    opts.validate()
+    inp, poisson = _checked(o, slo)
+    out = o.output_len
+    catalog: Catalog = opts.common.load()
+    check_workload(catalog.models.get(o.model), inp, out)
     rows: list[dict[str, Any]] = []
-    notes: list[str] = opts.scope_note()
+    notes: list[str] = []
     deployed: list[Deployed] = []
     if opts.disagg is not None:
-        if poisson or concurrency:
+        if poisson or o.concurrency:
             raise TokeconError("a given disaggregated layout is sized at its best concurrency meeting the SLO; "
                                "drop --concurrency and the percentile limits")
-        row, notes, deployed = _given_disagg_capacity(catalog, opts, inp, output_len, tokens_per_day, headroom, slo)
+        row, notes, deployed = _given_disagg_capacity(catalog, opts, inp, out, o.tokens_per_day, o.headroom, slo)
         rows.append(row)
-    elif not opts.common.gpus:
+    elif not o.gpus:
         raise TokeconError("give --gpus (aggregated) or --prefill-gpus and --decode-gpus (disaggregated)")
-    for g in opts.common.gpus:
+    for g in o.gpus:
         if opts.layouts != "agg":
-            row, d = _disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, output_len, tokens_per_day, headroom, slo)
+            row, d = _disagg_capacity(catalog, opts, parse_gpus(g, catalog), inp, out, o.tokens_per_day, o.headroom, slo)
             rows.append(row)
             deployed += [d] if d is not None else []
-            if "usd_per_day" in row:
-                notes.append(f"{g} disaggregated, best within its GPUs: {row['deployment']}, {row['total_tok_s']:,.0f} tok/s "
-                             f"at concurrency {row['concurrency']} ({row['load_fraction']:.1%} of one deployment needed).")
             if opts.layouts == "disagg":
                 continue
-        d = deploy(catalog, opts, sized(catalog, opts, parse_gpus(g, catalog), context), context)
+        d = deploy(catalog, opts, sized(catalog, opts, parse_gpus(g, catalog), inp + out), inp + out)
         deployed.append(d)
-        scn = d.scenario
-        require_fit(scn, context)
+        require_fit(d.scenario, inp + out)
         if poisson:
-            row, line = poisson_row(d, opts, slo, tokens_per_day, headroom, inp, output_len)
+            row, line = poisson_row(d, opts, slo, o.tokens_per_day, o.headroom, inp, out)
             rows.append(row)
-            notes.extend([line, *interactivity_note(d.label, row, slo), efficiency_note(scn)])
-            continue
-        per_unit = int(serving.max_running(scn, inp, output_len, opts.modes.length_mix))
-        units = scn.deployment.replicas
-        if concurrency and concurrency[0] != "max":
-            conc = np.asarray([float(concurrency[0])])
-        elif concurrency or not has_slo:
-            conc = np.asarray([float(per_unit * units)])
+            notes += [line, *interactivity_note(d.label, row, slo)]
         else:
-            conc = serving.batch_grid(per_unit, 4) * units
-        st = serving.serve(scn, conc, inp, output_len, opts.chunked_prefill, **opts.serve_modes())
-        point = operating_point(d, st, slo, opts.price_split, opts.modes.prices)
-        if point is None:
-            row = point_rows(d, st, opts.price_split, [0], opts.modes.prices)[0]
-            swept = has_slo and not concurrency
-            row["violations"] = ["no concurrency meets the SLO"] if swept else slo.check(row)
-            rows.append(row)
-            continue
-        row = capacity_row(d, point, tokens_per_day, headroom, list_prices=opts.modes.prices)
-        row["violations"] = []
-        rows.append(row)
-        notes.append(
-            f"{d.label}: {row['total_tok_s']:,.0f} tok/s at concurrency {row['concurrency']} = "
-            f"{row['tokens_per_day_capacity'] / 1e3:,.2f} Gtok/day per deployment; {tokens_per_day / 1e9:g} Gtok/day x headroom "
-            f"{headroom:g} needs {row['required_tok_s']:,.0f} tok/s, {row['load_fraction']:.1%} of one deployment."
-        )
-        notes.extend(interactivity_note(d.label, row, slo))
-        notes.append(efficiency_note(scn))
+            rows.append(_aggregated(d, opts, o, slo, inp, out, notes))
     if not deployed:
-        raise TokeconError(f"{model.key} has no disaggregated layout within {', '.join(opts.common.gpus)} "
+        raise TokeconError(f"{o.model} has no disaggregated layout within {', '.join(o.gpus)} "
                            "(no part of the GPUs holds it as a worker): use --mode agg or more GPUs")
     for r in rows:
         r.setdefault("mode", "agg")  # as frontier's rows: which kind of layout answers
     answered = [i for i, r in enumerate(rows) if "usd_per_day" in r]
-    highlight = {min(answered, key=lambda i: rows[i]["usd_per_day"])} if len(answered) > 1 else set()
-    notes.append(f"Requests of {inp} input + {output_len} output tokens; tokens per day count both; "
-                 f"a node is one scale-up domain (at most the GPUs of one deployment).")
-    notes.extend(slo.blended_note())
-    if opts.disagg is None:  # a given disaggregated layout's notes say how its pools serve and are priced
-        notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
-    notes.extend(mode_notes(deployed[0].scenario, opts.modes.prefix_hit, opts.modes.prices))
-    if poisson:
-        from tokecon.commands.arrivals import MODEL_NOTE
-
-        notes.append(MODEL_NOTE)
-    if opts.disagg is None:
-        notes.append(split_note(opts.price_split))
+    highlight = {min(answered, key=lambda i: rows[i]["usd_per_day"])} if answered else set()
+    if highlight:
+        r = rows[min(highlight)]
+        notes.insert(0, f"* {r['deployment']}: {r['deployments_needed']:,} deployment(s), {r['gpus_needed']:,} GPUs on "
+                        f"{r['nodes_needed']:,} nodes, {r['usd_per_day']:,.0f} USD/day ({r['usd_per_mtok_served']:.3g} USD per "
+                        f"million tokens served) for {o.tokens_per_day / 1e9:g} Gtok/day x headroom {o.headroom:g}"
+                        + (", the cheapest per day." if len(answered) > 1 else "."))
+    notes += serving_assumptions(deployed) + opts.scope_note() + slo.blended_note()
     if opts.explain_cost:
-        notes.extend(cost_notes(deployed, opts))
+        notes += cost_notes(deployed, opts)
+    method = [f"Requests of {inp} input + {out} output tokens; tokens per day count both; a node is one scale-up domain "
+              "(at most the GPUs of one deployment)."] + serving_method(deployed, opts, opts.disagg is None)
+    method += [arrivals.MODEL_NOTE] if poisson else []
     inputs = {
-        **resolved_inputs(deployed[0].scenario),
-        "gpus": [d.scenario.deployment.label for d in deployed],
-        "tokens_per_day": tokens_per_day,
-        "input_tokens": inp,
-        "output_tokens": output_len,
-        "headroom": headroom,
-        "slo": {k: v for k, v in slo.__dict__.items() if v is not None},
-        "cost": cost_inputs(deployed, opts),
+        **resolved_inputs(deployed[0].scenario), "gpus": [d.scenario.deployment.label for d in deployed],
+        "tokens_per_day": o.tokens_per_day, "input_tokens": inp, "output_tokens": out, "headroom": o.headroom,
+        "slo": {k: v for k, v in slo.__dict__.items() if v is not None}, "cost": cost_inputs(deployed, opts),
         **opts.modes.inputs(deployed[0].scenario),
     }
-    columns = (POISSON_COLUMNS if poisson else COLUMNS) + opts.modes.columns()
-    return Result("capacity", inputs, rows, columns, group_key=None, notes=notes,
-                  highlight=highlight, highlight_reason="cheapest per day", sources=sources([d.scenario for d in deployed]))
+    columns = (POISSON_COLUMNS if poisson else COLUMNS) + (REVENUE_COLUMNS if opts.modes.prices is not None else [])
+    result = Result("capacity", inputs, rows, columns, group_key=None, notes=notes, highlight=highlight,
+                    highlight_reason="cheapest per day", method=method, sources=sources([d.scenario for d in deployed]))
+    return varied(result, o, opts.cost, catalog)

@@ -98,7 +98,8 @@ def _hardware_row(hw: Hardware) -> dict[str, Any]:
     }
 
 
-def hardware_list(catalogs: tuple[Path, ...] = ()) -> Result:
+def hardware_list(o: Any = None, limits: Any = None) -> Result:
+    catalogs = tuple(getattr(o, "catalog", ()))
     cat = _load(catalogs)
     rows = [_hardware_row(hw) for hw in sorted(cat.hardware, key=lambda h: h.key)]
     return Result("hardware list", {"files": list(cat.files)}, rows, HARDWARE_COLUMNS, group_key=None,
@@ -169,7 +170,8 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
     return f
 
 
-def hardware_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
+def hardware_show(o: Any, limits: Any = None) -> Result:
+    name, catalogs = o.name, tuple(o.catalog)
     hw = _load(catalogs).hardware.get(name)
     spec = dataclasses.asdict(hw) | {"price_points": [p.as_entry() for p in hw.price_points]}
     return _show(f"hardware show {hw.key}", {"hardware": hw.key, "spec": spec}, hardware_figures(hw),
@@ -221,7 +223,8 @@ def _model_row(m: Model) -> dict[str, Any]:
     }
 
 
-def models_list(catalogs: tuple[Path, ...] = ()) -> Result:
+def models_list(o: Any = None, limits: Any = None) -> Result:
+    catalogs = tuple(getattr(o, "catalog", ()))
     cat = _load(catalogs)
     rows = [_model_row(m) for m in sorted(cat.models, key=lambda m: m.key)]
     return Result("models list", {"files": list(cat.files)}, rows, MODEL_COLUMNS, group_key=None,
@@ -277,7 +280,8 @@ def model_figures(m: Model) -> list[dict[str, Any]]:
     return f
 
 
-def models_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
+def models_show(o: Any, limits: Any = None) -> Result:
+    name, catalogs = o.name, tuple(o.catalog)
     from tokecon.serving.deploy import resolve_model
 
     m = resolve_model(_load(catalogs), name)
@@ -460,7 +464,8 @@ ENGINE_COLUMNS = [
 ]
 
 
-def engines_list(catalogs: tuple[Path, ...] = ()) -> Result:
+def engines_list(o: Any = None, limits: Any = None) -> Result:
+    catalogs = tuple(getattr(o, "catalog", ()))
     """Every engine generation: version range, fitted scales and overheads, scheduling defaults."""
     cat = _load(catalogs)
     rows = [{"engine": e.key, "name": e.name, "family": e.family, "versions": e.version_range,
@@ -508,7 +513,8 @@ def engine_figures(e) -> list[dict[str, Any]]:
     ]
 
 
-def engines_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
+def engines_show(o: Any, limits: Any = None) -> Result:
+    name, catalogs = o.name, tuple(o.catalog)
     """One engine profile (``NAME`` or ``NAME@VERSION``, resolved as --engine resolves it)."""
     e = _load(catalogs).engines.get(name)
     figures = engine_figures(e)
@@ -516,3 +522,19 @@ def engines_show(name: str, catalogs: tuple[Path, ...] = ()) -> Result:
         figures.insert(3, _figure("version_note", "resolved", e.version_note, "", e.version_note))
     return _show(f"engines show {e.key}", {"engine": e.key, "spec": dataclasses.asdict(e)}, figures,
                  {f"engine:{e.key}": e.origin})
+
+
+def hardware_add(o: Any, limits: Any = None) -> NewEntry:
+    """``tokecon hardware add``: tokecon.api.commands.HardwareAddOptions."""
+    fields = {k: getattr(o, k) for k in ("memory_gb", "memory_bw_tb_s", "bf16_tflop_s", "rental_usd_per_hour", "fp8_tflop_s",
+                                          "fp4_tflop_s", "int8_tops", "scaleup_link", "scaleup_bw_gb_s", "scaleup_domain",
+                                          "scaleout_bw_gb_s", "power_w", "purchase_usd", "vendor", "family", "source")}
+    fields["name"] = o.full_name
+    eff = {"compute": o.compute_efficiency, "memory_bw": o.memory_bw_efficiency}
+    aliases = [a for a in (o.aliases or "").split(",") if a.strip()]
+    return add_hardware(o.name, fields, eff, o.like, aliases, tuple(o.catalog), o.save, o.force)
+
+
+def models_import(o: Any, limits: Any = None) -> NewEntry:
+    """``tokecon models import``: tokecon.api.commands.ModelsImportOptions."""
+    return import_model(o.config, o.name, tuple(o.catalog), o.save, o.force)

@@ -1,9 +1,8 @@
-"""Pieces every command shares: the options common to all, scenario rows, economics columns."""
+"""Pieces every command shares: requests built from declared options, scenario rows, notes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+import re
 from typing import Any
 
 import numpy as np
@@ -11,55 +10,14 @@ import numpy as np
 from tokecon.economics import money as economics
 from tokecon.physics import memory
 from tokecon.physics import params
-from tokecon.catalogs.catalog import Catalog, load_catalog
+from tokecon.catalogs.catalog import Catalog
 from tokecon.results import Column, Result
 from tokecon.physics.roofline import StepTimes
 from tokecon.errors import DoesNotFitError
-from tokecon.serving.deploy import GpuSpec, build_scenario, parse_gpus, require_fit
+from tokecon.serving.deploy import Deployed, require_fit
+from tokecon.serving.request import DeviceRequest, ModeOptions, ServingRequest, list_prices
 from tokecon.physics.scenario import Scenario
 from tokecon.units import GB
-
-
-@dataclass(frozen=True)
-class CommonOptions:
-    """What every roofline command takes from the command line (plain values)."""
-
-    model: str
-    gpus: tuple[str, ...]
-    tp: int | None = None
-    dtype: str | None = None
-    kv_dtype: str | None = None
-    engine: str | None = None
-    ideal: bool = False
-    usd_per_gpu_hour: float | None = None
-    catalogs: tuple[Path, ...] = field(default_factory=tuple)
-    pp: int | None = None
-    eplb: bool = False
-
-    def load(self) -> Catalog:
-        """The merged catalogs; a ``--model path/config.json`` joins them under that path."""
-        from tokecon.serving.deploy import register_model_file
-
-        return register_model_file(load_catalog(self.catalogs), self.model)
-
-    def scenarios(self, catalog: Catalog, **kwargs: Any) -> list[Scenario]:
-        specs: list[GpuSpec] = [parse_gpus(g, catalog) for g in self.gpus]
-        return [
-            build_scenario(
-                catalog,
-                self.model,
-                spec,
-                tp=self.tp,
-                dtype=self.dtype,
-                kv_dtype=self.kv_dtype,
-                engine=self.engine,
-                ideal=self.ideal,
-                usd_per_gpu_hour=self.usd_per_gpu_hour,
-                eplb=self.eplb,
-                **({"pp": self.pp} | kwargs),
-            )
-            for spec in specs
-        ]
 
 
 def scenario_inputs(scn: Scenario) -> dict[str, Any]:
@@ -242,3 +200,104 @@ def figures_of_merit(scn: Scenario) -> dict[str, Any]:
         "flop_s_per_usd_per_hour": flop_s / usd_h if usd_h > 0 else float("inf"),
         "bytes_s_per_usd_per_hour": bytes_s / usd_h if usd_h > 0 else float("inf"),
     }
+
+
+# --- declared options -> requests -------------------------------------------------------------------
+
+
+def device_request(o: Any, gpus: tuple[str, ...] | None = None) -> DeviceRequest:
+    """The devices, numerics and price of a command's declared options (groups it lacks take defaults)."""
+    return DeviceRequest(o.model, tuple(getattr(o, "gpus", ()) if gpus is None else gpus), getattr(o, "tp", None),
+                         getattr(o, "dtype", None), getattr(o, "kv_dtype", None), getattr(o, "engine", None),
+                         getattr(o, "ideal", False), getattr(o, "usd_per_gpu_hour", None), tuple(getattr(o, "catalog", ())),
+                         getattr(o, "pp", None), getattr(o, "eplb", False))
+
+
+COST_KEYS = ("usd_per_gpu_hour", "purchase_usd", "other_capital_ratio", "depreciation_years", "interest_rate", "pue",
+             "usd_per_kwh", "utilisation")
+
+
+def cost_model(o: Any, method: str | None = None):
+    """The cost model of the declared cost options: flags over a ``--cost-file``'s ``[cost]`` table."""
+    from tokecon.economics.costs import resolve_cost_model
+
+    flags = {"method": method or getattr(o, "cost", None), **{k: getattr(o, k, None) for k in COST_KEYS}}
+    return resolve_cost_model(getattr(o, "cost_file", None), flags)
+
+
+def serving_request(o: Any, layouts: str = "agg") -> ServingRequest:
+    """Everything a serving command runs under, from its declared options."""
+    from tokecon.serving.pools import DisaggSpec
+
+    modes = ModeOptions(o.speculative, o.draft_tokens, o.acceptance, o.prefix_hit,
+                        list_prices(o.price_in, o.price_in_cached, o.price_out), o.range_ratio)
+    pools = DisaggSpec.given(*(getattr(o, k, None) for k in ("prefill_gpus", "prefill_workers", "prefill_layout", "prefill_batch",
+                                                           "decode_gpus", "decode_workers", "decode_layout")))
+    common = DeviceRequest(o.model, tuple(o.gpus), o.tp, o.dtype, o.kv_dtype, o.engine, o.ideal, None, tuple(o.catalog), o.pp, o.eplb)
+    return ServingRequest(common, o.ep, o.attention_dp, o.chunked_prefill, cost_model(o), o.explain_cost, o.price_split, modes,
+                          disagg=pools, layouts=layouts)
+
+
+def varied(result: Result, o: Any, costs: Any, catalog: Catalog) -> Result:
+    """``result``, or with ``--vary`` its sensitivity table (tokecon.economics.sensitivity)."""
+    vary = getattr(o, "vary", None)
+    if not vary:
+        return result
+    from tokecon.economics.sensitivity import vary as sensitivity
+    from tokecon.errors import TokeconError
+
+    if len(vary) > 1:
+        raise TokeconError(f"give --vary once (one cost input per table), got {len(vary)}: {', '.join(vary)}")
+    return sensitivity(result, vary[0], costs, catalog.hardware.get)
+
+
+# --- notes --------------------------------------------------------------------------------------
+
+
+def _fit_words(fitted_on: str) -> str:
+    """``tokecon validate --fit: 5217 rows, held-out median |error| 14.8% ...`` -> ``fitted to 5,217
+    measurements, held-out median error 14.8%``; a default says so."""
+    rows = re.search(r"(\d+) rows", fitted_on)
+    err = re.search(r"median \|error\| ([\d.]+%)", fitted_on)
+    if not rows:
+        return "default factors, not fitted"
+    return f"fitted: median error {err.group(1)}" if err else f"fitted to {int(rows.group(1)):,} measurements"
+
+
+def assumptions(scenarios: list[Scenario], prices: dict[str, str] | None = None) -> list[str]:
+    """What the figures assume, one line per engine: its efficiency on each device and where that comes
+    from, and each device's price per GPU-hour (``prices``: device key -> how it was priced; default
+    the catalog rental or the given price)."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for scn in dict((s.hardware.key, s) for s in scenarios).values():
+        hw = scn.hardware
+        if scn.ideal:
+            groups[("Ideal roofline (--ideal): 100% of every peak, no latency or overhead: an upper bound, not an "
+                    "expected figure", "")] = []
+            continue
+        price = (prices or {}).get(hw.key) or (
+            f"{scn.usd_per_gpu_hour:g} USD/GPU-h (given)" if scn.usd_per_gpu_hour is not None
+            else f"{hw.rental_usd_per_hour:g} USD/GPU-h rental (catalog, {hw.price_date})")
+        key = (scn.engine.name, _fit_words(hw.efficiency.fitted_on))
+        groups.setdefault(key, []).append(f"{hw.key} at {scn.compute_efficiency:.0%} of peak FLOP/s and "
+                                          f"{scn.memory_bw_efficiency:.0%} of memory bandwidth, {price}")
+    return [f"{engine}" + (f" ({fit}): " + "; ".join(devices) if devices else "") + "."
+            for (engine, fit), devices in groups.items()]
+
+
+def method_notes(scenarios: list[Scenario], regime: str) -> list[str]:
+    """The method behind the figures, for ``--explain``: each device's full efficiency factors and the
+    source of its 80% range."""
+    from tokecon.fidelity import uncertainty
+
+    notes = list(dict.fromkeys(efficiency_note(scn) for scn in scenarios))
+    notes += list(dict.fromkeys(filter(None, (uncertainty.interval_note(scn, regime) for scn in scenarios))))
+    return notes
+
+
+def cost_label(d: Deployed) -> str:
+    """How a deployment's GPU-hour was priced, in a few words."""
+    c = d.cost
+    return (f"{c.usd_per_gpu_hour:.3g} USD/GPU-h TCO" if c.method == "tco"
+            else f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental" + (f" (catalog, {d.scenario.hardware.price_date})"
+                                                               if d.costs.usd_per_gpu_hour is None else " (given)"))

@@ -31,23 +31,14 @@ from tokecon.economics import money as economics
 from tokecon.physics import memory
 from tokecon.physics import params
 from tokecon.fidelity import uncertainty
-from tokecon.commands.common import (
-    BOUND_NOTE,
-    CommonOptions,
-    cheapest,
-    efficiency_note,
-    figures_of_merit,
-    resolved_inputs,
-    scenario_inputs,
-    sources,
-    step_fields,
-    unfit_fields,
-)
+from tokecon.commands.common import (BOUND_NOTE, assumptions, cheapest, device_request, figures_of_merit, method_notes,
+                                     resolved_inputs, scenario_inputs, sources, step_fields, unfit_fields)
 from tokecon.economics.costs import MIN_UTILISATION
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import check_context, positive_ints, require_fit
+from tokecon.serving.deploy import check_context, require_fit
+from tokecon.values import positive_ints
 from tokecon.physics.specs import Model
 from tokecon.physics.scenario import Scenario
 from tokecon.units import GB, TFLOP
@@ -169,20 +160,17 @@ def utilization_note(utilization: float, given: bool) -> str:
     return f"USD/Mtok at {utilization:.0%} utilization: the hourly price is spread over {utilization:.0%} of the tokens the devices could embed."
 
 
-def run_embed(
-    opts: CommonOptions,
-    batches: list[int] | None,
-    seq_len: int | None,
-    thresholds: Thresholds,
-    utilization: float | None = None,
-) -> Result:
-    catalog = opts.load()
-    util = check_utilization(1.0 if utilization is None else utilization)
-    scns = [embedding_scenario(s) for s in opts.scenarios(catalog)]
-    length = default_seq_len(scns[0].model) if seq_len is None else positive_ints([seq_len], "--seq-len")[0]
-    chosen = positive_ints(batches, "--batch") if batches else [1]
+def run(o: Any, limits: Thresholds) -> Result:
+    """``tokecon embed``: tokecon.api.commands.EmbedOptions."""
+    request = device_request(o)
+    catalog = request.load()
+    util = check_utilization(1.0 if o.utilization is None else o.utilization)
+    scns = [embedding_scenario(s) for s in request.scenarios(catalog)]
+    length = default_seq_len(scns[0].model) if o.seq_len is None else positive_ints([o.seq_len], "--seq-len")[0]
+    chosen = positive_ints(o.batch, "--batch") if o.batch else [1]
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    method: list[str] = []
     highlight: set[int] = set()
     for scn in scns:
         check_context(scn.model, length, "--seq-len")
@@ -191,12 +179,15 @@ def run_embed(
         best = cheapest(these)
         if best is not None:
             highlight.add(len(rows) + best)
-        reason = why_cheap(scn, these, length)
-        if reason:
-            notes.append(reason)
+            r = these[best]
+            notes.append(f"* {r['n_gpus']}x{r['hardware']} at batch {r['batch']}: {r['usd_per_mtok']:.3g} USD/Mtok embedded, "
+                         f"the cheapest; {r['bound']}-bound, so its price follows "
+                         + ("FLOP/s per USD/h." if r["bound"] == "compute" else "memory B/s per USD/h."))
+        method += filter(None, [why_cheap(scn, these, length)])
         rows.extend(these)
-        notes.append(efficiency_note(scn))
-    notes.append(utilization_note(util, utilization is not None))
+    notes += assumptions(scns)
+    if o.utilization is not None:
+        notes.append(utilization_note(util, True))
     inputs = {
         **resolved_inputs(scns[0]),
         "gpus": [s.deployment.label for s in scns],
@@ -204,6 +195,6 @@ def run_embed(
         "utilization": util,
         "attention": "causal" if scns[0].model.causal else "bidirectional",
     }
-    notes.append(BOUND_NOTE)
-    result = Result("embed", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns))
-    return thresholds.apply(result)
+    method += [utilization_note(util, o.utilization is not None)] + method_notes(scns, "prefill") + [BOUND_NOTE]
+    result = Result("embed", inputs, rows, COLUMNS, notes=notes, highlight=highlight, sources=sources(scns), method=method)
+    return limits.apply(result)

@@ -1,7 +1,6 @@
 """``tokecon fleet``: replace an older device's fleet by a newer one? One workload, year by year.
 
-The serving model (tokecon.commands.serve ``deploy``, tokecon.serving.batching ``serve``) finds each device's
-operating point; tokecon.economics.fleet turns the two into costs, the market price of a token, the old
+The serving model (tokecon.serving.search ``sweep``, as frontier sweeps) finds each device's operating point; tokecon.economics.fleet turns the two into costs, the market price of a token, the old
 device's falling value and the NPV and payback of replacing it.
 """
 
@@ -12,15 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from tokecon.economics import fleet
 from tokecon.catalogs.catalog import Catalog
 from tokecon.commands.capacity import operating_point as capacity_point
-from tokecon.commands.common import efficiency_note, resolved_inputs, sources
-from tokecon.commands.frontier import sweep
-from tokecon.commands.serve import Deployed, ServeOptions, model_note
+from tokecon.commands.common import assumptions, cost_model, device_request, resolved_inputs, sources
+from tokecon.commands.serving import check_workload, model_note
+from tokecon.economics import fleet
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import check_context, parse_gpus, positive_ints
+from tokecon.serving.deploy import Deployed, parse_gpus
+from tokecon.serving.request import ServingRequest
+from tokecon.serving.search import sweep
+from tokecon.values import positive_ints
 
 COLUMNS = [
     Column("year", "year", "str"),
@@ -35,7 +36,7 @@ COLUMNS = [
 ]
 
 
-def operating_point(catalog: Catalog, opts: ServeOptions, gpus: str, input_len: int, output_len: int,
+def operating_point(catalog: Catalog, opts: ServingRequest, gpus: str, input_len: int, output_len: int,
                     min_tok_s_per_user: float | None) -> tuple[Deployed, dict[str, Any]]:
     """Over every layout and concurrency ``frontier`` sweeps, the point that makes the most tokens per GPU
     while serving each user at least ``min_tok_s_per_user`` (max throughput without a floor)."""
@@ -53,46 +54,47 @@ def operating_point(catalog: Catalog, opts: ServeOptions, gpus: str, input_len: 
     return max(points, key=lambda p: p[1]["total_tok_s_per_gpu"])  # the layouts share the GPUs: most per GPU
 
 
-def run_fleet(opts: ServeOptions, old: str, new: str, input_len: int, output_len: int,
-              min_tok_s_per_user: float | None, start: int, years: int) -> Result:
-    opts.validate()
-    positive_ints([input_len, output_len, years], "--input-len/--output-len/--years")
-    if not 2000 <= start <= 2100:
-        raise TokeconError(f"--from must be a year between 2000 and 2100, got {start}")
-    if years > 30:
-        raise TokeconError(f"--years must be at most 30, got {years}")
-    if output_len < 2:
-        raise TokeconError("--output-len must be at least 2 (the prefill gives the first token)")
+def run(o: Any, limits: Thresholds) -> Result:
+    """``tokecon fleet``: tokecon.api.commands.FleetOptions."""
+    opts = ServingRequest(device_request(o, (o.old, o.new)), cost=cost_model(o, "tco"))
+    positive_ints([o.years], "--years")
+    if not 2000 <= o.start <= 2100:
+        raise TokeconError(f"--from must be a year between 2000 and 2100, got {o.start}")
+    if o.years > 30:
+        raise TokeconError(f"--years must be at most 30, got {o.years}")
     catalog = opts.common.load()
-    check_context(catalog.models.get(opts.common.model), input_len + output_len, "--input-len + --output-len")
+    check_workload(catalog.models.get(o.model), o.input_len, o.output_len)
     rental = replace(opts, cost=replace(opts.cost, method="rental"))  # serving needs no price; fleet prices by TCO
     sides, points, deployed = [], [], []
-    for gpus in (old, new):
-        d, point = operating_point(catalog, rental, gpus, input_len, output_len, min_tok_s_per_user)
+    for gpus in (o.old, o.new):
+        d, point = operating_point(catalog, rental, gpus, o.input_len, o.output_len, o.min_tok_s_per_user)
         deployed.append(d)
         points.append(point)
         sides.append(fleet.Side(d.scenario.hardware, point["total_tok_s_per_gpu"], d.scenario.deployment.label))
-    rows, notes = fleet.compare(sides[0], sides[1], opts.cost, start, years)
+    rows, method = fleet.compare(sides[0], sides[1], opts.cost, o.start, o.years)
     for row in rows:
-        row["old_layout"], row["new_layout"] = (f"{d.layout.label(d.scenario.deployment.n_gpus)} c{p['concurrency']}"
+        row["old_layout"], row["new_layout"] = (f"{d.layout.label(d.scenario.deployment.n_gpus)}, {p['concurrency']} in flight"
                                                 for d, p in zip(deployed, points))
-    floor = (f"the most tokens per GPU at >= {min_tok_s_per_user:g} tok/s per user" if min_tok_s_per_user
+    floor = (f"the most tokens per GPU at >= {o.min_tok_s_per_user:g} tok/s per user" if o.min_tok_s_per_user
              else "max throughput; --min-tok-s-per-user sets a floor")
-    for d, p in zip(deployed, points):
-        notes.append(f"{d.label}: concurrency {p['concurrency']} ({floor}): {p['total_tok_s_per_gpu']:,.0f} tok/s per GPU "
-                     f"(input + output), {p['tok_s_per_user']:.1f} tok/s per user.")
-        notes.append(efficiency_note(d.scenario))
-    notes.append(f"Costs: TCO at each year's purchase price, {opts.cost.depreciation_years:g} years at {opts.cost.interest_rate:.0%}, "
-                 f"PUE {opts.cost.pue:g}, {opts.cost.usd_per_kwh:g} USD/kWh, utilisation {opts.cost.utilisation:.0%}; "
-                 "running = electricity alone; old value = what its tokens still earn over the running cost, to the horizon.")
-    notes.append(model_note(deployed[0].scenario, opts.chunked_prefill))
+    notes = [f"{d.label}: {p['concurrency']} requests in flight ({floor}): {p['total_tok_s_per_gpu']:,.0f} tok/s per GPU "
+             f"(input + output), {p['tok_s_per_user']:.1f} tok/s per user." for d, p in zip(deployed, points)]
+    pays = next((r for r in rows if r["replace_pays"]), None)
+    notes.insert(0, f"* Replacing pays from {pays['year']}: NPV {pays['replace_npv_usd_per_old_gpu']:,.0f} USD per old GPU."
+                 if pays else f"Replacing never pays within {o.years} years at these prices.")
+    notes += assumptions([d.scenario for d in deployed], {d.scenario.hardware.key: "TCO at each year's purchase price" for d in deployed})
+    c = opts.cost
+    method += [f"Costs: TCO at each year's purchase price, {c.depreciation_years:g} years at {c.interest_rate:.0%}, PUE {c.pue:g}, "
+               f"{c.usd_per_kwh:g} USD/kWh, utilisation {c.utilisation:.0%}; running = electricity alone; old value = what its "
+               "tokens still earn over the running cost, to the horizon.", model_note(deployed[0].scenario, None)]
     inputs = {
         **resolved_inputs(deployed[0].scenario),
         "old": deployed[0].scenario.deployment.label, "new": deployed[1].scenario.deployment.label,
-        "input_tokens": input_len, "output_tokens": output_len, "min_tok_s_per_user": min_tok_s_per_user,
-        "from": start, "years": years,
-        "cost": {k: v for k, v in opts.cost.__dict__.items() if k not in ("method", "usd_per_gpu_hour", "purchase_usd")},
+        "input_tokens": o.input_len, "output_tokens": o.output_len, "min_tok_s_per_user": o.min_tok_s_per_user,
+        "from": o.start, "years": o.years,
+        "cost": {k: v for k, v in c.__dict__.items() if k not in ("method", "usd_per_gpu_hour", "purchase_usd")},
     }  # fmt: skip
     highlight = {next((i for i, r in enumerate(rows) if r["replace_pays"]), -1)} - {-1}
-    return Result("fleet", inputs, rows, COLUMNS, group_key=None, notes=notes, highlight=highlight,
-                  highlight_reason="first year replacing pays", sources=sources([d.scenario for d in deployed]))
+    result = Result("fleet", inputs, rows, COLUMNS, group_key=None, notes=notes, highlight=highlight, method=method,
+                    highlight_reason="first year replacing pays", sources=sources([d.scenario for d in deployed]))
+    return limits.apply(result)

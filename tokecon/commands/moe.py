@@ -39,19 +39,14 @@ from tokecon.physics import memory
 from tokecon.physics import operations
 from tokecon.physics import params
 from tokecon.fidelity import uncertainty
-from tokecon.commands.common import (
-    CommonOptions,
-    cheapest,
-    cost_fields,
-    efficiency_note,
-    resolved_inputs,
-    sources,
-    unfit_fields,
-)
+from tokecon.commands.common import cheapest, cost_fields, efficiency_note, resolved_inputs, sources, unfit_fields
+from tokecon.serving.request import DeviceRequest
+from tokecon.commands.common import assumptions, device_request, method_notes
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, check_dtype, parse_gpus, positive_ints
+from tokecon.serving.deploy import GpuSpec, build_scenario, check_context, check_dtype, parse_gpus
+from tokecon.values import positive_ints
 from tokecon.physics.specs import Hardware
 from tokecon.physics.scenario import Scenario
 from tokecon.units import GB, US
@@ -118,21 +113,7 @@ def with_interconnect(hw: Hardware, link: Interconnect, gpus_per_node: int | Non
     return dataclasses.replace(hw, scaleout_bw_b_s=link.bw_b_s, efficiency=eff, scaleup_domain=domain)
 
 
-@dataclass(frozen=True)
-class MoeOptions:
-    """The options of ``tokecon moe`` beyond the common ones (plain values)."""
-
-    phase: str = "decode"
-    nodes: tuple[int, ...] = (1,)
-    batch_per_gpu: tuple[int, ...] | None = None
-    context: int = 2048
-    interconnect: str | None = None
-    overlap: bool = True
-    dispatch_dtype: str = "fp8"
-    combine_dtype: str = "bf16"
-
-
-def moe_scenario(opts: CommonOptions, catalog, hw: Hardware, n_gpus: int, dispatch: str, combine: str) -> Scenario:
+def moe_scenario(opts: DeviceRequest, catalog, hw: Hardware, n_gpus: int, dispatch: str, combine: str) -> Scenario:
     """Attention data-parallel, experts expert-parallel over all ``n_gpus``."""
     scn = build_scenario(
         catalog, opts.model, GpuSpec(n_gpus, hw), tp=1, dtype=opts.dtype, kv_dtype=opts.kv_dtype,
@@ -332,29 +313,28 @@ def unfit_note(rows: list[dict[str, Any]], scn_by_ep: dict[int, Scenario]) -> st
     )
 
 
-def run_moe(opts: CommonOptions, moe: MoeOptions, thresholds: Thresholds) -> Result:
+def run(o: Any, limits: Thresholds) -> Result:
+    """``tokecon moe``: tokecon.api.commands.MoeOptions."""
+    opts = device_request(o)
     catalog = opts.load()
-    phase = moe.phase.strip().lower()
-    if phase not in PHASES:
-        raise TokeconError(f"--phase must be one of {', '.join(PHASES)}, got '{moe.phase}'")
+    phase = o.phase
     model = catalog.models.get(opts.model)
     if not model.is_moe:
         raise TokeconError(f"{model.key} is a dense model; `tokecon moe` needs a mixture-of-experts model (try `tokecon decode`)")
-    dispatch = check_dtype(moe.dispatch_dtype, "--dispatch-dtype")
-    combine = check_dtype(moe.combine_dtype, "--combine-dtype")
-    nodes = positive_ints(list(moe.nodes), "--nodes")
-    batches = positive_ints(list(moe.batch_per_gpu), "--batch-per-gpu") if moe.batch_per_gpu else [DEFAULT_BATCH_PER_GPU[phase]]
-    context = positive_ints([moe.context], "--context")[0]
+    dispatch = check_dtype(o.dispatch_dtype, "--dispatch-dtype")
+    combine = check_dtype(o.combine_dtype, "--combine-dtype")
+    nodes = positive_ints(list(o.nodes), "--nodes")
+    batches = positive_ints(list(o.batch_per_gpu), "--batch-per-gpu") if o.batch_per_gpu else [DEFAULT_BATCH_PER_GPU[phase]]
+    context = positive_ints([o.context], "--context")[0]
     check_context(model, context)
-    if not opts.gpus:
-        raise TokeconError("--gpus is required: the devices of one node, e.g. 8xH100 or 72xGB200")
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    method: list[str] = []
     highlight: set[int] = set()
     scns: list[Scenario] = []
     for text in opts.gpus:
         spec = parse_gpus(text, catalog)
-        link = resolve_interconnect(moe.interconnect, spec.hardware)
+        link = resolve_interconnect(o.interconnect, spec.hardware)
         hw = with_interconnect(spec.hardware, link, spec.count)
         too_many = [n for n in nodes if n * spec.count > model.experts]
         if too_many:
@@ -367,18 +347,16 @@ def run_moe(opts: CommonOptions, moe: MoeOptions, thresholds: Thresholds) -> Res
         for n in nodes:
             scn = moe_scenario(opts, catalog, hw, n * spec.count, dispatch, combine)
             by_ep[scn.deployment.ep] = scn
-            group.extend(moe_rows(scn, spec.count, link, batches, context, phase, moe.overlap))
+            group.extend(moe_rows(scn, spec.count, link, batches, context, phase, o.overlap))
         best = cheapest(group)
         if best is not None:
             highlight.add(len(rows) + best)
         rows.extend(group)
         scns.append(next(iter(by_ep.values())))
-        for note in (claims_note(group, link, moe.overlap), unfit_note(group, by_ep), link_note(hw, link, opts.ideal)):
-            if note:
-                notes.append(note)
-    notes.insert(0, layout_note(scns[0], batches, phase))
-    notes.append(overlap_note(moe.overlap))
-    notes.extend(dict.fromkeys(efficiency_note(s) for s in scns))
+        notes += filter(None, [claims_note(group, link, o.overlap), unfit_note(group, by_ep)])
+        method.append(link_note(hw, link, opts.ideal))
+    notes += assumptions(scns)
+    method = [layout_note(scns[0], batches, phase), overlap_note(o.overlap)] + method + method_notes(scns, phase)
     inputs = {
         **resolved_inputs(scns[0]),
         "phase": phase,
@@ -386,10 +364,10 @@ def run_moe(opts: CommonOptions, moe: MoeOptions, thresholds: Thresholds) -> Res
         "nodes": nodes,
         "batch_per_gpu": batches,
         "context_tokens": context,
-        "overlap": moe.overlap,
+        "overlap": o.overlap,
         "dispatch_dtype": dispatch,
         "combine_dtype": combine,
         "routed_expert_params": params.expert_params(model),
     }
-    result = Result("moe", inputs, rows, _columns(phase), notes=notes, highlight=highlight, sources=sources(scns))
-    return thresholds.apply(result)
+    result = Result("moe", inputs, rows, _columns(phase), notes=notes, highlight=highlight, sources=sources(scns), method=method)
+    return limits.apply(result)

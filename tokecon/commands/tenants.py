@@ -9,19 +9,23 @@ dedicated deployment per tenant serving that tenant's share of the load. Physics
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from tokecon.economics import money as economics
 from tokecon.physics import memory
-from tokecon.commands.common import efficiency_note, resolved_inputs, sources
-from tokecon.commands.serve import Deployed, ServeOptions, deploy, deployment_fields, model_note
+from tokecon.commands.common import device_request, resolved_inputs, sources
+from tokecon.commands.serving import check_workload, model_note, serving_assumptions
+from tokecon.economics.costs import CostModel
+from tokecon.serving.deploy import Deployed, deploy, deployment_fields
+from tokecon.serving.request import ServingRequest
 from tokecon.errors import TokeconError
 from tokecon.serving import lora as lora_mode
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import check_context, parse_gpus, positive_ints, require_fit
+from tokecon.serving.deploy import check_context, parse_gpus, require_fit
+from tokecon.values import positive_ints
 from tokecon.serving.lora import LoraAdapters
 from tokecon.units import GB
 
@@ -42,24 +46,10 @@ COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class TenantOptions:
-    """``tenants`` options on top of the serving ones (plain values from the command line)."""
-
-    serve: ServeOptions
-    adapters: tuple[int, ...]
-    rank: int = 16
-    targets: str = "qkvo"
-    popularity: str = "uniform"
-    slots: int = 32
-    host_link_gb_s: float = 64.0
-    concurrency: int = 64
-    input_len: int = 1024
-    output_len: int = 1024
-
-    def lora(self, adapters: int, slots: int | None) -> LoraAdapters:
-        targets, alpha = lora_mode.parse_targets(self.targets), lora_mode.parse_popularity(self.popularity)
-        return LoraAdapters(adapters, self.rank, targets, alpha, slots, host_link_b_s=self.host_link_gb_s * GB)
+def adapters_of(o: Any, adapters: int, slots: int | None) -> LoraAdapters:
+    """``adapters`` LoRA adapters as the options ``o`` shape them, ``slots`` of them cached on each GPU (None: all)."""
+    targets, alpha = lora_mode.parse_targets(o.lora_targets), lora_mode.parse_popularity(o.popularity)
+    return LoraAdapters(adapters, o.lora_rank, targets, alpha, slots, host_link_b_s=o.host_link_gb_s * GB)
 
 
 def _f(a: np.ndarray | float) -> float | None:
@@ -122,14 +112,14 @@ def tenant_row(d: Deployed, lora: LoraAdapters, t: lora_mode.TenantServing) -> d
     return row
 
 
-def notes_for(d: Deployed, opts: TenantOptions, rows: list[dict[str, Any]]) -> list[str]:
-    """One line per modelled effect, with the figures of this run."""
+def method_for(d: Deployed, o: Any, rows: list[dict[str, Any]]) -> list[str]:
+    """One line per modelled effect, with the figures of this run (for --explain)."""
     first = rows[0]
-    lora = opts.lora(1, None)
+    lora = adapters_of(o, 1, None)
     alpha = lora.zipf_alpha
     pop = "uniform" if alpha == 0 else f"Zipf, alpha {alpha:g} (the i-th most popular adapter gets a share ~ i^-{alpha:g})"
     out = [
-        f"Adapter size: r (d_in + d_out) per target module and layer (LoRA, Hu et al. 2021): rank {opts.rank} on "
+        f"Adapter size: r (d_in + d_out) per target module and layer (LoRA, Hu et al. 2021): rank {o.lora_rank} on "
         f"{first['lora_targets']} = {first['adapter_params'] / 1e6:,.2f}M parameters, {first['adapter_bytes'] / 1e6:,.1f} MB "
         f"per GPU in {lora.dtype} ({first['adapter_bytes'] / first['weight_bytes_per_gpu']:.2%} of the base weights on it).",
         "LoRA [ms/step]: the batched adapter kernels of a decode step at the running batch (Punica SGMV / S-LoRA): "
@@ -141,23 +131,28 @@ def notes_for(d: Deployed, opts: TenantOptions, rows: list[dict[str, Any]]) -> l
         "Resident ('all N'): every adapter on each GPU, taking room from the KV cache, so fewer requests may run at once.",
     ]
     swap = [
-        f"Swapped ('M + host', --adapter-slots {opts.slots}): the M most requested adapters stay on the GPU (S-LoRA, Sheng "
-        f"et al. 2023); any other loads over the host link ({opts.host_link_gb_s:g} GB/s per GPU, --host-link-gb-s) at "
+        f"Swapped ('M + host', --adapter-slots {o.adapter_slots}): the M most requested adapters stay on the GPU (S-LoRA, Sheng "
+        f"et al. 2023); any other loads over the host link ({o.host_link_gb_s:g} GB/s per GPU, --host-link-gb-s) at "
         "admission, adding miss rate x load time to TTFT; loads overlap compute, and cap throughput only when the link is "
         "busier than 100%. A loaded adapter stays beside its request while it runs: miss rate x adapter bytes more per "
         "running request (an upper bound; requests sharing a cold adapter hold it once).",
     ] if any(r["swapped"] for r in rows) else []
     out += swap + [
         f"Dedicated: each tenant on its own {d.label} with its fine-tune merged into the weights (no adapter kernels), "
-        f"serving its share of the load: --concurrency {opts.concurrency} x its request share in flight (a deployment idle "
+        f"serving its share of the load: --concurrency {o.concurrency} x its request share in flight (a deployment idle "
         "most of the time when that is below 1); USD/Mtok dedicated = N deployments' USD/h over all their tokens. USD/h per "
         "tenant: shared = the deployment's USD/h / N; dedicated = the deployment's whole USD/h.",
         model_note(d.scenario, None),
-        efficiency_note(d.scenario),
     ]
+    return out
+
+
+def warnings_for(o: Any, rows: list[dict[str, Any]]) -> list[str]:
+    """Rows that queue or do not fit, and why."""
+    out = []
     queued = [f"{r['adapters']:,} ({r['adapter_mode']})" for r in rows if r["fits"] and (r["running"] or 0) < r["concurrency"]]
     if queued:
-        out.append(f"Tenants {', '.join(queued)}: fewer than --concurrency {opts.concurrency} requests run at once (KV cache "
+        out.append(f"Tenants {', '.join(queued)}: fewer than --concurrency {o.concurrency} requests run at once (KV cache "
                    "beside the adapters, engine cap); the rest queue and TTFT includes the wait.")
     unfit = [f"{r['adapters']:,} tenants ({r['adapter_mode']})" for r in rows if not r["fits"]]
     if unfit:
@@ -166,48 +161,58 @@ def notes_for(d: Deployed, opts: TenantOptions, rows: list[dict[str, Any]]) -> l
     return out
 
 
-def run_tenants(opts: TenantOptions, thresholds: Thresholds) -> Result:
-    opts.serve.validate()
-    positive_ints(list(opts.adapters) + [opts.rank, opts.slots, opts.concurrency, opts.input_len, opts.output_len],
+def run(o: Any, limits: Thresholds) -> Result:
+    """``tokecon tenants``: tokecon.api.commands.TenantsOptions."""
+    positive_ints(list(o.adapters) + [o.lora_rank, o.adapter_slots, o.concurrency, o.input_len, o.output_len],
                   "--adapters/--lora-rank/--adapter-slots/--concurrency/--input-len/--output-len")
-    if opts.output_len < 2:
-        raise TokeconError("--output-len must be at least 2 (the prefill gives the first token)")
-    if not (opts.host_link_gb_s > 0 and np.isfinite(opts.host_link_gb_s)):
-        raise TokeconError(f"--host-link-gb-s must be a positive number, got {opts.host_link_gb_s}")
-    catalog = opts.serve.common.load()
-    model = catalog.models.get(opts.serve.common.model)
-    context = opts.input_len + opts.output_len
-    check_context(model, context, "--input-len + --output-len")
+    if not (o.host_link_gb_s > 0 and np.isfinite(o.host_link_gb_s)):
+        raise TokeconError(f"--host-link-gb-s must be a positive number, got {o.host_link_gb_s}")
+    serve = ServingRequest(device_request(o), cost=CostModel(usd_per_gpu_hour=o.usd_per_gpu_hour))
+    catalog = serve.common.load()
+    check_workload(catalog.models.get(o.model), o.input_len, o.output_len)
+    context = o.input_len + o.output_len
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    method: list[str] = []
     deployed: list[Deployed] = []
-    for gpus in opts.serve.common.gpus:
-        d = deploy(catalog, opts.serve, parse_gpus(gpus, catalog), context)
+    for gpus in o.gpus:
+        d = deploy(catalog, serve, parse_gpus(gpus, catalog), context)
         require_fit(d.scenario, context)
         deployed.append(d)
         these = []
-        for n in opts.adapters:
-            for slots in (None, opts.slots) if n > opts.slots else (None,):
-                lora = opts.lora(n, slots)
-                load = np.asarray([float(opts.concurrency)])
-                t = lora_mode.serve_tenants(d.scenario, lora, load, opts.input_len, opts.output_len)
+        for n in o.adapters:
+            for slots in (None, o.adapter_slots) if n > o.adapter_slots else (None,):
+                lora = adapters_of(o, n, slots)
+                t = lora_mode.serve_tenants(d.scenario, lora, np.asarray([float(o.concurrency)]), o.input_len, o.output_len)
                 these.append(tenant_row(d, lora, t))
         rows.extend(these)
-        notes.extend(notes_for(d, opts, these))
+        notes += _answer(d, these) + warnings_for(o, these)
+        method += method_for(d, o, these)
+    notes += serving_assumptions(deployed)
     inputs = {
         **resolved_inputs(deployed[0].scenario),
         "gpus": [d.scenario.deployment.label for d in deployed],
-        "adapters": list(opts.adapters),
-        "lora_rank": opts.rank,
-        "lora_targets": ",".join(lora_mode.parse_targets(opts.targets)),
-        "popularity": opts.popularity,
-        "zipf_alpha": lora_mode.parse_popularity(opts.popularity),
-        "adapter_slots": opts.slots,
-        "host_link_b_s": opts.host_link_gb_s * GB,
-        "concurrency": opts.concurrency,
-        "input_tokens": opts.input_len,
-        "output_tokens": opts.output_len,
+        "adapters": list(o.adapters),
+        "lora_rank": o.lora_rank,
+        "lora_targets": ",".join(lora_mode.parse_targets(o.lora_targets)),
+        "popularity": o.popularity,
+        "zipf_alpha": lora_mode.parse_popularity(o.popularity),
+        "adapter_slots": o.adapter_slots,
+        "host_link_b_s": o.host_link_gb_s * GB,
+        "concurrency": o.concurrency,
+        "input_tokens": o.input_len,
+        "output_tokens": o.output_len,
     }
-    result = Result("tenants", inputs, rows, COLUMNS, notes=list(dict.fromkeys(notes)),
+    result = Result("tenants", inputs, rows, COLUMNS, notes=list(dict.fromkeys(notes)), method=list(dict.fromkeys(method)),
                     sources=sources([d.scenario for d in deployed]))
-    return thresholds.apply(result)
+    return limits.apply(result)
+
+
+def _answer(d: Deployed, rows: list[dict[str, Any]]) -> list[str]:
+    """What sharing saves: at the most tenants that fit, the shared price against a deployment each."""
+    fit = [r for r in rows if r["fits"] and r.get("dedicated_over_shared")]
+    if not fit:
+        return []
+    r = max(fit, key=lambda r: r["adapters"])
+    return [f"{d.label}: {r['adapters']:,} tenants sharing one deployment ({r['adapter_mode']}) pay {r['usd_per_mtok']:.3g} "
+            f"USD/Mtok, {r['dedicated_over_shared']:,.1f}x less than a deployment each ({r['dedicated_usd_per_mtok']:.3g})."]

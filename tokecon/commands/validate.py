@@ -125,7 +125,7 @@ def run_validate(group_by: str = "hardware", csv_path: Path | None = None, catal
         if r["reason"]:
             reasons[f"{r['status']}: {r['reason']}"] = reasons.get(f"{r['status']}: {r['reason']}", 0) + 1
     notes = [
-        f"{len(done)} of {len(outcomes)} measurements predicted, {skipped} skipped.",
+        f"{len(done):,} of {len(outcomes):,} measurements predicted, {skipped:,} skipped.",
         *(f"{n} row{'s' if n > 1 else ''} {why}" for why, n in sorted(reasons.items())),
         (f"overall median |error| {validation.mape([o for o in outcomes if not _is_disagg(o)]):.1%} (disaggregated rows apart: "
          f"{validation.mape([o for o in outcomes if _is_disagg(o)]):.1%}, never fitted on)" if done else "no row predicted, so no error")
@@ -221,3 +221,35 @@ def run_fit(write: bool = False, csv_path: Path | None = None, held_out: bool = 
             notes.append(f"intervals stored in {uncertainty.intervals_path()}")
     fit_result = Result("validate-fit", {"rows": len(cases)}, rows, FIT_COLUMNS, group_key=None, notes=notes)
     return fit_result, Result("validate-fit-summary", {}, summary, SUMMARY_COLUMNS, group_key=None)
+
+
+def run(o: Any, limits: Any, progress: Callable[[str, int, int], None] | None = None) -> Result:
+    """``tokecon validate``: the summary per group, with every measurement's row behind it (in JSON and
+    with ``--rows``); ``--fit`` refits the factors (``--held-out``: leave-one-source-out error)."""
+    if o.write and not o.fit:
+        raise TokeconError("--write only makes sense with --fit")
+    if o.held_out and not o.fit:
+        raise TokeconError("--held-out only makes sense with --fit")
+    if o.fit:
+        first, second = run_fit(o.write, o.measurements, o.held_out, progress)
+    else:
+        first, second = run_validate(o.group_by, o.measurements, tuple(o.catalog))
+    first.inputs["summary"] = second.to_dict()["rows"]  # JSON: every row, and the summary beside them
+    if o.rows:
+        first.preface = [second]
+    else:  # a person sees the summary; the thousands of rows are in JSON and behind --rows
+        first.view = Result(f"validate: error by {o.group_by}" if not o.fit else "validate --fit", second.inputs, second.rows,
+                            second.columns, group_key=None, notes=_summary_notes(first.notes))
+    return first
+
+
+def _summary_notes(notes: list[str]) -> list[str]:
+    """The notes under the summary: the counts, the error, and the three commonest reasons rows were
+    skipped or not fitted (the rest behind --rows)."""
+    reasons = sorted((n for n in notes if " skipped: " in n or " not fitted: " in n),
+                     key=lambda n: -int(n.split(" ", 1)[0].replace(",", "")))
+    head = [n for n in notes if n not in reasons]
+    more = len(reasons) - 3
+    return head[:1] + reasons[:3] + head[1:] + ([f"{more} more reasons and every measurement with its prediction: --rows, "
+                                                 "or --format json."] if more > 0 else
+                                                ["Every measurement with its prediction: --rows, or --format json."])

@@ -28,22 +28,25 @@ import numpy as np
 from tokecon.units import MTOK, SECONDS_PER_HOUR
 
 
-def energy_fields(board_w: float, pue: float, usd_per_kwh: float, total_tok_s: Any, output_tok_s: Any,
-                  usd_per_hour: float) -> dict[str, np.ndarray]:
-    """The energy figures of a deployment drawing ``board_w`` at the given rates (arrays broadcast)."""
+def energy_fields(board_w: Any, pue: float, usd_per_kwh: float, total_tok_s: Any, output_tok_s: Any,
+                  usd_per_hour: Any) -> dict[str, np.ndarray]:
+    """The energy figures of a deployment drawing ``board_w`` at the given rates (arrays broadcast:
+    a disaggregated deployment's power and price vary with its workers)."""
     total = np.asarray(total_tok_s, dtype=float)
     out = np.asarray(output_tok_s, dtype=float)
-    facility_w = board_w * pue
+    board = np.broadcast_to(np.asarray(board_w, dtype=float), total.shape)
+    usd_h = np.broadcast_to(np.asarray(usd_per_hour, dtype=float), total.shape)
+    facility_w = board * pue
     energy_usd_h = facility_w / 1000.0 * usd_per_kwh
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
-            "joules_per_token": np.where(total > 0, board_w / total, np.inf),
-            "joules_per_output_token": np.where(out > 0, board_w / out, np.inf),
-            "facility_power_w": np.full_like(total, facility_w),
+            "joules_per_token": np.where(total > 0, board / total, np.inf),
+            "joules_per_output_token": np.where(out > 0, board / out, np.inf),
+            "facility_power_w": facility_w,
             "tok_s_per_mw": total / (facility_w / 1e6),
             "output_tok_s_per_mw": out / (facility_w / 1e6),
             "energy_usd_per_mtok": np.where(total > 0, energy_usd_h / (total * SECONDS_PER_HOUR) * MTOK, np.inf),
-            "energy_share": np.full_like(total, energy_usd_h / usd_per_hour if usd_per_hour > 0 else np.nan),
+            "energy_share": np.where(usd_h > 0, energy_usd_h / usd_h, np.nan),
         }
 
 

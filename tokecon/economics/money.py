@@ -11,31 +11,41 @@ Revenue and margin at a provider's list prices: :class:`ListPrices`, :func:`marg
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from tokecon.units import MTOK, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 
-def usd_per_mtok(usd_per_hour: float, tok_s: np.ndarray | float) -> np.ndarray | float:
+def usd_per_mtok(usd_per_hour: Any, tok_s: np.ndarray | float) -> np.ndarray | float:
     """Cost of one million tokens produced at ``tok_s`` by devices costing ``usd_per_hour``."""
     tok_s = np.asarray(tok_s, dtype=float)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(tok_s > 0, usd_per_hour / (tok_s * SECONDS_PER_HOUR) * MTOK, np.inf)
 
 
-def split_by_time(
-    usd_per_hour: float, input_tok_s: np.ndarray, output_tok_s: np.ndarray, prefill_fraction: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """USD/Mtok of input and of output tokens when GPU time is attributed to the phase that used it.
+def token_prices(input_usd_per_hour: Any, output_usd_per_hour: Any, input_tok_s: Any, output_tok_s: Any,
+                 price_split: float | None = None) -> dict[str, np.ndarray]:
+    """USD/Mtok of input, output and all tokens, for every way of serving (arrays broadcast).
 
-        input  = USD/h x f       / (input tok/s x 3600) x 1e6       f: share of GPU time spent on prefill
-        output = USD/h x (1 - f) / (output tok/s x 3600) x 1e6
+        input   = input USD/h  / (input tok/s x 3600) x 1e6
+        output  = output USD/h / (output tok/s x 3600) x 1e6
+        blended = (input + output USD/h) / ((input + output tok/s) x 3600) x 1e6
 
-    The two charges add up to the hourly price: input x in_tok + output x out_tok = cost.
+    The hour splits by who used it: aggregated serving charges input tokens the share f of GPU time
+    spent on prompts (input USD/h = f x USD/h); disaggregated serving charges them the prefill pool's
+    hour and output tokens the decode pool's. The two charges add up to the hourly price. With
+    ``price_split`` the whole hour is split by a fixed price ratio instead (:func:`split_by_ratio`).
     """
-    f = np.asarray(prefill_fraction, dtype=float)
-    return usd_per_mtok(usd_per_hour * f, input_tok_s), usd_per_mtok(usd_per_hour * (1.0 - f), output_tok_s)
+    inp_h, out_h = np.asarray(input_usd_per_hour, dtype=float), np.asarray(output_usd_per_hour, dtype=float)
+    total = inp_h + out_h
+    if price_split is None:
+        inp, out = usd_per_mtok(inp_h, input_tok_s), usd_per_mtok(out_h, output_tok_s)
+    else:
+        inp, out = split_by_ratio(total, input_tok_s, output_tok_s, price_split)
+    return {"usd_per_mtok_input": inp, "usd_per_mtok_output": out,
+            "usd_per_mtok": usd_per_mtok(total, np.asarray(input_tok_s, dtype=float) + np.asarray(output_tok_s, dtype=float))}
 
 
 def split_by_ratio(

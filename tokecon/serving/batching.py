@@ -53,37 +53,6 @@ from tokecon.units import SECONDS_PER_DAY
 
 
 @dataclass(frozen=True)
-class Layout:
-    """How a deployment splits its GPUs: ``tp``-way tensor parallel groups, or (``attention_dp``)
-    data-parallel attention on every GPU with routed experts spread over ``ep`` GPUs."""
-
-    tp: int
-    ep: int = 1
-    attention_dp: bool = False
-    pp: int = 1
-
-    def label(self, n_gpus: int) -> str:
-        if self.attention_dp:
-            groups = n_gpus // self.ep
-            return f"DP{n_gpus}-attn EP{self.ep}" + (f" x{groups}" if groups > 1 else "")
-        replicas = n_gpus // (self.tp * self.pp)
-        return f"TP{self.tp}" + (f" PP{self.pp}" if self.pp > 1 else "") + (f" x{replicas}" if replicas > 1 else "")
-
-
-def divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-def candidate_layouts(model: Model, n_gpus: int) -> list[Layout]:
-    """Every layout the frontier sweeps: TP degrees that divide the GPUs and the heads (the rest
-    replicas); for mixture-of-experts models also attention-DP with every EP size dividing the GPUs."""
-    out = [Layout(tp) for tp in divisors(n_gpus) if model.heads % tp == 0]
-    if model.is_moe:
-        out += [Layout(1, ep, True) for ep in divisors(n_gpus) if ep > 1]
-    return out
-
-
-@dataclass(frozen=True)
 class ServingTimes:
     """Steady-state serving figures; arrays broadcast over (concurrency, input, output).
 

@@ -1,4 +1,5 @@
-"""Options -> scenario: resolve names against the catalog and validate what the user asked for.
+"""Options -> scenario: resolve names against the catalog, validate what the user asked for, and
+deploy a model on devices in a layout at a price (:class:`Deployed`).
 
 Plain values in (strings, numbers), frozen dataclasses out; raises :class:`TokeconError` with
 one clear line on bad input. No typer, no printing.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -17,8 +19,11 @@ from tokecon.physics import params
 from tokecon.serving import sram
 from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import DoesNotFitError, TokeconError
+from tokecon.economics.costs import CostBreakdown, CostModel, gpu_hour_cost
 from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision
 from tokecon.physics.scenario import Scenario
+from tokecon.serving import speculative
+from tokecon.serving.layouts import Layout, divisors, requested_layout
 from tokecon.units import DTYPE_BYTES, GB
 
 _GPUS = re.compile(r"^\s*(\d+)\s*[xX×*]\s*(\S+)\s*$")
@@ -65,41 +70,6 @@ def precision_for(model: Model, weights: str | None, kv_cache: str | None) -> Pr
     experts = None if weights else model.expert_dtype
     kv = check_dtype(kv_cache, "--kv-dtype") or "bf16"
     return Precision(weights=w, kv_cache=kv, experts=experts)
-
-
-#: largest token count or batch taken from the command line: 10x Llama 4 Scout's 10,485,760-token context
-#: (the model's own max_context then bounds lengths: check_context)
-MAX_COUNT = 100_000_000
-
-
-def positive_ints(values: list[int] | tuple[int, ...], flag: str) -> list[int]:
-    for v in values:
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise TokeconError(f"{flag} must be a positive integer, got {v!r}")
-        if v > MAX_COUNT:
-            raise TokeconError(f"{flag} value {v} is implausibly large (limit {MAX_COUNT})")
-    return list(values)
-
-
-def parse_int_list(text: str | None, flag: str) -> list[int] | None:
-    """``"1,8,64"`` -> [1, 8, 64]; None stays None."""
-    if text is None:
-        return None
-    out: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            value = float(part)
-        except ValueError:
-            raise TokeconError(f"{flag} expects comma-separated positive integers, got '{text}'") from None
-        if not math.isfinite(value) or value != int(value):
-            raise TokeconError(f"{flag} expects comma-separated positive integers, got '{text}'")
-        out.append(int(value))
-    if not out:
-        raise TokeconError(f"{flag} expects comma-separated positive integers, got '{text}'")
-    return positive_ints(out, flag)
 
 
 def build_scenario(
@@ -213,3 +183,90 @@ def _smallest_fit(scn: Scenario, context: int) -> int | None:
         if memory.max_batch(trial, np.asarray([context]))[0] >= 1:
             return n
     return None
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """One device configuration ready to serve: its scenario, layout and hourly price."""
+
+    scenario: Scenario
+    layout: Layout
+    cost: CostBreakdown
+    costs: CostModel = field(default_factory=CostModel)  # the options it was priced under (PUE, USD/kWh for energy)
+
+    @property
+    def label(self) -> str:
+        dep = self.scenario.deployment
+        return f"{dep.n_gpus}x {self.scenario.hardware.name}, {self.layout.label(dep.n_gpus)}"
+
+
+def _scenario(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, layout: Layout, cost: CostBreakdown) -> Scenario:
+    c, m = opts.common, opts.modes
+    scn = build_scenario(
+        catalog, c.model, spec, tp=layout.tp, dtype=c.dtype, kv_dtype=c.kv_dtype, engine=c.engine, ideal=c.ideal,
+        usd_per_gpu_hour=cost.usd_per_gpu_hour, ep=layout.ep, attention_dp=layout.attention_dp, pp=layout.pp,
+    )  # fmt: skip
+    spec_ = speculative.resolve(catalog, scn.model, m.speculative, m.draft_tokens, m.acceptance)
+    return replace(scn, speculation=spec_) if spec_ is not None else scn
+
+
+def fits(scn: Scenario, context: float) -> bool:
+    return bool(memory.max_batch(scn, np.asarray([float(context)]))[0] >= 1)
+
+
+def default_layout(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, cost: CostBreakdown, context: float) -> Layout:
+    """The layout engines use by default: DeepSeek-style attention-DP + EP over all GPUs for MLA
+    mixture-of-experts models; otherwise the widest TP inside one scale-up domain (the rest replicas),
+    or, when that does not hold the model, the smallest TP that does."""
+    model = catalog.models.get(opts.common.model)
+    n, hw = spec.count, spec.hardware
+    if model.is_moe and model.is_mla and n > 1:
+        dep = Layout(1, n, True)
+        if fits(_scenario(catalog, opts, spec, dep, cost), context):
+            return dep
+    if sram.is_sram(hw):  # weights on chip: the pipeline that serves one user fastest
+        lay = sram.fastest_layout(_scenario(catalog, opts, spec, Layout(1), cost), n, context)
+        if lay is not None:
+            return lay
+    tps = [t for t in divisors(n) if model.heads % t == 0]
+    inside = [t for t in tps if t <= hw.scaleup_domain] or tps[:1]
+    first = Layout(max(inside))
+    if fits(_scenario(catalog, opts, spec, first, cost), context):
+        return first
+    for t in tps:
+        if t > first.tp and fits(_scenario(catalog, opts, spec, Layout(t), cost), context):
+            return Layout(t)
+    return first  # does not fit: require_fit says so, with the smallest device count
+
+
+def sized(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, context: float) -> GpuSpec:
+    """A bare SRAM device name (``-g groq``) means as many chips as hold the model (tokecon.serving.sram)."""
+    if spec.count_given or not sram.is_sram(spec.hardware):
+        return spec
+    scn = _scenario(catalog, opts, spec, Layout(1), gpu_hour_cost(spec.hardware, opts.cost))
+    n = sram.chips_to_hold(scn, context)
+    if n is None:
+        raise DoesNotFitError(f"{scn.model.key} does not fit in {spec.hardware.key} SRAM: {sram.NONE_HOLDS}")
+    return GpuSpec(n, spec.hardware)
+
+
+def deploy(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, context: float, layout: Layout | None = None) -> Deployed:
+    cost = gpu_hour_cost(spec.hardware, opts.cost)
+    model = catalog.models.get(opts.common.model)
+    layout = layout or requested_layout(opts, spec, model.is_moe, model.key) or default_layout(catalog, opts, spec, cost, context)
+    return Deployed(_scenario(catalog, opts, spec, layout, cost), layout, cost, opts.cost)
+
+
+def deployment_fields(d: Deployed) -> dict[str, Any]:
+    dep = d.scenario.deployment
+    return {
+        "deployment": d.label,
+        "hardware": d.scenario.hardware.key,
+        "n_gpus": dep.n_gpus,
+        "tp": dep.tp,
+        "pp": dep.pp,
+        "ep": dep.ep,
+        "attention_dp": dep.attention_dp,
+        "layout": d.layout.label(dep.n_gpus),
+        "replicas": dep.replicas,
+    }

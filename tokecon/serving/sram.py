@@ -35,7 +35,7 @@ import numpy as np
 from tokecon.physics import memory
 from tokecon.physics import params
 from tokecon.physics.phases import decode_step
-from tokecon.serving.batching import Layout, divisors
+from tokecon.serving.layouts import Layout, divisors
 from tokecon.physics.specs import Deployment, Hardware, Model
 from tokecon.physics.scenario import Scenario
 from tokecon.units import GB

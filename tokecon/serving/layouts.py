@@ -1,0 +1,63 @@
+"""How a deployment splits its GPUs: tensor-parallel groups (the rest replicas), pipeline stages, or
+data-parallel attention with experts over an expert-parallel group; which layouts a search tries
+and which one the flags ask for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokecon.errors import TokeconError
+from tokecon.physics.specs import Model
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a deployment splits its GPUs: ``tp``-way tensor parallel groups, or (``attention_dp``)
+    data-parallel attention on every GPU with routed experts spread over ``ep`` GPUs."""
+
+    tp: int
+    ep: int = 1
+    attention_dp: bool = False
+    pp: int = 1
+
+    def label(self, n_gpus: int) -> str:
+        if self.attention_dp:
+            groups = n_gpus // self.ep
+            return f"DP{n_gpus}-attn EP{self.ep}" + (f" x{groups}" if groups > 1 else "")
+        replicas = n_gpus // (self.tp * self.pp)
+        return f"TP{self.tp}" + (f" PP{self.pp}" if self.pp > 1 else "") + (f" x{replicas}" if replicas > 1 else "")
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def candidate_layouts(model: Model, n_gpus: int) -> list[Layout]:
+    """Every layout the frontier sweeps: TP degrees that divide the GPUs and the heads (the rest
+    replicas); for mixture-of-experts models also attention-DP with every EP size dividing the GPUs."""
+    out = [Layout(tp) for tp in divisors(n_gpus) if model.heads % tp == 0]
+    if model.is_moe:
+        out += [Layout(1, ep, True) for ep in divisors(n_gpus) if ep > 1]
+    return out
+
+
+def requested_layout(opts: ServingRequest, spec: GpuSpec, is_moe: bool, model_key: str) -> Layout | None:
+    """The layout the flags ask for, or None when they leave it to the default."""
+    n = spec.count
+    tp, ep, adp, pp = opts.common.tp, opts.ep, opts.attention_dp, opts.common.pp
+    if ep is not None and ep > 1 and not adp:
+        raise TokeconError("--ep needs --attention-dp: expert parallelism is modelled with data-parallel attention (DeepSeek-style)")
+    if adp:
+        if not is_moe:
+            raise TokeconError(f"--attention-dp and --ep apply to mixture-of-experts models; {model_key} is dense (use --tp)")
+        if tp not in (None, 1) or pp not in (None, 1):
+            raise TokeconError("--attention-dp runs attention on each GPU (tp=1, no pipeline); drop --tp and --pp")
+        ep = n if ep is None else ep
+        if n % ep:
+            raise TokeconError(f"--ep {ep} must divide the device count {n}")
+        return Layout(1, ep, True)
+    if pp is not None and pp > 1:
+        if n % pp:
+            raise TokeconError(f"--pp {pp} must divide the device count {n}")
+        return Layout(tp if tp is not None else n // pp, pp=pp)
+    return Layout(tp) if tp is not None else None

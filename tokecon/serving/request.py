@@ -1,0 +1,174 @@
+"""What a user asks tokecon to deploy and serve, as plain values checked once: the devices and
+numerics (:class:`DeviceRequest`), the serving modes (:class:`ModeOptions`) and everything a
+serving command runs under (:class:`ServingRequest`). The commands build these from their declared
+options (tokecon.api.commands); the serving core reads them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tokecon.catalogs.catalog import Catalog, load_catalog
+from tokecon.economics.costs import CostModel
+from tokecon.economics.money import ListPrices
+from tokecon.errors import TokeconError
+from tokecon.physics.scenario import Scenario
+from tokecon.serving import lengths
+from tokecon.serving.deploy import GpuSpec, build_scenario, parse_gpus, register_model_file
+from tokecon.serving.requests import LengthMix
+from tokecon.values import positive_ints
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """What to deploy: a model on device configurations, with its numerics, engine and price (plain
+    values, as a command's options give them)."""
+
+    model: str
+    gpus: tuple[str, ...]
+    tp: int | None = None
+    dtype: str | None = None
+    kv_dtype: str | None = None
+    engine: str | None = None
+    ideal: bool = False
+    usd_per_gpu_hour: float | None = None
+    catalogs: tuple[Path, ...] = field(default_factory=tuple)
+    pp: int | None = None
+    eplb: bool = False
+
+    def load(self) -> Catalog:
+        """The merged catalogs; a ``--model path/config.json`` joins them under that path."""
+        return register_model_file(load_catalog(self.catalogs), self.model)
+
+    def scenarios(self, catalog: Catalog, **kwargs: Any) -> list[Scenario]:
+        specs: list[GpuSpec] = [parse_gpus(g, catalog) for g in self.gpus]
+        return [
+            build_scenario(
+                catalog,
+                self.model,
+                spec,
+                tp=self.tp,
+                dtype=self.dtype,
+                kv_dtype=self.kv_dtype,
+                engine=self.engine,
+                ideal=self.ideal,
+                usd_per_gpu_hour=self.usd_per_gpu_hour,
+                eplb=self.eplb,
+                **({"pp": self.pp} | kwargs),
+            )
+            for spec in specs
+        ]
+
+
+@dataclass(frozen=True)
+class ModeOptions:
+    """How production serves beyond plain continuous batching: speculative decoding, a prefix cache,
+    and the list prices that turn an operating point into revenue."""
+
+    speculative: str | None = None
+    draft_tokens: int | None = None
+    acceptance: float | None = None
+    prefix_hit: float = 0.0
+    prices: ListPrices | None = None
+    range_ratio: float = 1.0
+
+    @property
+    def length_mix(self) -> LengthMix:
+        """How request lengths are drawn (``--range-ratio``)."""
+        return lengths.uniform(self.range_ratio)
+
+    def inputs(self, scn: Scenario) -> dict[str, Any]:
+        """The modes as resolved, for the JSON ``inputs``."""
+        spec = scn.speculation
+        return {
+            "speculation": None if spec is None else {"method": spec.method, "draft": spec.draft.key, "draft_tokens": spec.draft_tokens,
+                                                      "acceptance": spec.acceptance, "acceptance_source": spec.acceptance_source},
+            "prefix_hit": self.prefix_hit,
+            "range_ratio": self.range_ratio,
+            "list_prices": None if self.prices is None else dict(self.prices.__dict__),
+        }
+
+    def validate(self) -> None:
+        lengths.uniform(self.range_ratio)  # says what a bad ratio is
+        if not (math.isfinite(self.prefix_hit) and 0.0 <= self.prefix_hit < 1.0):
+            raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {self.prefix_hit}")
+        p = self.prices
+        given = [] if p is None else [p.usd_per_mtok_in, p.usd_per_mtok_out, p.usd_per_mtok_in_cached]
+        if any(v is not None and not (0.0 <= v < 1e6 and math.isfinite(v)) for v in given):
+            raise TokeconError("--price-in, --price-in-cached and --price-out must be prices in USD per million tokens in [0, 1e6)")
+        if p is not None and p.usd_per_mtok_in_cached is not None and p.usd_per_mtok_in_cached > p.usd_per_mtok_in:
+            raise TokeconError(f"--price-in-cached {p.usd_per_mtok_in_cached:g} is above --price-in {p.usd_per_mtok_in:g}: "
+                               "a cached input token is billed at most the price of one computed")
+
+
+def list_prices(price_in: float | None, price_in_cached: float | None, price_out: float | None) -> ListPrices | None:
+    """The list prices given on the command line (both --price-in and --price-out, or none)."""
+    if price_in is None and price_out is None and price_in_cached is None:
+        return None
+    if price_in is None or price_out is None:
+        raise TokeconError("revenue needs both --price-in and --price-out (USD per million tokens); --price-in-cached is optional")
+    return ListPrices(price_in, price_out, price_in_cached)
+
+
+@dataclass(frozen=True)
+class ServingRequest:
+    """What to serve: a :class:`DeviceRequest` with its layout constraints, cost model, serving modes
+    and, for disaggregated serving, its pools."""
+
+    common: DeviceRequest
+    ep: int | None = None
+    attention_dp: bool = False
+    chunked_prefill: int | None = None
+    cost: CostModel = field(default_factory=CostModel)
+    explain_cost: bool = False
+    price_split: float | None = None
+    modes: ModeOptions = field(default_factory=ModeOptions)
+    disagg: DisaggSpec | None = None  # serve this disaggregated layout instead of --gpus
+    layouts: str = "agg"  # --mode of frontier / capacity: search aggregated, disaggregated or both layouts
+
+    def serve_modes(self) -> dict[str, float]:
+        """The keywords of :func:`tokecon.serving.batching.serve` these options set."""
+        return {"prefix_hit": self.modes.prefix_hit, "lengths": self.modes.length_mix}
+
+    def aggregated_only(self) -> dict[str, str]:
+        """The options given that disaggregated pools do not take, each with the reason: a prefill
+        worker runs whole prompts and each pool prices its own GPU time; the search picks each pool's
+        layout, and a given pool without ``--*-layout`` takes ``--tp``/``--pp``/``--ep``/``--attention-dp``."""
+        given = {"--chunked-prefill": (self.chunked_prefill is not None, "a prefill worker runs whole prompts"),
+                 "--price-split": (self.price_split is not None, "each pool prices its own GPU time"),
+                 "--range-ratio": (self.modes.range_ratio != 1.0, "varied lengths are modelled for aggregated serving")}
+        pools_laid_out = self.disagg is not None and self.disagg.prefill.layout is not None and self.disagg.decode.layout is not None
+        if self.disagg is None or pools_laid_out:
+            why = "both pools have a --prefill-layout/--decode-layout" if pools_laid_out else "the search picks each pool's layout"
+            given |= {"--tp": (self.common.tp is not None, why), "--pp": (self.common.pp is not None, why),
+                      "--ep": (self.ep is not None, why), "--attention-dp": (self.attention_dp, why)}
+        return {flag: why for flag, (on, why) in given.items() if on}
+
+    def scope_note(self) -> list[str]:
+        """With ``--mode both``, which given options the disaggregated layouts do not take."""
+        only_agg = self.aggregated_only() if self.layouts == "both" else {}
+        return [f"{', '.join(only_agg)}: for the aggregated layouts only; the disaggregated search picks each pool's "
+                "layout and runs whole prompts."] if only_agg else []
+
+    def validate(self) -> None:
+        self.modes.validate()
+        if self.layouts not in ("agg", "disagg", "both"):
+            raise TokeconError(f"--mode must be agg, disagg or both, got '{self.layouts}'")
+        only_agg = self.aggregated_only()
+        if only_agg and (self.disagg is not None or self.layouts == "disagg"):
+            reasons = "; ".join(f"{flag} ({why})" for flag, why in only_agg.items())
+            fix = "or use --mode agg" if self.disagg is None else "or serve aggregated with --gpus"
+            raise TokeconError(f"not modelled for disaggregated pools: {reasons}; drop them {fix}")
+        if self.layouts == "both" and self.modes.range_ratio != 1.0:
+            raise TokeconError("--range-ratio is modelled for aggregated serving only; drop it or use --mode agg")
+        if self.chunked_prefill is not None:
+            positive_ints([self.chunked_prefill], "--chunked-prefill")
+        if self.ep is not None:
+            positive_ints([self.ep], "--ep")
+        if self.price_split is not None and not (0 < self.price_split <= 100 and np.isfinite(self.price_split)):
+            raise TokeconError(f"--price-split must be a ratio of input to output token price in (0, 100], got {self.price_split}")
