@@ -40,6 +40,11 @@ def _pieces(value: Any) -> list[Any]:
     return out
 
 
+def _shown(value: Any) -> str:
+    """A user's value as they wrote it: ``1,x`` for ``["1,x"]``."""
+    return ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def int_list(value: Any, label: str) -> list[int]:
     """Positive integers from ``"1,8,64"``, ``[1, 8]``, ``64`` or repeated flags (a float that is an integer passes)."""
     out = []
@@ -49,14 +54,14 @@ def int_list(value: Any, label: str) -> list[int]:
             try:
                 number = float(part)
             except ValueError:
-                raise TokeconError(f"{label} expects comma-separated positive integers, got {value!r}") from None
+                raise TokeconError(f"{label} expects comma-separated positive integers, got '{_shown(value)}'") from None
         if isinstance(number, float):
             if not math.isfinite(number) or number != int(number):
-                raise TokeconError(f"{label} expects comma-separated positive integers, got {value!r}")
+                raise TokeconError(f"{label} expects comma-separated positive integers, got '{_shown(value)}'")
             number = int(number)
         out.append(number)
     if not out:
-        raise TokeconError(f"{label} expects comma-separated positive integers, got {value!r}")
+        raise TokeconError(f"{label} expects comma-separated positive integers, got '{_shown(value)}'")
     return positive_ints(out, label)
 
 

@@ -42,7 +42,8 @@ def _cli_type(name: str, opt: Opt) -> Any:
     if opt.kind in _LISTS:
         return Optional[list[str]]
     if opt.kind == "choice":
-        return Optional[Enum(f"{name.title()}Choice", {c: c for c in opt.choices}, type=str)]
+        choices = Enum(f"{name.title()}Choice", {c: c for c in opt.choices}, type=str)  # typer lists them in --help
+        return Optional[choices]
     kind = _PLAIN[opt.kind]
     return kind if opt.kind == "bool" else Optional[kind]
 

@@ -10,6 +10,9 @@ import typer
 from typer.core import TyperGroup
 
 from tokecon import __version__
+from tokecon.cli.coercion import install as _install_fast_coercion
+
+_install_fast_coercion()
 
 
 class OneLineErrors(TyperGroup):
@@ -72,99 +75,6 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _install_fast_coercion() -> None:
-    """Coerce plain option types without pydantic.
-
-    Recent typer releases validate every option through a pydantic ``TypeAdapter``: importing
-    pydantic and building the adapters costs 60-100 ms on each run, most of a ``tokecon decode``.
-    tokecon's options are plain ``str``, ``int``, ``float``, ``bool``, ``Path``, ``Enum`` and lists of
-    them; this converts those directly (same one-line messages, exit code 2) and hands anything
-    else (ranges, custom parsers, file types, path checks) back to typer. Older typer releases,
-    which have no such hook, are left alone.
-    """
-    try:
-        from dataclasses import dataclass
-        from enum import Enum
-        from pathlib import Path
-
-        from typer import core as typer_core
-        from typer._click.exceptions import BadParameter
-        from typer._coercion import RuntimeParam
-    except ImportError:
-        return
-    original = getattr(typer_core, "build_runtime_param", None)
-    if original is None or getattr(original, "_tokecon_fast", False):
-        return
-
-    def one(value, kind, param, ctx):
-        if isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool)):
-            return value
-        if not isinstance(value, str):
-            raise BadParameter(f"{value!r} is not a valid {kind.__name__}.", ctx=ctx, param=param)
-        if kind is str:
-            return value
-        if kind is Path:
-            return Path(value)
-        if kind is int:
-            try:
-                return int(value.strip(), 10) if value.strip().isascii() else int("x")
-            except ValueError:
-                raise BadParameter(f"'{value}' is not a valid integer.", ctx=ctx, param=param) from None
-        if kind is float:
-            try:
-                return float(value) if value.strip().isascii() else float("x")
-            except ValueError:
-                raise BadParameter(f"'{value}' is not a valid number.", ctx=ctx, param=param) from None
-        if issubclass(kind, Enum):
-            for member in kind:
-                if member.value == value:
-                    return member
-            choices = ", ".join(repr(m.value) for m in kind)
-            raise BadParameter(f"'{value}' is not one of {choices}.", ctx=ctx, param=param)
-        raise BadParameter(f"'{value}' is not a valid {kind.__name__}.", ctx=ctx, param=param)
-
-    @dataclass(frozen=True)
-    class PlainRuntimeParam(RuntimeParam):
-        kind: type = str
-        many: bool = False
-
-        def _coerce_value(self, value, param, ctx):
-            if self.many:
-                return [one(v, self.kind, param, ctx) for v in value]
-            return one(value, self.kind, param, ctx)
-
-    def plain_kind(annotation):
-        many = getattr(annotation, "__origin__", None) is list
-        if many:
-            args = getattr(annotation, "__args__", ())
-            annotation = args[0] if len(args) == 1 else None
-        ok = annotation in (str, int, float, bool, Path) or (isinstance(annotation, type) and issubclass(annotation, Enum))
-        return (annotation, many) if ok else (None, False)
-
-    def fast(descriptor):
-        info = descriptor.parameter_info
-        kind, many = plain_kind(descriptor.annotation)
-        plain = (
-            kind is not None
-            and descriptor.file_annotation is None
-            and getattr(info, "parser", None) is None
-            and getattr(info, "click_type", None) is None
-            and getattr(info, "min", None) is None
-            and getattr(info, "max", None) is None
-            and getattr(info, "case_sensitive", True)
-            and not (kind is Path and (getattr(info, "exists", False) or getattr(info, "resolve_path", False)
-                                       or not getattr(info, "file_okay", True) or not getattr(info, "dir_okay", True)
-                                       or getattr(info, "writable", False) or getattr(info, "path_type", None)))
-        )
-        if not plain:
-            return original(descriptor)
-        return PlainRuntimeParam(parameter_info=info, annotation=descriptor.annotation, kind=kind, many=many)
-
-    fast._tokecon_fast = True  # type: ignore[attr-defined]
-    typer_core.build_runtime_param = fast
-
-
-_install_fast_coercion()
 
 
 app = typer.Typer(

@@ -12,7 +12,7 @@ from tokecon.serving import batching as serving
 from tokecon.fidelity import uncertainty
 from tokecon.economics.money import token_prices
 from tokecon.serving.deploy import Deployed, deployment_fields
-from tokecon.serving.points import mode_figures, mode_keys, value
+from tokecon.serving import points
 from tokecon.serving.request import ServingRequest
 from tokecon.errors import TokeconError
 from tokecon.serving import arrivals
@@ -92,7 +92,7 @@ def rate_rows(d: Deployed, opts: ServingRequest, rates: list[float], input_len: 
     mean_in, mean_out = (float(st.input_tok_s[0] / st.requests_s[0]), float(st.output_tok_s[0] / st.requests_s[0]))
     f = np.clip(np.nan_to_num(prefill_share, nan=0.0), 0.0, 1.0)
     money = token_prices(scn.usd_per_hour * f, scn.usd_per_hour * (1.0 - f), lam * mean_in, lam * mean_out, opts.price_split)
-    extra = mode_figures(d, st, lam * mean_in, lam * mean_out, scn.board_power_w, scn.usd_per_hour, st.prefix_hit,
+    extra = points.mode_figures(d, st, lam * mean_in, lam * mean_out, scn.board_power_w, scn.usd_per_hour, st.prefix_hit,
                          opts.modes.prices)
     per_arrival = {"preempted_fraction": ol.arrival_mean(st.preempted)}
     if st.chunk_tokens is not None:
@@ -125,8 +125,8 @@ def rate_rows(d: Deployed, opts: ServingRequest, rates: list[float], input_len: 
         if row["chunked_prefill_tokens"] is not None:
             row["chunked_prefill_tokens"] = int(row["chunked_prefill_tokens"])
         row["tok_s_per_gpu"] = row["output_tok_s_per_gpu"]  # the common threshold key (--min-tok-s-per-gpu)
-        row.update(mode_keys(row, d, st.lengths, st.prefix_hit))
-        row.update({k: value(a, i) if ok else None for k, a in extra.items()})
+        row.update(points.mode_keys(row, d, st.lengths, st.prefix_hit))
+        row.update({k: points.value(a, i) if ok else None for k, a in extra.items()})
         rows.append(uncertainty.annotate(row, scn, "decode") if ok else row)
     return rows, ol
 

@@ -35,7 +35,8 @@ from tokecon.errors import TokeconError
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving import batching as serving
 from tokecon.serving import disagg
-from tokecon.serving.deploy import Deployed, deploy, parse_gpus, require_fit, sized
+from tokecon.serving.deploy import Deployed, deploy, sized
+from tokecon.serving.resolve import parse_gpus, require_fit
 from tokecon.serving.points import aggregated, disaggregated, point_rows, pool_label
 from tokecon.serving.pools import deploy_pools
 from tokecon.serving.request import ServingRequest

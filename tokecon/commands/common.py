@@ -14,7 +14,8 @@ from tokecon.catalogs.catalog import Catalog
 from tokecon.results import Column, Result
 from tokecon.physics.roofline import StepTimes
 from tokecon.errors import DoesNotFitError
-from tokecon.serving.deploy import Deployed, require_fit
+from tokecon.serving.deploy import Deployed
+from tokecon.serving.resolve import require_fit
 from tokecon.serving.request import DeviceRequest, ModeOptions, ServingRequest, list_prices
 from tokecon.physics.scenario import Scenario
 from tokecon.units import GB
@@ -227,7 +228,7 @@ def cost_model(o: Any, method: str | None = None):
 
 def serving_request(o: Any, layouts: str = "agg") -> ServingRequest:
     """Everything a serving command runs under, from its declared options."""
-    from tokecon.serving.pools import DisaggSpec
+    from tokecon.serving.request import DisaggSpec
 
     modes = ModeOptions(o.speculative, o.draft_tokens, o.acceptance, o.prefix_hit,
                         list_prices(o.price_in, o.price_in_cached, o.price_out), o.range_ratio)

@@ -37,7 +37,7 @@ from tokecon.economics.costs import MIN_UTILISATION
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import prefill_step
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import check_context, require_fit
+from tokecon.serving.resolve import check_context, require_fit
 from tokecon.values import positive_ints
 from tokecon.physics.specs import Model
 from tokecon.physics.scenario import Scenario

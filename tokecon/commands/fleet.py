@@ -18,7 +18,8 @@ from tokecon.commands.serving import check_workload, model_note
 from tokecon.economics import fleet
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import Deployed, parse_gpus
+from tokecon.serving.deploy import Deployed
+from tokecon.serving.resolve import parse_gpus
 from tokecon.serving.request import ServingRequest
 from tokecon.serving.search import sweep
 from tokecon.values import positive_ints

@@ -27,11 +27,12 @@ from tokecon.commands.serving import (
     serving_assumptions,
     serving_method,
 )
-from tokecon.errors import DoesNotFitError, TokeconError
+from tokecon.errors import DoesNotFitError
 from tokecon.fidelity import uncertainty
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving import batching, sram
-from tokecon.serving.deploy import Deployed, parse_gpus, sized
+from tokecon.serving.deploy import Deployed, sized
+from tokecon.serving.resolve import parse_gpus
 from tokecon.serving.points import aggregated, disaggregated, point_rows
 from tokecon.serving.request import ServingRequest
 from tokecon.serving.search import pool_pairs, sweep

@@ -38,7 +38,7 @@ from tokecon.physics import memory
 from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.physics.scenario import Scenario
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import check_context
+from tokecon.serving.resolve import check_context
 from tokecon.values import positive_ints
 
 _STEP = ("bound", "flop", "bytes", "compute_time_s", "memory_time_s", "comm_time_s", "overhead_s", "weight_bytes",
@@ -157,7 +157,7 @@ def run_phase(o: Any, limits: Thresholds, phase: Phase) -> Result:
     request = device_request(o)
     catalog = request.load()
     scns = request.scenarios(catalog)
-    rows, notes, details, highlight = [], [], [], set()
+    rows, notes, highlight = [], [], set()
     for scn in scns:
         check_context(scn.model, length, phase.length_flag)
         what_if = fit_or_what_if(scn, length, o.ignore_memory)

@@ -10,7 +10,8 @@ from tokecon.errors import TokeconError
 from tokecon.physics.scenario import Scenario
 from tokecon.results import Column, Thresholds
 from tokecon.serving import speculative
-from tokecon.serving.deploy import Deployed, check_context
+from tokecon.serving.deploy import Deployed
+from tokecon.serving.resolve import check_context
 from tokecon.serving.request import ServingRequest
 from tokecon.values import positive_ints
 

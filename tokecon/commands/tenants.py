@@ -24,7 +24,7 @@ from tokecon.serving.request import ServingRequest
 from tokecon.errors import TokeconError
 from tokecon.serving import lora as lora_mode
 from tokecon.results import Column, Result, Thresholds
-from tokecon.serving.deploy import check_context, parse_gpus, require_fit
+from tokecon.serving.resolve import parse_gpus, require_fit
 from tokecon.values import positive_ints
 from tokecon.serving.lora import LoraAdapters
 from tokecon.units import GB

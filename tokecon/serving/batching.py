@@ -47,7 +47,6 @@ from tokecon.physics.operations import Op, step_operations
 from tokecon.physics.phases import decode_step, pipeline_rounds
 from tokecon.serving.requests import FIXED, LengthMix
 from tokecon.physics.roofline import StepTimes, step_times
-from tokecon.physics.specs import Model
 from tokecon.physics.scenario import Scenario
 from tokecon.units import SECONDS_PER_DAY
 

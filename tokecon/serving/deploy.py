@@ -1,188 +1,22 @@
-"""Options -> scenario: resolve names against the catalog, validate what the user asked for, and
-deploy a model on devices in a layout at a price (:class:`Deployed`).
-
-Plain values in (strings, numbers), frozen dataclasses out; raises :class:`TokeconError` with
-one clear line on bad input. No typer, no printing.
-"""
+"""A model deployed on devices in a layout at a price (:class:`Deployed`): the layout the flags ask
+for, else the one engines use by default, and SRAM machines sized by the chips that hold the model."""
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from tokecon.physics import memory
-from tokecon.physics import params
-from tokecon.serving import sram
 from tokecon.catalogs.catalog import Catalog
-from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.economics.costs import CostBreakdown, CostModel, gpu_hour_cost
-from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision
+from tokecon.errors import DoesNotFitError
+from tokecon.physics import memory
 from tokecon.physics.scenario import Scenario
-from tokecon.serving import speculative
-from tokecon.serving.layouts import Layout, divisors, requested_layout
-from tokecon.units import DTYPE_BYTES, GB
-
-_GPUS = re.compile(r"^\s*(\d+)\s*[xX×*]\s*(\S+)\s*$")
-
-
-@dataclass(frozen=True)
-class GpuSpec:
-    count: int
-    hardware: Hardware
-    count_given: bool = True  # False for a bare name: one device, or for an SRAM machine as many as hold the model
-
-    @property
-    def label(self) -> str:
-        return f"{self.count}x{self.hardware.key}"
-
-
-def parse_gpus(text: str, catalog: Catalog) -> GpuSpec:
-    """``4xH100`` -> 4 of the catalog's h100-sxm. A bare name means one device."""
-    match = _GPUS.match(text)
-    if match:
-        count, name = int(match.group(1)), match.group(2)
-    elif text.strip() and not text.strip()[0].isdigit():
-        count, name = 1, text.strip()
-    else:
-        raise TokeconError(f"malformed --gpus '{text}': expected COUNTxDEVICE, e.g. 4xH100")
-    if count < 1 or count > 100_000:
-        raise TokeconError(f"malformed --gpus '{text}': the device count must be between 1 and 100000")
-    return GpuSpec(count, catalog.hardware.get(name), bool(match))
-
-
-def check_dtype(value: str | None, flag: str) -> str | None:
-    if value is None:
-        return None
-    v = value.strip().lower()
-    if v not in DTYPE_BYTES:
-        raise TokeconError(f"unknown data type for {flag}: '{value}' (known: {', '.join(DTYPE_BYTES)})")
-    return v
-
-
-def precision_for(model: Model, weights: str | None, kv_cache: str | None) -> Precision:
-    """Weights default to the model's native type; an explicit ``--dtype`` quantises the experts
-    too. The KV cache defaults to bf16 (fp16 for fp16/fp32 models)."""
-    w = check_dtype(weights, "--dtype") or model.weight_dtype
-    experts = None if weights else model.expert_dtype
-    kv = check_dtype(kv_cache, "--kv-dtype") or "bf16"
-    return Precision(weights=w, kv_cache=kv, experts=experts)
-
-
-def build_scenario(
-    catalog: Catalog,
-    model_name: str,
-    gpus: GpuSpec,
-    tp: int | None = None,
-    dtype: str | None = None,
-    kv_dtype: str | None = None,
-    engine: str | None = None,
-    ideal: bool = False,
-    usd_per_gpu_hour: float | None = None,
-    ep: int = 1,
-    attention_dp: bool = False,
-    pp: int | None = None,
-    eplb: bool = False,
-) -> Scenario:
-    model = resolve_model(catalog, model_name)
-    hw = gpus.hardware
-    pp = 1 if pp is None else pp
-    if pp < 1 or gpus.count % pp:
-        raise TokeconError(f"--pp {pp} must divide the device count {gpus.count}")
-    if pp > model.layers:
-        raise TokeconError(f"--pp {pp} exceeds {model.key}'s {model.layers} layers")
-    tp = gpus.count // pp if tp is None else tp
-    if tp < 1 or gpus.count % (tp * pp):
-        raise TokeconError(f"--tp {tp} x --pp {pp} must divide the device count {gpus.count}")
-    if model.heads % tp and not attention_dp:
-        raise TokeconError(f"--tp {tp} does not divide {model.key}'s {model.heads} attention heads")
-    if usd_per_gpu_hour is not None and not (0 <= usd_per_gpu_hour < 1e6 and math.isfinite(usd_per_gpu_hour)):
-        raise TokeconError(f"--usd-per-gpu-hour must be a price between 0 and 1e6, got {usd_per_gpu_hour}")
-    eng = resolve_engine(catalog, engine or hw.engine or None)
-    prec = precision_for(model, dtype, kv_dtype)
-    return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour, eplb)
-
-
-def _config_file(name: str):
-    """The path of a Hugging Face config.json that ``name`` points to, or None."""
-    if not (isinstance(name, str) and name.strip().lower().endswith(".json")):
-        return None
-    from pathlib import Path
-
-    path = Path(name.strip()).expanduser()
-    return path if path.is_file() else None
-
-
-def register_model_file(catalog: Catalog, name: str) -> Catalog:
-    """If ``name`` is a Hugging Face config.json on disk, add it to ``catalog`` so that looking up
-    ``name`` (by any command) finds the imported model; its origin is the file."""
-    path = _config_file(name)
-    if path is not None:
-        from tokecon.catalogs.hf_config import model_from_config_file
-
-        model = model_from_config_file(path)
-        catalog.models.add(model.key, model, (name.strip(),), model.origin)
-    return catalog
-
-
-def resolve_model(catalog: Catalog, name: str) -> Model:
-    """A catalog model by name or alias, or a Hugging Face ``config.json`` given by path."""
-    path = _config_file(name)
-    if path is not None:
-        from tokecon.catalogs.hf_config import model_from_config_file
-
-        return model_from_config_file(path)
-    try:
-        return catalog.models.get(name)
-    except TokeconError:
-        if name.strip().lower().endswith(".json"):
-            raise TokeconError(f"--model {name}: no such config.json file (and no catalog model of that name)") from None
-        raise
-
-
-def resolve_engine(catalog: Catalog, name: str | None) -> Engine:
-    """The engine named, else vllm (build_scenario first tries the device's own stack, ``engine`` in
-    hardware.toml: GroqCloud on Groq LPUs)."""
-    return catalog.engines.get(name or "vllm")
-
-
-def check_context(model: Model, context: int, flag: str = "--context") -> None:
-    if context > model.max_context:
-        raise TokeconError(f"{flag} {context} exceeds {model.key}'s maximum context of {model.max_context} tokens")
-
-
-def require_fit(scn: Scenario, context: int) -> None:
-    """Raise :class:`DoesNotFitError` when even one sequence of ``context`` tokens cannot be held,
-    naming the memory needed and the smallest device count that would hold it."""
-    if memory.max_batch(scn, np.asarray([context]))[0] >= 1:
-        return
-    m, hw, dep = scn.model, scn.hardware, scn.deployment
-    weights = params.weight_bytes(m, scn.precision)
-    kv = float(memory.kv_bytes_per_seq_per_gpu(m, scn.precision, Deployment(hw, 1, 1), np.asarray(context)))
-    smallest = sram.chips_to_hold(scn, context) if sram.is_sram(hw) else _smallest_fit(scn, context)
-    hint = f"; smallest that fits: {smallest}x{hw.key} (--gpus {smallest}x{hw.key})" if smallest else (
-        f"; {sram.NONE_HOLDS}" if sram.is_sram(hw) else f"; no count of {hw.key} up to 1024 holds it"
-    )
-    raise DoesNotFitError(
-        f"{m.key} does not fit on {dep.n_gpus}x{hw.key} (tp={dep.tp}): it needs {weights / GB:.1f} GB of weights "
-        f"+ {kv / GB:.2f} GB of KV cache for one {context}-token sequence, and each {hw.key} holds "
-        f"{memory.usable_bytes(scn) / GB:.1f} GB after the engine's {scn.engine.memory_reserve_fraction:.0%} reserve{hint}"
-    )
-
-
-def _smallest_fit(scn: Scenario, context: int) -> int | None:
-    m = scn.model
-    for n in range(1, 1025):
-        if m.heads % n and n > 1:
-            continue
-        dep = Deployment(scn.hardware, n, n)
-        trial = Scenario(m, dep, scn.precision, scn.engine, scn.ideal, scn.usd_per_gpu_hour)
-        if memory.max_batch(trial, np.asarray([context]))[0] >= 1:
-            return n
-    return None
+from tokecon.serving import speculative, sram
+from tokecon.serving.layouts import Layout, divisors
+from tokecon.serving.request import ServingRequest
+from tokecon.serving.resolve import GpuSpec, build_scenario
 
 
 @dataclass(frozen=True)
@@ -253,7 +87,7 @@ def sized(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, context: float)
 def deploy(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, context: float, layout: Layout | None = None) -> Deployed:
     cost = gpu_hour_cost(spec.hardware, opts.cost)
     model = catalog.models.get(opts.common.model)
-    layout = layout or requested_layout(opts, spec, model.is_moe, model.key) or default_layout(catalog, opts, spec, cost, context)
+    layout = layout or opts.layout(spec.count, model) or default_layout(catalog, opts, spec, cost, context)
     return Deployed(_scenario(catalog, opts, spec, layout, cost), layout, cost, opts.cost)
 
 

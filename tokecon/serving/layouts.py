@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tokecon.errors import TokeconError
 from tokecon.physics.specs import Model
 
 
@@ -39,25 +38,3 @@ def candidate_layouts(model: Model, n_gpus: int) -> list[Layout]:
     if model.is_moe:
         out += [Layout(1, ep, True) for ep in divisors(n_gpus) if ep > 1]
     return out
-
-
-def requested_layout(opts: ServingRequest, spec: GpuSpec, is_moe: bool, model_key: str) -> Layout | None:
-    """The layout the flags ask for, or None when they leave it to the default."""
-    n = spec.count
-    tp, ep, adp, pp = opts.common.tp, opts.ep, opts.attention_dp, opts.common.pp
-    if ep is not None and ep > 1 and not adp:
-        raise TokeconError("--ep needs --attention-dp: expert parallelism is modelled with data-parallel attention (DeepSeek-style)")
-    if adp:
-        if not is_moe:
-            raise TokeconError(f"--attention-dp and --ep apply to mixture-of-experts models; {model_key} is dense (use --tp)")
-        if tp not in (None, 1) or pp not in (None, 1):
-            raise TokeconError("--attention-dp runs attention on each GPU (tp=1, no pipeline); drop --tp and --pp")
-        ep = n if ep is None else ep
-        if n % ep:
-            raise TokeconError(f"--ep {ep} must divide the device count {n}")
-        return Layout(1, ep, True)
-    if pp is not None and pp > 1:
-        if n % pp:
-            raise TokeconError(f"--pp {pp} must divide the device count {n}")
-        return Layout(tp if tp is not None else n // pp, pp=pp)
-    return Layout(tp) if tp is not None else None

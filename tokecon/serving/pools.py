@@ -5,61 +5,18 @@ serving model of a pair of pools is :mod:`tokecon.serving.disagg`."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import TokeconError
 from tokecon.serving import batching, disagg
-from tokecon.serving.deploy import Deployed, deploy, parse_gpus
+from tokecon.serving.deploy import Deployed, deploy
+from tokecon.serving.resolve import parse_gpus
 from tokecon.serving.layouts import Layout
-from tokecon.serving.request import ServingRequest
-from tokecon.values import positive_ints
+from tokecon.serving.request import DisaggSpec, PoolSpec, ServingRequest
 
-MAX_WORKERS = 100_000  # workers of one pool: past the largest fleets (tens of thousands of GPUs)
 _LAYOUT = re.compile(r"^\s*(tp|dep)(\d+)\s*$", re.I)
-
-
-@dataclass(frozen=True)
-class PoolSpec:
-    """One pool as the command line gives it: GPUs of a worker, workers (None: balanced), layout
-    (``tpN``: TP groups of N, the rest replicas; ``depN``: attention-DP with experts over N GPUs;
-    None: the default layout of that many GPUs)."""
-
-    gpus: str
-    workers: int | None = None
-    layout: str | None = None
-
-
-@dataclass(frozen=True)
-class DisaggSpec:
-    prefill: PoolSpec
-    decode: PoolSpec
-    prefill_batch: int | None = None
-
-    @classmethod
-    def given(cls, prefill_gpus: str | None = None, prefill_workers: int | None = None, prefill_layout: str | None = None,
-              prefill_batch: int | None = None, decode_gpus: str | None = None, decode_workers: int | None = None,
-              decode_layout: str | None = None) -> DisaggSpec | None:
-        """The layout the ``--prefill-*``/``--decode-*`` options give, or None when neither pool is named."""
-        if prefill_gpus is None and decode_gpus is None:
-            if any(v is not None for v in (prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)):
-                raise TokeconError("the --prefill-*/--decode-* options need --prefill-gpus and --decode-gpus")
-            return None
-        if prefill_gpus is None or decode_gpus is None:
-            raise TokeconError("disaggregated serving needs both --prefill-gpus and --decode-gpus")
-        return cls(PoolSpec(prefill_gpus, prefill_workers, prefill_layout), PoolSpec(decode_gpus, decode_workers, decode_layout),
-                   prefill_batch)
-
-    def validate(self) -> None:
-        for pool, name in ((self.prefill, "--prefill-workers"), (self.decode, "--decode-workers")):
-            if pool.workers is not None:
-                if isinstance(pool.workers, int) and pool.workers > MAX_WORKERS:
-                    raise TokeconError(f"{name} {pool.workers:,} is more workers than any deployment runs (at most {MAX_WORKERS:,})")
-                positive_ints([pool.workers], name)
-        if self.prefill_batch is not None:
-            positive_ints([self.prefill_batch], "--prefill-batch")
 
 
 def parse_layout(text: str, n_gpus: int, is_moe: bool, flag: str) -> Layout:

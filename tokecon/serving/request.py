@@ -19,7 +19,8 @@ from tokecon.economics.money import ListPrices
 from tokecon.errors import TokeconError
 from tokecon.physics.scenario import Scenario
 from tokecon.serving import lengths
-from tokecon.serving.deploy import GpuSpec, build_scenario, parse_gpus, register_model_file
+from tokecon.serving.layouts import Layout
+from tokecon.serving.resolve import GpuSpec, build_scenario, parse_gpus, register_model_file
 from tokecon.serving.requests import LengthMix
 from tokecon.values import positive_ints
 
@@ -115,6 +116,50 @@ def list_prices(price_in: float | None, price_in_cached: float | None, price_out
     return ListPrices(price_in, price_out, price_in_cached)
 
 
+MAX_WORKERS = 100_000  # workers of one pool: past the largest fleets (tens of thousands of GPUs)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """One pool as the command line gives it: GPUs of a worker, workers (None: balanced), layout
+    (``tpN``: TP groups of N, the rest replicas; ``depN``: attention-DP with experts over N GPUs;
+    None: the default layout of that many GPUs)."""
+
+    gpus: str
+    workers: int | None = None
+    layout: str | None = None
+
+
+@dataclass(frozen=True)
+class DisaggSpec:
+    prefill: PoolSpec
+    decode: PoolSpec
+    prefill_batch: int | None = None
+
+    @classmethod
+    def given(cls, prefill_gpus: str | None = None, prefill_workers: int | None = None, prefill_layout: str | None = None,
+              prefill_batch: int | None = None, decode_gpus: str | None = None, decode_workers: int | None = None,
+              decode_layout: str | None = None) -> DisaggSpec | None:
+        """The layout the ``--prefill-*``/``--decode-*`` options give, or None when neither pool is named."""
+        if prefill_gpus is None and decode_gpus is None:
+            if any(v is not None for v in (prefill_workers, decode_workers, prefill_layout, decode_layout, prefill_batch)):
+                raise TokeconError("the --prefill-*/--decode-* options need --prefill-gpus and --decode-gpus")
+            return None
+        if prefill_gpus is None or decode_gpus is None:
+            raise TokeconError("disaggregated serving needs both --prefill-gpus and --decode-gpus")
+        return cls(PoolSpec(prefill_gpus, prefill_workers, prefill_layout), PoolSpec(decode_gpus, decode_workers, decode_layout),
+                   prefill_batch)
+
+    def validate(self) -> None:
+        for pool, name in ((self.prefill, "--prefill-workers"), (self.decode, "--decode-workers")):
+            if pool.workers is not None:
+                if isinstance(pool.workers, int) and pool.workers > MAX_WORKERS:
+                    raise TokeconError(f"{name} {pool.workers:,} is more workers than any deployment runs (at most {MAX_WORKERS:,})")
+                positive_ints([pool.workers], name)
+        if self.prefill_batch is not None:
+            positive_ints([self.prefill_batch], "--prefill-batch")
+
+
 @dataclass(frozen=True)
 class ServingRequest:
     """What to serve: a :class:`DeviceRequest` with its layout constraints, cost model, serving modes
@@ -172,3 +217,23 @@ class ServingRequest:
             positive_ints([self.ep], "--ep")
         if self.price_split is not None and not (0 < self.price_split <= 100 and np.isfinite(self.price_split)):
             raise TokeconError(f"--price-split must be a ratio of input to output token price in (0, 100], got {self.price_split}")
+
+    def layout(self, n_gpus: int, model: Any) -> Layout | None:
+        """The layout the flags ask for on ``n_gpus`` devices, or None when they leave it to the default."""
+        n, tp, ep, adp, pp = n_gpus, self.common.tp, self.ep, self.attention_dp, self.common.pp
+        if ep is not None and ep > 1 and not adp:
+            raise TokeconError("--ep needs --attention-dp: expert parallelism is modelled with data-parallel attention (DeepSeek-style)")
+        if adp:
+            if not model.is_moe:
+                raise TokeconError(f"--attention-dp and --ep apply to mixture-of-experts models; {model.key} is dense (use --tp)")
+            if tp not in (None, 1) or pp not in (None, 1):
+                raise TokeconError("--attention-dp runs attention on each GPU (tp=1, no pipeline); drop --tp and --pp")
+            ep = n if ep is None else ep
+            if n % ep:
+                raise TokeconError(f"--ep {ep} must divide the device count {n}")
+            return Layout(1, ep, True)
+        if pp is not None and pp > 1:
+            if n % pp:
+                raise TokeconError(f"--pp {pp} must divide the device count {n}")
+            return Layout(tp if tp is not None else n // pp, pp=pp)
+        return Layout(tp) if tp is not None else None

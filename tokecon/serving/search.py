@@ -10,8 +10,8 @@ from tokecon.catalogs.catalog import Catalog
 from tokecon.economics.costs import gpu_hour_cost
 from tokecon.errors import TokeconError
 from tokecon.serving import batching, disagg, layouts, sram
-from tokecon.serving.deploy import Deployed, GpuSpec, deploy
-from tokecon.serving.layouts import requested_layout
+from tokecon.serving.deploy import Deployed, deploy
+from tokecon.serving.resolve import GpuSpec
 from tokecon.serving.request import ServingRequest
 
 
@@ -19,7 +19,7 @@ def sweep(opts: ServingRequest, catalog: Catalog, spec: GpuSpec, input_len: int,
     """Every fitting layout of one device configuration, each at its concurrency grid."""
     model = catalog.models.get(opts.common.model)
     context = input_len + output_len
-    asked = requested_layout(opts, spec, model.is_moe, model.key)
+    asked = opts.layout(spec.count, model)
     candidates = sram.pipeline_layouts if sram.is_sram(spec.hardware) else layouts.candidate_layouts
     tried = [asked] if asked else candidates(model, spec.count)
     gpu_hour_cost(spec.hardware, opts.cost)  # a missing price is the user's to fix, not a layout that does not fit
