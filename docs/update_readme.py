@@ -1,11 +1,12 @@
-"""Regenerate the sample outputs in README.md from the real commands (docs that cannot drift).
+"""Regenerate the sample outputs in README.md and docs/*.md from the real commands (docs that cannot drift).
 
 Every ``<!-- sample: tokecon ARGS -->`` marker is followed by a fenced block; this script runs
 ``tokecon ARGS`` in-process and replaces the block with its output. Every ``$ tokecon frontier ...
 --plot docs/NAME.png`` line is a picture: redrawn (matplotlib, the ``plot`` extra) when the PNG's
-recorded digest of its data (tokecon.cli.plot.data_digest) differs from today's numbers. ``--check``
-exits 1 when a sample or a picture is out of date instead of writing (tests/test_readme.py runs
-it; checking needs no matplotlib).
+recorded digest of its data (tokecon.cli.plot.data_digest) differs from today's numbers; it is drawn
+into a new file and then moved over the old one (``--plot`` never overwrites a tracked file).
+``--check`` exits 1 when a sample or a picture is out of date instead of writing (tests/test_readme.py
+runs it; checking needs no matplotlib).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-sys.path.insert(0, str(README.parent))  # document this checkout's code, not an installed copy
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+sys.path.insert(0, str(ROOT))  # document this checkout's code, not an installed copy
 PICTURE = re.compile(r"^\$ (?P<cmd>tokecon frontier [^\n]*?) --plot (?P<png>docs/[\w.-]+\.png)$", re.M)
 MARKER = re.compile(r"(?P<open><!-- sample: (?P<cmd>tokecon [^>]*?) -->\n```\w*\n)(?P<body>.*?)(?P<close>^```$)", re.S | re.M)
 
@@ -47,31 +50,47 @@ def stale_pictures(text: str) -> list[tuple[str, str]]:
     stale = []
     for m in PICTURE.finditer(text):
         doc = json.loads(run(m.group("cmd") + " -f json"))
-        png = README.parent / m.group("png")
+        png = ROOT / m.group("png")
         recorded = png_text(png).get(PNG_DIGEST_KEY) if png.is_file() else None
         if recorded != data_digest(plot_data(doc, doc["rows"])):
             stale.append((m.group("cmd"), m.group("png")))
     return stale
 
 
+def redraw(cmd: str, png: str) -> str:
+    """Draw into a new file beside the picture, then move it over the old one."""
+    target = ROOT / png
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=target.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    out = run(f"{cmd} --plot {tmp}")
+    if Path(tmp).exists():
+        os.replace(tmp, target)
+    return out
+
+
 def main() -> int:
-    old = README.read_text()
-    new = render(old)
-    stale = stale_pictures(new)
-    if "--check" in sys.argv:
+    stale_docs, stale = [], []
+    for doc in DOCS:
+        old = doc.read_text()
+        new = render(old)
         if new != old:
-            print("README.md samples are out of date: run python docs/update_readme.py", file=sys.stderr)
+            stale_docs.append((doc, new))
+        stale += stale_pictures(new)
+    if "--check" in sys.argv:
+        for doc, _ in stale_docs:
+            print(f"{doc.relative_to(ROOT)} samples are out of date: run python docs/update_readme.py", file=sys.stderr)
         if stale:
             print(f"{', '.join(p for _, p in stale)} out of date: run python docs/update_readme.py "
                   "(needs pip install '.[plot]')", file=sys.stderr)
-        return 1 if new != old or stale else 0
-    README.write_text(new)
+        return 1 if stale_docs or stale else 0
+    for doc, new in stale_docs:
+        doc.write_text(new)
     for cmd, png in stale:
-        out = run(f"{cmd} --plot {README.parent / png}")
-        if "--plot needs matplotlib" in out:
+        if "--plot needs matplotlib" in redraw(cmd, png):
             print(f"{png} not redrawn: pip install '.[plot]'", file=sys.stderr)
             return 1
-    still = stale_pictures(new)
+    still = [p for doc in DOCS for p in stale_pictures(doc.read_text())]
     if still:
         print(f"{', '.join(p for _, p in still)}: redrawn but still not current", file=sys.stderr)
     return 1 if still else 0

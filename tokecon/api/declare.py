@@ -89,11 +89,12 @@ class Command:
         return self.name.replace(" ", "_")
 
     def option_fields(self) -> list[tuple[str, Opt, Any]]:
-        """(name, declaration, default) of each option: the command's own first, then its groups'."""
-        own = self.options.__dict__.get("__annotations__", {})
-        every = dataclasses.fields(self.options)
-        ordered = [f for f in every if f.name in own] + [f for f in every if f.name not in own]
-        return [(f.name, f.metadata["opt"], f.default) for f in ordered if "opt" in f.metadata]
+        """(name, declaration, default) of each option: the required ones, then the command's own, then
+        its groups' in the order its declaration lists them."""
+        every = {f.name: f for f in dataclasses.fields(self.options) if "opt" in f.metadata}
+        order = [n for cls in self.options.__mro__ for n in cls.__dict__.get("__annotations__", {}) if n in every]
+        order = sorted(dict.fromkeys(order), key=lambda n: every[n].default is not MISSING)  # stable: required first
+        return [(n, every[n].metadata["opt"], every[n].default) for n in order]
 
 
 def threshold_opt(name: str) -> Opt:

@@ -48,8 +48,15 @@ def _cli_type(name: str, opt: Opt) -> Any:
     return kind if opt.kind == "bool" else Optional[kind]
 
 
+def _help(opt: Opt, default: Any) -> str:
+    """The option's help, with its default when it has a plain one the help does not already state."""
+    plain = default not in (MISSING, None, False, ()) and "default" not in opt.help
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    return opt.help + (f" [default: {shown}]" if plain else "")
+
+
 def _parameter(name: str, opt: Opt, default: Any) -> inspect.Parameter:
-    extra: dict[str, Any] = {"help": opt.help}
+    extra: dict[str, Any] = {"help": _help(opt, default)}
     if opt.metavar:
         extra["metavar"] = opt.metavar
     if opt.complete:

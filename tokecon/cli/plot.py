@@ -128,10 +128,25 @@ def check_plot_path(path: Path) -> None:
         raise TokeconError(f"--plot {path}: {exc.strerror or exc}") from None
     if not folder:
         raise TokeconError(f"--plot {path}: folder {Path(path).parent} does not exist")
+    if Path(path).exists() and tracked(Path(path)):
+        raise TokeconError(f"--plot {path}: a file under version control; tokecon never overwrites one, name a new file")
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise TokeconError("--plot needs matplotlib, an optional extra: pip install 'tokecon[plot]'") from None
+        raise TokeconError("--plot needs matplotlib, an optional extra: pip install matplotlib (or, in the tokecon "
+                           "checkout, pip install '.[plot]')") from None
+
+
+def tracked(path: Path) -> bool:
+    """Whether git tracks ``path`` (False where there is no git or no repository)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "ls-files", "--error-unmatch", "--", path.name], cwd=path.resolve().parent,
+                              capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
 
 
 def save_plot(result: Result, path: Path) -> Path:
