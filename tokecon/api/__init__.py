@@ -38,9 +38,14 @@ def _function(cmd: Command) -> Callable[..., Any]:
     return run
 
 
-for _cmd in COMMANDS:
-    globals()[_cmd.python_name] = _function(_cmd)
-
 #: the API's functions, by name (``hardware list`` is ``hardware_list``)
-FUNCTIONS: tuple[str, ...] = tuple(c.python_name for c in COMMANDS)
+FUNCTIONS: dict[str, Command] = {c.python_name: c for c in COMMANDS}
 __all__ = list(FUNCTIONS)
+
+
+def __getattr__(name: str) -> Callable[..., Any]:
+    """Each function is made when first used (the CLI reads the declarations without them)."""
+    if name not in FUNCTIONS:
+        raise AttributeError(f"module 'tokecon.api' has no attribute {name!r}")
+    globals()[name] = function = _function(FUNCTIONS[name])
+    return function

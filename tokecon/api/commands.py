@@ -7,10 +7,9 @@ options come first in its help, then its groups'.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from tokecon.api.declare import REQUIRED, Command, argument, option
+from tokecon.api.declare import REQUIRED, Command, Options, argument, option
 
 # --- groups -------------------------------------------------------------------------------------
 
@@ -20,21 +19,18 @@ MODES = "Serving modes"
 POOLS = "Disaggregated"
 
 
-@dataclass(frozen=True, kw_only=True)
-class Model:
+class Model(Options):
     model: str = option(REQUIRED, "--model", "-m", kind="model", metavar="MODEL", complete="models",
                         help="Model name or alias (`tokecon models list`), or a config.json.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class OnDevices(Model):
     gpus: tuple[str, ...] = option(REQUIRED, "--gpus", "-g", kind="gpus", metavar="COUNTxDEVICE", complete="gpus",
                                    help="Devices, e.g. 4xH100; repeat to compare. An SRAM machine without a count "
                                         "(-g groq) gets as many chips as hold the model.")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Weights:
+class Weights(Options):
     dtype: str | None = option(None, "--dtype", kind="str", metavar="TYPE", panel=NUMERICS,
                                help="Weight type: bf16, fp8, fp4, int8, int4, mxfp4, nvfp4, q4_k_m (default: the model's).")
     engine: str | None = option(None, "--engine", kind="str", metavar="NAME[@VERSION]", panel=NUMERICS, complete="engines",
@@ -45,38 +41,32 @@ class Weights:
                                        help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class Numerics(Weights):
     kv_dtype: str | None = option(None, "--kv-dtype", kind="str", metavar="TYPE", panel=NUMERICS,
                                   help="KV-cache type (default bf16).")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Tp:
+class Tp(Options):
     tp: int | None = option(None, "--tp", kind="int", help="Tensor-parallel degree (default: all GPUs); the rest are replicas.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class Layout(Tp):
     pp: int | None = option(None, "--pp", kind="int", help="Pipeline-parallel stages (layers split across them; default 1).")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Price:
+class Price(Options):
     usd_per_gpu_hour: float | None = option(None, "--usd-per-gpu-hour", kind="float", panel=COSTS,
                                             help="Price per GPU-hour instead of the catalog's rental price.")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Vary:
+class Vary(Options):
     vary: tuple[str, ...] | None = option(None, "--vary", kind="strs", metavar="NAME=V1,V2,...", panel=COSTS,
                                           help="USD/Mtok's sensitivity to one cost input, e.g. interest-rate=0.02,0.05 "
                                                "(interest-rate, depreciation-years, other-capital-ratio, purchase-usd, "
                                                "usd-per-kwh, pue with --cost tco; usd-per-gpu-hour; utilisation).")
 
 
-@dataclass(frozen=True, kw_only=True)
-class TcoInputs:
+class TcoInputs(Options):
     cost_file: Path | None = option(None, "--cost-file", kind="path", panel=COSTS,
                                     help="TOML file with a [cost] table holding any of the cost options (flags win).")
     other_capital_ratio: float | None = option(None, "--other-capital-ratio", kind="float", panel=COSTS,
@@ -91,7 +81,6 @@ class TcoInputs:
                                        help="Share of hours doing paid work, 0.01 to 1; divides the hourly price (default 1).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class Costs(Price, TcoInputs):
     cost: str | None = option(None, "--cost", kind="choice", choices=("rental", "tco"), panel=COSTS,
                               help="Hourly price: catalog rental (default), or total cost of ownership.")
@@ -100,8 +89,7 @@ class Costs(Price, TcoInputs):
     explain_cost: bool = option(False, "--explain-cost", panel=COSTS, help="Show the breakdown of the price per GPU-hour.")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Modes:
+class Modes(Options):
     speculative: str | None = option(None, "--speculative", kind="str", metavar="mtp|eagle|draft:MODEL", panel=MODES,
                                      help="Speculative decoding: the model's MTP module (DeepSeek), an EAGLE head, or a draft model.")
     draft_tokens: int | None = option(None, "--draft-tokens", kind="int", panel=MODES,
@@ -121,7 +109,6 @@ class Modes:
                                      help="List price of output tokens, USD/Mtok (revenue and margin).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class Parallel(Layout):
     ep: int | None = option(None, "--ep", kind="int", help="Expert-parallel size for MoE models (needs --attention-dp; default all GPUs).")
     attention_dp: bool = option(False, "--attention-dp", help="MoE: data-parallel attention on every GPU, experts over --ep GPUs (DeepSeek-style).")
@@ -134,14 +121,12 @@ class Parallel(Layout):
                                             "e.g. 0.3) instead of by GPU time.")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Workload:
+class Workload(Options):
     input_len: int = option(1024, "--input-len", "-i", help="Prompt tokens per request.")
     output_len: int = option(1024, "--output-len", "-o", help="Output tokens per request.")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Pools:
+class Pools(Options):
     prefill_gpus: str | None = option(None, "--prefill-gpus", kind="str", metavar="COUNTxDEVICE", complete="gpus", panel=POOLS,
                                       help="Disaggregated serving: GPUs of one prefill worker, e.g. 4xH200 (with --decode-gpus).")
     prefill_workers: int | None = option(None, "--prefill-workers", kind="int", panel=POOLS,
@@ -159,7 +144,6 @@ class Pools:
                                        help="Layout of a decode worker (as --prefill-layout).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class Serving(Model, Workload, Parallel, Costs, Modes, Numerics, Vary):
     """What every serving command (serve, frontier, capacity, compare) takes."""
 
@@ -170,8 +154,7 @@ def _mode(default: str) -> str:
                        "(disaggregated where the model fits a part of them).")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Catalogs:
+class Catalogs(Options):
     catalog: tuple[Path, ...] = option((), "--catalog", kind="paths", metavar="FILE",
                                        help="Extra catalog TOML ([hardware.X], [models.X], [engines.X]); repeatable.")
 
@@ -179,7 +162,6 @@ class Catalogs:
 # --- the phase views ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class DecodeOptions(OnDevices, Layout, Numerics, Price, Vary):
     batch: tuple[int, ...] | None = option(None, "--batch", "-b", kind="ints", metavar="N[,N...]",
                                            help="Batch sizes, comma-separated or repeated (default: powers of two up to the largest that fits).")
@@ -188,7 +170,6 @@ class DecodeOptions(OnDevices, Layout, Numerics, Price, Vary):
                                                                "(marked fits: false, memory_ignored: true).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class PrefillOptions(OnDevices, Layout, Numerics, Price):
     batch: tuple[int, ...] | None = option(None, "--batch", "-b", kind="ints", metavar="N[,N...]",
                                            help="Prompts per step, comma-separated or repeated (default 1, 8, 32).")
@@ -196,7 +177,6 @@ class PrefillOptions(OnDevices, Layout, Numerics, Price):
     ignore_memory: bool = option(False, "--ignore-memory", help="What-if: compute rows whose weights or KV cache do not fit.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class EmbedOptions(OnDevices, Tp, Weights, Price):
     batch: tuple[int, ...] | None = option(None, "--batch", "-b", kind="ints", metavar="N[,N...]",
                                            help="Sequences per batch, comma-separated or repeated.")
@@ -206,7 +186,6 @@ class EmbedOptions(OnDevices, Tp, Weights, Price):
                                        help="Fraction of the hours the devices are busy, 0.01 to 1, for USD/Mtok (default 1).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class MoeOptions(Model, Numerics, Price):
     gpus: tuple[str, ...] = option(REQUIRED, "--gpus", "-g", kind="gpus", metavar="COUNTxDEVICE", complete="gpus",
                                    help="GPUs of ONE node (one scale-up domain): 8xH100, 72xGB200 for an NVL72 rack; repeat to compare.")
@@ -229,7 +208,6 @@ class MoeOptions(Model, Numerics, Price):
 # --- serving --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class ServeOptions(Serving, Pools):
     gpus: tuple[str, ...] = option((), "--gpus", "-g", kind="gpus", metavar="COUNTxDEVICE", complete="gpus",
                                    help="Devices, e.g. 4xH100; repeat to compare (or the --prefill-gpus and --decode-gpus pools).")
@@ -241,7 +219,6 @@ class ServeOptions(Serving, Pools):
                                                          "p50/p90/p99 TTFT and TPOT.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class FrontierOptions(Serving):
     gpus: tuple[str, ...] = option(REQUIRED, "--gpus", "-g", kind="gpus", metavar="COUNTxDEVICE", complete="gpus",
                                    help="Devices, e.g. 8xH200; repeat to compare.")
@@ -250,7 +227,6 @@ class FrontierOptions(Serving):
                           help="Each device's answer under the SLO: usd-per-mtok (cheapest) or tok-s-per-mw.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class CompareOptions(Serving):
     gpus: tuple[str, ...] = option((), "--gpus", "-g", kind="gpus", metavar="COUNTxDEVICE", complete="gpus",
                                    help="Device configurations to rank; repeat. Default: every catalog device, one node each.")
@@ -258,7 +234,6 @@ class CompareOptions(Serving):
     baseline: Path | None = option(None, "--baseline", kind="path", help="An earlier `tokecon compare --format json`: show the change.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class CapacityOptions(Serving, Pools):
     gpus: tuple[str, ...] = option((), "--gpus", "-g", kind="gpus", metavar="COUNTxDEVICE", complete="gpus",
                                    help="Devices of one deployment, e.g. 8xH200; repeat to compare.")
@@ -272,7 +247,6 @@ class CapacityOptions(Serving, Pools):
     mode: str = _mode("agg")
 
 
-@dataclass(frozen=True, kw_only=True)
 class TenantsOptions(OnDevices, Tp, Numerics, Price, Workload):
     adapters: tuple[int, ...] = option((1, 10, 100, 1000), "--adapters", "-n", kind="ints", metavar="N[,N...]",
                                        help="Tenants, one LoRA adapter each; comma-separated or repeated.")
@@ -285,7 +259,6 @@ class TenantsOptions(OnDevices, Tp, Numerics, Price, Workload):
     concurrency: int = option(64, "--concurrency", "-c", help="Requests in flight over all tenants (the load).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class FleetOptions(Model, Workload, TcoInputs, Numerics):
     old: str = option(REQUIRED, "--old", kind="str", metavar="COUNTxDEVICE", complete="gpus", help="The fleet in service, e.g. 8xA100.")
     new: str = option(REQUIRED, "--new", kind="str", metavar="COUNTxDEVICE", complete="gpus", help="The fleet that might replace it, e.g. 8xH100.")
@@ -298,7 +271,6 @@ class FleetOptions(Model, Workload, TcoInputs, Numerics):
 # --- fidelity, budgets, catalogs ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
 class ValidateOptions(Catalogs):
     group_by: str = option("hardware", "--group-by", kind="choice",
                            choices=("hardware", "device", "model", "source", "metric", "engine", "kind"),
@@ -310,34 +282,28 @@ class ValidateOptions(Catalogs):
     measurements: Path | None = option(None, "--measurements", kind="path", help="Another measurements CSV (same columns).")
 
 
-@dataclass(frozen=True, kw_only=True)
-class CheckOptions:
+class CheckOptions(Options):
     budget: Path = argument("Budget file: [scenarios.NAME] tables of command options and thresholds.", kind="path", metavar="BUDGET.toml")
     junit: Path | None = option(None, "--junit", kind="path", help="Also write a JUnit XML report to this file (never one the budget reads).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class HardwareName(Catalogs):
     name: str = argument("Device name or alias.", complete="hardware")
 
 
-@dataclass(frozen=True, kw_only=True)
 class ModelName(Catalogs):
     name: str = argument("Model name or alias, or a path to a config.json.", complete="models")
 
 
-@dataclass(frozen=True, kw_only=True)
 class EngineName(Catalogs):
     name: str = argument("Engine profile, or an engine at a version.", metavar="NAME[@VERSION]", complete="engines")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Saving:
+class Saving(Options):
     save: bool = option(False, "--save", help="Write it to $TOKECON_HOME (default: print the TOML entry).")
     force: bool = option(False, "--force", help="With --save: replace an entry of the same name.")
 
 
-@dataclass(frozen=True, kw_only=True)
 class HardwareAddOptions(Catalogs, Saving):
     name: str = argument("Catalog key of the new device, e.g. my-h100-oc.")
     like: str | None = option(None, "--like", kind="str", complete="hardware", help="Start from this catalog device's figures.")
@@ -363,7 +329,6 @@ class HardwareAddOptions(Catalogs, Saving):
     memory_bw_efficiency: float | None = option(None, "--memory-bw-efficiency", kind="float", help="Achievable fraction of memory bandwidth (default 0.8).")
 
 
-@dataclass(frozen=True, kw_only=True)
 class ModelsImportOptions(Catalogs, Saving):
     config: Path = argument("A Hugging Face config.json, or a folder holding one.", kind="path")
     name: str | None = option(None, "--name", kind="str", help="Catalog key (default: the folder or file it came from).")

@@ -1,5 +1,5 @@
-"""Commands declared once: each command's options are a frozen dataclass whose fields carry their
-flags, help and kind; a :class:`Command` names the dataclass, its thresholds and its run function.
+"""Commands declared once: each command's options are a class (:class:`Options`) whose options carry
+their flags, help and kind; a :class:`Command` names the dataclass, its thresholds and its run function.
 
 Three front ends read the same declaration (tokecon.api.commands): the CLI builds its Typer
 command from it (tokecon.cli.build), ``tokecon check`` reads budget files by it
@@ -11,7 +11,6 @@ Importing this module costs nothing heavy: run functions are imported by name wh
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 from dataclasses import MISSING, dataclass, field
@@ -47,18 +46,62 @@ class Opt:
         return self.flags[0].split("/")[0]
 
 
+@dataclass(frozen=True)
+class Declared:
+    """An option as a command's options class declares it: its default and how it is written."""
+
+    default: Any
+    opt: Opt
+
+
 def option(default: Any, *flags: str, help: str, kind: str = "", **more: Any) -> Any:
-    """A dataclass field declaring an option (``default`` :data:`REQUIRED` for a required one)."""
+    """Declare an option (``default`` :data:`REQUIRED` for a required one)."""
     kind = kind or {bool: "bool", int: "int", float: "float", str: "str"}.get(type(default), "")
     if kind not in KINDS:
         raise AssertionError(f"option {flags}: give its kind")
-    meta = {"opt": Opt(tuple(flags), help, kind, **more)}
-    return field(metadata=meta) if default is REQUIRED else field(default=default, metadata=meta)
+    return Declared(default, Opt(tuple(flags), help, kind, **more))
 
 
 def argument(help: str, kind: str = "str", **more: Any) -> Any:
-    """A required positional argument."""
-    return field(metadata={"opt": Opt((), help, kind, argument=True, **more)})
+    """Declare a required positional argument."""
+    return Declared(REQUIRED, Opt((), help, kind, argument=True, **more))
+
+
+class Options:
+    """Base of every command's options: the class lists its options (:func:`option`) and its groups
+    (base classes); an instance holds their values, read-only. Plain classes rather than dataclasses:
+    the declarations are read at every start, and making forty dataclasses costs 0.1 s."""
+
+    __options__: dict[str, Declared] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, Declared] = {}
+        for klass in cls.__mro__:  # the class's own first, then its groups in the order it lists them
+            for name, value in vars(klass).items():
+                if isinstance(value, Declared) and name not in found:
+                    found[name] = value
+        cls.__options__ = found
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(self.__options__)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no option {sorted(unknown)[0]!r}")
+        for name, declared in self.__options__.items():
+            if name not in values and declared.default is REQUIRED:
+                raise TypeError(f"{type(self).__name__} needs {name!r}")
+            object.__setattr__(self, name, values.get(name, declared.default))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__options__)})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(getattr(self, k) == getattr(other, k) for k in self.__options__)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -91,10 +134,9 @@ class Command:
     def option_fields(self) -> list[tuple[str, Opt, Any]]:
         """(name, declaration, default) of each option: the required ones, then the command's own, then
         its groups' in the order its declaration lists them."""
-        every = {f.name: f for f in dataclasses.fields(self.options) if "opt" in f.metadata}
-        order = [n for cls in self.options.__mro__ for n in cls.__dict__.get("__annotations__", {}) if n in every]
-        order = sorted(dict.fromkeys(order), key=lambda n: every[n].default is not MISSING)  # stable: required first
-        return [(n, every[n].metadata["opt"], every[n].default) for n in order]
+        every = self.options.__options__
+        order = sorted(every, key=lambda n: every[n].default is not MISSING)  # stable: required first
+        return [(n, every[n].opt, every[n].default) for n in order]
 
 
 def threshold_opt(name: str) -> Opt:

@@ -77,7 +77,7 @@ def _fail(message: str, code: int) -> int:
 
 
 
-app = typer.Typer(
+_app = typer.Typer(
     cls=OneLineErrors,
     help="The economics of LLM inference: roofline time, throughput, memory and USD per million tokens. "
          "Which hardware is cheapest for your workload: tokecon compare.",
@@ -94,7 +94,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def main(
     version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Show the version and exit.")] = None,
@@ -103,22 +103,22 @@ def main(
 
 
 def build(only: str | None = None) -> typer.Typer:
-    """``app`` with every declared command (tokecon.api.commands), or only the command or group
+    """The app with every declared command (tokecon.api.commands), or only the command or group
     named ``only`` (what one run needs: Typer inspects every registered signature before parsing)."""
     from tokecon.api.commands import COMMANDS, GROUPS
     from tokecon.cli.build import register
 
-    app.registered_commands, app.registered_groups = [], []
+    _app.registered_commands, _app.registered_groups = [], []
     groups = {}
     for name, text in GROUPS.items():
         if only in (None, name):
             groups[name] = typer.Typer(help=text, no_args_is_help=True, rich_markup_mode=None)
-            app.add_typer(groups[name], name=name, short_help=text, help=text)
+            _app.add_typer(groups[name], name=name, short_help=text, help=text)
     for cmd in COMMANDS:
         top = cmd.name.split(" ")[0]
         if only in (None, top):
-            register(app, cmd, groups)
-    return app
+            register(_app, cmd, groups)
+    return _app
 
 
 def run() -> None:
@@ -133,4 +133,9 @@ def run() -> None:
     build(first if known else None)()
 
 
-build()  # every command, for `from tokecon.cli.main import app` (tests, docs); run() narrows it
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the Typer app with every command (``from tokecon.cli.main import app``: tests, docs);
+    the console entry point builds only the command it runs."""
+    if name != "app":
+        raise AttributeError(f"module 'tokecon.cli.main' has no attribute {name!r}")
+    return build()
