@@ -100,3 +100,10 @@ def finite(value: Any, label: str) -> float:
     if not math.isfinite(number):
         raise TokeconError(f"{label} must be a finite number, got {str(value)[:40]}")
     return number
+
+
+def powers_of_two(top: int) -> list[int]:
+    """1, 2, 4, ... up to ``top``, and ``top`` itself (the default batches and concurrencies: up to the
+    most that fit or run at once)."""
+    out = [1 << i for i in range(min(int(top), MAX_COUNT).bit_length()) if (1 << i) <= top]
+    return out + ([int(top)] if int(top) not in out else [])

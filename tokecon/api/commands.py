@@ -436,7 +436,7 @@ COMMANDS: tuple[Command, ...] = (
             "A device of your own.", "A device of your own. Without --save, prints the TOML entry; with --save, adds "
             "it to $TOKECON_HOME/hardware.toml.",
             ("tokecon hardware add my-h100 --like h100 --memory-bw-tb-s 3.9",
-             "tokecon hardware add my-gpu --memory-gb 96 --memory-bw-tb-s 4 --bf16-tflop-s 900 --save"), analysis=False),
+             "tokecon hardware add my-gpu --memory-gb 96 --memory-bw-tb-s 4 \\\n      --bf16-tflop-s 900 --rental-usd-per-hour 2 --save"), analysis=False),
     Command("models list", Catalogs, "tokecon.commands.catalog_cmds:models_list",
             "Every model of the catalogs.", "Every model of the merged catalogs, with parameter counts, and which file each came from.",
             ("tokecon models list", "tokecon models list --format csv"), analysis=False),

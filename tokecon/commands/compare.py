@@ -144,10 +144,8 @@ def run(o: Any, limits: Thresholds) -> Result:
     lead = [why_winner(rows)] if any(r.get("rank") for r in rows) else ["No configuration meets the SLO."]
     lead.append(f"SLO: {slo} (the limit flags override it); {inp} input and {out} output tokens per request."
                 + (f" Missed by: {', '.join(missed)}." if missed else ""))
-    kept = ("Skipped", "never")  # which devices were left out stays beside the answer; where disaggregation wins is method
-    method = [n for n in notes if not n.startswith(kept)] + method
     leaders = [d for r in rows[:3] for d in deployed if d.scenario.hardware.key == r["hardware"]]
-    notes = lead + [n for n in notes if n.startswith(kept)] + serving_assumptions(leaders or deployed)
+    notes = lead + notes + serving_assumptions(leaders or deployed)
     if len(leaders) < len(deployed):
         method = serving_assumptions(deployed) + method
     columns = COLUMNS + (BASELINE_COLUMNS if doc is not None else [])

@@ -118,25 +118,27 @@ def winner_note(label: str, frontier: list[dict[str, Any]]) -> str | None:
 
 def sweeps(catalog: Catalog, opts: ServingRequest, gpus: list[str], inp: int, out: int, slo: Thresholds | None
            ) -> tuple[list[DeviceSweep], list[str], list[str]]:
-    """Each device swept, with the notes (where disaggregation wins, devices the model fits in no
-    layout) and the method notes it adds; refuses when the model fits none of them."""
-    done, notes, method, skipped = [], [], [], []
+    """Each device swept, with the notes (devices the model fits in no layout, devices never measured)
+    and the method notes (what was swept, where disaggregation wins); refuses when the model fits none."""
+    done, notes, method, skipped, unmeasured = [], [], [], [], []
     for text in gpus:
         s = sweep_device(catalog, opts, text, inp, out, slo)
         if s.deployed is None:
             skipped.append(s.label)
             continue
         done.append(s)
-        notes += filter(None, [winner_note(s.label, s.frontier)])
+        method += filter(None, [winner_note(s.label, s.frontier)])
         method.append(f"{s.label}: {s.aggregated_layouts} aggregated layouts" + (f" and {s.pool_pairs} disaggregated pool pairs"
                       if s.pool_pairs else "") + f" x their concurrency grids swept, {len(s.frontier)} points on the frontier.")
         if sram.is_sram(s.deployed.scenario.hardware):
             method += sram.explain(s.deployed.scenario, inp + out)
         if uncertainty.measured(s.deployed.scenario) is False:
-            notes.append(f"{s.label}: never measured (no public measurement of its family): efficiency borrowed from the "
-                         "measured families, widest 80% range.")
+            unmeasured.append(s.label)
     if not done:
         raise DoesNotFitError(f"{opts.common.model} does not fit on any of {', '.join(gpus)} at {inp + out} tokens per request")
+    if unmeasured:
+        notes.append(f"Never measured (no public measurement of the family; efficiency borrowed from the measured "
+                     f"families, the widest 80% range): {', '.join(unmeasured)}.")
     if skipped:
         notes.append(f"Skipped, {opts.common.model} fits no layout at {inp + out} tokens per request: {', '.join(skipped)}.")
     return done, notes, method
@@ -241,7 +243,8 @@ def run(o: Any, limits: Thresholds) -> Result:
         highlight.add(rows.index(top))
         lead.append(f"* {top['device']} {top['layout']} at concurrency {top['concurrency']}: most tok/s per MW on the frontier, "
                     f"{top['tok_s_per_mw']:,.0f}, at {top['tok_s_per_user']:.1f} tok/s per user.")
-    notes = lead + notes + premium(rows) + serving_assumptions(deployed) + opts.scope_note() + limits.blended_note()
+    method = premium(rows) + method
+    notes = lead + notes + serving_assumptions(deployed) + opts.scope_note() + limits.blended_note()
     if opts.explain_cost:
         notes += cost_notes(deployed, opts)
     columns = COLUMNS + (REVENUE_COLUMNS if opts.modes.prices is not None else []) + ([Column("slo", "SLO", "str")] if has_slo else [])

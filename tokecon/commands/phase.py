@@ -39,7 +39,7 @@ from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.physics.scenario import Scenario
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.resolve import check_context
-from tokecon.values import positive_ints
+from tokecon.values import positive_ints, powers_of_two
 
 _STEP = ("bound", "flop", "bytes", "compute_time_s", "memory_time_s", "comm_time_s", "overhead_s", "weight_bytes",
          "weight_read_s", "tok_s", "tok_s_per_gpu", "usd_per_mtok")
@@ -60,12 +60,6 @@ class Phase:
     def tokens(self, length: int) -> int:
         """Tokens a sequence adds in one step."""
         return 1 if self.name == "decode" else length
-
-
-def powers_of_two(top: int) -> list[int]:
-    """1, 2, 4, ... up to ``top``, and ``top`` itself (the largest batch that fits)."""
-    out = [1 << i for i in range(31) if (1 << i) <= top]
-    return out + ([top] if top not in out else [])
 
 
 DECODE = Phase("decode", "context_tokens", "--context", (

@@ -30,14 +30,14 @@ from tokecon.serving.points import aggregated, disaggregated, point_rows, pool_l
 from tokecon.serving.pools import deploy_pools
 from tokecon.serving.request import DisaggSpec
 from tokecon.serving.request import ServingRequest
+from tokecon.values import powers_of_two
 
 
 def concurrencies(asked: tuple[int | str, ...] | None, top: int) -> list[int]:
     """The asked values with ``max`` resolved; by default powers of two up to ``top`` (the most that
     run at once), and ``top``."""
     if not asked:
-        out = [1 << i for i in range(31) if (1 << i) <= top]
-        return out + ([top] if top not in out else [])
+        return powers_of_two(top)
     return [top if c == "max" else int(c) for c in asked]
 
 
