@@ -153,7 +153,9 @@ class Thresholds:
     def apply(self, result: Result) -> Result:
         """Mark every row; a threshold on a figure the command does not compute is bad input, never a
         silent pass (the error names the thresholds that do apply)."""
-        keys = {k for row in result.rows for k in row}
+        fitting = [row for row in result.rows if row.get("fits", True)] or result.rows
+        keys = {k for row in fitting for k, v in row.items() if v is not None} if fitting is not result.rows else {
+            k for row in result.rows for k in row}
         flags = {name: m.computed_key or m.row_key for name, m in METRICS.items()}
         unused = [name for name, key in flags.items() if getattr(self, name) is not None and key not in keys]
         if unused and result.rows:

@@ -286,7 +286,7 @@ def serve(
         ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + (out_mean - 1.0) * tpot, queue_wait_s=wait * nan,
         requests_s=req_s, input_tok_s=in_tok_s, output_tok_s=out_tok_s, total_tok_s=in_tok_s + out_tok_s,
         output_tok_s_per_gpu=out_tok_s / dep.n_gpus, total_tok_s_per_gpu=(in_tok_s + out_tok_s) / dep.n_gpus,
-        tok_s_per_user=1.0 / tpot, prefill_time_fraction=share * (t_m - t_d) / step,
+        tok_s_per_user=1.0 / tpot, prefill_time_fraction=np.clip(share * (t_m - t_d) / step, 0.0, 1.0),
         decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=chunk if chunked else None,
         preempted=phi * nan, decode=dec, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
         kv_load_s=load * nan, lengths=lengths,

@@ -289,6 +289,9 @@ def worker_rates(prefill: Scenario, decode: Scenario, decode_batch, input_len, o
     return r_p, r_d
 
 
+MAX_PREFILL_WORKERS = 512  # prefill workers a pool-pair search tries: more only refine the rounding of one ratio
+
+
 def balance(rate_p: np.ndarray, rate_d: np.ndarray, gpus_p: int, gpus_d: int, max_gpus: int | None) -> tuple[np.ndarray, np.ndarray]:
     """(x, y) workers serving most requests/s per GPU: max over x, y >= 1 with x g_p + y g_d <=
     ``max_gpus`` of min(x R_p1, y R_d1) / (x g_p + y g_d). Without a budget, one worker of the faster
@@ -299,13 +302,22 @@ def balance(rate_p: np.ndarray, rate_d: np.ndarray, gpus_p: int, gpus_d: int, ma
         x = np.where(ratio >= 1, np.maximum(np.round(ratio), 1.0), 1.0)
         y = np.where(ratio >= 1, 1.0, np.maximum(np.round(1.0 / ratio), 1.0))
         return x, y
-    xs = np.arange(1, max(max_gpus // gpus_p, 1) + 1, dtype=float)
-    ys = np.arange(1, max(max_gpus // gpus_d, 1) + 1, dtype=float)
-    X, Y = (a.ravel() for a in np.meshgrid(xs, ys, indexing="ij"))
-    ok = X * gpus_p + Y * gpus_d <= max_gpus
-    X, Y = X[ok], Y[ok]
-    if X.size == 0:
+    # For a given x the objective rises with y up to the balance y* = x R_p1 / R_d1 and falls after it,
+    # so only floor(y*) and ceil(y*) (within the budget) can be best; larger x only refine the
+    # rounding of one ratio, so x runs to at most MAX_PREFILL_WORKERS (the work is bounded, not N^2).
+    xs = np.arange(1, min(max(max_gpus // gpus_p, 1), MAX_PREFILL_WORKERS) + 1, dtype=float)
+    y_top = np.floor((max_gpus - xs * gpus_p) / gpus_d)  # per x, the most decode workers the budget leaves
+    balanced = xs * rp[..., None] / np.where(rd > 0, rd, np.nan)[..., None]
+    X = np.broadcast_to(xs, balanced.shape)[..., None].repeat(2, axis=-1)
+    Y = np.stack([np.floor(balanced), np.ceil(balanced)], axis=-1)
+    Y = np.clip(np.nan_to_num(Y, nan=1.0), 1.0, np.maximum(y_top, 1.0)[..., None])
+    ok = (X * gpus_p + Y * gpus_d <= max_gpus) & (y_top >= 1)[..., None]
+    X, Y = X.reshape(*rp.shape, -1), Y.reshape(*rp.shape, -1)
+    ok = ok.reshape(*rp.shape, -1)
+    if not ok.any():
         return np.full(rp.shape, np.nan), np.full(rp.shape, np.nan)
     per_gpu = np.minimum(X * rp[..., None], Y * rd[..., None]) / (X * gpus_p + Y * gpus_d)
-    best = np.argmax(np.where(np.isfinite(per_gpu), per_gpu, -np.inf), axis=-1)
-    return X[best], Y[best]
+    best = np.argmax(np.where(ok & np.isfinite(per_gpu), per_gpu, -np.inf), axis=-1)
+    found = np.take_along_axis(ok, best[..., None], axis=-1)[..., 0]
+    pick = lambda a: np.where(found, np.take_along_axis(a, best[..., None], axis=-1)[..., 0], np.nan)  # noqa: E731
+    return pick(X), pick(Y)
