@@ -1,8 +1,11 @@
-"""Small builders for tests: a scenario from catalog names without the CLI."""
+"""Small builders for tests: a scenario from catalog names without the CLI, and results as the CLI's
+JSON shows them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from typing import Any
 
 from tokecon.catalogs.catalog import Catalog
 from tokecon.serving.deploy import GpuSpec, build_scenario
@@ -17,3 +20,10 @@ def with_hardware(scn: Scenario, **changes) -> Scenario:
     """The same scenario on a device with some fields changed (e.g. memory_bw_b_s)."""
     hw = replace(scn.hardware, **changes)
     return replace(scn, deployment=replace(scn.deployment, hardware=hw))
+
+
+def json_rows(result: Any, explain: bool = False) -> list[dict[str, Any]]:
+    """A :class:`tokecon.results.Result`'s rows as ``--format json`` prints them: JSON-cleaned, and
+    without the per-operation ``breakdown`` unless ``explain`` (the CLI keeps it only with --explain)."""
+    rows = json.loads(json.dumps(result.to_dict()["rows"]))
+    return rows if explain else [{k: v for k, v in r.items() if k != "breakdown"} for r in rows]

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import tokecon
 from tokecon.serving import batching as serving
 from tokecon.cli.main import app
-from tokecon.commands.capacity import capacity_row, run_capacity
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.serve import Deployed, ServeOptions, point_rows
+from tokecon.commands.capacity import capacity_row
+from tokecon.serving.deploy import Deployed
+from tokecon.serving.points import aggregated, point_rows
 from tokecon.economics.costs import CostBreakdown
-from tokecon.results import Thresholds
-from tokecon.serving.batching import Layout
+from tokecon.serving.layouts import Layout
 
 from test_serve import toy_scenario
 
@@ -29,7 +29,8 @@ def test_capacity_arithmetic_on_the_toy_model():
     needed, ceil(23.148 / 0.95442) = 25 GPUs; 25 x 3.6 USD/h x 24 h = 2160 USD/day."""
     scn = toy_scenario()
     d = Deployed(scn, Layout(1), CostBreakdown("toy-gpu", "rental", 3.6, 1.0, rental_usd_per_hour=3.6))
-    point = point_rows(d, serving.serve(scn, np.array([2.0]), 16, 17), None)[0]
+    point = point_rows(aggregated(d, serving.serve(scn, np.array([2.0]), 16, 17)), None)[0]
+    assert point["mode"] == "agg"
     tok_s = 33 * 2 / (16 * 4.322)
     assert point["total_tok_s"] == pytest.approx(tok_s)
     row = capacity_row(d, point, 1e6, 2.0)
@@ -48,27 +49,31 @@ def test_openrouter_deepseek_volume_fits_many_times_on_one_node():
     At an interactive 20 tok/s per user the same node carries far less (grouped expert GEMMs at ~20
     tokens per expert and the busiest EP rank set the step): one or two nodes, not a fraction of one."""
     for ratio in (1.0, 3.0, 10.0):
-        opts = ServeOptions(CommonOptions("deepseek-v3", ("8xH200",)))
-        row = run_capacity(opts, 1e9, None, 512, ratio, None, 1.0, Thresholds()).rows[0]
+        row = tokecon.capacity(model="deepseek-v3", gpus="8xH200", tokens_per_day=1e9, output_len=512,
+                               input_output_ratio=ratio, headroom=1.0).rows[0]
         assert row["attention_dp"] and row["ep"] == 8
         assert row["deployments_needed"] == 1 and row["nodes_needed"] == 1 and row["gpus_needed"] == 8
         # "many times over", with the fitted efficiencies and vLLM's 256 running requests per DP rank
         assert row["capacity_multiple"] > 2.5, ratio
-    slo = run_capacity(opts, 1e9, None, 512, 3.0, None, 1.0, Thresholds(min_tok_s_per_user=20)).rows[0]
+    slo = tokecon.capacity(model="deepseek-v3", gpus="8xH200", tokens_per_day=1e9, output_len=512, input_output_ratio=3.0,
+                           headroom=1.0, min_tok_s_per_user=20).rows[0]
     assert slo["tok_s_per_user"] >= 20 and slo["nodes_needed"] <= 2
     assert slo["capacity_multiple"] < row["capacity_multiple"] / 2
 
 
 def test_slo_picks_the_highest_throughput_point_that_meets_it():
-    opts = ServeOptions(CommonOptions("llama3-70b", ("8xH100",)))
-    free = run_capacity(opts, 1e10, 1024, 1024, None, None, 1.5, Thresholds()).rows[0]
-    slo = run_capacity(opts, 1e10, 1024, 1024, None, None, 1.5, Thresholds(min_tok_s_per_user=50)).rows[0]
+    def capacity(**kw):
+        return tokecon.capacity(model="llama3-70b", gpus="8xH100", tokens_per_day=1e10, input_len=1024, output_len=1024,
+                                headroom=1.5, **kw).rows[0]
+
+    free = capacity()
+    slo = capacity(min_tok_s_per_user=50)
     assert free["concurrency"] == free["max_concurrency"]
     assert slo["tok_s_per_user"] >= 50 and slo["concurrency"] < free["concurrency"]
     assert slo["gpus_needed"] > free["gpus_needed"]
     # the next point of the sweep grid (4 per doubling) breaks the SLO
     above = round(slo["concurrency"] * 2**0.25)
-    row = run_capacity(opts, 1e10, 1024, 1024, None, [above], 1.5, Thresholds(min_tok_s_per_user=50)).rows[0]
+    row = capacity(concurrency=[above], min_tok_s_per_user=50)
     assert row["tok_s_per_user"] < 50 and "tok/s per user below 50" in row["violations"][0]
 
 
@@ -80,6 +85,7 @@ def test_cli_capacity_table_json_and_errors():
         assert header in r.stdout
     doc = json.loads(runner.invoke(app, [*base, "--input-output-ratio", "3", "--output-len", "512", "-f", "json"]).stdout)
     assert doc["input_tokens"] == 1536 and doc["rows"][0]["deployments_needed"] == 1
+    assert doc["rows"][0]["mode"] == "agg"  # serving rows say how they serve (disaggregated: tests/test_disagg.py)
     both = runner.invoke(app, [*base, "--input-len", "1000", "--input-output-ratio", "3"])
     assert both.exit_code == 2 and "not both" in both.stderr
     bad = runner.invoke(app, [*base, "--headroom", "0.5"])

@@ -24,7 +24,7 @@ from tokecon.catalogs.catalog import (
     validate_entry,
 )
 from tokecon.cli.main import app
-from tokecon.cli.options import _complete_gpus, complete_names
+from tokecon.cli.completion import complete_gpus as _complete_gpus, complete_names
 from tokecon.errors import CatalogError
 
 runner = CliRunner()
@@ -263,7 +263,7 @@ def test_hardware_add_like(isolated_home):
     [
         ([], "needs --memory-gb, --memory-bw-tb-s, --bf16-tflop-s, --rental-usd-per-hour"),
         (["--memory-gb", "-1", "--memory-bw-tb-s", "4", "--bf16-tflop-s", "1", "--rental-usd-per-hour", "1"], "--memory-gb must be > 0"),
-        (["--memory-gb", "nan", "--memory-bw-tb-s", "4", "--bf16-tflop-s", "1", "--rental-usd-per-hour", "1"], "--memory-gb must be finite"),
+        (["--memory-gb", "nan", "--memory-bw-tb-s", "4", "--bf16-tflop-s", "1", "--rental-usd-per-hour", "1"], "--memory-gb must be a finite number"),
         (["--memory-gb", "1e9", "--memory-bw-tb-s", "4", "--bf16-tflop-s", "1", "--rental-usd-per-hour", "1"], "--memory-gb = 1000000000.0 is implausibly large"),
         (["--like", "h100", "--compute-efficiency", "2"], "--compute-efficiency = 2.0 is implausibly large"),
         (["--like", "nope"], "unknown device 'nope'"),

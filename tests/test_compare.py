@@ -1,146 +1,202 @@
-"""``tokecon compare``: one workload across device configurations, ranked; ``--baseline``."""
+"""``tokecon compare``: which hardware is cheapest for a workload, at an SLO. Device configurations
+ranked by blended USD/Mtok at each one's cheapest operating point meeting the SLO (default: 20 tok/s
+per user, TTFT <= 2 s), searching layouts as frontier does; ``--baseline``.
+
+Per-phase comparisons of device configurations (decode, prefill, embeddings at a batch) moved to
+those commands with several ``-g``: tests/test_embed.py (figures of merit, compute-bound ranking) and
+tests/test_cli.py (decode across devices)."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tokecon.physics import memory
+import tokecon
+from tokecon.api.commands import BY_NAME, COMPARE_SLO
 from tokecon.cli.main import app
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.compare import run_compare
-from tokecon.commands.decode import run_decode
 from tokecon.cli.render import fmt_value
-from tokecon.results import Thresholds
+from tokecon.commands.compare import default_gpus
+from tokecon.serving import sram
 
-from helpers import scenario
+from helpers import json_rows
 
 runner = CliRunner()
+
+GPUS = ("-g", "4xH100", "-g", "2xH200", "-g", "8xL4")  # 8xL4 serves no user at 20 tok/s: it misses the SLO
 
 
 def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
-def compare_json(*args: str) -> dict:
+def compare_json(*args: str, code: int = 0) -> dict:
     r = invoke("compare", *args, "-f", "json")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == code, r.output
     return json.loads(r.stdout)
 
 
-def test_whole_catalog_is_compared(catalog):
-    """Every device is a row or counted as skipped (the time it takes is in bench/bench.py)."""
-    r = invoke("compare", "--model", "llama3-70b", "--phase", "decode", "--batch", "64", "-f", "json")
-    assert r.exit_code == 0, r.output
-    doc = json.loads(r.stdout)
+def ranked(doc: dict) -> list[dict]:
+    return [r for r in doc["rows"] if r.get("rank")]
+
+
+def test_whole_catalog_is_compared_on_one_node_each(catalog):
+    """Without --gpus every catalog device is compared, one node each (min(8, scale-up domain) GPUs;
+    an SRAM machine on as many chips as hold the model): each is a row or named as skipped."""
+    doc = compare_json("-m", "llama3-70b")
     skipped = next(n for n in doc["notes"] if n.startswith("Skipped"))
-    assert len(doc["rows"]) + int(skipped.split()[1]) == len(catalog.hardware)
-
-
-def test_auto_size_is_the_smallest_power_of_two_that_holds_the_batch(catalog):
-    doc = compare_json("-m", "llama3-70b", "--batch", "64")
-    assert doc["auto_sized"] is True
+    names = [s.strip(" .") for s in skipped.split(": ", 1)[1].split(",")]
+    assert len(doc["rows"]) + len(names) == len(catalog.hardware)
+    assert sorted([r["hardware"] for r in doc["rows"]] + [n.split("x", 1)[1] for n in names]) == sorted(
+        hw.key for hw in catalog.hardware)
     for row in doc["rows"]:
-        n, hw = row["n_gpus"], catalog.hardware.get(row["hardware"])
-        assert row["fits"] and row["tp"] == n and n & (n - 1) == 0 and n <= hw.scaleup_domain
-        if n > 1:  # half as many would not hold 64 x 2048 tokens of KV cache next to the weights
-            smaller = scenario(catalog, "llama3-70b", row["hardware"], n // 2)
-            assert int(memory.max_batch(smaller, np.asarray(2048.0))) < 64
-    skipped = " ".join(doc["notes"])
-    assert "rtx-4090 (8 hold" in skipped  # one PCIe card per domain, 8 cards cannot hold 141 GB + KV
+        hw = catalog.hardware.get(row["hardware"])
+        count = int(row["device"].split("x", 1)[0])
+        if sram.is_sram(hw):  # llama3-70b's 141 GB need hundreds of Groq chips, several Cerebras wafers
+            assert count > 1 and row["n_gpus"] == count
+        else:  # a disaggregated answer may use a part of the node's GPUs
+            assert count == min(8, hw.scaleup_domain) and row["n_gpus"] <= count, row["device"]
+    assert default_gpus(catalog) == [hw.key if sram.is_sram(hw) else f"{min(8, hw.scaleup_domain)}x{hw.key}"
+                                     for hw in catalog.hardware]
 
 
-def test_compare_row_equals_the_decode_row():
-    doc = compare_json("-m", "llama3-70b", "-g", "4xH100", "--tp", "4", "--batch", "64")
-    dec = run_decode(CommonOptions("llama3-70b", ("4xH100",), tp=4), [64], 2048, Thresholds()).rows[0]
-    row = doc["rows"][0]
-    for key in ("usd_per_mtok", "tok_s_per_gpu", "step_time_s", "memory_used_bytes_per_gpu", "bound"):
-        assert row[key] == dec[key]
-    assert row["latency_s"] == dec["tpot_s"]
+def test_the_default_slo_is_an_interactive_chat_service():
+    """20 tok/s per user and TTFT <= 2 s unless a threshold flag says otherwise; every ranked row meets it."""
+    assert COMPARE_SLO == {"min_tok_s_per_user": 20.0, "max_ttft_ms": 2000.0}
+    assert BY_NAME["compare"].slo == COMPARE_SLO
+    doc = compare_json("-m", "llama3-70b", *GPUS)
+    assert doc["slo"] == COMPARE_SLO
+    for row in ranked(doc):
+        assert row["slo"] == "ok" and row["fits"]
+        assert row["tok_s_per_user"] >= 20.0 and row["ttft_s"] <= 2.0
+    missed = [r for r in doc["rows"] if not r.get("rank")]
+    assert [r["device"] for r in missed] == ["8xl4"]
+    assert missed[0]["slo"].startswith("no point meets the SLO") and "tok/s per user below 20" in missed[0]["slo"]
+    slo = next(n for n in doc["notes"] if n.startswith("SLO:"))
+    assert "TTFT [ms] <= 2000" in slo and "tok/s per user >= 20" in slo and "Missed by: 8xl4" in slo
+    # a threshold flag overrides its default; the other default stays
+    strict = compare_json("-m", "llama3-70b", *GPUS, "--min-tok-s-per-user", "50")
+    assert strict["slo"] == {"min_tok_s_per_user": 50.0, "max_ttft_ms": 2000.0}
+    assert all(r["tok_s_per_user"] >= 50.0 for r in ranked(strict))
+    by = {r["device"]: r for r in doc["rows"]}
+    for row in ranked(strict):  # a stricter SLO never makes a configuration cheaper
+        assert row["usd_per_mtok"] >= by[row["device"]]["usd_per_mtok"] - 1e-12
 
 
-def test_figures_of_merit_by_hand(catalog):
-    """H100 SXM: 989.4e12 FLOP/s x achievable fraction / 2.99 USD/h (e.g. x 0.72 -> 238e12);
-    3.35e12 B/s x achievable fraction / 2.99 USD/h. The fractions are the catalog's fitted device
-    factor times the default engine's (vLLM) scale."""
-    hw, eng = catalog.hardware.get("h100-sxm"), catalog.engines.get("vllm")
-    ce = min(1.0, hw.efficiency.compute * eng.compute_scale)
-    me = min(1.0, hw.efficiency.memory_bw * eng.memory_bw_scale)
-    row = compare_json("-m", "llama3-8b", "-g", "1xH100")["rows"][0]
-    assert row["flop_s_per_usd_per_hour"] == pytest.approx(989.4e12 * ce / 2.99, rel=1e-9)
-    assert row["bytes_s_per_usd_per_hour"] == pytest.approx(3.35e12 * me / 2.99, rel=1e-9)
-    ideal = compare_json("-m", "llama3-8b", "-g", "1xH100", "--ideal", "--usd-per-gpu-hour", "2")["rows"][0]
-    assert ideal["flop_s_per_usd_per_hour"] == pytest.approx(989.4e12 / 2, rel=1e-9)
-
-
-def test_given_gpus_pick_the_smallest_tp_that_holds_the_batch():
-    doc = compare_json("-m", "deepseek-v3", "--phase", "decode", "-g", "8xH200", "-g", "8xB200", "-g", "72xGB200",
-                       "-g", "8xMI355X")
-    by = {r["hardware"]: r for r in doc["rows"]}
-    assert by["gb200"]["n_gpus"] == 72 and by["gb200"]["tp"] < 72 and 128 % by["gb200"]["tp"] == 0
-    assert by["h200"]["tp"] == 8  # 671 GB of fp8 weights need all eight
+def test_ranked_by_blended_usd_per_mtok_and_the_misses_last():
+    doc = compare_json("-m", "deepseek-v3", "-g", "8xH200", "-g", "8xB200", "-g", "72xGB200", "-g", "8xMI355X")
     assert [r["rank"] for r in doc["rows"]] == [1, 2, 3, 4]
     costs = [r["usd_per_mtok"] for r in doc["rows"]]
     assert costs == sorted(costs)
+    assert {r["device"] for r in doc["rows"]} == {"8xh200", "8xb200", "72xgb200", "8xmi355x"}
+    mixed = compare_json("-m", "llama3-70b", *GPUS)
+    ranks = [r.get("rank") for r in mixed["rows"]]
+    assert ranks == [1, 2, None]  # the configuration that misses the SLO comes last, unranked
+    assert mixed["rows"][0]["usd_per_mtok"] <= mixed["rows"][1]["usd_per_mtok"]
 
 
-@pytest.mark.parametrize("sort, key, descending", [
-    ("flop-per-usd", "flop_s_per_usd_per_hour", True),
-    ("bytes-per-usd", "bytes_s_per_usd_per_hour", True),
-    ("tok-s-per-gpu", "tok_s_per_gpu", True),
-    ("latency", "latency_s", False),
-    ("usd_per_hour", "usd_per_hour", False),
-])
-def test_sort_by_any_column(sort, key, descending):
-    doc = compare_json("-m", "qwen3-embedding-8b", "--phase", "embed", "--sort", sort)
-    values = [r[key] for r in doc["rows"] if r["rank"]]
-    assert values == sorted(values, reverse=descending)
-    assert [r["rank"] for r in doc["rows"] if r["rank"]] == list(range(1, len(values) + 1))
+def test_each_answer_is_the_cheapest_point_of_frontiers_sweep_meeting_the_slo():
+    """compare sweeps as frontier sweeps; under the same SLO its row for a device is frontier's answer."""
+    gpus = ["4xH100", "2xH200"]
+    cmp = tokecon.compare(model="llama3-70b", gpus=gpus)
+    front = tokecon.frontier(model="llama3-70b", gpus=gpus, **COMPARE_SLO)
+    answers = {r["device"]: r for r in front.preface[0].rows}
+    for row in cmp.rows:
+        best = answers[row["device"]]
+        for key in ("layout", "concurrency", "usd_per_mtok", "tok_s_per_user", "ttft_s", "output_tok_s_per_gpu", "mode"):
+            assert row[key] == best[key], key
+        # and no point of the device's frontier meeting the SLO is cheaper
+        meeting = [r for r in front.rows if r["device"] == row["device"] and r["slo"] == "ok"]
+        assert meeting and all(r["usd_per_mtok"] >= row["usd_per_mtok"] for r in meeting)
+
+
+def test_compare_row_equals_the_serve_row_at_its_operating_point():
+    """One layout asked (--tp 4, aggregated): the answer is serve's row at that concurrency."""
+    row = tokecon.compare(model="llama3-70b", gpus="4xH100", tp=4, mode="agg").rows[0]
+    assert row["layout"] == "TP4" and row["mode"] == "agg" and row["rank"] == 1
+    served = tokecon.serve(model="llama3-70b", gpus="4xH100", tp=4, concurrency=[row["concurrency"]]).rows[0]
+    for key in ("usd_per_mtok", "usd_per_mtok_input", "usd_per_mtok_output", "ttft_s", "tpot_s", "tok_s_per_user",
+                "output_tok_s_per_gpu", "total_tok_s_per_gpu", "memory_used_bytes_per_gpu", "bound", "usd_per_gpu_hour"):
+        assert row[key] == served[key], key
+
+
+def test_winner_note_splits_the_lead_into_price_and_speed():
+    """USD/Mtok = USD/GPU-h / tokens per GPU-hour: the winner's lead over the runner-up is the ratio of
+    their GPU-hour prices over the ratio of their throughputs per GPU at the SLO."""
+    result = tokecon.compare(model="llama3-70b", gpus=["4xH100", "2xH200", "8xL4"])
+    top, second = result.rows[:2]
+    lead = second["usd_per_mtok"] / top["usd_per_mtok"]
+    price = second["usd_per_gpu_hour"] / top["usd_per_gpu_hour"]
+    speed = top["total_tok_s_per_gpu"] / second["total_tok_s_per_gpu"]
+    assert lead == pytest.approx(price * speed, rel=1e-9)
+    answer = result.notes[0]
+    assert answer.startswith(f"* {top['device']} is the cheapest meeting the SLO: {top['usd_per_mtok']:.3g} USD/Mtok")
+    assert f"{lead:.2f}x cheaper than {second['device']}" in answer and f"{speed:.2f}x the tokens per GPU" in answer
+    assert result.highlight == {0} and result.highlight_reason == "cheapest meeting the SLO"
+    # the method (serving model, energy, each device's efficiency) is behind --explain, not in the notes
+    assert len(result.notes) <= 6 and result.method
+    assert any(m.startswith("Continuous batching") for m in result.method)
+    assert not any(n.startswith("Continuous batching") for n in result.notes)
 
 
 def test_table_highlights_the_winner_with_units():
-    r = invoke("compare", "-m", "qwen3-embedding-8b", "--phase", "embed", "--sort", "flop-per-usd")
+    r = invoke("compare", "-m", "llama3-70b", *GPUS)
     assert r.exit_code == 0, r.output
-    for header in ("devices", "memory/GPU [GB]", "fits", "tok/s embedded per GPU", "time/batch [ms]", "USD/h",
-                   "USD/Mtok embedded", "TFLOP/s per USD/h", "GB/s per USD/h", "rank"):
+    for header in ("rank", "devices", "layout", "concurrency", "tok/s per user", "out tok/s per GPU", "TTFT [ms]",
+                   "USD/GPU-h", "USD/Mtok blended", "80% range [USD/Mtok]"):
         assert header in r.stdout
+    winner = compare_json("-m", "llama3-70b", *GPUS)["rows"][0]["device"]
+    first = next(line for line in r.stdout.splitlines() if line.startswith("|  1"))
+    assert "1 *" in first and winner in first
+    missed = next(line for line in r.stdout.splitlines() if "8xl4" in line and line.startswith("|"))
+    assert "—" in missed.split("|")[1]  # no rank
     text = " ".join(r.stdout.split())
-    assert "* best by FLOP/s per USD/h" in text and "compute-bound, so FLOP/s per USD/h decides" in text
-    first = next(line for line in r.stdout.splitlines() if line.startswith("| 1x"))
-    assert "*" in first and first.rstrip("| ").endswith("1")
+    assert f"* {winner} is the cheapest meeting the SLO" in text and "Missed by: 8xl4" in text
+    assert "How these figures are computed" not in r.stdout
+    explained = invoke("compare", "-m", "llama3-70b", *GPUS, "--explain")
+    assert explained.exit_code == 0 and "How these figures are computed" in explained.stdout
+    assert "Continuous batching" in explained.stdout
 
 
 def test_markdown_and_csv_views():
     md = invoke("compare", "-m", "llama3-70b", "-g", "4xH100", "-g", "2xH200", "-f", "markdown")
-    assert md.exit_code == 0 and md.stdout.count("\n| ") >= 3 and "**" in md.stdout
+    assert md.exit_code == 0 and md.stdout.count("\n| ") >= 3 and "**" in md.stdout and "USD/Mtok blended" in md.stdout
     csv = invoke("compare", "-m", "llama3-70b", "-g", "4xH100", "-g", "2xH200", "-f", "csv")
-    assert csv.exit_code == 0 and "usd_per_mtok" in csv.stdout.splitlines()[0]
+    assert csv.exit_code == 0
+    header = csv.stdout.splitlines()[0].split(",")
+    assert {"usd_per_mtok", "rank", "device", "layout", "mode", "slo"} <= set(header) and len(csv.stdout.splitlines()) == 3
 
 
-def test_explicit_gpus_that_cannot_hold_the_model():
+def test_explicit_gpus_that_cannot_hold_the_model_are_skipped():
     doc = compare_json("-m", "llama3-70b", "-g", "1xH100", "-g", "2xH200")
-    bad = next(r for r in doc["rows"] if r["hardware"] == "h100-sxm")
-    assert bad["fits"] is False and bad["rank"] is None and bad["usd_per_mtok"] is None
-    assert doc["rows"][-1] is not None and doc["rows"][-1]["hardware"] == "h100-sxm"
-    assert "does not fit" in invoke("compare", "-m", "llama3-70b", "-g", "1xH100", "-g", "2xH200").stdout
+    assert [r["device"] for r in doc["rows"]] == ["2xh200"] and doc["rows"][0]["rank"] == 1
+    assert any(n.startswith("Skipped, llama3-70b fits no layout") and n.rstrip(".").endswith("1xh100-sxm")
+               for n in doc["notes"])
+    r = invoke("compare", "-m", "llama3-70b", "-g", "1xH100")  # none holds it: bad input, exit 2
+    assert r.exit_code == 2 and "does not fit on any of 1xH100" in r.stderr
 
 
-def test_thresholds_exit_1():
-    r = invoke("compare", "-m", "llama3-70b", "--max-usd-per-mtok", "0.5")
-    assert r.exit_code == 1 and "cross a threshold" in r.stderr
-    assert invoke("compare", "-m", "llama3-70b", "--max-usd-per-mtok", "1000").exit_code == 0
+def test_thresholds_exit_1_only_when_no_configuration_meets_them():
+    r = invoke("compare", "-m", "llama3-70b", "-g", "4xH100", "-g", "2xH200", "--max-usd-per-mtok", "0.01")
+    assert r.exit_code == 1 and "cross a threshold" in r.stderr and "USD/Mtok above 0.01" in r.stderr
+    assert "No configuration meets the SLO" in r.stdout
+    doc = compare_json("-m", "llama3-70b", "-g", "4xH100", "-g", "2xH200", "--max-usd-per-mtok", "0.01", code=1)
+    assert all(r["violations"] and r.get("rank") is None for r in doc["rows"])
+    # one configuration meeting it is an answer: exit 0, the other simply unranked
+    assert invoke("compare", "-m", "llama3-70b", *GPUS).exit_code == 0
+    assert invoke("compare", "-m", "llama3-70b", "-g", "4xH100", "--max-usd-per-mtok", "1000").exit_code == 0
 
 
 @pytest.mark.parametrize("args, needle", [
     (("-m", "llama3-70b", "--tp", "2"), "--tp needs --gpus"),
-    (("-m", "llama3-70b", "--sort", "vibes"), "unknown --sort"),
-    (("-m", "llama3-70b", "--sort", "change"), "unknown --sort"),
-    (("-m", "llama3-70b", "--batch", "0"), "--batch"),
-    (("-m", "bge-large", "--phase", "embed", "--context", "4096"), "512"),
-    (("-m", "llama3-70b", "--phase", "train"), "train"),
+    (("-m", "llama3-70b", "-g", "4xH100", "--sort", "vibes"), "No such option: --sort"),
+    (("-m", "llama3-70b", "-g", "4xH100", "--batch", "4"), "No such option: --batch"),
+    (("-m", "llama3-70b", "-g", "4xH100", "--phase", "decode"), "No such option: --phase"),
+    (("-m", "llama3-70b", "-g", "4xH100", "-i", "0"), "--input-len"),
+    (("-m", "llama3-70b", "-g", "4xH100", "-o", "1"), "--output-len must be at least 2"),
+    (("-m", "bge-large", "-i", "4096"), "512"),
+    (("-m", "llama3-70b", "--mode", "train"), "train"),
 ])
 def test_bad_input_exit_2(args, needle):
     r = invoke("compare", *args)
@@ -154,50 +210,63 @@ def test_bad_input_exit_2(args, needle):
 def test_baseline_shows_the_change(tmp_path):
     gpus = ("-g", "4xH100", "-g", "2xH200", "-g", "1xB300")
     old = compare_json("-m", "llama3-70b", *gpus)
-    by = {r["hardware"]: r for r in old["rows"]}
-    by["h100-sxm"]["usd_per_mtok"] *= 2.0  # it used to cost twice as much
-    old["rows"] = [r for r in old["rows"] if r["hardware"] != "b300"]  # and the B300 was not compared
+    by = {r["device"]: r for r in old["rows"]}
+    by["4xh100-sxm"]["usd_per_mtok"] *= 2.0  # it used to cost twice as much
+    old["rows"] = [r for r in old["rows"] if r["device"] != "1xb300"]  # and the B300 was not compared
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
 
     doc = compare_json("-m", "llama3-70b", *gpus, "--baseline", str(path))
-    now = {r["hardware"]: r for r in doc["rows"]}
-    assert now["h100-sxm"]["usd_per_mtok_rel_change"] == pytest.approx(-0.5, rel=1e-12)
-    assert now["h100-sxm"]["baseline_usd_per_mtok"] == pytest.approx(2 * now["h100-sxm"]["usd_per_mtok"])
-    assert now["h200"]["usd_per_mtok_rel_change"] == 0.0 and now["h200"]["tok_s_per_gpu_rel_change"] == 0.0
-    assert now["b300"]["usd_per_mtok_rel_change"] is None
+    now = {r["device"]: r for r in doc["rows"]}
+    assert now["4xh100-sxm"]["usd_per_mtok_rel_change"] == pytest.approx(-0.5, rel=1e-12)
+    assert now["4xh100-sxm"]["baseline_usd_per_mtok"] == pytest.approx(2 * now["4xh100-sxm"]["usd_per_mtok"])
+    assert now["2xh200"]["usd_per_mtok_rel_change"] == 0.0
+    assert now["1xb300"]["usd_per_mtok_rel_change"] is None and now["1xb300"]["baseline_usd_per_mtok"] is None
     notes = " ".join(doc["notes"])
-    assert "1 configuration(s) cheaper, 0 dearer, 1 unchanged" in notes and "Not in the baseline: 1xb300" in notes
+    assert f"Against baseline {path}: 1 of 2 configurations cheaper" in notes
+    assert "largest change 4xh100-sxm" in notes and "(-50.0%)" in notes
 
-    table = invoke("compare", "-m", "llama3-70b", *gpus, "--baseline", str(path), "--sort", "change")
+    table = invoke("compare", "-m", "llama3-70b", *gpus, "--baseline", str(path))
     assert table.exit_code == 0, table.output
-    assert "USD/Mtok change [%]" in table.stdout and "-50.0%" in table.stdout and "+0.0%" in table.stdout
+    assert "change" in table.stdout and "-50.0%" in table.stdout and "+0.0%" in table.stdout
     assert fmt_value(-0.5, "signed_pct") == "-50.0%" and fmt_value(0.123, "signed_pct") == "+12.3%"
 
 
-def test_baseline_notes_rows_that_are_gone_and_changed_inputs(tmp_path):
-    old = compare_json("-m", "llama3-70b", "-g", "4xH100", "-g", "2xH200", "--batch", "32")
+def test_baseline_with_no_configuration_in_common(tmp_path):
+    old = compare_json("-m", "llama3-70b", "-g", "2xH200")
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
     doc = compare_json("-m", "llama3-70b", "-g", "4xH100", "--baseline", str(path))
-    notes = " ".join(doc["notes"])
-    assert "In the baseline only: 2xh200" in notes and "batch 32, this run 64" in notes
-    assert doc["rows"][0]["tok_s_per_gpu_rel_change"] > 0  # batch 64 amortises the weights better
+    assert doc["rows"][0]["usd_per_mtok_rel_change"] is None
+    assert f"Against baseline {path}: no configuration in both." in doc["notes"]
+
+
+@pytest.mark.xfail(reason="tokecon bug: --baseline no longer says when the baseline ran another workload (the old note "
+                          "'The baseline used batch 32, this run 64: the change includes that'); a baseline at -o 512 "
+                          "against a run at -o 1024 is compared silently", strict=True)
+def test_baseline_says_when_it_ran_another_workload(tmp_path):
+    old = compare_json("-m", "llama3-70b", "-g", "4xH100", "-o", "512")
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    doc = compare_json("-m", "llama3-70b", "-g", "4xH100", "--baseline", str(path))
+    assert doc["rows"][0]["usd_per_mtok_rel_change"] is not None  # compared ...
+    said = [n for n in doc["notes"] if "baseline" in n.lower() and "512" in n and "1024" in n]
+    assert said, doc["notes"]  # ... and the different output length is said
 
 
 @pytest.mark.parametrize("content, needle", [
     ("{not json", "not valid JSON"),
-    ('{"command": "decode", "rows": []}', "not of `tokecon compare`"),
+    ('{"command": "decode", "rows": []}', "expected the output of `tokecon compare"),
     ('[1, 2, 3]', "expected the output of `tokecon compare"),
-    ('{"command": "compare", "model": "llama3-8b", "phase": "decode", "rows": []}', "compares llama3-8b"),
-    ('{"command": "compare", "model": "llama3-70b", "phase": "decode", "rows": [{"hardware": 1, "usd_per_mtok": "x"}]}', None),
+    ('{"command": "compare", "model": "llama3-8b", "rows": []}', "compares llama3-8b"),
+    ('{"command": "compare", "model": "llama3-70b", "rows": [{"device": 1, "usd_per_mtok": "x"}, 7]}', None),
 ])
 def test_baseline_bad_files(tmp_path, content, needle):
     path = tmp_path / "old.json"
     path.write_text(content)
     r = invoke("compare", "-m", "llama3-70b", "-g", "4xH100", "--baseline", str(path))
     if needle is None:  # malformed rows are ignored, never a crash
-        assert r.exit_code == 0 and "Not in the baseline: 4xh100" in " ".join(r.stdout.split())
+        assert r.exit_code == 0 and "no configuration in both" in " ".join(r.stdout.split())
         return
     assert r.exit_code == 2 and needle in r.stderr and "Traceback" not in r.output
 
@@ -207,8 +276,9 @@ def test_baseline_missing_file(tmp_path):
     assert r.exit_code == 2 and "cannot read" in r.stderr
 
 
-def test_core_run_compare_matches_cli():
-    core = run_compare(CommonOptions("gpt-oss-120b", ()), "prefill", 4, 4096, Thresholds()).to_dict()
-    doc = compare_json("-m", "gpt-oss-120b", "--phase", "prefill", "-b", "4", "-c", "4096")
-    assert doc["rows"] == json.loads(json.dumps(core["rows"]))
-    assert all(r["latency_s"] == r["ttft_s"] for r in doc["rows"])
+def test_python_api_matches_cli():
+    core = tokecon.compare(model="gpt-oss-120b", gpus=["8xH100", "8xB200"], input_len=4096, output_len=512)
+    doc = compare_json("-m", "gpt-oss-120b", "-g", "8xH100", "-g", "8xB200", "-i", "4096", "-o", "512")
+    assert doc["rows"] == json_rows(core)
+    assert doc["notes"] == core.notes and doc["method_notes"] == core.method
+    assert all(r["input_tokens"] == 4096 and r["output_tokens"] == 512 for r in doc["rows"])

@@ -163,13 +163,10 @@ def test_cli_tco_missing_price_exit_2(tmp_path, command):
 
 def test_tco_cost_scales_usd_per_mtok_exactly(catalog):
     """Same throughput, different hourly price: USD/Mtok scales by the price ratio."""
-    from tokecon.commands.common import CommonOptions
-    from tokecon.commands.serve import ServeOptions, run_serve
-    from tokecon.results import Thresholds
+    import tokecon
 
-    base = ServeOptions(CommonOptions("llama3-70b", ("4xH100",)))
-    tco = replace(base, cost=CostModel(method="tco"))
-    a = run_serve(base, [64], 1024, 1024, Thresholds()).rows[0]
-    b = run_serve(tco, [64], 1024, 1024, Thresholds()).rows[0]
+    a = tokecon.serve(model="llama3-70b", gpus="4xH100", concurrency=[64]).rows[0]
+    b = tokecon.serve(model="llama3-70b", gpus="4xH100", concurrency=[64], cost="tco").rows[0]
+    assert a["cost_method"] == "rental" and b["cost_method"] == "tco" and a["usd_per_gpu_hour"] != b["usd_per_gpu_hour"]
     assert b["output_tok_s"] == a["output_tok_s"]
     assert b["usd_per_mtok_output"] / a["usd_per_mtok_output"] == pytest.approx(b["usd_per_gpu_hour"] / a["usd_per_gpu_hour"])

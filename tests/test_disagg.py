@@ -131,21 +131,40 @@ def test_serve_disaggregated_bad_input():
     assert r.exit_code == 2 and "--gpus" in r.stderr
 
 
-def test_serve_aggregated_keys_unchanged():
+def test_serve_aggregated_rows_say_their_mode_and_carry_no_pool_keys():
+    """Aggregated and disaggregated rows share one row builder: both say their mode."""
     doc = json.loads(invoke("serve", "-m", "llama3-8b", "-g", "1xH100", "-c", "8", "-f", "json").stdout)
-    assert "mode" not in doc["rows"][0] and "xpyd" not in doc["rows"][0] and "disaggregated" not in doc
+    assert doc["rows"][0]["mode"] == "agg" and "xpyd" not in doc["rows"][0] and "disaggregated" not in doc
+    assert "kv_transfer_s" not in doc["rows"][0] and "prefill_workers" not in doc["rows"][0]
+    pd = json.loads(invoke("serve", "-m", "llama3-8b", "--prefill-gpus", "1xH100", "--decode-gpus", "1xH100", "-c", "8",
+                           "-f", "json").stdout)
+    assert pd["rows"][0]["mode"] == "disagg" and pd["rows"][0]["xpyd"].endswith("D") and "disaggregated" in pd
+    # the keys every serving row has are the same on both
+    shared = {"concurrency", "ttft_s", "tpot_s", "tok_s_per_user", "output_tok_s_per_gpu", "usd_per_mtok",
+              "usd_per_mtok_input", "usd_per_mtok_output", "tok_s_per_mw", "joules_per_output_token", "fits", "mode"}
+    assert shared <= set(doc["rows"][0]) and shared <= set(pd["rows"][0])
 
 
 def test_frontier_modes_and_winner_note():
     both = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "72xGB200", "-f", "json").stdout)
     assert {r["mode"] for r in both["rows"]} == {"agg", "disagg"}
-    assert any("disaggregated prefill/decode wins" in n for n in both["notes"])
+    # where along the frontier disaggregation wins is a method note (--explain)
+    assert any("disaggregated prefill/decode wins" in n for n in both["method_notes"])
+    assert any("72xgb200: " in n and "disaggregated pool pairs" in n for n in both["method_notes"])
     agg = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "72xGB200", "--mode", "agg", "-f", "json").stdout)
     assert {r["mode"] for r in agg["rows"]} == {"agg"}
-    # 8x H200 cannot split DeepSeek-V3 (fp8, 671 GB) into two pools: aggregated only, and said so
+    # 8x H200 cannot split DeepSeek-V3 (fp8, 671 GB) into two pools: aggregated only
     h200 = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "8xH200", "-f", "json").stdout)
     assert {r["mode"] for r in h200["rows"]} == {"agg"}
-    assert any("no disaggregated layout" in n for n in h200["notes"])
+
+
+@pytest.mark.xfail(reason="tokecon bug: frontier --mode both no longer says why a device has no disaggregated layout "
+                          "(the note 'no disaggregated layout: ... does not fit a part of the GPUs' is gone from notes and "
+                          "method)", strict=True)
+def test_frontier_says_when_a_device_has_no_disaggregated_layout():
+    h200 = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "8xH200", "-f", "json").stdout)
+    assert {r["mode"] for r in h200["rows"]} == {"agg"}
+    assert any("no disaggregated layout" in n for n in h200["notes"] + h200["method_notes"])
 
 
 def test_capacity_disaggregated():
@@ -185,10 +204,14 @@ def test_disagg_rows_are_never_fitted():
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--price-split", "0.3"], "--price-split (each pool prices its own GPU time)"),
     (["frontier", "-g", "8xH100", "--mode", "disagg", "--tp", "4"], "--tp (the search picks each pool's layout); drop them or use --mode agg"),
     (["capacity", "-g", "8xH100", "--mode", "disagg", "--tokens-per-day", "1e9", "--chunked-prefill", "512"], "--chunked-prefill"),
-    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", ""], "--decode-layout takes"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", ""],
+     "--decode-layout must be a non-empty string"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", "pp4"], "--decode-layout takes"),
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--prefill-layout", "tp4", "--decode-layout", "tp2",
       "--tp", "1"], "--tp (both pools have a --prefill-layout/--decode-layout)"),
-    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-workers", "200000000"], "at most 100,000"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-workers", "200000000"],
+     "--decode-workers value 200000000 is implausibly large"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-workers", "200000"], "at most 100,000"),
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--prefill-workers", "100000000"], "at most 100,000"),
 ])
 def test_options_disaggregated_serving_does_not_take_are_refused(args, message):

@@ -20,12 +20,11 @@ from tokecon.physics import memory
 from tokecon.physics import params
 from tokecon.catalogs.catalog import builtin_paths
 from tokecon.cli.main import app
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.embed import embed_rows, embedding_scenario, run_embed
+import tokecon
+from tokecon.commands.embed import embed_rows, embedding_scenario
 from tokecon.physics.phases import prefill_step
-from tokecon.results import Thresholds
 
-from helpers import scenario, with_hardware
+from helpers import json_rows, scenario, with_hardware
 
 runner = CliRunner()
 
@@ -156,7 +155,9 @@ def test_utilization_divides_into_the_price():
     base = json.loads(invoke("embed", "-m", "qwen3-embedding-8b", "-g", "1xH100", "-f", "json").stdout)
     tenth = json.loads(invoke("embed", "-m", "qwen3-embedding-8b", "-g", "1xH100", "--utilization", "0.1", "-f", "json").stdout)
     assert tenth["rows"][0]["usd_per_mtok"] == pytest.approx(10 * base["rows"][0]["usd_per_mtok"], rel=1e-12)
-    assert base["utilization"] == 1.0 and any("100% utilization (the default)" in n for n in base["notes"])
+    # the default is a method note (behind --explain); a given utilization is an assumption beside the answer
+    assert base["utilization"] == 1.0 and any("100% utilization (the default)" in n for n in base["method_notes"])
+    assert not any("utilization" in n for n in base["notes"])
     assert any("10% utilization" in n for n in tenth["notes"])
 
 
@@ -175,10 +176,13 @@ def test_embed_table_and_json_match_the_core():
                    "TFLOP/s per USD/h", "memory/GPU [GB]", "USD/Mtok"):
         assert header in table.stdout
     assert "FLOPs" not in table.stdout and "FLOPS" not in table.stdout
-    assert "compute-bound" in table.stdout and "no LM head" in table.stdout
+    text = " ".join(table.stdout.split())
+    assert "compute-bound, so its price follows FLOP/s per USD/h" in text and "no LM head" not in text
+    explained = invoke(*args, "--explain")  # why it is cheap, FLOP by FLOP, is the method
+    assert explained.exit_code == 0 and "no LM head" in explained.stdout and "TFLOP per 1024-token sequence" in explained.stdout
     doc = json.loads(invoke(*args, "-f", "json").stdout)
-    core = run_embed(CommonOptions("qwen3-embedding-8b", ("1xH100",)), [1, 4, 32], 1024, Thresholds()).to_dict()
-    assert doc["rows"] == json.loads(json.dumps(core["rows"]))
+    core = tokecon.embed(model="qwen3-embedding-8b", gpus="1xH100", batch=[1, 4, 32], seq_len=1024)
+    assert doc["rows"] == json_rows(core)
     assert [r["batch"] for r in doc["rows"]] == [1, 4, 32]
     assert doc["attention"] == "causal" and doc["seq_len_tokens"] == 1024
 
@@ -203,3 +207,43 @@ def test_embed_threshold_exit_1():
 def test_embed_seq_len_beyond_the_model_is_exit_2():
     r = invoke("embed", "-m", "bge-large", "-g", "1xL4", "--seq-len", "4096")
     assert r.exit_code == 2 and "512" in r.stderr
+
+
+# --- device configurations compared on one phase (what `compare --phase embed` did) ----------------
+
+
+def test_figures_of_merit_by_hand(catalog):
+    """H100 SXM: 989.4e12 FLOP/s x achievable fraction / 2.99 USD/h (e.g. x 0.72 -> 238e12);
+    3.35e12 B/s x achievable fraction / 2.99 USD/h. The fractions are the catalog's fitted device
+    factor times the default engine's (vLLM) scale."""
+    hw, eng = catalog.hardware.get("h100-sxm"), catalog.engines.get("vllm")
+    ce = min(1.0, hw.efficiency.compute * eng.compute_scale)
+    me = min(1.0, hw.efficiency.memory_bw * eng.memory_bw_scale)
+    row = json.loads(invoke("embed", "-m", "qwen3-embedding-8b", "-g", "1xH100", "-f", "json").stdout)["rows"][0]
+    assert row["flop_s_per_usd_per_hour"] == pytest.approx(989.4e12 * ce / 2.99, rel=1e-9)
+    assert row["bytes_s_per_usd_per_hour"] == pytest.approx(3.35e12 * me / 2.99, rel=1e-9)
+    ideal = json.loads(invoke("embed", "-m", "qwen3-embedding-8b", "-g", "1xH100", "--ideal", "--usd-per-gpu-hour", "2",
+                              "-f", "json").stdout)["rows"][0]
+    assert ideal["flop_s_per_usd_per_hour"] == pytest.approx(989.4e12 / 2, rel=1e-9)
+
+
+def test_several_devices_compute_bound_price_follows_flop_s_per_usd():
+    """Several -g on one phase: compute-bound embeddings are priced by achieved FLOP/s per USD/h, so the
+    rows' USD/Mtok rank exactly inversely to it; the cheapest is highlighted and named first."""
+    r = invoke("embed", "-m", "qwen3-embedding-8b", "-g", "1xH100", "-g", "1xRTX4090", "-g", "1xL40S", "-g", "1xB200",
+               "-b", "32", "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    rows = doc["rows"]
+    assert [row["hardware"] for row in rows] == ["h100-sxm", "rtx-4090", "l40s", "b200"]
+    assert all(row["bound"] == "compute" for row in rows)
+    by_price = sorted(rows, key=lambda row: row["usd_per_mtok"])
+    by_merit = sorted(rows, key=lambda row: -row["flop_s_achieved_per_usd_per_hour"])
+    assert [row["hardware"] for row in by_price] == [row["hardware"] for row in by_merit]
+    answers = [n for n in doc["notes"] if n.startswith("* ")]  # each configuration's cheapest batch, in order
+    assert len(answers) == len(rows)
+    for note, row in zip(answers, rows):
+        assert note.startswith(f"* 1x{row['hardware']} at batch 32: {row['usd_per_mtok']:.3g} USD/Mtok embedded, the cheapest")
+        assert note.endswith("compute-bound, so its price follows FLOP/s per USD/h.")
+    table = invoke("embed", "-m", "qwen3-embedding-8b", "-g", "1xH100", "-g", "1xRTX4090", "-b", "32")
+    assert table.exit_code == 0 and "TFLOP/s per USD/h" in table.stdout and "USD/Mtok" in table.stdout

@@ -57,6 +57,7 @@ def test_frontier_rank_by_tok_s_per_mw_picks_the_most_tokens_per_mw():
     by_mw = _json([*args, "--rank-by", "tok-s-per-mw"])
     ok = [r for r in by_mw["rows"] if r.get("slo") == "ok"]
     best = max(ok, key=lambda r: r["tok_s_per_mw"])
-    assert any("Most tok/s per MW meeting the SLO: " + best["device"] in n for n in by_mw["notes"])
+    assert by_mw["notes"][0].startswith(f"* {best['device']} {best['layout']} at concurrency {best['concurrency']}: "
+                                        "most tok/s per MW meeting the SLO")
     bad = runner.invoke(app, [*args, "--rank-by", "watts"])
     assert bad.exit_code == 2 and "--rank-by" in bad.stderr

@@ -14,9 +14,9 @@ from tokecon.economics import fleet
 from tokecon.economics import prices
 from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
-from tokecon.commands.common import CommonOptions
+from tokecon.serving.request import DeviceRequest
 from tokecon.commands.fleet import operating_point
-from tokecon.commands.serve import ServeOptions
+from tokecon.serving.request import ServingRequest
 from tokecon.economics.costs import CostModel, capital_recovery_factor
 
 runner = CliRunner()
@@ -38,7 +38,7 @@ def test_npv_at_a_constant_price_is_the_annuity_over_the_capital_recovery_factor
 
 def _cost_at_own_launch_price(gpus: str) -> float:
     """USD/Mtok of llama3-70b (1k in / 1k out, max throughput) at the TCO of the device's first dated purchase price."""
-    opts = ServeOptions(CommonOptions("llama3-70b", (gpus,)))
+    opts = ServingRequest(DeviceRequest("llama3-70b", (gpus,)))
     d, point = operating_point(CATALOG, opts, gpus, 1024, 1024, None)
     side = fleet.Side(d.scenario.hardware, point["total_tok_s_per_gpu"], gpus)
     launch = prices.year_of(prices.series(side.hardware, "purchase")[0].date)
@@ -76,7 +76,8 @@ def test_cli_fleet_rows_are_consistent(old, new):
             assert r["replace_payback_years"] < 5
     market = [r["market_usd_per_mtok"] for r in rows]
     assert market == sorted(market, reverse=True)
-    assert any("Market price of a token" in n for n in doc["notes"])
+    assert any("Market price of a token" in n for n in doc["method_notes"])  # how it is computed: --explain
+    assert doc["notes"][0].startswith(("* Replacing pays from", "Replacing never pays within 4 years"))
 
 
 def test_cli_fleet_dearer_money_makes_replacing_pay_less():

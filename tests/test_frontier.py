@@ -13,15 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import tokecon
 from tokecon.serving import batching as serving
 from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.frontier import run_frontier, sweep
-from tokecon.commands.serve import ServeOptions
+from tokecon.serving.request import DeviceRequest, ServingRequest
+from tokecon.serving.search import sweep
 from tokecon.cli.plot import PNG_DIGEST_KEY, data_digest, plot_data, png_text, text_chart
 from tokecon.results import Thresholds
-from tokecon.serving.deploy import parse_gpus
+from tokecon.serving.resolve import parse_gpus
 
 runner = CliRunner()
 
@@ -49,13 +49,19 @@ def test_pareto_mask_ignores_nan():
     assert list(keep) == [True, False, True]
 
 
-def _opts(model: str, *gpus: str, **kw) -> ServeOptions:
-    return ServeOptions(CommonOptions(model, tuple(gpus)), **kw)
+def _opts(model: str, *gpus: str, **kw) -> ServingRequest:
+    return ServingRequest(DeviceRequest(model, tuple(gpus)), **kw)
+
+
+def run_frontier(model: str, gpus: tuple[str, ...], input_len: int, output_len: int, slo: Thresholds, mode: str = "agg"):
+    """frontier through the Python API over aggregated layouts (what these tests sweep by hand)."""
+    limits = {k: v for k, v in slo.__dict__.items() if v is not None}
+    return tokecon.frontier(model=model, gpus=list(gpus), input_len=input_len, output_len=output_len, mode=mode, **limits)
 
 
 @pytest.mark.parametrize(("model", "gpus"), [("llama3-70b", ("8xH100",)), ("deepseek-v3", ("8xH200", "72xGB200"))])
 def test_throughput_per_gpu_never_rises_with_interactivity(model, gpus):
-    result = run_frontier(_opts(model, *gpus), 1024, 1024, Thresholds())
+    result = run_frontier(model, gpus, 1024, 1024, Thresholds())
     for device in {r["device"] for r in result.rows}:
         rows = sorted((r for r in result.rows if r["device"] == device), key=lambda r: r["tok_s_per_user"])
         assert len(rows) >= 5 and all(r["on_frontier"] for r in rows)
@@ -71,15 +77,16 @@ def test_frontier_points_are_not_beaten_by_any_swept_point():
     assert {d.layout.tp for d, _ in swept} == {2, 4, 8}  # TP1 cannot hold 141 GB of weights in 80 GB
     x = np.concatenate([s.tok_s_per_user for _, s in swept])
     y = np.concatenate([s.output_tok_s_per_gpu for _, s in swept])
-    for row in run_frontier(opts, 1024, 1024, Thresholds()).rows:
+    rows = run_frontier("llama3-70b", ("8xH100",), 1024, 1024, Thresholds()).rows
+    for row in rows:
         beats = (x > row["tok_s_per_user"] * (1 + 1e-9)) & (y > row["output_tok_s_per_gpu"] * (1 + 1e-9))
         assert not beats.any()
-    layouts = {r["layout"] for r in run_frontier(opts, 1024, 1024, Thresholds()).rows}
+    layouts = {r["layout"] for r in rows}
     assert "TP8" in layouts
 
 
 def test_moe_frontier_sweeps_attention_dp_and_ep():
-    result = run_frontier(_opts("deepseek-v3", "72xGB200"), 1024, 8192, Thresholds())
+    result = run_frontier("deepseek-v3", ("72xGB200",), 1024, 8192, Thresholds())
     layouts = {r["layout"] for r in result.rows}
     assert any(lay.startswith("DP72-attn EP72") for lay in layouts)
     top = max(result.rows, key=lambda r: r["output_tok_s_per_gpu"])
@@ -88,7 +95,7 @@ def test_moe_frontier_sweeps_attention_dp_and_ep():
 
 def test_slo_names_the_cheapest_point_that_meets_it():
     slo = Thresholds(min_tok_s_per_user=50.0, max_ttft_ms=500.0)
-    result = run_frontier(_opts("llama3-70b", "8xH100", "8xH200"), 1024, 1024, slo)
+    result = run_frontier("llama3-70b", ("8xH100", "8xH200"), 1024, 1024, slo)
     (best,) = [result.rows[i] for i in result.highlight]
     assert best["tok_s_per_user"] >= 50 and best["ttft_s"] <= 0.5 and best["slo"] == "ok"
     catalog = load_catalog(use_user_home=False)
@@ -99,7 +106,8 @@ def test_slo_names_the_cheapest_point_that_meets_it():
             usd = d.scenario.usd_per_hour / (s.total_tok_s * 3600) * 1e6
             cheapest = min(cheapest, float(np.min(usd[ok], initial=np.inf)))
     assert best["usd_per_mtok"] == pytest.approx(cheapest)
-    assert any("Cheapest meeting the SLO" in n for n in result.notes)
+    assert result.notes[0].startswith(f"* {best['device']} {best['layout']} at concurrency {best['concurrency']}: "
+                                      f"cheapest meeting the SLO, {best['usd_per_mtok']:.3g} USD/Mtok blended")
     assert not result.failed_rows
 
 
@@ -111,8 +119,7 @@ def test_unmeetable_slo_exits_1():
 
 def test_sweep_of_several_devices():
     """Three device types in one sweep (the time it takes is in bench/bench.py)."""
-    opts = _opts("deepseek-v3", "8xH200", "8xB200", "72xGB200")
-    result = run_frontier(opts, 1024, 8192, Thresholds(min_tok_s_per_user=30))
+    result = run_frontier("deepseek-v3", ("8xH200", "8xB200", "72xGB200"), 1024, 8192, Thresholds(min_tok_s_per_user=30))
     assert {r["device"] for r in result.rows} == {"8xh200", "8xb200", "72xgb200"}
 
 
@@ -130,7 +137,7 @@ def test_terminal_chart_and_table():
 
 
 def test_text_chart_places_extremes_in_corners():
-    result = run_frontier(_opts("llama3-70b", "8xH100"), 1024, 1024, Thresholds())
+    result = run_frontier("llama3-70b", ("8xH100",), 1024, 1024, Thresholds())
     lines = text_chart(result, width=40, height=10).splitlines()
     grid = [line.split("|", 1)[1] for line in lines[1:11]]
     assert "*" in grid[0] and "*" in grid[-1]  # most throughput on top, least at the bottom
@@ -141,7 +148,8 @@ def test_plot_without_matplotlib_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     r = runner.invoke(app, ["frontier", "-m", "llama3-70b", "-g", "8xH100", "--plot", str(tmp_path / "f.png")])
     assert r.exit_code == 2
-    assert "pip install 'tokecon[plot]'" in r.stderr
+    assert "--plot needs matplotlib" in r.stderr and "pip install matplotlib" in r.stderr
+    assert "pip install '.[plot]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_plot_rejects_unknown_suffix(tmp_path):
@@ -178,10 +186,10 @@ def test_plot_data_is_the_same_from_the_result_and_its_json():
     carry each device's cheapest point meeting the SLO with its price."""
     args = ["frontier", "-m", "llama3-70b", "-g", "8xH100", "-g", "8xH200", "--min-tok-s-per-user", "50"]
     seen: list = []
-    import tokecon.cli.render as render_module
+    import tokecon.cli.show as show_module  # the CLI shows a result through show.render
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(render_module, "render", lambda result, *a, **k: seen.append(result))
+        mp.setattr(show_module, "render", lambda result, *a, **k: seen.append(result))
         runner.invoke(app, args)
     result = next(r for r in seen if r.command == "frontier")
     doc = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)

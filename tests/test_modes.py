@@ -158,7 +158,9 @@ def test_serve_cli_shows_speculation_prefix_and_margin():
     expected = economics.ListPrices(0.55, 2.19, 0.14).revenue_usd_per_day(row["input_tok_s"], row["output_tok_s"], 0.56)
     assert row["revenue_usd_per_day"] == pytest.approx(float(expected))
     assert row["margin"] == pytest.approx(row["revenue_usd_per_day"] / row["cost_usd_per_day"] - 1)
-    assert any("Speculative decoding" in n for n in out["notes"])
+    assert any("Speculative decoding" in n for n in out["method_notes"])  # how it is modelled: --explain
+    assert any("Prefix cache: 56.0% of input tokens" in n for n in out["method_notes"])
+    assert any(n.startswith("Revenue at list prices 0.55 in / 0.14 cached in / 2.19 out") for n in out["method_notes"])
 
 
 @pytest.mark.parametrize("args, message", [

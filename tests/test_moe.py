@@ -21,10 +21,13 @@ from typer.testing import CliRunner
 from tokecon.physics import comms
 from tokecon.physics import params
 from tokecon.cli.main import app
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.moe import MoeOptions, moe_rows, moe_scenario, resolve_interconnect, run_moe, with_interconnect
-from tokecon.results import Thresholds
+import tokecon
+from tokecon.serving.request import DeviceRequest
+from tokecon.commands.moe import moe_rows, moe_scenario
+from tokecon.physics.interconnects import resolve_interconnect, with_interconnect
 from tokecon.units import GB
+
+from helpers import json_rows
 
 runner = CliRunner()
 
@@ -34,8 +37,7 @@ def invoke(*args: str):
 
 
 def rows_for(model: str, gpus: str, nodes, interconnect=None, ideal=False, **kw):
-    result = run_moe(CommonOptions(model, (gpus,), ideal=ideal),
-                     MoeOptions(nodes=tuple(nodes), interconnect=interconnect, **kw), Thresholds())
+    result = tokecon.moe(model=model, gpus=gpus, ideal=ideal, nodes=list(nodes), interconnect=interconnect, **kw)
     return result.rows
 
 
@@ -71,7 +73,7 @@ def test_expert_flop_per_gpu_does_not_depend_on_ep(catalog):
     """Each GPU computes its share of all G x B tokens' k experts: 2 B k P_expert L_moe FLOP."""
     hw = catalog.hardware.get("h200")
     m = _model("deepseek-v3")
-    opts = CommonOptions("deepseek-v3", ("8xH200",))
+    opts = DeviceRequest("deepseek-v3", ("8xH200",))
     from tokecon.physics.phases import decode_step
 
     flops = []
@@ -149,7 +151,7 @@ def test_slower_scaleout_larger_communication_share(catalog, model, device, batc
     m = _model(model)
     assume(nodes * 8 <= m.experts)
     hw = catalog.hardware.get(device)
-    opts = CommonOptions(model, (f"8x{device}",))
+    opts = DeviceRequest(model, (f"8x{device}",))
     shares = []
     for bw in (slow, fast):
         link = resolve_interconnect(f"{bw}", hw)
@@ -217,6 +219,12 @@ def test_moe_cli_table_shows_the_claims():
     text = " ".join(r.stdout.split())  # notes wrap at the console width
     assert "does not fit" in text
     assert "per-node output goes from" in text and "the link, not the GPU, sets the step time" in text
+    # the layout and overlap model are method notes, shown with --explain
+    assert "--overlap is on (the default)" not in text
+    explained = invoke("moe", "--model", "deepseek-v3", "--gpus", "8xH100", "--nodes", "1,2,4,8,16", "--batch-per-gpu", "64",
+                       "--interconnect", "ethernet", "--explain")
+    assert explained.exit_code == 0, explained.output
+    text = " ".join(explained.stdout.split())
     assert "--overlap is on (the default)" in text and "dispatch in fp8 and combine in bf16" in text
 
 
@@ -225,8 +233,8 @@ def test_moe_json_equals_core_and_prefill_phase():
     r = invoke(*args, "-f", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    core = run_moe(CommonOptions("kimi-k2", ("72xGB200",)), MoeOptions("prefill", (1,), (1, 2), 4096), Thresholds())
-    assert doc["rows"] == json.loads(json.dumps(core.to_dict()["rows"]))
+    core = tokecon.moe(model="kimi-k2", gpus="72xGB200", phase="prefill", nodes=[1], batch_per_gpu=[1, 2], context=4096)
+    assert doc["rows"] == json_rows(core)
     assert [row["tokens_per_gpu_per_step"] for row in doc["rows"]] == [4096, 8192]
     assert all(row["ttft_s"] == row["step_time_s"] and row["tpot_s"] is None for row in doc["rows"])
     assert "in tok/s/node" in invoke(*args).stdout

@@ -10,12 +10,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+import tokecon
 from tokecon.cli.main import app
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.frontier import run_frontier
-from tokecon.commands.serve import ServeOptions
-from tokecon.economics.costs import CostModel
-from tokecon.results import Thresholds
 
 runner = CliRunner()
 
@@ -64,10 +60,15 @@ def test_deepseek_day6_revenue_from_capacity():
     assert row["usd_per_day"] == pytest.approx(row["nodes_needed"] * 8 * 2.0 * 24)
 
 
-def _tco_frontier(purchase_usd: dict[str, float] | None = None):
-    opts = ServeOptions(CommonOptions("deepseek-v3", ("72xGB200", "8xB200"), dtype="fp4"),
-                        cost=CostModel(method="tco", purchase_usd=purchase_usd), layouts="both")
-    rows = run_frontier(opts, 1024, 1024, Thresholds()).rows
+def _tco_frontier(purchase_usd: dict[str, float] | None = None, folder=None):
+    """frontier under TCO; per-device purchase prices through a --cost-file's [cost] table."""
+    given = {}
+    if purchase_usd:
+        path = folder / "cost.toml"
+        path.write_text("[cost]\npurchase_usd = { " + ", ".join(f"{k} = {v!r}" for k, v in purchase_usd.items()) + " }\n")
+        given["cost_file"] = path
+    rows = tokecon.frontier(model="deepseek-v3", gpus=["72xGB200", "8xB200"], dtype="fp4", cost="tco", mode="both",
+                            **given).rows
 
     def cheapest(device: str, min_speed: float = 0.0) -> float:
         return min(r["usd_per_mtok"] for r in rows if r["device"] == device and r["tok_s_per_user"] >= min_speed)
@@ -83,7 +84,7 @@ def test_inferencemax_rack_wins_the_throughput_end():
     assert cheapest("72xgb200") < 0.85 * cheapest("8xb200")
 
 
-def test_inferencemax_interactivity_end_turns_on_the_rack_price():
+def test_inferencemax_interactivity_end_turns_on_the_rack_price(tmp_path):
     """At high interactivity both systems run the same TP8 groups at the same tokens per GPU, so the
     cheaper one is the one with the lower TCO per GPU-hour. At the catalog's GB200 price (a 2.5 M USD
     rack, 34,700 per GPU) the rack stays cheaper there too (2.25 vs 2.54 USD per GPU-hour), so only
@@ -92,6 +93,6 @@ def test_inferencemax_interactivity_end_turns_on_the_rack_price():
     the rack still wins the throughput end, one 8xB200 node wins above 120 tok/s per user."""
     catalog_price = _tco_frontier()
     assert catalog_price("72xgb200", 120) < catalog_price("8xb200", 120)
-    top_of_range = _tco_frontier({"gb200": 3e6 / 72})
+    top_of_range = _tco_frontier({"gb200": 3e6 / 72}, tmp_path)
     assert top_of_range("72xgb200") < top_of_range("8xb200")
     assert top_of_range("8xb200", 120) < top_of_range("72xgb200", 120)

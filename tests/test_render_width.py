@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import tokecon.cli.render as render_module
+import tokecon.cli.show as show_module  # the CLI shows every result through show.render
 from tokecon.cli.main import app
 from tokecon.cli.render import cell, render_table
 
@@ -28,7 +29,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def results(args: list[str], monkeypatch) -> list:
     """The Results a command renders (its answer table too), captured instead of printed."""
     seen: list = []
-    monkeypatch.setattr(render_module, "render", lambda result, *a, **k: seen.append(result))
+    monkeypatch.setattr(show_module, "render", lambda result, *a, **k: seen.append(result))
     CliRunner().invoke(app, args)
     assert seen, args
     return seen
@@ -99,5 +100,5 @@ def test_catalog_lists_fit_80_columns_and_take_wide(kind, monkeypatch):
     wide = on_terminal(result, 80, wide=True)
     assert all(c.header.split(" [")[0] in wide for c in result.columns)
     seen: list = []
-    monkeypatch.setattr(render_module, "render", lambda result, fmt, file, wide=False, **k: seen.append(wide))
+    monkeypatch.setattr(show_module, "render", lambda result, fmt, file, wide=False, **k: seen.append(wide))
     assert CliRunner().invoke(app, [kind, "list", "--wide"]).exit_code == 0 and seen == [True]

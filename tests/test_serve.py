@@ -20,12 +20,13 @@ from typer.testing import CliRunner
 from tokecon.economics import money as economics
 from tokecon.physics import memory
 from tokecon.serving import batching as serving
+import tokecon
 from tokecon.cli.main import app
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.serve import ServeOptions, parse_concurrency, run_serve
+from tokecon.values import concurrency_list
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import decode_step, prefill_step
-from tokecon.results import Thresholds
+
+from helpers import json_rows
 from tokecon.physics.specs import Deployment, Efficiency, Engine, Hardware, Model, Precision
 from tokecon.physics.scenario import Scenario
 
@@ -185,18 +186,12 @@ def test_running_batch_always_fits_in_memory(catalog, conc, inp, out, chunk):
 def test_cost_times_throughput_is_constant_at_fixed_price(catalog, price, conc, split):
     """Blended USD/Mtok x total tok/s = USD/h / 3600 x 1e6 at every concurrency; and the input and
     output charges together pay exactly the hourly price, however they are split."""
-    opts = ServeOptions(CommonOptions("llama3-70b", ("4xH100",)), cost=_rental(price), price_split=split)
-    row = run_serve(opts, [conc], 1024, 256, Thresholds()).rows[0]
+    row = tokecon.serve(model="llama3-70b", gpus="4xH100", concurrency=[conc], input_len=1024, output_len=256,
+                        usd_per_gpu_hour=price, price_split=split).rows[0]
     per_s = 4 * price / 3600 * 1e6
     assert row["usd_per_mtok"] * row["total_tok_s"] == pytest.approx(per_s, rel=1e-9)
     paid = row["usd_per_mtok_input"] * row["input_tok_s"] + row["usd_per_mtok_output"] * row["output_tok_s"]
     assert paid == pytest.approx(per_s, rel=1e-9)
-
-
-def _rental(price: float):
-    from tokecon.economics.costs import CostModel
-
-    return CostModel(usd_per_gpu_hour=price)
 
 
 def test_price_split_reproduces_tensor_economics():
@@ -235,11 +230,11 @@ def test_llama70b_serve_is_made_of_the_phases(catalog):
 
 
 def test_concurrency_parsing():
-    assert parse_concurrency(["1,8", "max", "64"]) == [1, 8, "max", 64]
+    assert concurrency_list(["1,8", "max", "64"]) == [1, 8, "max", 64]
     with pytest.raises(TokeconError):
-        parse_concurrency(["1,x"])
+        concurrency_list(["1,x"])
     with pytest.raises(TokeconError):
-        parse_concurrency(["0"])
+        concurrency_list(["0"])
 
 
 # --- command line ---------------------------------------------------------------------------------
@@ -255,9 +250,9 @@ def test_serve_json_equals_core_and_has_the_documented_keys():
     r = invoke(*args)
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    opts = ServeOptions(CommonOptions("llama3-70b", ("4xH100", "8xH200"), tp=4))
-    core = run_serve(opts, [1, 8, 64, "max", 2000], 1024, 1024, Thresholds()).to_dict()
-    assert doc["rows"] == json.loads(json.dumps(core["rows"]))
+    core = tokecon.serve(model="llama3-70b", gpus=["4xH100", "8xH200"], tp=4, concurrency=[1, 8, 64, "max", 2000])
+    assert doc["rows"] == json_rows(core)
+    assert all(row["mode"] == "agg" for row in doc["rows"])
     for row in doc["rows"]:
         assert SERVE_ROW_KEYS <= set(row)
     h200 = [row for row in doc["rows"] if row["hardware"] == "h200"]

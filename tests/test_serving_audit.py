@@ -16,9 +16,7 @@ import pytest
 
 from tokecon.physics import memory
 from tokecon.serving import batching as serving
-from tokecon.commands.common import CommonOptions
-from tokecon.commands.serve import ServeOptions, run_serve
-from tokecon.results import Thresholds
+import tokecon
 from tokecon.physics.specs import Efficiency
 from tokecon.fidelity.validation import build_case, load_measurements, measurements_path, predict_inflight
 
@@ -60,12 +58,12 @@ def test_engine_cap_bounds_the_running_batch():
 
 def test_llamacpp_at_concurrency_8_runs_one_request(catalog):
     """llama.cpp's one slot: concurrency 8 is no faster than 1, and TTFT carries 7 requests' service."""
-    opts = ServeOptions(CommonOptions("llama3-8b", ("1xH100",), engine="llamacpp"))
-    one, eight = run_serve(opts, [1, 8], 1024, 256, Thresholds()).rows
+    opts = dict(model="llama3-8b", gpus="1xH100", engine="llamacpp", input_len=1024, output_len=256)
+    one, eight = tokecon.serve(**opts, concurrency=[1, 8]).rows
     assert eight["running"] == 1 and eight["queued"] == 7 and eight["max_concurrency"] == 1
     assert eight["output_tok_s"] == pytest.approx(one["output_tok_s"])
     assert eight["queue_wait_s"] == pytest.approx(7 * 255 * eight["tpot_s"])
-    ideal = run_serve(replace(opts, common=replace(opts.common, ideal=True)), [8], 1024, 256, Thresholds()).rows[0]
+    ideal = tokecon.serve(**opts, concurrency=[8], ideal=True).rows[0]
     assert ideal["running"] == 8
 
 
@@ -117,15 +115,15 @@ def test_kv_pressure_costs_throughput_on_a_large_dense_model(catalog):
     """Llama-3.1-405B FP8 on 8x H100, vLLM, 1024/1024: admitted at the average footprint, 256 run
     while the cache holds m of them at 2048 tokens; the other 1 - m/256 are preempted and re-prefilled,
     so going past m buys no throughput."""
-    opts = ServeOptions(CommonOptions("llama3-405b", ("8xH100",), dtype="fp8", engine="vllm"))
-    rows = run_serve(opts, [64, 256], 1024, 1024, Thresholds()).rows
+    opts = dict(model="llama3-405b", gpus="8xH100", dtype="fp8", engine="vllm", input_len=1024, output_len=1024)
+    rows = tokecon.serve(**opts, concurrency=[64, 256]).rows
     from helpers import scenario
 
     scn = scenario(catalog, "llama3-405b", "h100-sxm", 8, dtype="fp8", engine="vllm")
     m = int(memory.max_batch(scn, np.asarray(2048.0)))
     assert m < 256 and rows[0]["preempted_fraction"] == 0
     assert rows[1]["running"] == 256 and rows[1]["preempted_fraction"] == pytest.approx(1 - m / 256)
-    at_m = run_serve(opts, [m], 1024, 1024, Thresholds()).rows[0]
+    at_m = tokecon.serve(**opts, concurrency=[m]).rows[0]
     assert rows[1]["output_tok_s"] < at_m["output_tok_s"]
 
 

@@ -243,12 +243,15 @@ def test_cli_json_rows_per_tenant_count_and_mode():
         assert all(key in x for x in doc["rows"]), key
     per_tenant = [x["usd_per_hour_per_tenant"] for x in doc["rows"] if not x["swapped"]]
     assert per_tenant == pytest.approx([doc["rows"][0]["usd_per_hour"] / n for n in (1, 10, 100, 1000)])
-    assert any("Dedicated" in n for n in doc["notes"]) and any("Swapped" in n for n in doc["notes"])
+    # how dedicated and swapped are modelled is method (--explain); the notes say what sharing saves
+    assert any("Dedicated" in n for n in doc["method_notes"]) and any("Swapped" in n for n in doc["method_notes"])
+    assert not any(n.startswith(("Dedicated", "Swapped")) for n in doc["notes"])
+    assert any("tenants sharing one deployment" in n and "less than a deployment each" in n for n in doc["notes"])
 
 
 def test_cli_table_reads_at_80_columns(monkeypatch):
     seen = []
-    import tokecon.cli.render as render_module
+    import tokecon.cli.show as render_module  # the CLI shows a result through show.render
 
     monkeypatch.setattr(render_module, "render", lambda result, *a, **k: seen.append(result))
     assert runner.invoke(app, ARGS).exit_code == 0

@@ -127,6 +127,27 @@ def test_validate_cli_json_and_table():
     assert r.exit_code == 2 and "--group-by" in r.stderr
 
 
+def test_validate_terminal_shows_the_summary_and_rows_on_request():
+    """A person sees the error by group in a screenful; --rows adds every measurement; JSON keeps both."""
+    runner = CliRunner()
+    summary = runner.invoke(app, ["validate", "--group-by", "metric"])
+    assert summary.exit_code == 0, summary.output
+    lines = summary.stdout.splitlines()
+    assert lines[0] == "validate: error by metric" and len(lines) <= 45
+    table = [ln for ln in lines if ln.startswith("|")]
+    assert "median |error| [%]" in table[0] and "| predicted " not in summary.stdout  # the summary, no measurement rows
+    assert len(table) - 1 < 40
+    assert "every measurement with its prediction: --rows, or --format json." in " ".join(summary.stdout.split())
+    every = runner.invoke(app, ["validate", "--group-by", "metric", "--rows"])
+    assert every.exit_code == 0
+    measurements = validation.load_measurements()
+    assert len(every.stdout.splitlines()) > len(measurements)  # each measurement is a row of its own
+    assert "median |error| [%]" in every.stdout and "predicted" in every.stdout
+    doc = json.loads(runner.invoke(app, ["validate", "--group-by", "metric", "--format", "json"]).stdout)
+    assert len(doc["rows"]) == len(measurements) and doc["group_by"] == "metric"
+    assert {s["group"] for s in doc["summary"]} >= {"all", "all fitted"}
+
+
 def test_summary_groups_cover_all_predicted_rows(outcomes):
     rows = run_validate("model")[1].rows
     total = next(r for r in rows if r["group"] == "all")
