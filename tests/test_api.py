@@ -157,11 +157,7 @@ def test_budget_refuses_an_unknown_key_with_a_hint(tmp_path, key, hint):
         tokecon.serve(model="llama3-8b", gpus="1xH100", **{key: 4})
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(c.name, marks=pytest.mark.xfail(
-        reason="tokecon bug: fleet declares --max-usd-per-mtok (its only threshold) but its rows carry old_/new_usd_per_mtok, "
-               "so the threshold is always refused: 'does not apply to `fleet` (its thresholds: none)'", strict=True))
-    if c.name == "fleet" else c.name for c in ANALYSES])
+@pytest.mark.parametrize("name", [c.name for c in ANALYSES])
 def test_check_runs_a_scenario_of_every_analysis_command(name, tmp_path):
     raw, threshold, limit = SCENARIOS[name]
     threshold, limit = (threshold, limit) if threshold else ("max_usd_per_mtok", 1000.0)
@@ -194,11 +190,7 @@ def test_every_declared_option_has_help_a_flag_and_shows_in_help(cmd):
         assert threshold_opt(name).help and threshold_opt(name).flag in r.stdout
 
 
-_WIDE_EXAMPLE = "tokecon bug: fleet's second example is 78 characters, 82 with the help's indent: it does not fit 80 columns"
-
-
-@pytest.mark.parametrize("cmd", [pytest.param(c, marks=pytest.mark.xfail(reason=_WIDE_EXAMPLE, strict=True))
-                                 if c.name == "fleet" else c for c in COMMANDS], ids=[c.name for c in COMMANDS])
+@pytest.mark.parametrize("cmd", COMMANDS, ids=[c.name for c in COMMANDS])
 def test_every_help_has_examples_that_fit_80_columns(cmd):
     r = runner.invoke(app, [*cmd.name.split(" "), "--help"], env={"COLUMNS": "80"})
     assert r.exit_code == 0 and "Examples:" in r.stdout

@@ -241,9 +241,6 @@ def test_baseline_with_no_configuration_in_common(tmp_path):
     assert f"Against baseline {path}: no configuration in both." in doc["notes"]
 
 
-@pytest.mark.xfail(reason="tokecon bug: --baseline no longer says when the baseline ran another workload (the old note "
-                          "'The baseline used batch 32, this run 64: the change includes that'); a baseline at -o 512 "
-                          "against a run at -o 1024 is compared silently", strict=True)
 def test_baseline_says_when_it_ran_another_workload(tmp_path):
     old = compare_json("-m", "llama3-70b", "-g", "4xH100", "-o", "512")
     path = tmp_path / "old.json"

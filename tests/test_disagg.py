@@ -158,9 +158,6 @@ def test_frontier_modes_and_winner_note():
     assert {r["mode"] for r in h200["rows"]} == {"agg"}
 
 
-@pytest.mark.xfail(reason="tokecon bug: frontier --mode both no longer says why a device has no disaggregated layout "
-                          "(the note 'no disaggregated layout: ... does not fit a part of the GPUs' is gone from notes and "
-                          "method)", strict=True)
 def test_frontier_says_when_a_device_has_no_disaggregated_layout():
     h200 = json.loads(invoke("frontier", "-m", "deepseek-v3", "-g", "8xH200", "-f", "json").stdout)
     assert {r["mode"] for r in h200["rows"]} == {"agg"}

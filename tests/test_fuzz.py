@@ -367,22 +367,6 @@ def check_run(args: list[str], result, json_wanted: bool, problems: list[str], s
             problems.append(f"{where}: --format json gave unparsable output ({exc}): {out[:200]!r}")
 
 
-#: Misbehaviour already reported as a tokecon bug, each with its own strict xfail test below: the fuzz
-#: sets exactly that symptom aside (any other problem of the same run still fails it).
-KNOWN_BUGS = (
-    # `check -f csv`: the rows' list of per-threshold checks reaches the CSV writer as dicts
-    lambda args, problem: args[:1] == ["check"] and "internal error (TypeError: sequence item 0: expected str instance, "
-                                                    "dict found)" in problem,
-    # `models import` / `hardware add` take --format but print the TOML entry whatever it asks
-    lambda args, problem: args[:2] in (["models", "import"], ["hardware", "add"])
-    and "--format json gave unparsable output" in problem,
-)
-
-
-def known_bug(args: list[str], problem: str) -> bool:
-    return any(bug(args, problem) for bug in KNOWN_BUGS)
-
-
 def test_fuzz_cli_arguments_and_files(sandbox):
     tmp, leaves = sandbox
     rng = random.Random(SEED)
@@ -416,7 +400,7 @@ def test_fuzz_cli_arguments_and_files(sandbox):
                 result = runner.invoke(app, args)
             found: list[str] = []
             check_run(args, result, asked_for_json(args, takes_value), found, stats)
-            problems += [p for p in found if not known_bug(args, p)]
+            problems += found
     finally:
         _WATCH["root"] = None
     assert not _WATCH["violations"], f"files touched outside {tmp}: {_WATCH['violations'][:5]}"
@@ -437,9 +421,6 @@ def test_audit_hook_catches_writes_outside(tmp_path):
     assert [str(v[1]) for v in _WATCH["violations"]] == [str(tmp_path / "outside.txt")]
 
 
-@pytest.mark.xfail(reason="tokecon bug: `tokecon check BUDGET -f csv` is an internal error (TypeError: sequence item 0: "
-                          "expected str instance, dict found): each row's 'checks' list of dicts reaches the CSV writer",
-                   strict=True)
 def test_check_as_csv_is_not_an_internal_error(tmp_path):
     budget = tmp_path / "budget.toml"
     budget.write_text('[scenarios.ok]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = "1xH100"\nmax_tpot_ms = 1000\n')
@@ -451,8 +432,6 @@ def test_check_as_csv_is_not_an_internal_error(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["models", "import", str(FIXTURES / "deepseek-r1.json")], ["hardware", "add", "x1", "--like", "h100"]])
-@pytest.mark.xfail(reason="tokecon bug: `models import` and `hardware add` accept --format json but print the TOML entry, "
-                          "not JSON", strict=True)
 def test_new_catalog_entries_honour_format_json(args):
     result = CliRunner().invoke(app, [*args, "-f", "json"])
     problems: list[str] = []

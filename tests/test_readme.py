@@ -11,9 +11,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.xfail(reason="README.md out of date, not the tests: since 64d4d37 frontier's disaggregation and speed-premium "
-                          "notes are method notes (--explain), and the README's frontier sample still shows them; "
-                          "run python docs/update_readme.py", strict=True)
 def test_readme_samples_are_current():
     proc = subprocess.run([sys.executable, str(ROOT / "docs" / "update_readme.py"), "--check"],
                           capture_output=True, text=True, timeout=120)

@@ -411,7 +411,7 @@ COMMANDS: tuple[Command, ...] = (
             "Mtok (TCO at that year's purchase price), the market price of a token, the old GPUs' remaining value, "
             "and the NPV and payback of replacing them on the same power.",
             ("tokecon fleet -m llama3-70b --old 8xA100 --new 8xH100",
-             "tokecon fleet -m llama3-70b --old 8xMI300X --new 8xMI355X --interest-rate 0.05"),
+             "tokecon fleet -m llama3-70b --old 8xMI300X --new 8xMI355X \\\n      --interest-rate 0.05"),
             ("max_usd_per_mtok",)),
     Command("validate", ValidateOptions, "tokecon.commands.validate:run",
             "Predict every public measurement and state the error.",
@@ -419,12 +419,6 @@ COMMANDS: tuple[Command, ...] = (
             "terminal, every row with --rows or in JSON; --fit refits the efficiency factors.",
             ("tokecon validate --group-by metric", "tokecon validate --fit --held-out"),
             analysis=False, progress=True),
-    Command("check", CheckOptions, "tokecon.commands.check:run",
-            "Run a budget file of scenarios and thresholds (for CI).",
-            "Run every scenario of a budget file, one line each; exit 1 if any crosses a threshold, 2 on a bad file. "
-            "A scenario is any analysis command with its options and thresholds as keys.",
-            ("tokecon check examples/budget.toml", "tokecon check budget.toml --format markdown --junit report.xml"),
-            analysis=False),
     Command("hardware list", Catalogs, "tokecon.commands.catalog_cmds:hardware_list",
             "Every device of the catalogs.", "Every device of the merged catalogs, and which file each came from.",
             ("tokecon hardware list", "tokecon hardware list --wide"), analysis=False),
@@ -457,6 +451,27 @@ COMMANDS: tuple[Command, ...] = (
             "One engine profile: versions, scales, overheads.",
             "One engine profile: the versions it covers, its fitted scales and overheads, its scheduling defaults.",
             ("tokecon engines show vllm", "tokecon engines show sglang@0.4.6"), analysis=False),
+)
+
+
+def _thresholds_listing() -> tuple[str, ...]:
+    """Each analysis command's thresholds as budget keys (the same names as its flags), for check's help."""
+    import textwrap
+
+    out = ["Thresholds per command (budget keys; each is also the command's --flag):"]
+    for c in COMMANDS:
+        if c.analysis:
+            out += textwrap.wrap(", ".join(c.thresholds), 76, initial_indent=f"  {c.name}: ", subsequent_indent="    ")
+    return tuple(out)
+
+
+COMMANDS += (
+    Command("check", CheckOptions, "tokecon.commands.check:run",
+            "Run a budget file of scenarios and thresholds (for CI).",
+            "Run every scenario of a budget file, one line each; exit 1 if any crosses a threshold, 2 on a bad file. "
+            "A scenario is any analysis command with its options and thresholds as keys.",
+            ("tokecon check examples/budget.toml", "tokecon check budget.toml --format markdown --junit report.xml"),
+            analysis=False, listing=_thresholds_listing()),
 )
 
 #: command groups on the command line: name -> help

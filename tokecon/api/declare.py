@@ -125,6 +125,7 @@ class Command:
     analysis: bool = True
     progress: bool = False
     present: str = ""
+    listing: tuple[str, ...] = ()  # lines shown as they are under the help, before the examples
 
     @property
     def python_name(self) -> str:

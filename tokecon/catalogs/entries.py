@@ -101,6 +101,13 @@ class NewEntry:
     saved: SaveReport | None = None
     summary: str = ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: the entry as its catalog holds it, and where it was saved (None: printed)."""
+        return {"command": f"{self.kind} {'add' if self.kind == 'hardware' else 'import'}", "kind": self.kind, "key": self.key,
+                "entry": self.entry, "note": self.note, "summary": self.summary or None,
+                "saved": None if self.saved is None else str(self.saved.path),
+                "replaced": None if self.saved is None else self.saved.replaced}
+
 
 def add_hardware(
     key: str,

@@ -144,8 +144,9 @@ def callback(cmd: Command):
 
 
 def epilog(cmd: Command) -> str:
-    """The examples under a command's help, one per line (click's \\b keeps the lines)."""
-    return "Examples:\n\n\b\n" + "\n".join(f"  {e}" for e in cmd.examples) if cmd.examples else ""
+    """The listing and the examples under a command's help, one per line (click's \\b keeps the lines)."""
+    listing = "\b\n" + "\n".join(cmd.listing) + "\n\n" if cmd.listing else ""
+    return listing + ("Examples:\n\n\b\n" + "\n".join(f"  {e}" for e in cmd.examples) if cmd.examples else "")
 
 
 def register(app: typer.Typer, cmd: Command, groups: dict[str, typer.Typer]) -> None:

@@ -225,7 +225,9 @@ def render_json(result: Result, file: TextIO, explain: bool = False) -> None:
     doc = result.to_dict()
     if not explain:
         doc["rows"] = [{k: v for k, v in r.items() if k != "breakdown"} for r in doc["rows"]]
-    file.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")  # one write, not one per token
+    text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    for start in range(0, len(text), 1 << 16):  # whole blocks, not one write per token; a reader that left
+        file.write(text[start:start + (1 << 16)])  # shows as a broken pipe (one huge write can hide it)
 
 
 def _all_keys(rows: list[dict]) -> list[str]:
@@ -243,7 +245,14 @@ def render_csv(result: Result, file: TextIO) -> None:
     writer = csv.DictWriter(file, fieldnames=_all_keys(data), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in data:
-        writer.writerow({k: ("; ".join(v) if isinstance(v, list) else v) for k, v in row.items()})
+        writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+
+
+def _csv_cell(value: Any) -> Any:
+    """A list of words joined by '; '; anything else nested (a check's details) as JSON."""
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) or v is None for v in value):
+        return "; ".join(map(str, value))
+    return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 def render_markdown(result: Result, file: TextIO, explain: bool = False) -> None:

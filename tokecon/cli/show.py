@@ -17,7 +17,7 @@ def show(result: Any, fmt: str, wide: bool = False, explain: bool = False, prese
     (JSON rows then carry the step breakdown). Exit 1, saying why on stderr, when rows crossed a
     threshold or offered more than the deployment sustains."""
     if hasattr(result, "saved"):  # hardware add, models import: a catalog entry
-        _new_entry(result)
+        _new_entry(result, fmt)
         return
     for part in result.preface if fmt in ("table", "markdown") else ():
         render(part, fmt, sys.stdout, wide=wide)
@@ -45,8 +45,14 @@ def _failure(result: Any, failed: list[dict[str, Any]]) -> str:
     return f"{len(failed)} of {len(result.rows)} rows {what} (first: {where} {point}: {first['violations'][0]})"
 
 
-def _new_entry(new: Any) -> None:
-    """``hardware add`` / ``models import``: the TOML entry on stdout, or where it was saved."""
+def _new_entry(new: Any, fmt: str) -> None:
+    """``hardware add`` / ``models import``: the TOML entry on stdout, or where it was saved; with
+    ``--format json`` the entry and where it went as JSON."""
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps(new.to_dict(), indent=2))
+        return
     if new.saved is None:
         typer.echo(new.text, nl=False)
         hint = f"not saved; add --save to write [{new.key}] to $TOKECON_HOME/{new.kind}.toml"

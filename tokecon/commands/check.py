@@ -80,13 +80,13 @@ def parse_budget(data: dict[str, Any], path: Path) -> list[BudgetScenario]:
         if not isinstance(description, str):
             raise TokeconError(f"{where}: 'description' must be a string")
         cmd = BY_NAME[command]
-        limits = {k: v for k, v in merged.items() if k in METRICS}
-        if not limits:
-            raise TokeconError(f"{where}: no thresholds; add one of {', '.join(cmd.thresholds)}")
         try:
             declare.parse(cmd, merged, "budget", path.parent)  # every key and type checked before anything runs
         except TokeconError as exc:
             raise TokeconError(f"{where}: {exc}") from None
+        limits = {k: v for k, v in merged.items() if k in cmd.thresholds}
+        if not limits:
+            raise TokeconError(f"{where}: no thresholds; add one of {', '.join(cmd.thresholds)}")
         out.append(BudgetScenario(str(name), command, description, merged, {k: float(v) for k, v in limits.items()}))
     return out
 

@@ -101,12 +101,15 @@ def apply_baseline(rows: list[dict[str, Any]], doc: dict[str, Any], path: Path, 
         row["baseline_usd_per_mtok"] = float(old) if ok else None
         row["usd_per_mtok_rel_change"] = row["usd_per_mtok"] / old - 1.0 if ok else None
     changed = [r for r in rows if r["usd_per_mtok_rel_change"] is not None]
+    differ = [f"{key.replace('_', ' ')} {doc.get(key)} then, {inputs.get(key)} now" for key in ("input_tokens", "output_tokens", "slo", "mode")
+              if key in doc and doc.get(key) != inputs.get(key)]
+    workload = [f"The baseline ran another workload ({'; '.join(differ)}): the change includes that."] if differ else []
     if not changed:
-        return [f"Against baseline {path}: no configuration in both."]
+        return [f"Against baseline {path}: no configuration in both."] + workload
     big = max(changed, key=lambda r: abs(r["usd_per_mtok_rel_change"]))
     cheaper = sum(r["usd_per_mtok_rel_change"] < -1e-9 for r in changed)
     return [f"Against baseline {path}: {cheaper} of {len(changed)} configurations cheaper; largest change {big['device']}: "
-            f"{big['baseline_usd_per_mtok']:.4g} -> {big['usd_per_mtok']:.4g} USD/Mtok ({big['usd_per_mtok_rel_change']:+.1%})."]
+            f"{big['baseline_usd_per_mtok']:.4g} -> {big['usd_per_mtok']:.4g} USD/Mtok ({big['usd_per_mtok_rel_change']:+.1%})."] + workload
 
 
 def run(o: Any, limits: Thresholds) -> Result:

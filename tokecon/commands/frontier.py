@@ -127,6 +127,8 @@ def sweeps(catalog: Catalog, opts: ServingRequest, gpus: list[str], inp: int, ou
             skipped.append(s.label)
             continue
         done.append(s)
+        if opts.layouts != "agg" and not s.pool_pairs:
+            notes.append(f"{s.label}: no disaggregated layout: {opts.common.model} does not fit a part of the GPUs as a worker.")
         method += filter(None, [winner_note(s.label, s.frontier)])
         method.append(f"{s.label}: {s.aggregated_layouts} aggregated layouts" + (f" and {s.pool_pairs} disaggregated pool pairs"
                       if s.pool_pairs else "") + f" x their concurrency grids swept, {len(s.frontier)} points on the frontier.")
