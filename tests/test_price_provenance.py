@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
 from tokecon.economics import prices
-from tokecon.economics.costs import CostModel, cost_model, gpu_hour_cost
+from tokecon.economics.costs import CostModel, cost_model, gpu_hour_cost, scope_note
 from tokecon.economics.crossover import crossover
 from tokecon.economics.energy import energy_fields
 from tokecon.errors import CatalogError, TokeconError
@@ -233,7 +233,33 @@ def test_facility_ratio_default_follows_from_its_source():
     assert CostModel().other_capital_ratio == pytest.approx(11.7 * b200.all_in_power_w / b200.purchase_usd, abs=0.005)
 
 
-# --- pricing as of a date ------------------------------------------------------------------------------------------
+# --- rows for `prices list` / `prices show`, pricing as of a date ----------------------------------------------------
+
+def test_list_rows_carry_current_prices_with_provenance():
+    rows = {r["device"]: r for r in prices.list_rows(CATALOG.hardware, as_of="2026-12")}
+    assert len(rows) == len(CATALOG.hardware)
+    h100 = rows["h100-sxm"]
+    assert h100["rental_usd_per_gpu_hour"] == 2.45 and h100["rental_date"] == "2025-03" and h100["rental_stale"]
+    assert (h100["rental_tier"], h100["rental_kind"], h100["rental_scope"], h100["rental_source_class"]) == \
+        ("neocloud", "on_demand", "server_share", "primary")
+    assert h100["capital_quoted_scope"] == "chip" and h100["capital_overhead"] == 1.35 and h100["capital_scope"] == "server_share"
+    assert h100["tco_usd_per_gpu_hour"] == 1.17 and h100["all_in_power_w"] == 1370 and h100["board_power_w"] == 700
+    assert rows["b200"]["rental_stale"] is False  # packet.ai 2026-06 is within a year of 2026-12
+    assert rows["gb300"]["capital_usd_per_gpu"] is None and rows["gb200"]["capital_source_class"] == "derived"
+    json.dumps(list(rows.values()))  # plain data
+
+
+def test_show_rows_are_every_point_with_its_provenance():
+    rows = prices.show_rows(HW("b300"), as_of="2026-12")
+    assert len(rows) == len(HW("b300").price_points)
+    derived = [r for r in rows if r["derived"]]
+    assert derived and all(r["derived_from"] and r["source_class"] == "derived" for r in derived)
+    current = [r for r in rows if r["current"]]
+    assert [(r["kind"], r["date"]) for r in current] == [("purchase", "2025-07"), ("rental", "2026-07")]
+    purchase = next(r for r in rows if r["kind"] == "purchase")
+    assert purchase["usd_per_gpu"] == pytest.approx(43_150.9) and purchase["usd_per_gpu_hour"] is None
+    assert purchase["server_share_usd_per_gpu"] == pytest.approx(43_150.9 * 1.35) and purchase["stale"]  # 2025-07
+
 
 def test_the_cost_model_prices_as_of_a_date_and_says_how():
     """h100-sxm neocloud on-demand: RunPod 3.99 (2024-07) and Lambda 2.99 (2024-09) -> 3.45 at 2024-08."""
@@ -245,6 +271,15 @@ def test_the_cost_model_prices_as_of_a_date_and_says_how():
         cost_model({"as_of": "August"})
     with pytest.raises(TokeconError, match="--tier must be one of"):
         cost_model({"tier": "whale"})
+
+
+def test_a_comparison_that_mixes_scopes_says_so():
+    note = scope_note([HW("h100-sxm"), HW("gb200")], CostModel(method="tco"))
+    assert note is not None and "h100-sxm from a hyperscaler chip price x 1.35 server overhead" in note
+    assert "gb200 from a hyperscaler chip price x 1.53 rack-scale overhead" in note
+    assert scope_note([HW("h100-sxm"), HW("b200")], CostModel(method="tco")) is None  # both chip ASPs x 1.35
+    assert "mi300x from a neocloud reserved rental" in scope_note([HW("b200"), HW("mi300x")], CostModel())
+    assert scope_note([HW("b200"), HW("mi300x")], CostModel(method="tco-published")) is None
 
 
 # --- InferenceMAX's conclusion --------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import difflib
 import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from tokecon.economics import prices
 from tokecon.errors import TokeconError
@@ -196,6 +196,33 @@ def _gpu_hour_cost(hw: Hardware, model: CostModel) -> CostBreakdown:
 def _purchase_points(hw: Hardware) -> str:
     weak = [f"{p.source_class} {p.scope} {p.usd:,.0f} USD ({p.date})" for p in hw.price_points if p.kind == "purchase"]
     return "its purchase points: " + "; ".join(weak) if weak else "no purchase points"
+
+
+def scope_note(hardware: Sequence[Hardware], model: CostModel) -> str | None:
+    """One line when devices compared under ``model`` are priced from different kinds of price (a chip price with
+    an overhead beside a rack share; an on-demand rental beside a contract rate), naming each; None when alike."""
+    if model.method == "tco-published" or (model.method == "rental" and model.usd_per_gpu_hour is not None):
+        return None
+    kind = "rental" if model.method == "rental" else "purchase"
+    basis: dict[str, str] = {}
+    for hw in dict((h.key, h) for h in hardware).values():
+        if kind == "purchase" and model.purchase_for(hw) is not None:
+            basis[hw.key] = "a capital given by the user"
+            continue
+        now = prices.current(hw, kind)
+        q = now.quote if now else None
+        if q is None:
+            basis[hw.key] = "a stated catalog value" if now else "no catalog price"
+        elif kind == "rental":
+            basis[hw.key] = f"a {q.point.tier} {q.point.rental_kind.replace('_', '-')} rental"
+        else:
+            over = f" x {q.overhead.factor:g} {q.overhead.name}" if q.overhead else ""
+            basis[hw.key] = f"a {q.point.tier} {q.point.scope.replace('_', ' ')} price{over}"
+    if len(set(basis.values())) < 2:
+        return None
+    what = "capital" if kind == "purchase" else "rentals"
+    return (f"Prices of different kinds ({what}): " + "; ".join(f"{k} from {v}" for k, v in basis.items())
+            + " (tokecon.economics.prices; `--cost tco-published` prices all from one source).")
 
 
 # --- options and the [cost] table ------------------------------------------------------------

@@ -46,7 +46,7 @@ import bisect
 import datetime
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 from tokecon.errors import TokeconError
 from tokecon.physics.specs import Hardware, PricePoint
@@ -61,6 +61,7 @@ RENTAL_PREFERENCE = (("neocloud", "on_demand"), ("neocloud", "reserved"), ("hype
                      ("hyperscaler", "reserved"), ("retail", "on_demand"), ("retail", "reserved"),
                      ("neocloud", "spot"), ("hyperscaler", "spot"), ("retail", "spot"))
 CAPITAL_PREFERENCE = TIERS
+STALE_YEARS = 1.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,11 @@ def year_of(date: str) -> float:
 def this_month() -> str:
     """Today as ``YYYY-MM`` (the default as-of date and the latest date a price may carry)."""
     return datetime.date.today().strftime("%Y-%m")
+
+
+def stale(point: PricePoint, as_of: str | None = None) -> bool:
+    """True when ``point`` is more than a year older than ``as_of`` (default: this month)."""
+    return year_of(as_of or this_month()) - year_of(point.date) > STALE_YEARS
 
 
 def _weaker(*classes: str) -> str:
@@ -292,3 +298,70 @@ def price_at(hw: Hardware, kind: str, year: float, tco_source: str | None = None
 def published_tco(hw: Hardware) -> str:
     """The published TCO sources and tiers of ``hw``, e.g. ``SemiAnalysis hyperscaler, SemiAnalysis neocloud``."""
     return ", ".join(dict.fromkeys(f"{p.provider} {p.tier}" for p in hw.price_points if p.kind == "tco"))
+
+
+# --- rows for `prices list` and `prices show` ----------------------------------------------------------------------
+
+def _current_fields(prefix: str, now: Current | None, as_of: str) -> dict[str, Any]:
+    q = now.quote if now else None
+    p = q.point if q else None
+    return {
+        f"{prefix}_source_class": now.source_class if now else None,
+        f"{prefix}_date": p.date if p else None,
+        f"{prefix}_tier": p.tier if p else None,
+        f"{prefix}_provider": p.provider if p else None,
+        f"{prefix}_stale": stale(p, as_of) if p else None,
+    }
+
+
+def list_rows(hardware: Iterable[Hardware], as_of: str | None = None, tco_source: str = "SemiAnalysis",
+              tier: str = "hyperscaler") -> list[dict[str, Any]]:
+    """One row per device for ``prices list``: the current rental and capital with scope, class, date, tier and
+    staleness at ``as_of`` (default this month), the newest published TCO of ``tco_source`` and ``tier``, and
+    board and all-in power."""
+    as_of = as_of or this_month()
+    rows = []
+    for hw in hardware:
+        rent, capital = current(hw, "rental"), current(hw, "purchase")
+        cq = capital.quote if capital else None
+        tco = series(hw, "tco", tco_source, tier)
+        rows.append({
+            "device": hw.key,
+            "rental_usd_per_gpu_hour": rent.usd if rent else None,
+            "rental_kind": rent.quote.point.rental_kind if rent and rent.quote else None,
+            "rental_scope": rent.quote.point.scope if rent and rent.quote else None,
+            **_current_fields("rental", rent, as_of),
+            "capital_usd_per_gpu": capital.usd if capital else None,
+            "capital_scope": "server_share" if capital else None,
+            "capital_quoted_scope": cq.point.scope if cq else None,
+            "capital_overhead": cq.overhead.factor if cq and cq.overhead else (1.0 if cq else None),
+            **_current_fields("capital", capital, as_of),
+            "tco_usd_per_gpu_hour": tco[-1].usd if tco else None,
+            "tco_date": tco[-1].date if tco else None,
+            "board_power_w": hw.power_w,
+            "all_in_power_w": hw.all_in_power_w,
+        })  # fmt: skip
+    return rows
+
+
+def show_rows(hw: Hardware, as_of: str | None = None) -> list[dict[str, Any]]:
+    """Every price point of ``hw`` for ``prices show``, by kind and date: its value (``usd_per_gpu`` for a purchase,
+    ``usd_per_gpu_hour`` for a rental or TCO), the purchase at server share, scope, class, tier, kind, unit, source,
+    whether it is stale at ``as_of`` (default this month), derived, or the current value."""
+    as_of = as_of or this_month()
+    used = {id(now.quote.point) for now in (current(hw, "rental"), current(hw, "purchase")) if now and now.quote}
+    rows = []
+    for p in sorted(hw.price_points, key=lambda p: (KINDS.index(p.kind), year_of(p.date), p.usd)):
+        q = quote(p, hw.rack_scale)
+        rows.append({
+            "device": hw.key, "date": p.date, "kind": p.kind,
+            "usd_per_gpu": p.usd if p.kind == "purchase" else None,
+            "usd_per_gpu_hour": None if p.kind == "purchase" else p.usd,
+            "server_share_usd_per_gpu": q.usd if p.kind == "purchase" else None,
+            "overhead": q.overhead.factor if q.overhead else None,
+            "scope": p.scope, "source_class": p.source_class, "derived": p.source_class == "derived",
+            "derived_from": list(p.derived_from), "tier": p.tier, "rental_kind": p.rental_kind or None,
+            "unit": p.unit, "gpus_per_unit": p.gpus_per_unit, "provider": p.provider,
+            "stale": stale(p, as_of), "current": id(p) in used, "source": p.source,
+        })  # fmt: skip
+    return rows
