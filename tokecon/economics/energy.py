@@ -69,8 +69,8 @@ def energy_fields(board_w: float, pue: float, usd_per_kwh: float, total_tok_s: A
             "board_power_w": np.full_like(total, board_w), **board}
 
 
-NOTE = ("Energy: all-in power per GPU (its share of host, NICs and switches; SemiAnalysis' published figure, else "
-        f"board x {ALL_IN_OVER_BOARD:g}) at full draw while serving, an upper bound (measured inference often draws "
+NOTE = ("Energy: all-in power per GPU (with its share of host, NICs and switches: the device's published figure where "
+        f"the command passes it, else board x {ALL_IN_OVER_BOARD:g}) at full draw while serving, an upper bound (measured inference often draws "
         "less: Patel et al. ASPLOS 2024, ML.ENERGY leaderboard); J/token on that power, tok/s per MW of facility power "
         "(all-in x PUE), *_board fields on board power alone; energy share = electricity (facility kW x USD/kWh) / the "
         "hourly price.")
