@@ -192,7 +192,7 @@ def test_hardware_show_derived_figures():
     figs = {f["figure"]: f for f in doc["rows"]}
     assert figs["ridge_point_bf16_flop_per_b"]["value"] == pytest.approx(989.4e12 / 3.35e12)  # 295 FLOP/B
     assert figs["ridge_point_bf16_flop_per_b"]["unit"] == "FLOP/B"
-    assert figs["memory_bw_b_s_per_usd_h"]["value"] == pytest.approx(3.35e12 / 2.99)
+    assert figs["memory_bw_b_s_per_usd_h"]["value"] == pytest.approx(3.35e12 / 2.45)  # H100 rental: Cudo 2025-03
     assert doc["hardware"] == "h100-sxm" and doc["origin"] == str(builtin_paths()["hardware"])
     table = invoke("hardware", "show", "h100").stdout
     assert "295 FLOP/B peak" in table and "catalog file: built-in" in table

@@ -29,12 +29,13 @@ def test_capital_recovery_factor_worked_numbers():
 
 
 def test_tco_worked_number_h100(catalog):
-    """h100-sxm: 30,000 USD, 700 W; other capital 1.0x, 5 y at 10 %, PUE 1.3, 0.10 USD/kWh:
-    60,000 x 0.26380 / 8760 = 1.8068 USD/h + 0.7 x 1.3 x 0.10 = 0.091 USD/h -> 1.898 USD/GPU-h."""
+    """h100-sxm: 34,694 USD server share (Epoch AI's 2025 ASP 25,699 x 1.35), 1,370 W all-in (SemiAnalysis);
+    facility 0.40x, 5 y at 10 %, PUE 1.3, 0.10 USD/kWh: 48,572 x 0.26380 / 8760 = 1.4627 USD/h
+    + 1.37 x 1.3 x 0.10 = 0.1781 USD/h -> 1.641 USD/GPU-h."""
     b = gpu_hour_cost(catalog.hardware.get("h100"), CostModel(method="tco"))
-    assert b.capital_usd_per_hour == pytest.approx(60_000 * 0.263797 / 8760, rel=1e-5)
-    assert b.energy_usd_per_hour == pytest.approx(0.091)
-    assert b.usd_per_gpu_hour == pytest.approx(1.8979, rel=1e-4)
+    assert b.capital_usd_per_hour == pytest.approx(25_699.35 * 1.35 * 1.4 * 0.263797 / 8760, rel=1e-5)
+    assert b.energy_usd_per_hour == pytest.approx(0.1781)
+    assert b.usd_per_gpu_hour == pytest.approx(1.6408, rel=1e-4)
     half = gpu_hour_cost(catalog.hardware.get("h100"), CostModel(method="tco", utilisation=0.5))
     assert half.usd_per_gpu_hour == pytest.approx(2 * b.usd_per_gpu_hour)
 
@@ -135,10 +136,10 @@ def test_cli_tco_and_explain_cost(tmp_path):
     args = ["serve", "-m", "llama3-70b", "-g", "4xH100", "-c", "64", "--cost", "tco", "--explain-cost"]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert "Cost per GPU-hour (tco): h100-sxm: capital 1.807 USD/h" in " ".join(r.stdout.split())
+    assert "Cost per GPU-hour (tco): h100-sxm: capital 1.463 USD/h" in " ".join(r.stdout.split())
     doc = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
     row = doc["rows"][0]
-    assert row["cost_method"] == "tco" and row["usd_per_gpu_hour"] == pytest.approx(1.8979, rel=1e-4)
+    assert row["cost_method"] == "tco" and row["usd_per_gpu_hour"] == pytest.approx(1.6408, rel=1e-4)
     assert row["usd_per_hour"] == pytest.approx(4 * row["usd_per_gpu_hour"])
     assert doc["cost"]["per_gpu_hour"]["h100-sxm"]["capital_recovery_factor"] == pytest.approx(0.263797, rel=1e-5)
     # the same through a [cost] file

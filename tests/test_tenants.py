@@ -264,7 +264,7 @@ def test_cli_table_reads_at_80_columns(monkeypatch):
 
 
 def test_cli_a_threshold_exits_1_and_bad_input_exits_2():
-    r = runner.invoke(app, [*ARGS, "--max-usd-per-mtok", "0.096"])
+    r = runner.invoke(app, [*ARGS, "--max-usd-per-mtok", "0.0787"])  # 0.096 x H100 rental 2.45 / 2.99 before it
     assert r.exit_code == 1 and "rows cross a threshold" in r.stderr
     r = runner.invoke(app, ["tenants", "-m", "deepseek-v3", "-g", "8xH200"])
     assert r.exit_code == 2 and "--lora-targets mlp" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from tokecon.datafiles import data_file
 from tokecon.errors import CatalogError, TokeconError
-from tokecon.physics.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint
+from tokecon.economics import prices
+from tokecon.physics.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint, rack_scale
 from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
 
 KINDS = ("hardware", "models", "engines")
@@ -97,8 +98,10 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
     "scaleup_domain": _int(True, upper=1e6),
     "scaleout_bw_gb_s": _num(True, upper=1e6),
     "power_w": _num(True, upper=1e6),
+    "all_in_power_w": _num(upper=1e7),
+    "all_in_power_source": _STR,
     "purchase_usd": _num(upper=1e9),
-    "rental_usd_per_hour": _num(True, upper=1e5),
+    "rental_usd_per_hour": _num(upper=1e5),
     "price_date": _STR,
     "launched": _STR,
     "source": FieldSpec((str,), True),
@@ -109,9 +112,19 @@ HARDWARE_FIELDS: dict[str, FieldSpec] = {
 
 PRICE_POINT_FIELDS: dict[str, FieldSpec] = {
     "date": FieldSpec((str,), True),
-    "kind": FieldSpec((str,), True, choices=("purchase", "rental")),
+    "kind": FieldSpec((str,), True, choices=prices.KINDS),
     "usd": _num(upper=1e9),
     "usd_per_hour": _num(upper=1e5),
+    "scope": FieldSpec((str,), True, choices=prices.SCOPES),
+    "source_class": FieldSpec((str,), True, choices=prices.SOURCE_CLASSES),
+    "tier": FieldSpec((str,), True, choices=prices.TIERS),
+    "rental_kind": FieldSpec((str,), choices=prices.RENTAL_KINDS),
+    "unit": FieldSpec((str,), choices=prices.UNITS),
+    "gpus_per_unit": _int(upper=1e6),
+    "unit_usd": _num(upper=1e12),
+    "unit_usd_per_hour": _num(upper=1e8),
+    "provider": _STR,
+    "derived_from": _ALIASES,
     "source": FieldSpec((str,), True),
     "notes": _STR,
 }
@@ -248,8 +261,8 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
                 raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly small (at least {spec.lower:g})")
         if spec.choices and value not in spec.choices:
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
-        if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):
-            raise CatalogError(f"{where}: field 'aliases' must be a list of non-empty strings")
+        if name in ("aliases", "derived_from") and not all(isinstance(a, str) and a.strip() for a in value):
+            raise CatalogError(f"{where}: field '{name}' must be a list of non-empty strings")
         if name == "memory_tiers":
             for i, tier in enumerate(value):
                 validate_entry("memory_tiers", f"{key}.memory_tiers[{i}]", tier, path, MEMORY_TIER_FIELDS)
@@ -260,19 +273,44 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
         validate_entry("efficiency", f"{key}.efficiency", entry["efficiency"], path, EFFICIENCY_FIELDS)
         for n, point in enumerate(entry.get("price_points", [])):
             _validate_price_point(f"{key}.price_points[{n}]", point, path)
+        if "rental_usd_per_hour" not in entry and not any(p["kind"] == "rental" for p in entry.get("price_points", [])):
+            raise CatalogError(f"{where}: needs a rental price: field 'rental_usd_per_hour' or a rental in "
+                               f"[[{key}.price_points]]")
+        if ("all_in_power_w" in entry) != ("all_in_power_source" in entry):
+            raise CatalogError(f"{where}: field 'all_in_power_w' needs 'all_in_power_source' (and the other way round)")
     if kind == "models":
         _validate_model_consistency(key, entry, where)
 
 
 def _validate_price_point(key: str, point: Any, path: str) -> None:
-    """One ``[[NAME.price_points]]`` table: a YYYY-MM date, and ``usd`` for a purchase or ``usd_per_hour`` for a rental."""
+    """One ``[[NAME.price_points]]`` table: a past YYYY-MM date, ``usd`` for a purchase or ``usd_per_hour`` for a rental
+    or TCO, a scope that fits the kind, a rental kind for a rental, a GPU count for an instance, inputs for a derived
+    point, and a per-GPU value that is the quoted unit price over its GPUs."""
     validate_entry("price_point", key, point, path, PRICE_POINT_FIELDS)
     where = f"{path}: [{key}]"
     if not _DATE.match(point["date"]):
         raise CatalogError(f"{where}: field 'date' must be YYYY-MM or YYYY, got {point['date']!r}")
-    want = "usd" if point["kind"] == "purchase" else "usd_per_hour"
+    if prices.year_of(point["date"]) > prices.year_of(prices.this_month()):
+        raise CatalogError(f"{where}: field 'date' {point['date']!r} is in the future (a price is dated when observed)")
+    kind, scope = point["kind"], point["scope"]
+    want = "usd" if kind == "purchase" else "usd_per_hour"
     if want not in point or ("usd" in point and "usd_per_hour" in point):
-        raise CatalogError(f"{where}: a {point['kind']} price point needs field '{want}' (and not the other price field)")
+        raise CatalogError(f"{where}: a {kind} price point needs field '{want}' (and not the other price field)")
+    if (kind == "tco") != (scope == "all_in"):
+        raise CatalogError(f"{where}: scope 'all_in' is for a published TCO per GPU-hour (kind 'tco') only, got "
+                           f"kind '{kind}' with scope '{scope}'")
+    if (kind == "rental") != ("rental_kind" in point):
+        raise CatalogError(f"{where}: field 'rental_kind' ({', '.join(prices.RENTAL_KINDS)}) is "
+                           + ("required for a rental" if kind == "rental" else f"for rentals only, not a {kind}"))
+    instance = point.get("unit", "per_gpu") == "instance"
+    if instance != ("gpus_per_unit" in point):
+        raise CatalogError(f"{where}: field 'gpus_per_unit' goes with unit = 'instance' (a quote for several GPUs)")
+    quoted = point.get("unit_usd" if kind == "purchase" else "unit_usd_per_hour")
+    if quoted is not None and not math.isclose(quoted / point.get("gpus_per_unit", 1), point[want], rel_tol=0.01):
+        raise CatalogError(f"{where}: field '{want}' = {point[want]!r} is not the quoted unit price {quoted!r} / "
+                           f"{point.get('gpus_per_unit', 1)} GPUs")
+    if (point["source_class"] == "derived") != bool(point.get("derived_from")):
+        raise CatalogError(f"{where}: a derived point names its inputs in 'derived_from' (and only a derived point does)")
 
 
 def _validate_model_consistency(key: str, e: dict, where: str) -> None:
@@ -318,6 +356,14 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
     links = e.get("scaleup_links", e["scaleup_domain"] - 1 if topology == "mesh" else 0)
     if topology != "switch" and not links:
         raise CatalogError(f"{origin}: [{key}]: scaleup_topology = '{topology}' needs field 'scaleup_links'")
+    points = tuple(
+        PricePoint(p["date"], p["kind"], float(p["usd"] if p["kind"] == "purchase" else p["usd_per_hour"]), p["source"],
+                   p["scope"], p["source_class"], p["tier"], p.get("rental_kind", ""), p.get("unit", "per_gpu"),
+                   p.get("gpus_per_unit", 1), p.get("provider", ""), tuple(p.get("derived_from", ())))
+        for p in e.get("price_points", [])
+    )
+    rack = rack_scale(topology, e["scaleup_domain"])
+    rent, capital = prices.pick(points, "rental", rack), prices.pick(points, "purchase", rack)  # module docstring's rule
     return Hardware(
         key=key,
         name=e["name"],
@@ -331,9 +377,9 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
         scaleup_domain=e["scaleup_domain"],
         scaleout_bw_b_s=e["scaleout_bw_gb_s"] * GB,
         power_w=float(e["power_w"]),
-        rental_usd_per_hour=float(e["rental_usd_per_hour"]),
-        price_date=e.get("price_date", ""),
-        purchase_usd=e.get("purchase_usd"),
+        rental_usd_per_hour=float(e["rental_usd_per_hour"]) if "rental_usd_per_hour" in e else rent.usd,
+        price_date=e.get("price_date", "") if "rental_usd_per_hour" in e else rent.point.date,
+        purchase_usd=e["purchase_usd"] if "purchase_usd" in e else (capital.usd if capital else None),
         efficiency=Efficiency(
             compute=eff["compute"],
             memory_bw=eff["memory_bw"],
@@ -347,14 +393,13 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
         origin=origin,
         scaleup_topology=topology,
         scaleup_links=links if topology != "switch" else 0,
-        price_points=tuple(
-            PricePoint(p["date"], p["kind"], float(p["usd"] if p["kind"] == "purchase" else p["usd_per_hour"]), p["source"])
-            for p in e.get("price_points", [])
-        ),
+        price_points=points,
         memory_kind=e.get("memory_kind", "dram"),
         memory_tiers=tuple(MemoryTier(t["name"], t["capacity_gb"] * GB, t["bw_tb_s"] * TB) for t in e.get("memory_tiers", ())),
         engine=e.get("engine", ""),
         gemm_tile_rows=e.get("gemm_tile_rows", 64),
+        all_in_power_w=e.get("all_in_power_w"),
+        all_in_power_source=e.get("all_in_power_source", ""),
     )
 
 

@@ -92,7 +92,7 @@ def rate_rows(d: Deployed, opts: ServingRequest, rates: list[float], input_len: 
     mean_in, mean_out = (float(st.input_tok_s[0] / st.requests_s[0]), float(st.output_tok_s[0] / st.requests_s[0]))
     f = np.clip(np.nan_to_num(prefill_share, nan=0.0), 0.0, 1.0)
     money = token_prices(scn.usd_per_hour * f, scn.usd_per_hour * (1.0 - f), lam * mean_in, lam * mean_out, opts.price_split)
-    extra = points.mode_figures(d, st, lam * mean_in, lam * mean_out, scn.board_power_w, scn.usd_per_hour, st.prefix_hit,
+    extra = points.mode_figures(d, st, lam * mean_in, lam * mean_out, (scn.board_power_w, scn.all_in_power_w), scn.usd_per_hour, st.prefix_hit,
                          opts.modes.prices)
     per_arrival = {"preempted_fraction": ol.arrival_mean(st.preempted)}
     if st.chunk_tokens is not None:

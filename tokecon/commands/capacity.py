@@ -127,7 +127,7 @@ def capacity_row(d: Deployed, point: dict[str, Any], tokens_per_day: float, head
         "usd_per_day": usd_day,
         "usd_per_mtok_served": usd_day / (tokens_per_day / 1e6),
         **(_daily_revenue(point, tokens_per_day, usd_day, list_prices) if list_prices else {}),
-        "facility_mw_needed": n_dep * point["facility_power_w"] / 1e6,  # every deployment's board power x PUE (tokecon.economics.energy)
+        "facility_mw_needed": n_dep * point["facility_power_w"] / 1e6,  # every deployment's all-in power x PUE (tokecon.economics.energy)
     }
 
 

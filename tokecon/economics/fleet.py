@@ -1,14 +1,15 @@
 """Obsolescence: an older device's fleet against a newer one, year by year, for one workload.
 
-Per device, at the workload's operating point (tokecon.serving.batching): T tok/s per GPU, W watts, and
+Per device, at the workload's operating point (tokecon.serving.batching): T tok/s per GPU, W its all-in watts
+(tokecon.economics.energy), capital(y) its server-share capital in year y, and
     Q   = T x 3600 x 8760 x u / 1e6                 Mtok per GPU-year (u: utilisation)
-    c(y) = TCO USD/GPU-h at the purchase price of year y / (T x 3600) x 1e6     full cost per Mtok
+    c(y) = TCO USD/GPU-h at the capital of year y / (T x 3600) x 1e6          full cost per Mtok
     m    = energy USD/GPU-h / u / (T x 3600) x 1e6                        running cost per Mtok
 Market price of a token, p(y) = the newer device's rental price in year y / its tokens per hour: what a
 token costs a renter on the newest hardware (prices from tokecon.economics.prices, interpolated and projected).
 
     value of an old GPU at y   V(y) = sum_t max(p(y+t-1/2) - m_old, 0) x Q_old / (1+i)^t      t = 1 .. years left
-    per MW of facility power   Q/MW = Q / (W x PUE / 1e6),  K/MW = purchase(y) x (1 + other capital) / (W x PUE / 1e6)
+    per MW of facility power   Q/MW = Q / (W x PUE / 1e6),  K/MW = capital(y) x (1 + facility ratio) / (W x PUE / 1e6)
     replace at y (same power)  NPV(y) = sum_{t=1..n} p(y+t-1/2) x (Q/MW_new - Q/MW_old) / (1+i)^t - K/MW_new(y)
     payback                    K/MW_new(y) / (p(y+1/2) x (Q/MW_new - Q/MW_old)) years
 
@@ -49,7 +50,7 @@ def mtok_per_gpu_year(side: Side, cost: CostModel) -> float:
 
 
 def facility_mw_per_gpu(side: Side, cost: CostModel) -> float:
-    return side.hardware.power_w * cost.pue / 1e6
+    return side.hardware.all_in_power_w * cost.pue / 1e6
 
 
 def usd_per_mtok(usd_per_gpu_hour: float, side: Side) -> float:
@@ -57,7 +58,7 @@ def usd_per_mtok(usd_per_gpu_hour: float, side: Side) -> float:
 
 
 def full_cost(side: Side, cost: CostModel, year: float) -> tuple[float, float, str]:
-    """(USD/Mtok at the TCO of a GPU bought in ``year``, its purchase price, how that price was found)."""
+    """(USD/Mtok at the TCO of a GPU bought in ``year``, its capital at server share, how that price was found)."""
     buy = price_at(side.hardware, "purchase", year)
     tco = gpu_hour_cost(side.hardware, replace(cost, method="tco", purchase_usd=buy.usd))
     return usd_per_mtok(tco.usd_per_gpu_hour, side), buy.usd, buy.how

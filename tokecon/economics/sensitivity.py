@@ -8,10 +8,10 @@ per GPU-hour (tokecon.economics.costs) is recomputed. The elasticity is the poin
 central difference in ln x (step 1e-4; one-sided at an option's bound, e.g. PUE 1). Under TCO it is, for the interest rate i,
 capital share x i CRF'(i) / CRF(i); for the purchase price, the capital share; for utilisation, -1.
 
-Worked number: h100-sxm TCO at 10 %, 5 years: capital 1.807 USD/h, energy 0.091 USD/h (capital share
-0.952); CRF'(i) = g/(g-1) - i n (1+i)^(n-1)/(g-1)^2 with g = 1.1^5 = 1.6105: 2.6380 - 1.9641 = 0.6739, so
-i CRF'/CRF = 0.1 x 0.6739 / 0.2638 = 0.2555 -> elasticity 0.952 x 0.2555 = 0.243: a 1 % higher interest
-rate (10 % -> 10.1 %) makes every token 0.24 % dearer.
+Worked number: h100-sxm TCO at 10 %, 5 years: capital 1.463 USD/h, energy 0.178 USD/h (capital share
+0.891); CRF'(i) = g/(g-1) - i n (1+i)^(n-1)/(g-1)^2 with g = 1.1^5 = 1.6105: 2.6380 - 1.9641 = 0.6739, so
+i CRF'/CRF = 0.1 x 0.6739 / 0.2638 = 0.2555 -> elasticity 0.891 x 0.2555 = 0.228: a 1 % higher interest
+rate (10 % -> 10.1 %) makes every token 0.23 % dearer.
 """
 
 from __future__ import annotations

@@ -134,6 +134,11 @@ class Scenario:
         return self.hardware.power_w * self.deployment.n_gpus
 
     @property
+    def all_in_power_w(self) -> float:
+        """All-in power of all devices (each GPU with its share of host, NICs and switches, ``all_in_power_w``)."""
+        return self.hardware.all_in_power_w * self.deployment.n_gpus
+
+    @property
     def usd_per_hour(self) -> float:
         """Hourly price of all devices of the deployment (rental, or the override per GPU-hour)."""
         per_gpu = self.usd_per_gpu_hour if self.usd_per_gpu_hour is not None else self.hardware.rental_usd_per_hour

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 from tokecon.units import COMPUTE_DTYPE
 
+# All-in power per GPU (its share of host CPUs, memory, NICs and switches) over board power where no figure is
+# published: the median of the catalog's published ratios (SemiAnalysis AI Cloud TCO Model "All-In (W)" per GPU over
+# board power, H100 1,370 / 700 W ... MI355X 2,090 / 1,400 W: github.com/SemiAnalysisAI/InferenceX-app
+# packages/constants/src/gpu-keys.ts, July 2026 survey); tests/test_price_provenance.py recomputes it.
+ALL_IN_OVER_BOARD = 1.70
+
 
 @dataclass(frozen=True)
 class Efficiency:
@@ -34,17 +40,44 @@ class Efficiency:
 
 @dataclass(frozen=True)
 class PricePoint:
-    """A dated market price of one device: ``purchase`` (USD per GPU) or ``rental`` (USD per GPU-hour)."""
+    """A dated, sourced market price of one device (the catalog's ``[[NAME.price_points]]``).
 
-    date: str  # YYYY-MM (or YYYY)
-    kind: str  # purchase | rental
-    usd: float  # USD per GPU (purchase) or USD per GPU-hour (rental)
+    ``kind``: ``purchase`` (``usd`` per GPU of ``scope``), ``rental`` (``usd`` per GPU-hour) or ``tco`` (a published
+    all-in owning cost, ``usd`` per GPU-hour). Provenance: ``scope`` (chip, card, baseboard, server_share, rack_share,
+    system, all_in), ``source_class`` (primary, secondary, derived; a derived point names its inputs in
+    ``derived_from``), buyer ``tier`` (hyperscaler, neocloud, retail), ``rental_kind`` (on_demand, reserved, spot) for a
+    rental, and ``unit``: ``per_gpu``, or ``instance`` when the quote was for ``gpus_per_unit`` GPUs (``usd`` is then
+    already divided by them). tokecon.economics.prices reads these; a point without a stated scope is a guess.
+    """
+
+    date: str  # YYYY-MM (or YYYY) observed
+    kind: str  # purchase | rental | tco
+    usd: float  # USD per GPU (purchase) or USD per GPU-hour (rental, tco)
     source: str
+    scope: str = ""
+    source_class: str = ""
+    tier: str = ""
+    rental_kind: str = ""
+    unit: str = "per_gpu"
+    gpus_per_unit: int = 1
+    provider: str = ""
+    derived_from: tuple[str, ...] = ()
 
-    def as_entry(self) -> dict[str, str | float]:
-        """The catalog's own keys, the unit in the name: ``usd`` (per GPU) or ``usd_per_hour``."""
-        return {"date": self.date, "kind": self.kind, "usd" if self.kind == "purchase" else "usd_per_hour": self.usd,
-                "source": self.source}
+    @property
+    def value_key(self) -> str:
+        """The catalog key of the value, its unit in the name: ``usd`` (per GPU) or ``usd_per_hour`` (per GPU-hour)."""
+        return "usd" if self.kind == "purchase" else "usd_per_hour"
+
+    def as_entry(self) -> dict[str, object]:
+        """The catalog's own keys (the unit in the value's name), empty provenance fields left out."""
+        entry: dict[str, object] = {"date": self.date, "kind": self.kind, self.value_key: self.usd}
+        optional = {"scope": self.scope, "source_class": self.source_class, "tier": self.tier,
+                    "rental_kind": self.rental_kind, "provider": self.provider, "derived_from": list(self.derived_from)}
+        entry |= {k: v for k, v in optional.items() if v}
+        entry["unit"] = self.unit
+        if self.unit == "instance":
+            entry["gpus_per_unit"] = self.gpus_per_unit
+        return entry | {"source": self.source}
 
 
 @dataclass(frozen=True)
@@ -55,6 +88,11 @@ class MemoryTier:
     name: str
     capacity_bytes: float
     bw_b_s: float
+
+
+def rack_scale(topology: str, domain: int) -> bool:
+    """A scale-up domain wider than one 8-GPU server on a switch (GB200/GB300 NVL72): the GPU's system is a rack."""
+    return topology == "switch" and domain > 8
 
 
 @dataclass(frozen=True)
@@ -73,20 +111,32 @@ class Hardware:
     scaleup_domain: int
     scaleout_bw_b_s: float  # per direction, per GPU
     power_w: float
-    rental_usd_per_hour: float
-    price_date: str
+    rental_usd_per_hour: float  # current rental per GPU-hour (tokecon.economics.prices says which point)
+    price_date: str  # the date of that rental
     efficiency: Efficiency
-    purchase_usd: float | None = None
+    purchase_usd: float | None = None  # current capital per GPU at server share (scale-up switches, host share, NICs)
     aliases: tuple[str, ...] = ()
     source: str = ""
     origin: str = ""  # catalog file the entry came from
     scaleup_topology: str = "switch"  # switch (NVSwitch) | mesh (xGMI: one link per peer) | torus (TPU ICI)
     scaleup_links: int = 0  # links per device (mesh: peers, torus: ports) sharing scaleup_bw_b_s; 0: switch
-    price_points: tuple[PricePoint, ...] = ()  # dated purchase and rental prices (tokecon.economics.prices interpolates)
+    price_points: tuple[PricePoint, ...] = ()  # dated, sourced prices (tokecon.economics.prices picks and interpolates)
     memory_kind: str = "dram"  # "sram": weights live on chip, so a system is sized by chips that hold the model
     memory_tiers: tuple[MemoryTier, ...] = ()  # slower tiers below memory_bytes, fastest first
     engine: str = ""  # the serving stack the device runs when --engine is not given ("": vllm)
     gemm_tile_rows: int = 64  # tokens a matmul's M is padded to (Hopper wgmma m64; 1 on vector-streaming chips)
+    all_in_power_w: float | None = None  # per GPU with its share of host, NICs and switches (None: board x ratio)
+    all_in_power_source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.all_in_power_w is None:  # no published figure: board power x the catalog's median ratio
+            object.__setattr__(self, "all_in_power_w", self.power_w * ALL_IN_OVER_BOARD)
+            object.__setattr__(self, "all_in_power_source", f"derived: board {self.power_w:,.0f} W x {ALL_IN_OVER_BOARD:g} "
+                                                            "(median published all-in / board ratio)")
+
+    @property
+    def rack_scale(self) -> bool:
+        return rack_scale(self.scaleup_topology, self.scaleup_domain)
 
     def rate_note(self, dtype: str) -> str | None:
         """Which rate matmuls on ``dtype`` weights were priced at, when the device has no tensor-core

@@ -47,7 +47,7 @@ class Points:
     identity: Callable[[int], dict[str, Any]]  # who point i is
     input_usd_per_hour: np.ndarray  # the hour's share charged to input tokens
     output_usd_per_hour: np.ndarray
-    board_power_w: np.ndarray
+    power_w: tuple[Any, Any]  # (board, all-in) power of every GPU the point uses
     own: Callable[[int, bool], dict[str, Any]]  # the keys only this way of serving has
     prefix_hit: float = 0.0
     lengths: LengthMix = FIXED
@@ -74,7 +74,7 @@ def aggregated(d: Deployed, st: batching.ServingTimes) -> Points:
                 **{k: value(getattr(st, k), i) for k in AGGREGATED}}
 
     return Points(st, d, lambda i: deployment_fields(d), scn.usd_per_hour * f, scn.usd_per_hour * (1.0 - f),
-                  np.asarray(scn.board_power_w), own, st.prefix_hit, st.lengths)
+                  (scn.board_power_w, scn.all_in_power_w), own, st.prefix_hit, st.lengths)
 
 
 def pool_label(d: Deployed, workers: float) -> str:
@@ -100,7 +100,8 @@ def disaggregated(p: Deployed, d: Deployed, st: Any, prefix_hit: float = 0.0, le
         return {"mode": "disagg", "kv_link": str(st.kv_link.flat[i]), "limited_by": str(st.limited_by.flat[i]) if fits else None,
                 **{k: value(getattr(st, k), i) for k in DISAGGREGATED}}
 
-    power = st.prefill_workers * p.scenario.board_power_w + st.decode_workers * d.scenario.board_power_w
+    power = tuple(st.prefill_workers * getattr(p.scenario, k) + st.decode_workers * getattr(d.scenario, k)
+                  for k in ("board_power_w", "all_in_power_w"))
     return Points(st, d, identity, st.prefill_usd_per_hour, st.decode_usd_per_hour, power, own, prefix_hit, lengths, "disagg")
 
 
@@ -109,7 +110,7 @@ def point_rows(pts: Points, price_split: float | None = None, idx: list[int] | N
     """One row per point (all, or those in ``idx``) with the figures every serving row carries."""
     st, d, h = pts.times, pts.decode, pts.prefix_hit
     money = token_prices(pts.input_usd_per_hour, pts.output_usd_per_hour, st.input_tok_s, st.output_tok_s, price_split)
-    extra = mode_figures(d, st, st.input_tok_s, st.output_tok_s, pts.board_power_w, pts.usd_per_hour, h, list_prices)
+    extra = mode_figures(d, st, st.input_tok_s, st.output_tok_s, pts.power_w, pts.usd_per_hour, h, list_prices)
     rows = []
     for i in range(st.concurrency.size) if idx is None else idx:
         fits = bool(st.fits.flat[i])
@@ -140,7 +141,7 @@ def mode_keys(row: dict[str, Any], d: Deployed, lengths: LengthMix, prefix_hit: 
             "usd_per_mtok_input_miss": inp / (1.0 - prefix_hit) if inp is not None else None}
 
 
-def mode_figures(d: Deployed, st: Any, input_tok_s: Any, output_tok_s: Any, board_power_w: Any, usd_per_hour: Any,
+def mode_figures(d: Deployed, st: Any, input_tok_s: Any, output_tok_s: Any, power_w: tuple[Any, Any], usd_per_hour: Any,
                  prefix_hit: float, list_prices: ListPrices | None) -> dict[str, np.ndarray]:
     """Per point at these token rates: tokens per decode step (speculation), the prefix-cache load and
     the storage one day of computed prompts fills (KV bytes per token x missed input tokens), the
@@ -154,7 +155,7 @@ def mode_figures(d: Deployed, st: Any, input_tok_s: Any, output_tok_s: Any, boar
         "tokens_per_step": np.full(shape, np.asarray(st.tokens_per_step, dtype=float).flat[0]),  # the same at every point
         "kv_load_s": np.full(shape, np.asarray(st.kv_load_s, dtype=float).flat[0] if h > 0 else np.nan),
         "prefix_cache_tb_per_day": batching.prefix_cache_tb_per_day(scn, inp, h),
-        **energy.energy_fields(board_power_w, d.costs.pue, d.costs.usd_per_kwh, inp + outp, outp, usd_h),
+        **energy.energy_fields(power_w[0], d.costs.pue, d.costs.usd_per_kwh, inp + outp, outp, usd_h, power_w[1]),
     }
     if list_prices is not None:
         out |= daily_margin(list_prices, inp, outp, h, usd_h * 24.0)
