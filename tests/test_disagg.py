@@ -5,7 +5,6 @@ aiconfigurator disaggregated runs (validation/external_disagg.csv, never fitted 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,7 +15,6 @@ from typer.testing import CliRunner
 from tokecon.fidelity import validation
 from tokecon.catalogs.catalog import load_catalog
 from tokecon.cli.main import app
-from tokecon.physics.specs import ALL_IN_OVER_BOARD
 from tokecon.serving import disagg
 
 from helpers import scenario, with_hardware
@@ -250,13 +248,17 @@ def test_layout_flags_lay_out_the_pool_without_its_own_layout():
     assert row["prefill_layout"].endswith("TP2 x2") and row["decode_layout"].endswith("TP4")
 
 
-def test_mixed_pools_draw_each_device_board_power_and_carry_prefix_cache_keys():
-    """1 H100 (700 W) prefills, 1 B200 (1,000 W) decodes: (700 + 1,000) W board x 1.70 all-in x PUE 1.3 of facility power."""
+def test_mixed_pools_draw_each_device_power_and_carry_prefix_cache_keys():
+    """1 H100 prefills, 1 B200 decodes: each at its own all-in power (SemiAnalysis' published figures in
+    hardware.toml, 1,370 W for H100) x PUE 1.3 of facility power; their boards, 700 + 1,000 W."""
     r = invoke("serve", "-m", "llama3-8b", "--prefill-gpus", "1xH100", "--decode-gpus", "1xB200", "--prefill-workers", "1",
                "--decode-workers", "1", "-c", "8", "--cost", "tco", "--prefix-hit", "0.5", "-f", "json")
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)["rows"][0]
-    assert row["facility_power_w"] == pytest.approx((700 + 1000) * ALL_IN_OVER_BOARD * 1.3)
+    catalog = load_catalog(use_user_home=False)
+    all_in = catalog.hardware.get("h100").all_in_power_w + catalog.hardware.get("b200").all_in_power_w
+    assert row["facility_power_w"] == pytest.approx(all_in * 1.3)
+    assert row["facility_power_w_board"] == pytest.approx((700 + 1000) * 1.3)
     assert row["usd_per_mtok_input_miss"] == pytest.approx(row["usd_per_mtok_input"] / 0.5)
     kv_per_token = 32 * 2 * 8 * 128 * 2  # llama3-8b bf16: layers x (K, V) x KV heads x head dim x bytes
     assert row["prefix_cache_tb_per_day"] == pytest.approx(row["input_tok_s"] * 0.5 * kv_per_token * 86_400 / 1e12)
@@ -270,14 +272,16 @@ def test_a_wrong_option_is_named_not_taken_for_a_model_that_does_not_fit(command
 
 
 def test_capacity_facility_power_counts_each_pool_at_its_device_power():
-    """4 H100 (700 W) prefill + 8 B200 (1,000 W) decode per worker: facility MW = deployments x each
-    pool's GPUs x their board power x 1.70 (all-in) x PUE 1.3, not every GPU at the decode device's power."""
+    """4 H100 prefill + 8 B200 decode per worker: facility MW = deployments x each pool's GPUs x their
+    all-in power (hardware.toml's published figures) x PUE 1.3, not every GPU at the decode device's power."""
     r = invoke("capacity", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "8xB200", "--tokens-per-day", "1e10", "-f", "json")
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)["rows"][0]
-    board_w = row["prefill_gpus"] * 700 + row["decode_gpus"] * 1000
-    assert row["facility_power_w"] == pytest.approx(board_w * ALL_IN_OVER_BOARD * 1.3)
-    assert row["facility_mw_needed"] == pytest.approx(row["deployments_needed"] * board_w * ALL_IN_OVER_BOARD * 1.3 / 1e6)
+    catalog = load_catalog(use_user_home=False)
+    all_in = (row["prefill_gpus"] * catalog.hardware.get("h100").all_in_power_w
+              + row["decode_gpus"] * catalog.hardware.get("b200").all_in_power_w)
+    assert row["facility_power_w"] == pytest.approx(all_in * 1.3)
+    assert row["facility_mw_needed"] == pytest.approx(row["deployments_needed"] * all_in * 1.3 / 1e6)
 
 
 def test_speculation_with_pipeline_stages_is_refused_in_pools_too():

@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from tokecon.cli.main import app
 from tokecon.economics.energy import energy_fields
-from tokecon.physics.specs import ALL_IN_OVER_BOARD
 
 runner = CliRunner()
 
@@ -39,25 +38,25 @@ def test_serve_rows_carry_energy_consistent_with_power_and_price(cost):
     pue = 1.2 if cost else 1.3
     for row in doc["rows"]:
         board_w = 8 * 700.0
-        all_in_w = row["all_in_power_w"]  # the command passes board power: all-in estimated as board x ALL_IN_OVER_BOARD
-        assert all_in_w == pytest.approx(board_w * ALL_IN_OVER_BOARD)
+        all_in_w = row["all_in_power_w"]  # H100's published all-in power per GPU (SemiAnalysis: 1,370 W)
+        assert all_in_w == pytest.approx(8 * 1370.0)
         assert row["joules_per_token"] * row["total_tok_s"] == pytest.approx(all_in_w)
         assert row["joules_per_output_token"] * row["output_tok_s"] == pytest.approx(all_in_w)
         assert row["tok_s_per_mw"] == pytest.approx(row["total_tok_s"] / (all_in_w * pue / 1e6))
         assert row["joules_per_token_board"] * row["total_tok_s"] == pytest.approx(board_w)
         # both are prices of the same tokens, so their ratio is the energy share of the hourly price
         assert row["energy_usd_per_mtok"] / row["usd_per_mtok"] == pytest.approx(row["energy_share"])
-    if cost:  # TCO: the energy share is the energy line of the cost breakdown, scaled to the power the row used
+    if cost:  # TCO: the energy share is the energy line of the cost breakdown (both on all-in power)
         per_gpu = doc["cost"]["per_gpu_hour"]["h100-sxm"]
-        scale = doc["rows"][0]["all_in_power_w"] / (8 * per_gpu["all_in_power_w"])
-        assert doc["rows"][0]["energy_share"] == pytest.approx(scale * per_gpu["energy_usd_per_hour"] / per_gpu["usd_per_gpu_hour"])
+        assert doc["rows"][0]["all_in_power_w"] == pytest.approx(8 * per_gpu["all_in_power_w"])
+        assert doc["rows"][0]["energy_share"] == pytest.approx(per_gpu["energy_usd_per_hour"] / per_gpu["usd_per_gpu_hour"])
 
 
 def test_energy_keys_in_frontier_compare_capacity():
     assert "tok_s_per_mw" in _json(["frontier", "-m", "llama3-8b", "-g", "1xH100"])["rows"][0]
     assert "joules_per_token" in _json(["compare", "-m", "llama3-8b", "-g", "1xH100"])["rows"][0]
     cap = _json(["capacity", "-m", "llama3-8b", "-g", "1xH100", "--tokens-per-day", "1e9"])["rows"][0]
-    assert cap["facility_mw_needed"] == pytest.approx(cap["gpus_needed"] * 700 * ALL_IN_OVER_BOARD * 1.3 / 1e6)
+    assert cap["facility_mw_needed"] == pytest.approx(cap["gpus_needed"] * 1370 * 1.3 / 1e6)  # H100's all-in power
 
 
 def test_frontier_rank_by_tok_s_per_mw_picks_the_most_tokens_per_mw():
