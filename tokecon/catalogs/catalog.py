@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from tokecon.catalogs.inputs import describe_number
 from tokecon.datafiles import data_file
 from tokecon.errors import CatalogError, TokeconError
 from tokecon.physics.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint
@@ -234,18 +235,20 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
             raise CatalogError(f"{where}: unknown field '{name}'{hint}")
         ok = isinstance(value, spec.types) and not (isinstance(value, bool) and bool not in spec.types)
         if not ok:
-            raise CatalogError(f"{where}: field '{name}' must be {_type_name(spec.types)}, got {value!r}")
+            raise CatalogError(f"{where}: field '{name}' must be {_type_name(spec.types)}, got {describe_number(value)}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
-                raise CatalogError(f"{where}: field '{name}' must be finite, got {value!r}")
+            # ints compare with the float limits exactly, whatever their size: no float(value) here
+            shown = describe_number(value)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise CatalogError(f"{where}: field '{name}' must be finite, got {shown}")
             if spec.positive and value <= 0:
-                raise CatalogError(f"{where}: field '{name}' must be > 0, got {value!r}")
+                raise CatalogError(f"{where}: field '{name}' must be > 0, got {shown}")
             if spec.non_negative and value < 0:
-                raise CatalogError(f"{where}: field '{name}' must be >= 0, got {value!r}")
+                raise CatalogError(f"{where}: field '{name}' must be >= 0, got {shown}")
             if spec.upper is not None and value > spec.upper:
-                raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly large (limit {spec.upper:g})")
+                raise CatalogError(f"{where}: field '{name}' = {shown} is implausibly large (limit {spec.upper:g})")
             if spec.lower is not None and value < spec.lower:
-                raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly small (at least {spec.lower:g})")
+                raise CatalogError(f"{where}: field '{name}' = {shown} is implausibly small (at least {spec.lower:g})")
         if spec.choices and value not in spec.choices:
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):

@@ -16,6 +16,7 @@ from tokecon.physics import memory
 from tokecon.physics import params
 from tokecon.serving import sram
 from tokecon.catalogs.catalog import Catalog
+from tokecon.catalogs.inputs import describe_number
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision
 from tokecon.physics.scenario import Scenario
@@ -77,7 +78,7 @@ def positive_ints(values: list[int] | tuple[int, ...], flag: str) -> list[int]:
         if not isinstance(v, (int, np.integer)) or v < 1:
             raise TokeconError(f"{flag} must be a positive integer, got {v!r}")
         if v > MAX_COUNT:
-            raise TokeconError(f"{flag} value {v} is implausibly large (limit {MAX_COUNT})")
+            raise TokeconError(f"{flag} value {describe_number(int(v))} is implausibly large (limit {MAX_COUNT:,})")
     return list(values)
 
 

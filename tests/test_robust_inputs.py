@@ -1,0 +1,156 @@
+"""Issue #20: no internal error, no negative price, no stale file. Numbers read from files (catalogs,
+the user's catalogs, budget and cost files) of any size or sign give one line naming file, entry and
+key, exit 2; a user catalog that is broken stops only the commands that read its kind; saves into a
+TOKECON_HOME that is not a folder, and saves killed mid-write, leave no mess and no traceback."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+import tomli_w
+from typer.testing import CliRunner
+
+from tokecon.catalogs.catalog import builtin_paths, load_catalog, validate_entry
+from tokecon.catalogs.inputs import parse_toml
+from tokecon.cli.main import app
+from tokecon.errors import CatalogError, TokeconError
+
+runner = CliRunner()
+HUGE = "1" + "0" * 400  # beyond a float: int(HUGE) > sys.float_info.max
+BIG = "1" + "0" * 300  # a float can hold it, no field can
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def builtin_entry(kind: str, key: str) -> dict:
+    with open(builtin_paths()[kind], "rb") as fh:
+        return tomllib.load(fh)[key]
+
+
+H100 = {k: v for k, v in builtin_entry("hardware", "h100-sxm").items() if k != "aliases"}
+LLAMA = {k: v for k, v in builtin_entry("models", "llama3-8b").items() if k != "aliases"}
+
+
+def one_line_error(r, *expected: str) -> None:
+    assert r.exit_code == 2, (r.exit_code, r.output)
+    assert r.stdout == "" and r.stderr.count("\n") == 1, r.output
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    for text in expected:
+        assert text in r.stderr, r.stderr
+
+
+def catalog_with(tmp_path, kind: str, entry: dict, field: str, literal: str, name: str = "cat.toml"):
+    """A --catalog file holding ``[kind.x]`` = ``entry`` with ``field = literal`` written verbatim
+    (tomli-w cannot write 1e400 or an integer beyond a float)."""
+    text = tomli_w.dumps({kind: {"x": {**entry, field: 1234567}}})
+    assert text.count("= 1234567\n") == 1
+    path = tmp_path / name
+    path.write_text(text.replace("= 1234567\n", f"= {literal}\n"))
+    return path
+
+
+# --- item 1: huge integers, infinities, NaN, signs -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind,entry,field,literal,expected",
+    [
+        ("hardware", H100, "memory_gb", HUGE, "[hardware.x]: field 'memory_gb': an integer of 401 digits, too large"),
+        ("hardware", H100, "scaleup_domain", HUGE, "field 'scaleup_domain': an integer of 401 digits"),
+        ("hardware", H100, "memory_gb", BIG, "[x]: field 'memory_gb' = 1.000e+300 (an integer of 301 digits) is implausibly large"),
+        ("hardware", H100, "memory_gb", "-" + BIG, "[x]: field 'memory_gb' must be > 0"),
+        ("hardware", H100, "memory_gb", "1e400", "[x]: field 'memory_gb' must be finite, got inf"),
+        ("hardware", H100, "memory_gb", "-1e400", "[x]: field 'memory_gb' must be finite, got -inf"),
+        ("hardware", H100, "memory_gb", "nan", "[x]: field 'memory_gb' must be finite, got nan"),
+        ("hardware", H100, "memory_gb", "0", "[x]: field 'memory_gb' must be > 0"),
+        ("hardware", H100, "rental_usd_per_hour", "-1.5", "[x]: field 'rental_usd_per_hour' must be > 0"),
+        ("hardware", H100, "rental_usd_per_hour", "0.0", "[x]: field 'rental_usd_per_hour' must be > 0"),
+        ("hardware", H100, "power_w", "'nan'", "[x]: field 'power_w' must be a number, got 'nan'"),
+        ("hardware", H100, "name", BIG, "[x]: field 'name' must be a string, got 1.000e+300"),
+        ("models", LLAMA, "layers", HUGE, "[models.x]: field 'layers': an integer of 401 digits"),
+        ("models", LLAMA, "layers", BIG, "[x]: field 'layers' = 1.000e+300 (an integer of 301 digits) is implausibly large"),
+        ("models", LLAMA, "layers", "0", "[x]: field 'layers' must be > 0"),
+        ("models", LLAMA, "experts", "-1", "[x]: field 'experts' must be >= 0"),
+        ("models", LLAMA, "layers", "1e400", "[x]: field 'layers' must be an integer, got inf"),
+    ],
+)
+def test_catalog_numbers_of_any_size_are_one_line_errors(tmp_path, kind, entry, field, literal, expected):
+    path = catalog_with(tmp_path, kind, entry, field, literal)
+    with pytest.raises(CatalogError) as err:
+        load_catalog([path], use_user_home=False)
+    assert str(err.value).startswith(str(path)) and expected in str(err.value)
+    one_line_error(invoke("hardware", "list", "--catalog", str(path)), str(path), expected)
+
+
+def test_huge_integers_deep_in_a_catalog_name_their_table(tmp_path):
+    points = [{"date": "2025-01", "kind": "rental", "usd_per_hour": 2.0, "source": "s"},
+              {"date": "2025-02", "kind": "purchase", "usd": 1234567, "source": "s"}]
+    path = tmp_path / "cat.toml"
+    path.write_text(tomli_w.dumps({"hardware": {"x": {**H100, "price_points": points}}}).replace("1234567", HUGE))
+    one_line_error(invoke("hardware", "list", "--catalog", str(path)),
+                   f"{path}: [hardware.x.price_points[1]]: field 'usd': an integer of 401 digits")
+    # a hexadecimal integer of 300 digits is just as large
+    path.write_text(tomli_w.dumps({"hardware": {"x": {**H100, "memory_gb": 1234567}}}).replace("1234567", "0x" + "f" * 300))
+    one_line_error(invoke("hardware", "list", "--catalog", str(path)), "field 'memory_gb': an integer of 362 digits")
+
+
+def test_validate_entry_takes_integers_beyond_a_float():
+    """Entries built in code (``hardware add`` flags) reach the validator without parse_toml's guard."""
+    with pytest.raises(CatalogError, match=r"\[x\]: field 'memory_gb' = an integer of 401 digits is implausibly large"):
+        validate_entry("hardware", "x", {**H100, "memory_gb": int(HUGE)}, "flags")
+    with pytest.raises(CatalogError, match=r"field 'memory_gb' must be > 0, got an integer of 401 digits"):
+        validate_entry("hardware", "x", {**H100, "memory_gb": -int(HUGE)}, "flags")
+
+
+def test_parse_toml_leaves_ordinary_long_strings_alone():
+    text = f'key = "{"a" * 5000}"\nhex = "{"f" * 400}"\nn = 123\n'
+    assert parse_toml(text, "x.toml", "a catalog")["n"] == 123
+
+
+def test_huge_integer_in_the_user_catalog_names_file_entry_and_key(isolated_home):
+    path = isolated_home / "hardware.toml"
+    path.write_text(tomli_w.dumps({"mine": {**H100, "memory_gb": 1234567}}).replace("1234567", HUGE))
+    one_line_error(invoke("hardware", "list"), f"{path}: [mine]: field 'memory_gb': an integer of 401 digits")
+
+
+@pytest.mark.parametrize(
+    "table,expected",
+    [
+        (f"[cost]\npue = {HUGE}\n", "[cost]: field 'pue': an integer of 401 digits, too large to be a number"),
+        (f"[cost]\npurchase_usd = {{ h100 = {HUGE} }}\n", "[cost.purchase_usd]: field 'h100': an integer of 401 digits"),
+        ("[cost]\npue = 1e400\n", "pue must be a number, got inf"),
+        ("[cost]\nusd_per_kwh = nan\n", "usd_per_kwh must be a number, got nan"),
+        ("[cost]\nusd_per_kwh = -0.1\n", "usd_per_kwh must be >= 0"),
+    ],
+)
+def test_cost_file_numbers(tmp_path, table, expected):
+    path = tmp_path / "cost.toml"
+    path.write_text(table)
+    one_line_error(invoke("serve", "-m", "llama3-8b", "-g", "1xh100", "-c", "1", "--cost-file", str(path)), str(path), expected)
+
+
+@pytest.mark.parametrize(
+    "line,expected",
+    [
+        (f"max_usd_per_mtok = {HUGE}", "[scenarios.a]: field 'max_usd_per_mtok': an integer of 401 digits"),
+        (f"context = {HUGE}", "[scenarios.a]: field 'context': an integer of 401 digits"),
+        (f"batch = [1, {HUGE}]", "[scenarios.a.batch]: item 1: an integer of 401 digits"),
+        (f"context = {BIG}", "--context value 1.000e+300 (an integer of 301 digits) is implausibly large"),
+        ("max_usd_per_mtok = 1e400", "'max_usd_per_mtok' must be a finite number, got inf"),
+        ("max_usd_per_mtok = nan", "'max_usd_per_mtok' must be a finite number, got nan"),
+        ("context = -5", "--context must be a positive integer, got -5"),
+    ],
+)
+def test_budget_file_numbers(tmp_path, line, expected):
+    path = tmp_path / "budget.toml"
+    path.write_text(f'[scenarios.a]\ncommand = "decode"\nmodel = "llama3-8b"\ngpus = "1xH100"\nmax_tpot_ms = 60\n{line}\n'
+                    .replace("max_tpot_ms = 60\nmax_", "max_"))
+    one_line_error(invoke("check", str(path)), str(path), expected)
+
+
+def test_errors_are_tokecon_errors_for_every_toml_reader(tmp_path):
+    with pytest.raises(TokeconError, match="an integer of 401 digits"):
+        parse_toml(f"a = [[{HUGE}]]\n", "f.toml", "a budget file")
