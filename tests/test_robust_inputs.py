@@ -154,3 +154,18 @@ def test_budget_file_numbers(tmp_path, line, expected):
 def test_errors_are_tokecon_errors_for_every_toml_reader(tmp_path):
     with pytest.raises(TokeconError, match="an integer of 401 digits"):
         parse_toml(f"a = [[{HUGE}]]\n", "f.toml", "a budget file")
+
+
+# --- item 2: TOKECON_HOME that is not a folder ------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["file", "below-a-file"])
+def test_save_into_a_home_that_is_a_file_is_one_line(tmp_path, monkeypatch, where):
+    home_file = tmp_path / "home"
+    home_file.write_text("not a folder\n")
+    home = home_file if where == "file" else home_file / "sub"
+    monkeypatch.setenv("TOKECON_HOME", str(home))
+    r = invoke("hardware", "add", "my-gpu", "--like", "h100", "--save")
+    one_line_error(r, str(home), "not a folder" if where == "file" else "Not a directory")
+    assert home_file.read_text() == "not a folder\n"
+    assert invoke("hardware", "list").exit_code == 0  # reading finds no user catalog there, as before

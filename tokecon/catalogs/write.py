@@ -192,7 +192,11 @@ def _locked(path: Path):
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CatalogError(f"{lock}: cannot lock the catalog for writing ({exc.strerror or exc}); nothing was written") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -214,8 +218,22 @@ def save_entry(
                                "(create the target or remove the link)") from None
         except (OSError, RuntimeError) as exc:  # a symlink loop
             raise CatalogError(f"{path}: unusable symlink ({getattr(exc, 'strerror', None) or exc}); refusing to write") from None
+    _ensure_folder(path)
     with _locked(path):
         return _save_locked(path, key, entry, force, comment)
+
+
+def _ensure_folder(path: Path) -> None:
+    """The folder of the catalog ``path``, created if missing; one line naming it where that cannot be
+    (``TOKECON_HOME`` naming a regular file, a file where a parent folder should be, no permission)."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CatalogError(f"{folder}: not a folder, so {path.name} cannot be saved in it (is TOKECON_HOME a file? "
+                           "point it at a folder)") from None
+    except OSError as exc:
+        raise CatalogError(f"{folder}: cannot create the catalog folder ({exc.strerror or exc}); nothing was written") from None
 
 
 def _save_locked(path: Path, key: str, entry: dict[str, Any], force: bool, comment: str | None) -> SaveReport:
