@@ -169,3 +169,51 @@ def test_save_into_a_home_that_is_a_file_is_one_line(tmp_path, monkeypatch, wher
     one_line_error(r, str(home), "not a folder" if where == "file" else "Not a directory")
     assert home_file.read_text() == "not a folder\n"
     assert invoke("hardware", "list").exit_code == 0  # reading finds no user catalog there, as before
+
+
+# --- item 1: a broken user catalog stops only the commands that read its kind -----------------------
+
+
+@pytest.mark.parametrize("broken", ["huge", "syntax", "negative"])
+def test_broken_user_hardware_catalog_stops_only_hardware_commands(isolated_home, broken):
+    path = isolated_home / "hardware.toml"
+    text = tomli_w.dumps({"mine": {**H100, "power_w": 1234567}})
+    path.write_text({"huge": text.replace("1234567", HUGE), "syntax": "[mine\n", "negative": text.replace("1234567", "-700")}[broken])
+    expected = {"huge": "[mine]: field 'power_w': an integer of 401 digits", "syntax": "TOML syntax error",
+                "negative": "[mine]: field 'power_w' must be > 0"}[broken]
+    for args in (["engines", "list"], ["engines", "show", "vllm"], ["models", "list"], ["models", "show", "llama3-8b"]):
+        r = invoke(*args)
+        assert r.exit_code == 0, (args, r.output)
+    for args in (["hardware", "list"], ["hardware", "show", "h100"], ["decode", "-m", "llama3-8b", "-g", "1xh100"]):
+        one_line_error(invoke(*args), str(path), expected)
+
+
+def test_broken_user_models_catalog_does_not_stop_hardware_list(isolated_home):
+    (isolated_home / "models.toml").write_text(tomli_w.dumps({"mine": {**LLAMA, "layers": 0}}))
+    assert invoke("hardware", "list").exit_code == 0
+    one_line_error(invoke("models", "list"), str(isolated_home / "models.toml"), "[mine]: field 'layers' must be > 0")
+
+
+def test_catalog_reads_each_kind_once_and_names_its_files(isolated_home, tmp_path):
+    (isolated_home / "hardware.toml").write_text(tomli_w.dumps({"mine": {**H100, "name": "Mine"}}))
+    extra = tmp_path / "extra.toml"
+    extra.write_text(tomli_w.dumps({"models": {"m": LLAMA}}))
+    cat = load_catalog([extra])
+    assert cat.files_for("hardware") == [str(builtin_paths()["hardware"]), str(isolated_home / "hardware.toml")]
+    assert cat.files_for("models") == [str(builtin_paths()["models"]), str(extra)]
+    assert cat.files == [*map(str, builtin_paths().values()), str(isolated_home / "hardware.toml"), str(extra)]
+    assert cat.hardware is cat.hardware and cat.hardware.get("mine").name == "Mine" and cat.models.get("m").layers == 32
+
+
+def test_a_catalog_flag_file_is_checked_whole(tmp_path):
+    """A --catalog file is an input of this command: a broken device in it stops engines list too."""
+    path = catalog_with(tmp_path, "hardware", H100, "power_w", "-1")
+    one_line_error(invoke("engines", "list", "--catalog", str(path)), "[x]: field 'power_w' must be > 0")
+
+
+def test_case_variant_overrides_keep_every_alias(isolated_home):
+    (isolated_home / "models.toml").write_text(tomli_w.dumps({"LLAMA3-8B": {**LLAMA, "name": "mine"}}))
+    models = load_catalog().models
+    builtin_aliases = builtin_entry("models", "llama3-8b")["aliases"]
+    assert all(models.get(a).name == "mine" for a in builtin_aliases) and models.get("llama3-8b").name == "mine"
+    assert "llama3-8b" not in models.entries and "LLAMA3-8B" in models.entries

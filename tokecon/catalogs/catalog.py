@@ -11,6 +11,7 @@ Every error names the file, the entry and the field, in one line.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import os
 import re
@@ -32,8 +33,14 @@ def _builtin_path(filename: str) -> Path:
     return data_file(filename)
 
 
+@functools.lru_cache(maxsize=None)
+def _builtin_paths() -> tuple[tuple[str, Path], ...]:
+    return tuple((kind, _builtin_path(f"{kind}.toml")) for kind in KINDS)
+
+
 def builtin_paths() -> dict[str, Path]:
-    return {kind: _builtin_path(f"{kind}.toml") for kind in KINDS}
+    """The shipped catalogs by kind (found once per process: callers ask once per listed entry)."""
+    return dict(_builtin_paths())
 
 
 def user_home() -> Path:
@@ -420,17 +427,26 @@ class Registry:
 
     kind: str
     entries: dict[str, Any] = field(default_factory=dict)
-    _index: dict[str, str] = field(default_factory=dict)
+    _index: dict[str, str] = field(default_factory=dict)  # lower-case name or alias -> key
+    _names: dict[str, set[str]] = field(default_factory=dict)  # key -> the lower-case names pointing at it
+
+    def _point(self, low: str, key: str) -> None:
+        old = self._index.get(low)
+        if old is not None and old != key:
+            self._names[old].discard(low)
+        self._index[low] = key
+        self._names.setdefault(key, set()).add(low)
 
     def add(self, key: str, entry: Any, aliases: tuple[str, ...], origin: str) -> None:
         """Index ``entry`` under its key and aliases. A name another entry of the same file already
         uses is an error; so is an alias that is another file's entry key (override an entry by
-        naming its table). Overriding keeps the old entry's aliases pointing at the key."""
+        naming its table). Overriding keeps the old entry's aliases pointing at the key.
+        Constant time per name, so that a catalog of any size loads in linear time."""
         for name in (key, *aliases):
             low = name.lower()
             owner = self._index.get(low)
             if owner is None or owner == key:
-                self._index[low] = key
+                self._point(low, key)
                 continue
             prev = self.entries.get(owner)
             if prev is not None and prev.origin == origin:
@@ -443,10 +459,10 @@ class Registry:
                         f"to override that entry, name this table [{owner}]"
                     )
                 self.entries.pop(owner, None)  # same key in another case: an override
-                for alias, k in list(self._index.items()):
-                    if k == owner:
-                        self._index[alias] = key
-            self._index[low] = key
+                for alias in list(self._names.get(owner, ())):
+                    self._point(alias, key)
+                self._names.pop(owner, None)
+            self._point(low, key)
         self.entries[key] = entry
 
     def get(self, name: str) -> Any:
@@ -506,24 +522,50 @@ class EngineRegistry(Registry):
                                           f"{'the nearest older' if older else 'the oldest'} one, {pick.key} ({pick.version_range})")
 
 
-@dataclass
 class Catalog:
-    hardware: Registry
-    models: Registry
-    engines: Registry
-    files: list[str]
+    """The merged catalogs, one :class:`Registry` per kind, each read, validated and built the first
+    time it is used: a command that never looks at devices (``engines list``) is not stopped by a
+    broken ``$TOKECON_HOME/hardware.toml``. ``files`` names every file that contributes (built-in,
+    user, ``--catalog``), read or not yet."""
+
+    def __init__(self, sources: dict[str, list[tuple[str, Callable[[], dict]]]], files: list[str]):
+        self._sources = sources  # kind -> [(origin, a function returning that file's tables of the kind)]
+        self._registries: dict[str, Registry] = {}
+        self.files = files
 
     def registry(self, kind: str) -> Registry:
-        return getattr(self, kind)
+        registry = self._registries.get(kind)
+        if registry is None:
+            registry = EngineRegistry(kind) if kind == "engines" else Registry(kind)
+            for origin, tables in self._sources[kind]:
+                _add_entries(registry, kind, tables(), origin)
+            self._registries[kind] = registry  # only once complete: a failed build fails again next time
+        return registry
+
+    def files_for(self, kind: str) -> list[str]:
+        """The files that contribute entries of ``kind``, in order of precedence."""
+        return [origin for origin, _ in self._sources[kind]]
+
+    @property
+    def hardware(self) -> Registry:
+        return self.registry("hardware")
+
+    @property
+    def models(self) -> Registry:
+        return self.registry("models")
+
+    @property
+    def engines(self) -> EngineRegistry:
+        return self.registry("engines")
 
 
-def _add_entries(catalog: Catalog, kind: str, tables: dict, origin: str) -> None:
+def _add_entries(registry: Registry, kind: str, tables: dict, origin: str) -> None:
     if not isinstance(tables, dict):
         raise CatalogError(f"{origin}: [{kind}] must be a table of entries")
-    registry = catalog.registry(kind)
+    build = _BUILDERS[kind]
     for key, entry in tables.items():
         validate_entry(kind, key, entry, origin)
-        registry.add(key, _BUILDERS[kind](key, entry, origin), tuple(entry.get("aliases", ())), origin)
+        registry.add(key, build(key, entry, origin), tuple(entry.get("aliases", ())), origin)
 
 
 _BUILTIN_CACHE: dict[tuple[str, int, int], dict] = {}
@@ -542,30 +584,43 @@ def _read_builtin(path: Path) -> dict:
     return _BUILTIN_CACHE[sig]
 
 
+def _read_user_file(path: Path, kind: str) -> dict:
+    """The bare ``[NAME]`` tables of the user's ``KIND.toml`` (a symlink must resolve; a folder or a
+    FIFO there is an error too, not "no catalog")."""
+    if not os.path.exists(path):
+        raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
+                           "loop); fix or remove the link")
+    data = read_toml(path)
+    wrapped = data.get(kind)
+    if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
+        first = next(iter(wrapped))
+        raise CatalogError(
+            f"{path}: [{kind}.{first}]: a user {kind}.toml holds bare tables; write [{first}] "
+            f"([{kind}.NAME] is the form for --catalog files)"
+        )
+    return data
+
+
 def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home: bool = True) -> Catalog:
-    """Built-in catalogs, then the user's, then ``extra_files``; later entries override earlier."""
-    catalog = Catalog(Registry("hardware"), Registry("models"), EngineRegistry("engines"), [])
+    """Built-in catalogs, then the user's, then ``extra_files``; later entries override earlier.
+
+    The built-in and user catalogs of a kind are read when that kind is first used. An
+    ``extra_files`` (``--catalog``) file is an input of this very command, so it is checked whole
+    here: read, and every kind it holds built (a broken entry in it is an error whatever the
+    command needs)."""
+    sources: dict[str, list[tuple[str, Callable[[], dict]]]] = {kind: [] for kind in KINDS}
+    files: list[str] = []
     for kind, path in builtin_paths().items():
-        _add_entries(catalog, kind, _read_builtin(path), str(path))
-        catalog.files.append(str(path))
+        sources[kind].append((str(path), lambda path=path: _read_builtin(path)))
+        files.append(str(path))
     if use_user_home:
         home = user_home()
         for kind in KINDS:
             path = home / f"{kind}.toml"
-            if os.path.lexists(path) and not os.path.exists(path):
-                raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
-                                   "loop); fix or remove the link")
-            if os.path.lexists(path):  # a folder or a FIFO there is an error too, not "no catalog"
-                data = read_toml(path)
-                wrapped = data.get(kind)
-                if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
-                    first = next(iter(wrapped))
-                    raise CatalogError(
-                        f"{path}: [{kind}.{first}]: a user {kind}.toml holds bare tables; write [{first}] "
-                        f"([{kind}.NAME] is the form for --catalog files)"
-                    )
-                _add_entries(catalog, kind, data, str(path))
-                catalog.files.append(str(path))
+            if os.path.lexists(path):
+                sources[kind].append((str(path), lambda path=path, kind=kind: _read_user_file(path, kind)))
+                files.append(str(path))
+    given: set[str] = set()
     for path in extra_files:
         data = read_toml(Path(path))
         unknown = [k for k in data if k not in KINDS]
@@ -575,6 +630,11 @@ def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home:
             )
         for kind in KINDS:
             if kind in data:
-                _add_entries(catalog, kind, data[kind], str(path))
-        catalog.files.append(str(path))
+                sources[kind].append((str(path), lambda tables=data[kind]: tables))
+                given.add(kind)
+        files.append(str(path))
+    catalog = Catalog(sources, files)
+    for kind in KINDS:
+        if kind in given:
+            catalog.registry(kind)
     return catalog
