@@ -217,3 +217,85 @@ def test_case_variant_overrides_keep_every_alias(isolated_home):
     builtin_aliases = builtin_entry("models", "llama3-8b")["aliases"]
     assert all(models.get(a).name == "mine" for a in builtin_aliases) and models.get("llama3-8b").name == "mine"
     assert "llama3-8b" not in models.entries and "LLAMA3-8B" in models.entries
+
+
+# --- item 8: temporary files of killed saves are removed by a later save -----------------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_save_removes_stale_temporary_files_and_only_those(isolated_home):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tokecon.catalogs.write import STALE_TEMP_SECONDS, _host_tag
+
+    folder, host = isolated_home, _host_tag()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        an_hour_ago = time.time() - 3600
+        files = {
+            f".hardware.toml.{_dead_pid()}.{host}.abcd1234.tmp": (None, False),  # its writer is gone
+            f".hardware.toml.{live.pid}.{host}.abcd1234.tmp": (an_hour_ago, True),  # a live writer: kept, even if old
+            f".hardware.toml.{os.getpid()}.{host}.zzzz9999.tmp": (None, True),  # this very process: kept
+            ".hardware.toml.12345.other-host.abcd1234.tmp": (None, True),  # another machine, young: kept
+            ".hardware.toml.12346.other-host.abcd1234.tmp": (an_hour_ago, False),  # another machine, old
+            ".hardware.toml.k2j4_x9q.tmp": (None, True),  # an older version's name, young: kept
+            ".hardware.toml.k2j4_x9r.tmp": (an_hour_ago, False),  # an older version's name, old
+            ".models.toml.k2j4_x9r.tmp": (an_hour_ago, True),  # another catalog's
+            "hardware.toml.bak.tmp": (an_hour_ago, True),  # not ours at all
+        }
+        for name, (mtime, _) in files.items():
+            (folder / name).write_text("partial")
+            if mtime is not None:
+                os.utime(folder / name, (mtime, mtime))
+        assert an_hour_ago < time.time() - STALE_TEMP_SECONDS
+        r = invoke("hardware", "add", "my-gpu", "--like", "h100", "--save")
+        assert r.exit_code == 0, r.output
+        left = {p.name for p in folder.iterdir()}
+        assert {n for n, (_, kept) in files.items() if kept} <= left
+        assert not {n for n, (_, kept) in files.items() if not kept} & left
+        assert "hardware.toml" in left and load_catalog().hardware.get("my-gpu")
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_saves_killed_mid_write_leave_nothing_after_the_next_save(isolated_home):
+    """A writer killed between its temporary file and the replace leaves ``.hardware.toml.PID.HOST.*.tmp``;
+    the next save removes them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = isolated_home / "hardware.toml"
+    script = (
+        "import sys, pathlib\n"
+        "from tokecon.catalogs.write import atomic_write_text\n"
+        "text = 'x = 1\\n' * 2_000_000\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    atomic_write_text(pathlib.Path(sys.argv[1]), text)\n"
+    )
+    for _ in range(4):
+        p = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(0.15)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        p.stdout.close()
+    path.unlink(missing_ok=True)
+    r = invoke("hardware", "add", "my-gpu", "--like", "h100", "--save")
+    assert r.exit_code == 0, r.output
+    assert list(isolated_home.glob(".hardware.toml.*.tmp")) == []
+    assert load_catalog().hardware.get("my-gpu")
