@@ -244,18 +244,18 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
         if not ok:
             raise CatalogError(f"{where}: field '{name}' must be {_type_name(spec.types)}, got {describe_number(value)}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            # ints compare with the float limits exactly, whatever their size: no float(value) here
-            shown = describe_number(value)
+            # ints compare with the float limits exactly, whatever their size (1 and 400 zeros is
+            # "implausibly large", not an OverflowError): no float(value) before these checks
             if isinstance(value, float) and not math.isfinite(value):
-                raise CatalogError(f"{where}: field '{name}' must be finite, got {shown}")
+                raise CatalogError(f"{where}: field '{name}' must be finite, got {value!r}")
             if spec.positive and value <= 0:
-                raise CatalogError(f"{where}: field '{name}' must be > 0, got {shown}")
+                raise CatalogError(f"{where}: field '{name}' must be > 0, got {describe_number(value)}")
             if spec.non_negative and value < 0:
-                raise CatalogError(f"{where}: field '{name}' must be >= 0, got {shown}")
+                raise CatalogError(f"{where}: field '{name}' must be >= 0, got {describe_number(value)}")
             if spec.upper is not None and value > spec.upper:
-                raise CatalogError(f"{where}: field '{name}' = {shown} is implausibly large (limit {spec.upper:g})")
+                raise CatalogError(f"{where}: field '{name}' = {describe_number(value)} is implausibly large (limit {spec.upper:g})")
             if spec.lower is not None and value < spec.lower:
-                raise CatalogError(f"{where}: field '{name}' = {shown} is implausibly small (at least {spec.lower:g})")
+                raise CatalogError(f"{where}: field '{name}' = {describe_number(value)} is implausibly small (at least {spec.lower:g})")
         if spec.choices and value not in spec.choices:
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name == "aliases" and not all(isinstance(a, str) and a.strip() for a in value):
@@ -411,14 +411,17 @@ _BUILDERS: dict[str, Callable[[str, dict, str], Any]] = {
 _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
-def read_toml(path: Path, what: str = "catalog") -> dict:
+def read_toml(path: Path, what: str = "catalog", check_numbers: bool = True) -> dict:
+    """The TOML document in ``path``; one-line :class:`CatalogError` for any problem. The catalog
+    loader passes ``check_numbers=False``: :func:`validate_entry` checks every number of a catalog
+    (an integer of any size included) and names its entry, so the document is not walked twice."""
     from tokecon.catalogs.inputs import parse_toml, read_input_text
 
     try:
         text = read_input_text(path, what)
     except TokeconError as exc:
         raise CatalogError(str(exc)) from None
-    return parse_toml(text, str(path), f"a {what}", CatalogError)
+    return parse_toml(text, str(path), f"a {what}", CatalogError, check_numbers=check_numbers)
 
 
 @dataclass
@@ -577,10 +580,10 @@ def _read_builtin(path: Path) -> dict:
     try:
         st = path.stat()
     except OSError:
-        return read_toml(path)
+        return read_toml(path, check_numbers=False)
     sig = (str(path), st.st_mtime_ns, st.st_size)
     if sig not in _BUILTIN_CACHE:
-        _BUILTIN_CACHE[sig] = read_toml(path)
+        _BUILTIN_CACHE[sig] = read_toml(path, check_numbers=False)
     return _BUILTIN_CACHE[sig]
 
 
@@ -590,7 +593,7 @@ def _read_user_file(path: Path, kind: str) -> dict:
     if not os.path.exists(path):
         raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
                            "loop); fix or remove the link")
-    data = read_toml(path)
+    data = read_toml(path, check_numbers=False)
     wrapped = data.get(kind)
     if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
         first = next(iter(wrapped))
@@ -622,7 +625,7 @@ def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home:
                 files.append(str(path))
     given: set[str] = set()
     for path in extra_files:
-        data = read_toml(Path(path))
+        data = read_toml(Path(path), check_numbers=False)
         unknown = [k for k in data if k not in KINDS]
         if unknown:
             raise CatalogError(

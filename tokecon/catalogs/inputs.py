@@ -45,12 +45,14 @@ def read_input_text(path: Path | str, what: str, limit: int = MAX_INPUT_BYTES) -
         raise TokeconError(f"{path}: not a UTF-8 text file") from None
 
 
-def parse_toml(text: str, where: str, what: str, error: type[TokeconError] = TokeconError) -> dict[str, Any]:
+def parse_toml(text: str, where: str, what: str, error: type[TokeconError] = TokeconError,
+               check_numbers: bool = True) -> dict[str, Any]:
     """``text`` as TOML; one line naming ``where`` for a syntax error, nesting deep enough to exhaust the
-    stack, an integer too long for Python to convert (more than 4,300 digits), or an integer beyond the
-    range of a float (``1`` and 400 zeros), which no number tokecon reads can be (the message names
-    the table and key, so that every reader of a TOML input, catalog, budget or cost file, gets
-    numbers that convert to float)."""
+    stack, an integer too long for Python to convert (more than 4,300 digits), or (``check_numbers``)
+    an integer beyond the range of a float (``1`` and 400 zeros), which no number tokecon reads can be:
+    the message names the table and key, so every reader of a TOML input (budget and cost files) gets
+    numbers that convert to float. A reader that validates every number itself, as the catalog loader
+    does, passes ``check_numbers=False`` and saves a walk over a large document."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -59,7 +61,7 @@ def parse_toml(text: str, where: str, what: str, error: type[TokeconError] = Tok
         raise error(f"{where}: nested too deeply to be {what}") from None
     except ValueError:  # int("9" * 5000): Python converts at most 4,300 digits
         raise error(f"{where}: not usable as {what} (an integer of more than 4,300 digits)") from None
-    if _LONG_DIGITS.search(text):  # only such a run can spell an integer beyond a float (a cheap pre-check)
+    if check_numbers and _LONG_DIGITS.search(text):  # only such a run spells an integer beyond a float
         found = _huge_int(data, [])
         if found is not None:
             keys, value = found
