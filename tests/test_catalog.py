@@ -117,7 +117,7 @@ def test_user_file_errors_name_the_user_file(isolated_home):
 def test_user_file_with_wrapped_tables_gets_a_hint(isolated_home):
     write(isolated_home / "models.toml", {"models": {"mine": LLAMA}})
     with pytest.raises(CatalogError, match=r"\[models.mine\]: a user models.toml holds bare tables; write \[mine\]"):
-        load_catalog()
+        load_catalog().models  # the user's catalogs are read when their kind is first used
 
 
 # --- merging ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the option as the user wrote it (``label``: ``--batch``, ``'batch'``, ``batch=``
 from __future__ import annotations
 
 import math
+import sys
 from numbers import Integral, Real
 from typing import Any, Iterable
 
@@ -19,6 +20,16 @@ MAX_COUNT = 100_000_000
 MAX_RATE = 1e9  # requests per second: far past any deployment's, short of overflowing arrival chains
 
 
+def describe_number(value: Any) -> str:
+    """``value`` for an error message: an integer of hundreds of digits as ``an integer of N digits``."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**15:
+        digits = len(str(abs(value)))
+        if abs(value) > sys.float_info.max:
+            return f"an integer of {digits} digits"
+        return f"{value:.3e} (an integer of {digits} digits)"
+    return repr(value)
+
+
 def positive_ints(values: Iterable[Any], label: str) -> list[int]:
     """Each value a positive integer no larger than :data:`MAX_COUNT`."""
     out = []
@@ -26,7 +37,7 @@ def positive_ints(values: Iterable[Any], label: str) -> list[int]:
         if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
             raise TokeconError(f"{label} must be a positive integer, got {v!r}")
         if v > MAX_COUNT:
-            raise TokeconError(f"{label} value {v} is implausibly large (limit {MAX_COUNT})")
+            raise TokeconError(f"{label} value {describe_number(int(v))} is implausibly large (limit {MAX_COUNT:,})")
         out.append(int(v))
     return out
 

@@ -179,7 +179,7 @@ def coerce(name: str, opt: Opt, value: Any, style: str = "api", base: Path | Non
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
         if abs(value) > values.MAX_COUNT:
-            raise TokeconError(f"{label} value {str(value)[:40]} is implausibly large (limit {values.MAX_COUNT})")
+            raise TokeconError(f"{label} value {values.describe_number(value)} is implausibly large (limit {values.MAX_COUNT:,})")
         return value
     if kind == "float":
         return values.finite(value, label)

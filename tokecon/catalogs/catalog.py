@@ -11,6 +11,7 @@ Every error names the file, the entry and the field, in one line.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import os
 import re
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from tokecon.catalogs.inputs import describe_number
 from tokecon.datafiles import data_file
 from tokecon.errors import CatalogError, TokeconError
 from tokecon.economics import prices
@@ -32,8 +34,14 @@ def _builtin_path(filename: str) -> Path:
     return data_file(filename)
 
 
+@functools.lru_cache(maxsize=None)
+def _builtin_paths() -> tuple[tuple[str, Path], ...]:
+    return tuple((kind, _builtin_path(f"{kind}.toml")) for kind in KINDS)
+
+
 def builtin_paths() -> dict[str, Path]:
-    return {kind: _builtin_path(f"{kind}.toml") for kind in KINDS}
+    """The shipped catalogs by kind (found once per process: callers ask once per listed entry)."""
+    return dict(_builtin_paths())
 
 
 def user_home() -> Path:
@@ -247,18 +255,20 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
             raise CatalogError(f"{where}: unknown field '{name}'{hint}")
         ok = isinstance(value, spec.types) and not (isinstance(value, bool) and bool not in spec.types)
         if not ok:
-            raise CatalogError(f"{where}: field '{name}' must be {_type_name(spec.types)}, got {value!r}")
+            raise CatalogError(f"{where}: field '{name}' must be {_type_name(spec.types)}, got {describe_number(value)}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            # ints compare with the float limits exactly, whatever their size (1 and 400 zeros is
+            # "implausibly large", not an OverflowError): no float(value) before these checks
+            if isinstance(value, float) and not math.isfinite(value):
                 raise CatalogError(f"{where}: field '{name}' must be finite, got {value!r}")
             if spec.positive and value <= 0:
-                raise CatalogError(f"{where}: field '{name}' must be > 0, got {value!r}")
+                raise CatalogError(f"{where}: field '{name}' must be > 0, got {describe_number(value)}")
             if spec.non_negative and value < 0:
-                raise CatalogError(f"{where}: field '{name}' must be >= 0, got {value!r}")
+                raise CatalogError(f"{where}: field '{name}' must be >= 0, got {describe_number(value)}")
             if spec.upper is not None and value > spec.upper:
-                raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly large (limit {spec.upper:g})")
+                raise CatalogError(f"{where}: field '{name}' = {describe_number(value)} is implausibly large (limit {spec.upper:g})")
             if spec.lower is not None and value < spec.lower:
-                raise CatalogError(f"{where}: field '{name}' = {value!r} is implausibly small (at least {spec.lower:g})")
+                raise CatalogError(f"{where}: field '{name}' = {describe_number(value)} is implausibly small (at least {spec.lower:g})")
         if spec.choices and value not in spec.choices:
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name in ("aliases", "derived_from") and not all(isinstance(a, str) and a.strip() for a in value):
@@ -446,14 +456,17 @@ _BUILDERS: dict[str, Callable[[str, dict, str], Any]] = {
 _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
-def read_toml(path: Path, what: str = "catalog") -> dict:
+def read_toml(path: Path, what: str = "catalog", check_numbers: bool = True) -> dict:
+    """The TOML document in ``path``; one-line :class:`CatalogError` for any problem. The catalog
+    loader passes ``check_numbers=False``: :func:`validate_entry` checks every number of a catalog
+    (an integer of any size included) and names its entry, so the document is not walked twice."""
     from tokecon.catalogs.inputs import parse_toml, read_input_text
 
     try:
         text = read_input_text(path, what)
     except TokeconError as exc:
         raise CatalogError(str(exc)) from None
-    return parse_toml(text, str(path), f"a {what}", CatalogError)
+    return parse_toml(text, str(path), f"a {what}", CatalogError, check_numbers=check_numbers)
 
 
 @dataclass
@@ -462,17 +475,26 @@ class Registry:
 
     kind: str
     entries: dict[str, Any] = field(default_factory=dict)
-    _index: dict[str, str] = field(default_factory=dict)
+    _index: dict[str, str] = field(default_factory=dict)  # lower-case name or alias -> key
+    _names: dict[str, set[str]] = field(default_factory=dict)  # key -> the lower-case names pointing at it
+
+    def _point(self, low: str, key: str) -> None:
+        old = self._index.get(low)
+        if old is not None and old != key:
+            self._names[old].discard(low)
+        self._index[low] = key
+        self._names.setdefault(key, set()).add(low)
 
     def add(self, key: str, entry: Any, aliases: tuple[str, ...], origin: str) -> None:
         """Index ``entry`` under its key and aliases. A name another entry of the same file already
         uses is an error; so is an alias that is another file's entry key (override an entry by
-        naming its table). Overriding keeps the old entry's aliases pointing at the key."""
+        naming its table). Overriding keeps the old entry's aliases pointing at the key.
+        Constant time per name, so that a catalog of any size loads in linear time."""
         for name in (key, *aliases):
             low = name.lower()
             owner = self._index.get(low)
             if owner is None or owner == key:
-                self._index[low] = key
+                self._point(low, key)
                 continue
             prev = self.entries.get(owner)
             if prev is not None and prev.origin == origin:
@@ -485,10 +507,10 @@ class Registry:
                         f"to override that entry, name this table [{owner}]"
                     )
                 self.entries.pop(owner, None)  # same key in another case: an override
-                for alias, k in list(self._index.items()):
-                    if k == owner:
-                        self._index[alias] = key
-            self._index[low] = key
+                for alias in list(self._names.get(owner, ())):
+                    self._point(alias, key)
+                self._names.pop(owner, None)
+            self._point(low, key)
         self.entries[key] = entry
 
     def get(self, name: str) -> Any:
@@ -548,24 +570,50 @@ class EngineRegistry(Registry):
                                           f"{'the nearest older' if older else 'the oldest'} one, {pick.key} ({pick.version_range})")
 
 
-@dataclass
 class Catalog:
-    hardware: Registry
-    models: Registry
-    engines: Registry
-    files: list[str]
+    """The merged catalogs, one :class:`Registry` per kind, each read, validated and built the first
+    time it is used: a command that never looks at devices (``engines list``) is not stopped by a
+    broken ``$TOKECON_HOME/hardware.toml``. ``files`` names every file that contributes (built-in,
+    user, ``--catalog``), read or not yet."""
+
+    def __init__(self, sources: dict[str, list[tuple[str, Callable[[], dict]]]], files: list[str]):
+        self._sources = sources  # kind -> [(origin, a function returning that file's tables of the kind)]
+        self._registries: dict[str, Registry] = {}
+        self.files = files
 
     def registry(self, kind: str) -> Registry:
-        return getattr(self, kind)
+        registry = self._registries.get(kind)
+        if registry is None:
+            registry = EngineRegistry(kind) if kind == "engines" else Registry(kind)
+            for origin, tables in self._sources[kind]:
+                _add_entries(registry, kind, tables(), origin)
+            self._registries[kind] = registry  # only once complete: a failed build fails again next time
+        return registry
+
+    def files_for(self, kind: str) -> list[str]:
+        """The files that contribute entries of ``kind``, in order of precedence."""
+        return [origin for origin, _ in self._sources[kind]]
+
+    @property
+    def hardware(self) -> Registry:
+        return self.registry("hardware")
+
+    @property
+    def models(self) -> Registry:
+        return self.registry("models")
+
+    @property
+    def engines(self) -> EngineRegistry:
+        return self.registry("engines")
 
 
-def _add_entries(catalog: Catalog, kind: str, tables: dict, origin: str) -> None:
+def _add_entries(registry: Registry, kind: str, tables: dict, origin: str) -> None:
     if not isinstance(tables, dict):
         raise CatalogError(f"{origin}: [{kind}] must be a table of entries")
-    registry = catalog.registry(kind)
+    build = _BUILDERS[kind]
     for key, entry in tables.items():
         validate_entry(kind, key, entry, origin)
-        registry.add(key, _BUILDERS[kind](key, entry, origin), tuple(entry.get("aliases", ())), origin)
+        registry.add(key, build(key, entry, origin), tuple(entry.get("aliases", ())), origin)
 
 
 _BUILTIN_CACHE: dict[tuple[str, int, int], dict] = {}
@@ -577,39 +625,52 @@ def _read_builtin(path: Path) -> dict:
     try:
         st = path.stat()
     except OSError:
-        return read_toml(path)
+        return read_toml(path, check_numbers=False)
     sig = (str(path), st.st_mtime_ns, st.st_size)
     if sig not in _BUILTIN_CACHE:
-        _BUILTIN_CACHE[sig] = read_toml(path)
+        _BUILTIN_CACHE[sig] = read_toml(path, check_numbers=False)
     return _BUILTIN_CACHE[sig]
 
 
+def _read_user_file(path: Path, kind: str) -> dict:
+    """The bare ``[NAME]`` tables of the user's ``KIND.toml`` (a symlink must resolve; a folder or a
+    FIFO there is an error too, not "no catalog")."""
+    if not os.path.exists(path):
+        raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
+                           "loop); fix or remove the link")
+    data = read_toml(path, check_numbers=False)
+    wrapped = data.get(kind)
+    if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
+        first = next(iter(wrapped))
+        raise CatalogError(
+            f"{path}: [{kind}.{first}]: a user {kind}.toml holds bare tables; write [{first}] "
+            f"([{kind}.NAME] is the form for --catalog files)"
+        )
+    return data
+
+
 def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home: bool = True) -> Catalog:
-    """Built-in catalogs, then the user's, then ``extra_files``; later entries override earlier."""
-    catalog = Catalog(Registry("hardware"), Registry("models"), EngineRegistry("engines"), [])
+    """Built-in catalogs, then the user's, then ``extra_files``; later entries override earlier.
+
+    The built-in and user catalogs of a kind are read when that kind is first used. An
+    ``extra_files`` (``--catalog``) file is an input of this very command, so it is checked whole
+    here: read, and every kind it holds built (a broken entry in it is an error whatever the
+    command needs)."""
+    sources: dict[str, list[tuple[str, Callable[[], dict]]]] = {kind: [] for kind in KINDS}
+    files: list[str] = []
     for kind, path in builtin_paths().items():
-        _add_entries(catalog, kind, _read_builtin(path), str(path))
-        catalog.files.append(str(path))
+        sources[kind].append((str(path), lambda path=path: _read_builtin(path)))
+        files.append(str(path))
     if use_user_home:
         home = user_home()
         for kind in KINDS:
             path = home / f"{kind}.toml"
-            if os.path.lexists(path) and not os.path.exists(path):
-                raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
-                                   "loop); fix or remove the link")
-            if os.path.lexists(path):  # a folder or a FIFO there is an error too, not "no catalog"
-                data = read_toml(path)
-                wrapped = data.get(kind)
-                if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
-                    first = next(iter(wrapped))
-                    raise CatalogError(
-                        f"{path}: [{kind}.{first}]: a user {kind}.toml holds bare tables; write [{first}] "
-                        f"([{kind}.NAME] is the form for --catalog files)"
-                    )
-                _add_entries(catalog, kind, data, str(path))
-                catalog.files.append(str(path))
+            if os.path.lexists(path):
+                sources[kind].append((str(path), lambda path=path, kind=kind: _read_user_file(path, kind)))
+                files.append(str(path))
+    given: set[str] = set()
     for path in extra_files:
-        data = read_toml(Path(path))
+        data = read_toml(Path(path), check_numbers=False)
         unknown = [k for k in data if k not in KINDS]
         if unknown:
             raise CatalogError(
@@ -617,6 +678,11 @@ def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home:
             )
         for kind in KINDS:
             if kind in data:
-                _add_entries(catalog, kind, data[kind], str(path))
-        catalog.files.append(str(path))
+                sources[kind].append((str(path), lambda tables=data[kind]: tables))
+                given.add(kind)
+        files.append(str(path))
+    catalog = Catalog(sources, files)
+    for kind in KINDS:
+        if kind in given:
+            catalog.registry(kind)
     return catalog

@@ -8,7 +8,8 @@
        other entry is unchanged, nothing else clashes (keys, aliases)
     4. it goes to a temporary file in the same folder (flushed and fsynced) that atomically
        replaces the old one with ``os.replace``; on any failure the temporary file is removed
-       and the old file is untouched
+       and the old file is untouched. The temporary file's name holds the writer's pid and host,
+       so a later write removes what a killed writer left (never a live writer's file)
 
 User catalogs (``$TOKECON_HOME/hardware.toml``, ``models.toml``) hold bare ``[key]`` tables.
 Raises :class:`tokecon.errors.CatalogError` with one line naming the file and the entry.
@@ -159,13 +160,88 @@ def _clashes(data: dict[str, Any], key: str, entry: dict[str, Any], path: Path) 
             raise CatalogError(f"{path}: [{key}]: name or alias '{both[0]}' is already used by [{other}] in this file")
 
 
+#: a temporary file whose writer cannot be asked (another host, or no pid in its name) is left over
+#: from a writer that died once older than this (a write takes milliseconds)
+STALE_TEMP_SECONDS = 10 * 60
+#: ... and one whose pid runs here is another process that reuses a dead writer's pid once this old
+STALE_LIVE_PID_SECONDS = 24 * 3600
+
+
+def _host_tag() -> str:
+    import socket
+
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.PID.HOST.``: the temporary file names its writer, so that a later writer can tell a
+    dead one's leftovers from a live one's file."""
+    return f".{path.name}.{os.getpid()}.{_host_tag()}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError, ValueError):  # another user's process, or cannot tell
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path, now: float | None = None) -> int:
+    """Remove the temporary files that earlier writes of ``path`` left behind when killed mid-write:
+    ``.NAME.PID.HOST.XXXXXXXX.tmp`` of this host whose process is gone, those of another host (a
+    shared folder) and the pid-less ``.NAME.XXXXXXXX.tmp`` of older versions once older than
+    :data:`STALE_TEMP_SECONDS`. A live writer's file (its pid runs here) is left alone (until a day
+    old: then its pid is a later process's). Returns the count removed."""
+    import time
+
+    now = time.time() if now is None else now
+    name = re.escape(path.name)
+    ours = re.compile(rf"^\.{name}\.(\d+)\.([A-Za-z0-9-]+)\.[A-Za-z0-9_]+\.tmp$")
+    legacy = re.compile(rf"^\.{name}\.[A-Za-z0-9_]{{8}}\.tmp$")
+    host = _host_tag()
+    removed = 0
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for entry in names:
+        m = ours.match(entry)
+        if m is None and not legacy.match(entry):
+            continue
+        candidate = path.parent / entry
+        try:
+            st = candidate.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        age = now - st.st_mtime
+        if m is not None and m.group(2) == host:  # a writer on this machine: ask whether it still runs
+            pid = int(m.group(1))
+            stale = (pid != os.getpid() and not _pid_alive(pid)) or age > STALE_LIVE_PID_SECONDS
+        else:  # another machine sharing the folder, or a name without a pid: only its age tells
+            stale = age > STALE_TEMP_SECONDS
+        if stale:
+            try:
+                candidate.unlink()
+                removed += 1
+            except OSError:  # another cleaner got there first, or no permission: leave it
+                pass
+    return removed
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and atomically replace ``path``."""
+    """Write ``text`` to a temporary file beside ``path`` and atomically replace ``path``; first remove
+    the temporary files that writers of ``path`` killed mid-write left (:func:`remove_stale_temps`)."""
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
@@ -192,7 +268,11 @@ def _locked(path: Path):
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise CatalogError(f"{lock}: cannot lock the catalog for writing ({exc.strerror or exc}); nothing was written") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -214,8 +294,22 @@ def save_entry(
                                "(create the target or remove the link)") from None
         except (OSError, RuntimeError) as exc:  # a symlink loop
             raise CatalogError(f"{path}: unusable symlink ({getattr(exc, 'strerror', None) or exc}); refusing to write") from None
+    _ensure_folder(path)
     with _locked(path):
         return _save_locked(path, key, entry, force, comment)
+
+
+def _ensure_folder(path: Path) -> None:
+    """The folder of the catalog ``path``, created if missing; one line naming it where that cannot be
+    (``TOKECON_HOME`` naming a regular file, a file where a parent folder should be, no permission)."""
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CatalogError(f"{folder}: not a folder, so {path.name} cannot be saved in it (is TOKECON_HOME a file? "
+                           "point it at a folder)") from None
+    except OSError as exc:
+        raise CatalogError(f"{folder}: cannot create the catalog folder ({exc.strerror or exc}); nothing was written") from None
 
 
 def _save_locked(path: Path, key: str, entry: dict[str, Any], force: bool, comment: str | None) -> SaveReport:

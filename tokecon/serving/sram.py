@@ -76,17 +76,39 @@ def layouts_that_hold(scn: Scenario, n: int, context: float) -> list[Layout]:
 
 def chips_to_hold(scn: Scenario, context: float) -> int | None:
     """Smallest chip count whose SRAM holds the weights and one sequence of ``context`` tokens in
-    some pipeline layout. Starts at the bound ceil((W + KV) / usable) and walks up to 4x it + 64
-    (counts whose divisors give no layout are skipped; past that the layers and heads, not the
-    memory, are what no layout divides): None when none does."""
+    some pipeline layout, among the counts from the bound ceil((W + KV) / usable) up to 4x it + 64
+    (past that the layers and heads, not the memory, are what no layout divides): None when none does.
+
+    The counts with a layout are n = t x p for t dividing the heads and p <= L stages, and for a
+    given t what a chip holds only shrinks as p grows (every per-chip term, weights, KV, a draft,
+    adapters, scales with the busiest stage's share ceil(L/p)/L), so the fewest stages that hold
+    it are found by bisection: a few dozen checks per TP degree instead of a walk over thousands
+    of counts, and none at all when even t x L chips of every t are fewer than the bound (a model
+    too large for the machine is refused at once)."""
     m, hw = scn.model, scn.hardware
     need = params.weight_bytes(m, scn.precision) + float(params.kv_bytes_per_sequence(m, scn.precision.kv_cache, context))
     per_chip = hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction)
     start = max(1, math.ceil(need / per_chip))
-    for n in range(start, min(MAX_CHIPS, 4 * start + 64) + 1):
-        if layouts_that_hold(scn, n, context):
-            return n
-    return None
+    limit = min(MAX_CHIPS, 4 * start + 64)
+    best: int | None = None
+    for t in divisors(m.heads):
+        lo, hi = max(1, -(-start // t)), min(m.layers, limit // t)  # stages p with start <= t x p <= limit
+        if best is not None:
+            hi = min(hi, (best - 1) // t)  # only a smaller count can improve on the best so far
+        if lo > hi or not _holds_layout(scn, t, hi, context):
+            continue
+        while lo < hi:  # the fewest stages that hold it: holds(hi) is known, find the first p that does
+            mid = (lo + hi) // 2
+            if _holds_layout(scn, t, mid, context):
+                hi = mid
+            else:
+                lo = mid + 1
+        best = t * hi
+    return best
+
+
+def _holds_layout(scn: Scenario, tp: int, pp: int, context: float) -> bool:
+    return holds(replace(scn, deployment=Deployment(scn.hardware, tp * pp, tp, pp=pp)), context)
 
 
 def fastest_layout(scn: Scenario, n: int, context: float) -> Layout | None:
