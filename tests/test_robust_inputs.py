@@ -88,8 +88,9 @@ def test_catalog_numbers_of_any_size_are_one_line_errors(tmp_path, kind, entry, 
 
 
 def test_huge_integers_deep_in_a_catalog_name_their_table(tmp_path):
-    points = [{"date": "2025-01", "kind": "rental", "usd_per_hour": 2.0, "source": "s"},
-              {"date": "2025-02", "kind": "purchase", "usd": 1234567, "source": "s"}]
+    prov = {"source_class": "primary", "tier": "neocloud", "unit": "per_gpu", "source": "s"}
+    points = [{"date": "2025-01", "kind": "rental", "usd_per_hour": 2.0, "scope": "card", "rental_kind": "on_demand", **prov},
+              {"date": "2025-02", "kind": "purchase", "usd": 1234567, "scope": "card", **prov}]
     path = tmp_path / "cat.toml"
     path.write_text(tomli_w.dumps({"hardware": {"x": {**H100, "price_points": points}}}).replace("1234567", HUGE))
     one_line_error(invoke("hardware", "list", "--catalog", str(path)),
@@ -141,7 +142,7 @@ def test_cost_file_numbers(tmp_path, table, expected):
         (f"max_usd_per_mtok = {HUGE}", "[scenarios.a]: field 'max_usd_per_mtok': an integer of 401 digits"),
         (f"context = {HUGE}", "[scenarios.a]: field 'context': an integer of 401 digits"),
         (f"batch = [1, {HUGE}]", "[scenarios.a.batch]: item 1: an integer of 401 digits"),
-        (f"context = {BIG}", "--context value 1.000e+300 (an integer of 301 digits) is implausibly large"),
+        (f"context = {BIG}", "'context' value 1.000e+300 (an integer of 301 digits) is implausibly large"),
         ("max_usd_per_mtok = 1e400", "'max_usd_per_mtok' must be a finite number, got inf"),
         ("max_usd_per_mtok = nan", "'max_usd_per_mtok' must be a finite number, got nan"),
         ("context = -5", "--context must be a positive integer, got -5"),

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from tokecon.catalogs.inputs import describe_number
+from tokecon.values import describe_number
 from tokecon.datafiles import data_file
 from tokecon.errors import CatalogError, TokeconError
 from tokecon.economics import prices

@@ -16,7 +16,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from tokecon.values import describe_number
 from tokecon.errors import TokeconError
 
 MAX_INPUT_BYTES = 64 * 1024 * 1024

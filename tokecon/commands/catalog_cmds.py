@@ -50,8 +50,9 @@ def hardware_list(o: Any = None, limits: Any = None) -> Result:
     catalogs = tuple(getattr(o, "catalog", ()))
     cat = _load(catalogs)
     rows = [_hardware_row(hw) for hw in sorted(cat.hardware, key=lambda h: h.key)]
-    return Result("hardware list", {"files": list(cat.files)}, rows, HARDWARE_COLUMNS, group_key=None,
-                  notes=[f"{len(rows)} devices; catalogs read: {', '.join(dict.fromkeys(origin_label(f) for f in cat.files))}"],
+    files = cat.files_for("hardware")
+    return Result("hardware list", {"files": files}, rows, HARDWARE_COLUMNS, group_key=None,
+                  notes=[f"{len(rows)} devices; catalogs read: {', '.join(dict.fromkeys(origin_label(f) for f in files))}"],
                   sources={f"hardware:{r['hardware']}": r["origin"] for r in rows})
 
 
@@ -82,7 +83,7 @@ def models_list(o: Any = None, limits: Any = None) -> Result:
     catalogs = tuple(getattr(o, "catalog", ()))
     cat = _load(catalogs)
     rows = [_model_row(m) for m in sorted(cat.models, key=lambda m: m.key)]
-    return Result("models list", {"files": list(cat.files)}, rows, MODEL_COLUMNS, group_key=None,
+    return Result("models list", {"files": cat.files_for("models")}, rows, MODEL_COLUMNS, group_key=None,
                   notes=[f"{len(rows)} models; parameters from the architecture formula (tokecon.physics.params)"],
                   sources={f"model:{r['model']}": r["origin"] for r in rows})
 
@@ -128,7 +129,7 @@ def engines_list(o: Any = None, limits: Any = None) -> Result:
              "otherwise, with a note); a plain NAME is the profile of that key, the current generation.",
              "compute x / bandwidth x: scales on the device's fitted fractions of peak (TensorRT-LLM 0.x = 1).",
              *(f"fitted on: {f}" for f in fitted)]
-    return Result("engines list", {"files": list(cat.files)}, rows, ENGINE_COLUMNS, group_key=None, notes=notes,
+    return Result("engines list", {"files": cat.files_for("engines")}, rows, ENGINE_COLUMNS, group_key=None, notes=notes,
                   sources={f"engine:{r['engine']}": r["origin"] for r in rows})
 
 

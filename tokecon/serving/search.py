@@ -25,7 +25,7 @@ def sweep(opts: ServingRequest, catalog: Catalog, spec: GpuSpec, input_len: int,
     if not tried:
         raise TokeconError(f"no layout of {spec.label} serves {model.key}: tensor parallelism must divide its {model.heads} "
                            f"heads" + (f" and a pipeline has at most {model.layers} stages" if sram.is_sram(spec.hardware) else "")
-                           + f"; try another count" + (f" (-g {spec.hardware.key} sizes one)" if sram.is_sram(spec.hardware) else ""))
+                           + "; try another count" + (f" (-g {spec.hardware.key} sizes one)" if sram.is_sram(spec.hardware) else ""))
     gpu_hour_cost(spec.hardware, opts.cost)  # a missing price is the user's to fix, not a layout that does not fit
     out, refused = [], []
     for layout in tried:
