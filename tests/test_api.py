@@ -219,7 +219,7 @@ def test_every_command_is_a_function_with_its_options_as_keywords():
     assert list(FUNCTIONS) == [c.python_name for c in COMMANDS]
     assert set(FUNCTIONS) == {"compare", "decode", "prefill", "embed", "serve", "frontier", "capacity", "moe", "tenants",
                               "fleet", "validate", "check", "hardware_list", "hardware_show", "hardware_add", "models_list",
-                              "models_show", "models_import", "engines_list", "engines_show"}
+                              "models_show", "models_import", "engines_list", "engines_show", "prices_list", "prices_show"}
     for cmd in COMMANDS:
         function = getattr(tokecon, cmd.python_name)
         params = inspect.signature(function).parameters

@@ -62,7 +62,8 @@ def test_deepseek_day6_revenue_from_capacity():
 
 def _tco_frontier():
     """frontier under TCO at the catalog's prices (capital at one scope: tokecon.economics.costs)."""
-    rows = tokecon.frontier(model="deepseek-v3", gpus=["72xGB200", "8xB200"], dtype="fp4", cost="tco", mode="both").rows
+    rows = tokecon.frontier(model="deepseek-v3", gpus=["72xGB200", "8xB200"], dtype="fp4", cost="tco", mode="both",
+                            speculative="none").rows  # InferenceMAX's plain series (its MTP runs are charted apart)
 
     def cheapest(device: str, min_speed: float = 0.0) -> float:
         return min(r["usd_per_mtok"] for r in rows if r["device"] == device and r["tok_s_per_user"] >= min_speed)

@@ -57,6 +57,9 @@ class Layout(Tp):
 class Price(Options):
     usd_per_gpu_hour: float | None = option(None, "--usd-per-gpu-hour", kind="float", panel=COSTS,
                                             help="Price per GPU-hour instead of the catalog's rental price.")
+    as_of: str | None = option(None, "--as-of", kind="str", metavar="YYYY-MM", panel=COSTS,
+                               help="Price at this date: the catalog's dated points interpolated (or projected), "
+                                    "and the notes say how (`tokecon prices show DEVICE`).")
 
 
 class Vary(Options):
@@ -70,7 +73,8 @@ class TcoInputs(Options):
     cost_file: Path | None = option(None, "--cost-file", kind="path", panel=COSTS,
                                     help="TOML file with a [cost] table holding any of the cost options (flags win).")
     other_capital_ratio: float | None = option(None, "--other-capital-ratio", kind="float", panel=COSTS,
-                                               help="TCO: other data-centre capital per USD of GPUs (default 1.0).")
+                                               help="TCO: facility capital (building, power, cooling) per USD of server "
+                                                    "capital (default 0.40).")
     depreciation_years: float | None = option(None, "--depreciation-years", kind="float", panel=COSTS,
                                               help="TCO: years over which capital is recovered (default 5).")
     interest_rate: float | None = option(None, "--interest-rate", kind="float", panel=COSTS,
@@ -82,10 +86,17 @@ class TcoInputs(Options):
 
 
 class Costs(Price, TcoInputs):
-    cost: str | None = option(None, "--cost", kind="choice", choices=("rental", "tco"), panel=COSTS,
-                              help="Hourly price: catalog rental (default), or total cost of ownership.")
+    cost: str | None = option(None, "--cost", kind="choice", choices=("rental", "tco", "tco-published"), panel=COSTS,
+                              help="Hourly price: catalog rental (default); total cost of ownership from capital, "
+                                   "power and facility (tco); or a published all-in TCO per GPU-hour (tco-published, "
+                                   "with --tco-source and --tier).")
     purchase_usd: float | None = option(None, "--purchase-usd", kind="float", panel=COSTS,
-                                        help="TCO: purchase price per GPU (default: the catalog's).")
+                                        help="TCO: capital per GPU at server share: the GPU with its share of host, NICs, "
+                                             "chassis and scale-up switches (default: the catalog's).")
+    tco_source: str | None = option(None, "--tco-source", kind="str", panel=COSTS,
+                                    help="tco-published: whose all-in TCO (default SemiAnalysis; `tokecon prices list`).")
+    tier: str | None = option(None, "--tier", kind="choice", choices=("hyperscaler", "neocloud"), panel=COSTS,
+                              help="tco-published: the buyer tier (default hyperscaler).")
     explain_cost: bool = option(False, "--explain-cost", panel=COSTS, help="Show the breakdown of the price per GPU-hour.")
 
 
@@ -329,6 +340,16 @@ class HardwareAddOptions(Catalogs, Saving):
     memory_bw_efficiency: float | None = option(None, "--memory-bw-efficiency", kind="float", help="Achievable fraction of memory bandwidth (default 0.8).")
 
 
+class PricesListOptions(Catalogs):
+    as_of: str | None = option(None, "--as-of", kind="str", metavar="YYYY-MM", help="Staleness at this date (default: this month).")
+    tco_source: str | None = option(None, "--tco-source", kind="str", help="Whose published TCO to show (default SemiAnalysis).")
+    tier: str | None = option(None, "--tier", kind="choice", choices=("hyperscaler", "neocloud"), help="Its buyer tier (default hyperscaler).")
+
+
+class PricesShowOptions(HardwareName):
+    as_of: str | None = option(None, "--as-of", kind="str", metavar="YYYY-MM", help="Staleness at this date (default: this month).")
+
+
 class ModelsImportOptions(Catalogs, Saving):
     config: Path = argument("A Hugging Face config.json, or a folder holding one.", kind="path")
     name: str | None = option(None, "--name", kind="str", help="Catalog key (default: the folder or file it came from).")
@@ -443,6 +464,17 @@ COMMANDS: tuple[Command, ...] = (
             "Read a Hugging Face config.json (Llama, Qwen, Mixtral, DeepSeek/Kimi MLA, gpt-oss, Gemma 3, Llama 4, "
             "BERT) into a models.toml entry named after its folder or file. Without --save, prints the entry.",
             ("tokecon models import ./my-model/config.json", "tokecon models import ./my-model --save"), analysis=False),
+    Command("prices list", PricesListOptions, "tokecon.commands.prices:prices_list",
+            "Each device's current prices and where they come from.",
+            "Each device's current rental and capital (at server share) with their source class, date and staleness, "
+            "its newest published all-in TCO, and its board and all-in power.",
+            ("tokecon prices list", "tokecon prices list --as-of 2025-06"), analysis=False),
+    Command("prices show", PricesShowOptions, "tokecon.commands.prices:prices_show",
+            "Every dated price of one device, with its source.",
+            "Every dated price point of one device: value, scope (chip, card, server share, rack share, all-in TCO), "
+            "source class (primary, secondary, derived), buyer tier, provider and source; current, stale and derived "
+            "points marked.",
+            ("tokecon prices show b200", "tokecon prices show gb200 --format json"), analysis=False),
     Command("engines list", Catalogs, "tokecon.commands.catalog_cmds:engines_list",
             "Serving-engine generations and their fitted factors.",
             "Every engine profile with the versions it covers and what it was fitted on.",
@@ -479,6 +511,7 @@ GROUPS = {
     "hardware": "Accelerators in the catalogs: list, show, add your own.",
     "models": "Models in the catalogs: list, show, import a config.json.",
     "engines": "Serving-engine generations: versions, fitted efficiency.",
+    "prices": "Dated prices of every device, with scope, class and source.",
 }
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}

@@ -227,11 +227,14 @@ ENGINE_FIELDS: dict[str, FieldSpec] = {
     "family": _STR,
     "version_from": _STR,
     "version_before": _STR,
+    "speculative": FieldSpec((list,)),
+    "speculative_source": _STR,
     "source": FieldSpec((str,), True),
     "fitted_on": _STR,
     "notes": _STR,
 }
 
+SPECULATIVE_METHODS = ("mtp", "eagle", "draft")  # what an engine's ``speculative`` may list (tokecon.serving.speculative)
 SCHEMAS = {"hardware": HARDWARE_FIELDS, "models": MODEL_FIELDS, "engines": ENGINE_FIELDS}
 
 
@@ -273,6 +276,8 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
             raise CatalogError(f"{where}: field '{name}' must be one of {', '.join(spec.choices)}, got {value!r}")
         if name in ("aliases", "derived_from") and not all(isinstance(a, str) and a.strip() for a in value):
             raise CatalogError(f"{where}: field '{name}' must be a list of non-empty strings")
+        if name == "speculative" and not all(a in SPECULATIVE_METHODS for a in value):
+            raise CatalogError(f"{where}: field 'speculative' lists methods of {', '.join(SPECULATIVE_METHODS)}, got {value!r}")
         if name == "memory_tiers":
             for i, tier in enumerate(value):
                 validate_entry("memory_tiers", f"{key}.memory_tiers[{i}]", tier, path, MEMORY_TIER_FIELDS)
@@ -444,6 +449,7 @@ def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
         family=e.get("family", key),
         version_from=e.get("version_from", ""),
         version_before=e.get("version_before", ""),
+        speculative=tuple(e.get("speculative", ())),
     )
 
 

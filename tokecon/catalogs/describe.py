@@ -84,10 +84,12 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
         _figure("scaleout_bw_b_s", "scale-out", hw.scaleout_bw_b_s, "B/s", f"{hw.scaleout_bw_b_s / GB:,.0f} GB/s per direction"),
         _figure("power_w", "power", hw.power_w, "W", f"{hw.power_w:,.0f} W"),
         _figure("rental_usd_per_hour", "rental price", hw.rental_usd_per_hour, "USD/h",
-                f"{hw.rental_usd_per_hour:,.2f} USD/h" + (f" ({hw.price_date})" if hw.price_date else "")),
+                f"{hw.rental_usd_per_hour:,.2f} USD per GPU-hour" + (f" ({hw.price_date})" if hw.price_date else "")
+                + f"; every dated price: tokecon prices show {hw.key}"),
     ]
     if hw.purchase_usd:
-        f.append(_figure("purchase_usd", "purchase price", hw.purchase_usd, "USD", f"{hw.purchase_usd:,.0f} USD"))
+        f.append(_figure("purchase_usd", "capital (server share)", hw.purchase_usd, "USD",
+                         f"{hw.purchase_usd:,.0f} USD per GPU with its share of host, NICs, chassis and scale-up switches"))
     bf16 = hw.flop_s["bf16"]
     f += [
         _figure("bf16_flop_s_per_usd_h", "bf16 peak FLOP/s per USD/h", bf16 / hw.rental_usd_per_hour, "FLOP/s/(USD/h)",
@@ -100,9 +102,7 @@ def hardware_figures(hw: Hardware) -> list[dict[str, Any]]:
         _figure("aliases", "aliases", list(hw.aliases), "", ", ".join(hw.aliases) or "—"),
         _figure("source", "source", hw.source, "", hw.source),
         _figure("price_points", "dated prices", [p.as_entry() for p in hw.price_points], "",
-                "; ".join(f"{p.date} {p.kind} " + (f"{p.usd:,.0f} USD" if p.kind == "purchase" else f"{p.usd:.2f} USD/h")
-                          for p in sorted(hw.price_points, key=lambda p: (p.date, p.kind))) + " (sources in -f json)"
-                if hw.price_points else "—"),
+                f"{len(hw.price_points)} points with scope, class and source: tokecon prices show {hw.key}"),
         _figure("origin", "catalog file", hw.origin, "", origin_label(hw.origin)),
     ]
     return f

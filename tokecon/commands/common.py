@@ -211,11 +211,11 @@ def device_request(o: Any, gpus: tuple[str, ...] | None = None) -> DeviceRequest
     return DeviceRequest(o.model, tuple(getattr(o, "gpus", ()) if gpus is None else gpus), getattr(o, "tp", None),
                          getattr(o, "dtype", None), getattr(o, "kv_dtype", None), getattr(o, "engine", None),
                          getattr(o, "ideal", False), getattr(o, "usd_per_gpu_hour", None), tuple(getattr(o, "catalog", ())),
-                         getattr(o, "pp", None), getattr(o, "eplb", False))
+                         getattr(o, "pp", None), getattr(o, "eplb", False), getattr(o, "as_of", None))
 
 
 COST_KEYS = ("usd_per_gpu_hour", "purchase_usd", "other_capital_ratio", "depreciation_years", "interest_rate", "pue",
-             "usd_per_kwh", "utilisation")
+             "usd_per_kwh", "utilisation", "tco_source", "tier", "as_of")
 
 
 def cost_model(o: Any, method: str | None = None):
@@ -265,6 +265,16 @@ def _fit_words(fitted_on: str) -> str:
     return f"fitted: median error {err.group(1)}" if err else f"fitted to {int(rows.group(1)):,} measurements"
 
 
+def dated_prices(o: Any, scenarios: list[Scenario]) -> dict[str, str] | None:
+    """With ``--as-of`` (and no price given), how each device's rental at that date was found."""
+    from tokecon.economics.costs import CostModel, gpu_hour_cost
+
+    if getattr(o, "as_of", None) is None or getattr(o, "usd_per_gpu_hour", None) is not None:
+        return None
+    costs = {s.hardware.key: gpu_hour_cost(s.hardware, CostModel(as_of=o.as_of)) for s in scenarios}
+    return {key: f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental {c.price_note}" for key, c in costs.items()}
+
+
 def assumptions(scenarios: list[Scenario], prices: dict[str, str] | None = None) -> list[str]:
     """What the figures assume, one line per engine: its efficiency on each device and where that comes
     from, and each device's price per GPU-hour (``prices``: device key -> how it was priced; default
@@ -299,6 +309,8 @@ def method_notes(scenarios: list[Scenario], regime: str) -> list[str]:
 def cost_label(d: Deployed) -> str:
     """How a deployment's GPU-hour was priced, in a few words."""
     c = d.cost
-    return (f"{c.usd_per_gpu_hour:.3g} USD/GPU-h TCO" if c.method == "tco"
-            else f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental" + (f" (catalog, {d.scenario.hardware.price_date})"
-                                                               if d.costs.usd_per_gpu_hour is None else " (given)"))
+    if c.method != "rental" or c.as_of is not None:
+        what = {"tco": "TCO", "tco-published": f"{c.tco_source} {c.tier} TCO", "rental": "rental"}[c.method]
+        return f"{c.usd_per_gpu_hour:.3g} USD/GPU-h {what}" + (f" {c.price_note}" if c.as_of else "")
+    return f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental" + (f" (catalog, {d.scenario.hardware.price_date})"
+                                                          if d.costs.usd_per_gpu_hour is None else " (given)")

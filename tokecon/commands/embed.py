@@ -31,8 +31,8 @@ from tokecon.economics import money as economics
 from tokecon.physics import memory
 from tokecon.physics import params
 from tokecon.fidelity import uncertainty
-from tokecon.commands.common import (BOUND_NOTE, assumptions, cheapest, device_request, figures_of_merit, method_notes,
-                                     resolved_inputs, scenario_inputs, sources, step_fields, unfit_fields)
+from tokecon.commands.common import (BOUND_NOTE, assumptions, cheapest, dated_prices, device_request, figures_of_merit,
+                                     method_notes, resolved_inputs, scenario_inputs, sources, step_fields, unfit_fields)
 from tokecon.economics.costs import MIN_UTILISATION
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import prefill_step
@@ -185,7 +185,7 @@ def run(o: Any, limits: Thresholds) -> Result:
                          + ("FLOP/s per USD/h." if r["bound"] == "compute" else "memory B/s per USD/h."))
         method += filter(None, [why_cheap(scn, these, length)])
         rows.extend(these)
-    notes += assumptions(scns)
+    notes += assumptions(scns, dated_prices(o, scns))
     if o.utilization is not None:
         notes.append(utilization_note(util, True))
     inputs = {

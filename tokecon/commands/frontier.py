@@ -22,6 +22,7 @@ from tokecon.commands.serving import (
     REVENUE_COLUMNS,
     check_workload,
     cost_inputs,
+    crossovers,
     cost_notes,
     interactivity_note,
     serving_assumptions,
@@ -246,7 +247,7 @@ def run(o: Any, limits: Thresholds) -> Result:
         lead.append(f"* {top['device']} {top['layout']} at concurrency {top['concurrency']}: most tok/s per MW on the frontier, "
                     f"{top['tok_s_per_mw']:,.0f}, at {top['tok_s_per_user']:.1f} tok/s per user.")
     method = premium(rows) + method
-    notes = lead + notes + serving_assumptions(deployed) + opts.scope_note() + limits.blended_note()
+    notes = lead + crossovers(done) + notes + serving_assumptions(deployed) + opts.scope_note() + limits.blended_note()
     if opts.explain_cost:
         notes += cost_notes(deployed, opts)
     columns = COLUMNS + (REVENUE_COLUMNS if opts.modes.prices is not None else []) + ([Column("slo", "SLO", "str")] if has_slo else [])

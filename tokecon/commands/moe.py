@@ -40,7 +40,7 @@ from tokecon.fidelity import uncertainty
 from tokecon.physics.interconnects import Interconnect, resolve_interconnect, with_interconnect
 from tokecon.commands.common import cheapest, cost_fields, resolved_inputs, sources, unfit_fields
 from tokecon.serving.request import DeviceRequest
-from tokecon.commands.common import assumptions, device_request, method_notes
+from tokecon.commands.common import assumptions, dated_prices, device_request, method_notes
 from tokecon.errors import TokeconError
 from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.results import Column, Result, Thresholds
@@ -296,7 +296,7 @@ def run(o: Any, limits: Thresholds) -> Result:
         scns.append(next(iter(by_ep.values())))
         notes += filter(None, [claims_note(group, link, o.overlap), unfit_note(group, by_ep)])
         method.append(link_note(hw, link, opts.ideal))
-    notes += assumptions(scns)
+    notes += assumptions(scns, dated_prices(o, scns))
     method = [layout_note(scns[0], batches, phase), overlap_note(o.overlap)] + method + method_notes(scns, phase)
     inputs = {
         **resolved_inputs(scns[0]),

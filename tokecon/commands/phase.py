@@ -20,6 +20,7 @@ from tokecon.commands.common import (
     breakdown_result,
     cheapest,
     cost_fields,
+    dated_prices,
     device_request,
     fit_or_what_if,
     ignored_rows_note,
@@ -165,7 +166,7 @@ def run_phase(o: Any, limits: Thresholds, phase: Phase) -> Result:
             highlight.add(len(rows) + best)
             notes.append(why(scn, phase, these, best))
         rows.extend(these)
-    notes += assumptions(scns)
+    notes += assumptions(scns, dated_prices(o, scns))
     inputs = {**resolved_inputs(scns[0]), "gpus": [s.deployment.label for s in scns], phase.length_key: length,
               "ignore_memory": o.ignore_memory}
     result = Result(phase.name, inputs, rows, list(phase.columns), notes=notes, highlight=highlight, sources=sources(scns),

@@ -150,7 +150,28 @@ def serving_method(deployed: list[Deployed], opts: ServingRequest, aggregated: b
 
 
 def serving_assumptions(deployed: list[Deployed]) -> list[str]:
-    """The engine, efficiency and price each deployment assumes, one line per device."""
+    """The engine, efficiency and price each deployment assumes, one line per engine; and when the devices
+    are priced from different kinds of price (a chip price with an overhead beside a rack share), that."""
     from tokecon.commands.common import assumptions, cost_label
+    from tokecon.economics.costs import scope_note
 
-    return assumptions([d.scenario for d in deployed], {d.scenario.hardware.key: cost_label(d) for d in deployed})
+    lines = assumptions([d.scenario for d in deployed], {d.scenario.hardware.key: cost_label(d) for d in deployed})
+    mixed = scope_note([d.scenario.hardware for d in deployed], deployed[0].costs) if len(deployed) > 1 else None
+    return lines + ([mixed] if mixed else [])
+
+
+def crossovers(done: list[Any]) -> list[str]:
+    """Where two devices' frontiers (USD/Mtok against tok/s per user) cross: which is cheaper above which
+    speed (tokecon.economics.crossover); for each pair of the first four devices."""
+    from tokecon.economics.crossover import crossover
+
+    out = []
+    for i, a in enumerate(done[:4]):
+        for b in done[i + 1:4]:
+            cross = crossover(*([(r["tok_s_per_user"], r["usd_per_mtok"]) for r in s.frontier if r.get("usd_per_mtok")]
+                                for s in (a, b)))
+            if cross is not None:
+                above, below = (a, b) if cross.cheaper_above == "a" else (b, a)
+                out.append(f"{above.label} cheaper above {cross.tok_s_per_user:,.0f} tok/s per user, {below.label} below "
+                           f"(both {cross.usd_per_mtok:.3g} USD/Mtok there).")
+    return out

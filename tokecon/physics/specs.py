@@ -277,6 +277,7 @@ class Engine:
     version_from: str = ""  # first version the profile covers ("" = the oldest)
     version_before: str = ""  # first version it no longer covers ("" = the newest)
     version_note: str = ""  # how a NAME@VERSION request was resolved to this profile
+    speculative: tuple[str, ...] = ()  # speculative decoding methods the engine serves (mtp, eagle, draft)
 
     @property
     def version_range(self) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from tokecon.catalogs.catalog import Catalog
 from tokecon.economics.costs import CostBreakdown, CostModel, gpu_hour_cost
-from tokecon.errors import DoesNotFitError
+from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.physics import memory
 from tokecon.physics.scenario import Scenario
 from tokecon.serving import speculative, sram
@@ -41,6 +41,9 @@ def _scenario(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, layout: Lay
         usd_per_gpu_hour=cost.usd_per_gpu_hour, ep=layout.ep, attention_dp=layout.attention_dp, pp=layout.pp,
     )  # fmt: skip
     spec_ = speculative.resolve(catalog, scn.model, m.speculative, m.draft_tokens, m.acceptance)
+    if spec_ is not None and scn.engine.speculative and spec_.method not in scn.engine.speculative:
+        raise TokeconError(f"{scn.engine.name} does not serve {spec_.method} speculation (it serves: "
+                           f"{', '.join(scn.engine.speculative)}); choose another --speculative or --engine")
     return replace(scn, speculation=spec_) if spec_ is not None else scn
 
 
@@ -92,7 +95,7 @@ def deploy(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, context: float
 
 
 def deployment_fields(d: Deployed) -> dict[str, Any]:
-    dep = d.scenario.deployment
+    dep, spec = d.scenario.deployment, d.scenario.speculation
     return {
         "deployment": d.label,
         "hardware": d.scenario.hardware.key,
@@ -101,6 +104,6 @@ def deployment_fields(d: Deployed) -> dict[str, Any]:
         "pp": dep.pp,
         "ep": dep.ep,
         "attention_dp": dep.attention_dp,
-        "layout": d.layout.label(dep.n_gpus),
+        "layout": d.layout.label(dep.n_gpus) + (f" + {spec.method.upper()}" if spec is not None else ""),
         "replicas": dep.replicas,
     }

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tokecon.catalogs.catalog import Catalog, load_catalog
-from tokecon.economics.costs import CostModel
+from tokecon.economics.costs import CostModel, gpu_hour_cost
 from tokecon.economics.money import ListPrices
 from tokecon.errors import TokeconError
 from tokecon.physics.scenario import Scenario
@@ -41,10 +41,18 @@ class DeviceRequest:
     catalogs: tuple[Path, ...] = field(default_factory=tuple)
     pp: int | None = None
     eplb: bool = False
+    as_of: str | None = None  # price each device at this date (tokecon.economics.prices)
 
     def load(self) -> Catalog:
         """The merged catalogs; a ``--model path/config.json`` joins them under that path."""
         return register_model_file(load_catalog(self.catalogs), self.model)
+
+    def price(self, spec: GpuSpec) -> float | None:
+        """The price per GPU-hour the scenario carries: the one given, else the rental at ``as_of`` (None: the
+        catalog's current rental)."""
+        if self.usd_per_gpu_hour is not None or self.as_of is None:
+            return self.usd_per_gpu_hour
+        return gpu_hour_cost(spec.hardware, CostModel(as_of=self.as_of)).usd_per_gpu_hour
 
     def scenarios(self, catalog: Catalog, **kwargs: Any) -> list[Scenario]:
         specs: list[GpuSpec] = [parse_gpus(g, catalog) for g in self.gpus]
@@ -58,7 +66,7 @@ class DeviceRequest:
                 kv_dtype=self.kv_dtype,
                 engine=self.engine,
                 ideal=self.ideal,
-                usd_per_gpu_hour=self.usd_per_gpu_hour,
+                usd_per_gpu_hour=self.price(spec),
                 eplb=self.eplb,
                 **({"pp": self.pp} | kwargs),
             )

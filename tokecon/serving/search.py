@@ -4,6 +4,8 @@ of concurrencies (aggregated), and the disaggregated pool pairs within its GPUs;
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from tokecon.catalogs.catalog import Catalog
@@ -28,12 +30,7 @@ def sweep(opts: ServingRequest, catalog: Catalog, spec: GpuSpec, input_len: int,
                            + "; try another count" + (f" (-g {spec.hardware.key} sizes one)" if sram.is_sram(spec.hardware) else ""))
     gpu_hour_cost(spec.hardware, opts.cost)  # a missing price is the user's to fix, not a layout that does not fit
     out, refused = [], []
-    for layout in tried:
-        try:
-            d = deploy(catalog, opts, spec, context, layout)
-        except TokeconError as exc:
-            refused.append(exc)  # a layout the model cannot take (heads not divisible, ...)
-            continue
+    for layout, d in _deployed(catalog, opts, spec, context, tried, refused):
         scn = d.scenario
         per_unit = int(batching.max_running(scn, input_len, output_len, opts.modes.length_mix))
         if per_unit < 1:
@@ -43,6 +40,23 @@ def sweep(opts: ServingRequest, catalog: Catalog, spec: GpuSpec, input_len: int,
     if refused and len(refused) == len(tried):  # not one layout deployed: the options are wrong (an unknown engine, ...)
         raise refused[0]
     return out
+
+
+def _deployed(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, context: float, tried: list, refused: list):
+    """Each layout deployed (the ones the model cannot take into ``refused``) and, where the model ships an MTP
+    module and the engine serves it (engines.toml ``speculative``) and no --speculative was given, the same layout
+    speculating with it too: InferenceMAX sweeps DeepSeek with and without MTP."""
+    model = catalog.models.get(opts.common.model)
+    mtp = replace(opts, modes=replace(opts.modes, speculative="mtp")) if model.mtp_modules and opts.modes.speculative is None else None
+    for layout in tried:
+        try:
+            d = deploy(catalog, opts, spec, context, layout)
+        except TokeconError as exc:
+            refused.append(exc)  # a layout the model cannot take (heads not divisible, ...)
+            continue
+        yield layout, d
+        if mtp is not None and "mtp" in d.scenario.engine.speculative and layout.pp == 1:
+            yield layout, deploy(catalog, mtp, spec, context, layout)
 
 
 def pool_pairs(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, input_len: int, output_len: int,
@@ -57,17 +71,11 @@ def pool_pairs(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, input_len:
     prefills, decodes, tried, refused = [], [], 0, []
     for g in sizes:
         sub = GpuSpec(g, spec.hardware)
-        for layout in layouts.candidate_layouts(model, g):
-            if (layout.ep if layout.attention_dp else layout.tp * layout.pp) != g:
-                continue  # a worker of replicas is that many smaller workers, which x and y already count
-            tried += 1
-            try:
-                dp = deploy(catalog, opts, sub, input_len, layout)
-            except TokeconError as exc:
-                refused.append(exc)  # a layout the model cannot take
-                continue
-            if batching.max_running(dp.scenario, input_len, 1.0) >= 1:
-                prefills.append(dp)
+        workers = [lay for lay in layouts.candidate_layouts(model, g) if (lay.ep if lay.attention_dp else lay.tp * lay.pp) == g]
+        tried += len(workers)  # a worker of replicas is that many smaller workers, which x and y already count
+        for _, dp in _deployed(catalog, opts, sub, input_len, workers, refused):
+            if dp.scenario.speculation is None and batching.max_running(dp.scenario, input_len, 1.0) >= 1:
+                prefills.append(dp)  # a prefill worker does not speculate
             top = int(batching.max_running(dp.scenario, input_len, output_len))
             if top >= 1:
                 decodes.append((dp, top))
