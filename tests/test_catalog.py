@@ -114,9 +114,14 @@ def test_user_file_errors_name_the_user_file(isolated_home):
     assert r.exit_code == 2 and str(isolated_home / "hardware.toml") in r.stderr and "'power_w' must be > 0" in r.stderr
 
 
-def test_user_file_with_wrapped_tables_gets_a_hint(isolated_home):
-    write(isolated_home / "models.toml", {"models": {"mine": LLAMA}})
-    with pytest.raises(CatalogError, match=r"\[models.mine\]: a user models.toml holds bare tables; write \[mine\]"):
+def test_user_file_reads_bare_and_wrapped_tables(isolated_home):
+    """A user models.toml holds [NAME] tables (what --save writes) and [models.NAME] ones (what
+    `models import` prints, pasted); one name in both forms is an error naming it."""
+    unaliased = {k: v for k, v in LLAMA.items() if k != "aliases"}
+    write(isolated_home / "models.toml", {"models": {"mine": unaliased}, "yours": unaliased})
+    assert {"mine", "yours"} <= set(load_catalog().models.entries)
+    write(isolated_home / "models.toml", {"models": {"mine": LLAMA}, "mine": LLAMA})
+    with pytest.raises(CatalogError, match=r"\[mine\] and \[models.mine\] both define 'mine'"):
         load_catalog().models  # the user's catalogs are read when their kind is first used
 
 

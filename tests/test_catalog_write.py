@@ -200,7 +200,7 @@ def test_header_parser():
 
 def test_regions_group_subtables():
     lines = EXISTING.splitlines(keepends=True)
-    (start, end), = _regions(lines, "old-gpu")
+    (start, end), = _regions(lines, ("old-gpu",))
     assert lines[start].startswith("[old-gpu]") and "section comment" not in "".join(lines[start:end])
     assert "[old-gpu.efficiency]" in "".join(lines[start:end])
 

@@ -239,3 +239,31 @@ def test_models_import_prints_and_saves(isolated_home):
     assert runner.invoke(app, ["models", "import", str(path), "--name", "my-qwen", "--save", "--force"]).exit_code == 0
     bad = runner.invoke(app, ["models", "import", str(path), "--name", "bad name!"])
     assert bad.exit_code == 2 and "must be 1-64 characters" in bad.stderr
+
+
+def test_an_imported_checkpoint_is_named_after_its_folder_and_its_snippet_pastes(isolated_home, tmp_path):
+    """A downloaded checkpoint is a folder holding config.json: the import is named after the folder
+    (not "config"), takes the folder itself, and what it prints works pasted into models.toml."""
+    folder = tmp_path / "Llama-3.1-8B-Custom"
+    folder.mkdir()
+    cfg = json.loads((FIXTURES / "llama-3.1-8b.json").read_text())
+    cfg.pop("_name_or_path", None)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    for given in (folder, folder / "config.json"):
+        r = runner.invoke(app, ["models", "import", str(given)])
+        assert r.exit_code == 0, r.output
+        assert '[models."llama-3.1-8b-custom"]' in r.stdout and 'name = "Llama-3.1-8B-Custom"' in r.stdout
+    (isolated_home / "models.toml").write_text(r.stdout)  # pasted as printed
+    d = runner.invoke(app, ["decode", "--model", "llama-3.1-8b-custom", "--gpus", "1xH100", "-b", "1"])
+    assert d.exit_code == 0, d.output
+    # saving beside a pasted table: a second entry appends, --force replaces the pasted one in place
+    assert runner.invoke(app, ["models", "import", str(folder), "--name", "other", "--save"]).exit_code == 0
+    again = runner.invoke(app, ["models", "import", str(folder), "--save"])
+    assert again.exit_code == 2 and "already has an entry [llama-3.1-8b-custom]" in again.stderr
+    forced = runner.invoke(app, ["models", "import", str(folder), "--save", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert {"llama-3.1-8b-custom", "other"} <= set(load_catalog().models.entries)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = runner.invoke(app, ["models", "import", str(empty)])
+    assert r.exit_code == 2 and "no config.json in it" in r.stderr

@@ -639,20 +639,14 @@ def _read_builtin(path: Path) -> dict:
 
 
 def _read_user_file(path: Path, kind: str) -> dict:
-    """The bare ``[NAME]`` tables of the user's ``KIND.toml`` (a symlink must resolve; a folder or a
-    FIFO there is an error too, not "no catalog")."""
+    """The entries of the user's ``KIND.toml``, bare ``[NAME]`` or ``[KIND.NAME]`` tables (a symlink
+    must resolve; a folder or a FIFO there is an error too, not "no catalog")."""
+    from tokecon.catalogs.write import user_tables
+
     if not os.path.exists(path):
         raise CatalogError(f"{path}: a symlink to {os.readlink(path)}, which does not resolve (missing or a "
                            "loop); fix or remove the link")
-    data = read_toml(path, check_numbers=False)
-    wrapped = data.get(kind)
-    if isinstance(wrapped, dict) and "name" not in wrapped and wrapped and all(isinstance(v, dict) for v in wrapped.values()):
-        first = next(iter(wrapped))
-        raise CatalogError(
-            f"{path}: [{kind}.{first}]: a user {kind}.toml holds bare tables; write [{first}] "
-            f"([{kind}.NAME] is the form for --catalog files)"
-        )
-    return data
+    return user_tables(read_toml(path, check_numbers=False), kind, path)
 
 
 def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home: bool = True) -> Catalog:

@@ -105,7 +105,7 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if not exists:
         raise HFConfigError(f"{path}: no such file")
     if is_dir:
-        raise HFConfigError(f"{path}: is a directory, not a config.json")
+        raise HFConfigError(f"{path}: is a directory with no config.json in it")
     try:
         text = read_input_text(path, "a config.json")
     except TokeconError as exc:
@@ -128,10 +128,23 @@ def import_config_file(path: Path | str, name: str | None = None) -> tuple[str, 
     from tokecon.catalogs.catalog import validate_entry
 
     path = Path(path)
+    if path.is_dir() and (path / "config.json").is_file():  # a downloaded checkpoint's folder
+        path = path / "config.json"
     cfg = load_config_file(path)
-    key, entry = entry_from_config(cfg, name=name, where=str(path), default_name=path.stem)
+    key, entry = entry_from_config(cfg, name=name, where=str(path), default_name=default_name(path))
     validate_entry("models", key, entry, str(path))
     return key, entry
+
+
+def default_name(path: Path) -> str:
+    """What an imported config is called when neither ``--name`` nor its ``_name_or_path`` says:
+    the checkpoint's folder for a file named ``config.json`` (``Llama-3.1-8B/config.json`` is
+    ``Llama-3.1-8B``), else the file's own stem."""
+    if path.stem.lower() == "config":
+        folder = path.resolve().parent.name
+        if folder:
+            return folder
+    return path.stem
 
 
 def model_from_config_file(path: Path | str, name: str | None = None):

@@ -11,7 +11,8 @@
        and the old file is untouched. The temporary file's name holds the writer's pid and host,
        so a later write removes what a killed writer left (never a live writer's file)
 
-User catalogs (``$TOKECON_HOME/hardware.toml``, ``models.toml``) hold bare ``[key]`` tables.
+User catalogs (``$TOKECON_HOME/hardware.toml``, ``models.toml``) hold bare ``[key]`` tables (a
+pasted ``[KIND.key]`` snippet reads too); a save appends a bare table.
 Raises :class:`tokecon.errors.CatalogError` with one line naming the file and the entry.
 """
 
@@ -117,13 +118,14 @@ def _header_path(line: str) -> list[str] | None:
         return parts if (not rest or rest.startswith("#")) else None
 
 
-def _regions(lines: list[str], key: str) -> list[tuple[int, int]]:
-    """Line ranges [start, end) of the tables whose first key component is ``key``; trailing blank
-    and comment lines are left outside (they usually introduce the next table)."""
+def _regions(lines: list[str], prefix: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Line ranges [start, end) of the tables whose key path starts with ``prefix`` (``("mine",)``
+    or ``("models", "mine")``); trailing blank and comment lines are left outside (they usually
+    introduce the next table)."""
     headers = [(i, p) for i, line in enumerate(lines) if (p := _header_path(line)) is not None]
     out: list[tuple[int, int]] = []
     for n, (i, path) in enumerate(headers):
-        if path[0] != key:
+        if tuple(path[:len(prefix)]) != prefix:
             continue
         end = headers[n + 1][0] if n + 1 < len(headers) else len(lines)
         while end > i + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
@@ -280,6 +282,21 @@ def _locked(path: Path):
         os.close(fd)
 
 
+def user_tables(data: dict[str, Any], kind: str, path: Path | str) -> dict[str, Any]:
+    """The entries of a user ``KIND.toml``: its bare ``[NAME]`` tables and any ``[KIND.NAME]`` ones
+    (the form ``models import`` and ``hardware add`` print, so a pasted snippet works as written).
+    A name given in both forms is an error naming it."""
+    wrapped = data.get(kind)
+    if not (isinstance(wrapped, dict) and wrapped and "name" not in wrapped
+            and all(isinstance(v, dict) for v in wrapped.values())):
+        return data
+    bare = {k: v for k, v in data.items() if k != kind}
+    both = next((k for k in wrapped if k.lower() in {b.lower() for b in bare}), None)
+    if both is not None:
+        raise CatalogError(f"{path}: [{both}] and [{kind}.{both}] both define '{both}'; keep one")
+    return {**bare, **wrapped}
+
+
 def save_entry(
     path: Path, key: str, entry: dict[str, Any], force: bool = False, comment: str | None = None
 ) -> SaveReport:
@@ -323,18 +340,20 @@ def _save_locked(path: Path, key: str, entry: dict[str, Any], force: bool, comme
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read: {exc.strerror or exc}") from None
     data = _parse(old, path, "existing file") if old.strip() else {}
-    newline = "\r\n" if "\r\n" in old else "\n"
-    block = render_entry(key, entry, comment).replace("\n", newline)
-
-    existing = next((k for k in data if k.lower() == key.lower()), None)
+    kind = path.stem  # a user catalog's kind is its file's stem
+    entries = user_tables(data, kind, path)
+    existing = next((k for k in entries if k.lower() == key.lower()), None)
     replaced = existing is not None
     if replaced and not force:
         raise CatalogError(f"{path}: already has an entry [{existing}]; pass --force to replace it")
-    _clashes(data, key, entry, path)
+    _clashes(entries, key, entry, path)
+    wrapped = replaced and existing not in data  # a pasted [KIND.NAME] table is replaced in its own form
+    newline = "\r\n" if "\r\n" in old else "\n"
+    block = render_entry(key, entry, comment, kind if wrapped else None).replace("\n", newline)
 
     if replaced:
         lines = old.splitlines(keepends=True)
-        regions = _regions(lines, existing)
+        regions = _regions(lines, (kind, existing) if wrapped else (existing,))
         if len(regions) != 1:
             raise CatalogError(
                 f"{path}: [{existing}] is not one contiguous table (dotted keys, inline table or split "
@@ -346,8 +365,8 @@ def _save_locked(path: Path, key: str, entry: dict[str, Any], force: bool, comme
     else:
         new = old + ("" if old.endswith("\n") else newline) + newline + block if old else block
 
-    parsed = _parse(new, path, f"after writing [{key}] (nothing was written)")
-    want_others = {k: v for k, v in data.items() if k != existing}
+    parsed = user_tables(_parse(new, path, f"after writing [{key}] (nothing was written)"), kind, path)
+    want_others = {k: v for k, v in entries.items() if k != existing}
     got_others = {k: v for k, v in parsed.items() if k != key}
     if parsed.get(key) != entry or got_others != want_others:
         raise CatalogError(f"{path}: [{key}]: the rewritten file would not read back as intended; nothing was written")
