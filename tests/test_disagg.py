@@ -101,7 +101,7 @@ def test_serve_disaggregated_json():
     doc = json.loads(r.stdout)
     row = doc["rows"][1]
     assert row["xpyd"] == "2P1D" and row["n_gpus"] == 12 and row["prefill_gpus"] == 8 and row["decode_gpus"] == 4
-    assert row["decode_layout"] == "4xh100-sxm TP4" and row["kv_link"] == "scale-out"  # 12 GPUs: more than one HGX box
+    assert row["decode_layout"] == "4xh100-sxm (TP4)" and row["kv_link"] == "scale-out"  # 12 GPUs: more than one HGX box
     for key in ("ttft_s", "tpot_s", "kv_transfer_s", "output_tok_s_per_gpu", "usd_per_mtok", "usd_per_mtok_input", "usd_per_mtok_output"):
         assert row[key] > 0
     # input priced by the 8 prefill GPUs, output by the 4 decode GPUs, blended by all 12
@@ -245,7 +245,7 @@ def test_layout_flags_lay_out_the_pool_without_its_own_layout():
                "--tp", "2", "-c", "8", "-f", "json")
     assert r.exit_code == 0, r.output
     row = json.loads(r.stdout)["rows"][0]
-    assert row["prefill_layout"].endswith("TP2 x2") and row["decode_layout"].endswith("TP4")
+    assert row["prefill_layout"] == "4xh100-sxm (TP2, 2 replicas)" and row["decode_layout"] == "4xh100-sxm (TP4)"
 
 
 def test_mixed_pools_draw_each_device_power_and_carry_prefix_cache_keys():

@@ -256,7 +256,7 @@ def test_serve_json_equals_core_and_has_the_documented_keys():
     for row in doc["rows"]:
         assert SERVE_ROW_KEYS <= set(row)
     h200 = [row for row in doc["rows"] if row["hardware"] == "h200"]
-    assert h200[0]["replicas"] == 2 and h200[0]["layout"] == "TP4 x2"
+    assert h200[0]["replicas"] == 2 and h200[0]["layout"] == "TP4, 2 replicas"
     assert h200[3]["concurrency"] == h200[3]["max_concurrency"] == h200[3]["running"]
     assert h200[4]["queued"] == 2000 - h200[4]["max_concurrency"] and h200[4]["ttft_s"] > 10 * h200[0]["ttft_s"]
 

@@ -128,8 +128,11 @@ def import_config_file(path: Path | str, name: str | None = None) -> tuple[str, 
     from tokecon.catalogs.catalog import validate_entry
 
     path = Path(path)
-    if path.is_dir() and (path / "config.json").is_file():  # a downloaded checkpoint's folder
-        path = path / "config.json"
+    try:
+        if path.is_dir() and (path / "config.json").is_file():  # a downloaded checkpoint's folder
+            path = path / "config.json"
+    except OSError:  # e.g. a name longer than the file system allows: load_config_file says so
+        pass
     cfg = load_config_file(path)
     key, entry = entry_from_config(cfg, name=name, where=str(path), default_name=default_name(path))
     validate_entry("models", key, entry, str(path))

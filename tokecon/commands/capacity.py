@@ -189,7 +189,7 @@ def _given_disagg_capacity(catalog: Catalog, opts: ServingRequest, inp: int, out
     grid = np.unique(np.round(serving.batch_grid(max(top, 1), 8)))
     st = disagg.serve(p.scenario, d.scenario, x, y, grid, inp, out, opts.disagg.prefill_batch, opts.modes.prefix_hit)
     rows = point_rows(disaggregated(p, d, st, opts.modes.prefix_hit), list_prices=opts.modes.prices)
-    notes = [f"Disaggregated {x}P{y}D: prefill {pool_label(p, x)}, decode {pool_label(d, y)}."]
+    notes = [f"Disaggregated {x}P{y}D: {pool_label(p, x, 'prefill')} + {pool_label(d, y, 'decode')}."]
     ok = [r for r in rows if r["fits"] and not slo.check(r)]
     if not ok:
         return {**rows[-1], "violations": ["no concurrency of this layout meets the SLO"]}, notes, [p, d]

@@ -36,7 +36,7 @@ def _show(command: str, inputs: dict[str, Any], figures: list[dict[str, Any]], s
 HARDWARE_COLUMNS = [
     Column("hardware", "device", "str"),
     Column("name", "name", "str", hide=1),
-    Column("memory_bytes", "memory [GB]", "bytes"),
+    Column("memory_bytes", "usable memory [GB]", "bytes"),
     Column("memory_bw_b_s", "bandwidth [GB/s]", "bytes"),
     Column("bf16_flop_s", "bf16 [TFLOP/s]", "flop"),
     Column("fp8_flop_s", "fp8 [TFLOP/s]", "flop", hide=2),
@@ -52,7 +52,10 @@ def hardware_list(o: Any = None, limits: Any = None) -> Result:
     rows = [_hardware_row(hw) for hw in sorted(cat.hardware, key=lambda h: h.key)]
     files = cat.files_for("hardware")
     return Result("hardware list", {"files": files}, rows, HARDWARE_COLUMNS, group_key=None,
-                  notes=[f"{len(rows)} devices; catalogs read: {', '.join(dict.fromkeys(origin_label(f) for f in files))}"],
+                  notes=[f"{len(rows)} devices; catalogs read: {', '.join(dict.fromkeys(origin_label(f) for f in files))}",
+                         "Memory in decimal GB (1e9 B) here and in every table's memory/GPU column: what the "
+                         "weights and KV cache fill. A datasheet's '80GB' is GiB-sized (80 GiB = 85.9 GB), so "
+                         "the column can exceed the name's figure."],
                   sources={f"hardware:{r['hardware']}": r["origin"] for r in rows})
 
 

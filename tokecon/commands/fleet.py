@@ -75,7 +75,7 @@ def run(o: Any, limits: Thresholds) -> Result:
     rows, method = fleet.compare(sides[0], sides[1], opts.cost, o.start, o.years)
     for row in rows:
         row["usd_per_mtok"] = row["new_usd_per_mtok"]  # what --max-usd-per-mtok checks: the new fleet's full cost
-        row["old_layout"], row["new_layout"] = (f"{d.layout.label(d.scenario.deployment.n_gpus)}, {p['concurrency']} in flight"
+        row["old_layout"], row["new_layout"] = (f"{d.layout_label}, {p['concurrency']} in flight"
                                                 for d, p in zip(deployed, points))
     floor = (f"the most tokens per GPU at >= {o.min_tok_s_per_user:g} tok/s per user" if o.min_tok_s_per_user
              else "max throughput; --min-tok-s-per-user sets a floor")

@@ -66,7 +66,7 @@ def _pools(catalog: Catalog, opts: ServingRequest, spec: DisaggSpec, asked: tupl
                       opts.modes.prefix_hit)
     rows = point_rows(disaggregated(p, d, st, opts.modes.prefix_hit), list_prices=opts.modes.prices)
     balanced = "given" if spec.prefill.workers and spec.decode.workers else "balanced at the decode pool's largest batch"
-    notes = [f"Disaggregated {x}P{y}D ({balanced}): prefill {pool_label(p, x)}, decode {pool_label(d, y)}; "
+    notes = [f"Disaggregated {x}P{y}D ({balanced}): {pool_label(p, x, 'prefill')} + {pool_label(d, y, 'decode')}; "
              f"{int(st.n_gpus.flat[0])} GPUs in all; KV hand-off {float(st.kv_bytes_per_request.flat[0]) / 1e6:,.1f} MB per "
              f"request over the {st.kv_link.flat[0]} link, layer by layer while the prefill runs."]
     return rows, notes, [p, d]

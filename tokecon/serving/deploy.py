@@ -31,7 +31,13 @@ class Deployed:
     @property
     def label(self) -> str:
         dep = self.scenario.deployment
-        return f"{dep.n_gpus}x {self.scenario.hardware.name}, {self.layout.label(dep.n_gpus)}"
+        return f"{dep.n_gpus}x {self.scenario.hardware.name}, {self.layout_label}"
+
+    @property
+    def layout_label(self) -> str:
+        """The layout in words, with the speculation it decodes with (``TP8 + MTP``)."""
+        spec = self.scenario.speculation
+        return self.layout.label(self.scenario.deployment.n_gpus) + (f" + {spec.method.upper()}" if spec is not None else "")
 
 
 def _scenario(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, layout: Layout, cost: CostBreakdown) -> Scenario:
@@ -95,7 +101,7 @@ def deploy(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, context: float
 
 
 def deployment_fields(d: Deployed) -> dict[str, Any]:
-    dep, spec = d.scenario.deployment, d.scenario.speculation
+    dep = d.scenario.deployment
     return {
         "deployment": d.label,
         "hardware": d.scenario.hardware.key,
@@ -104,6 +110,6 @@ def deployment_fields(d: Deployed) -> dict[str, Any]:
         "pp": dep.pp,
         "ep": dep.ep,
         "attention_dp": dep.attention_dp,
-        "layout": d.layout.label(dep.n_gpus) + (f" + {spec.method.upper()}" if spec is not None else ""),
+        "layout": d.layout_label,
         "replicas": dep.replicas,
     }

@@ -20,11 +20,12 @@ class Layout:
     pp: int = 1
 
     def label(self, n_gpus: int) -> str:
+        """The layout in words: ``TP8``, ``TP4, 2 replicas``, ``TP4 PP2``, ``EP8 + DP attention``."""
         if self.attention_dp:
-            groups = n_gpus // self.ep
-            return f"DP{n_gpus}-attn EP{self.ep}" + (f" x{groups}" if groups > 1 else "")
-        replicas = n_gpus // (self.tp * self.pp)
-        return f"TP{self.tp}" + (f" PP{self.pp}" if self.pp > 1 else "") + (f" x{replicas}" if replicas > 1 else "")
+            base, copies = f"EP{self.ep} + DP attention", n_gpus // self.ep
+        else:
+            base, copies = f"TP{self.tp}" + (f" PP{self.pp}" if self.pp > 1 else ""), n_gpus // (self.tp * self.pp)
+        return base + (f", {copies} replicas" if copies > 1 else "")
 
 
 def divisors(n: int) -> list[int]:

@@ -77,10 +77,14 @@ def aggregated(d: Deployed, st: batching.ServingTimes) -> Points:
                   (scn.board_power_w, scn.all_in_power_w), own, st.prefix_hit, st.lengths)
 
 
-def pool_label(d: Deployed, workers: float) -> str:
-    """``2x 8xh200 TP8``: the workers of one pool."""
-    dep = d.scenario.deployment
-    return f"{int(workers)}x {dep.n_gpus}x{d.scenario.hardware.key} {d.layout.label(dep.n_gpus)}"
+def worker_label(d: Deployed) -> str:
+    """``8xh200 (TP8)``: one worker of a pool."""
+    return f"{d.scenario.deployment.n_gpus}x{d.scenario.hardware.key} ({d.layout_label})"
+
+
+def pool_label(d: Deployed, workers: float, role: str) -> str:
+    """``2 prefill workers of 8xh200 (TP8)``: one pool."""
+    return f"{int(workers)} {role} worker{'s' if int(workers) != 1 else ''} of {worker_label(d)}"
 
 
 def disaggregated(p: Deployed, d: Deployed, st: Any, prefix_hit: float = 0.0, lengths: LengthMix = FIXED) -> Points:
@@ -89,12 +93,12 @@ def disaggregated(p: Deployed, d: Deployed, st: Any, prefix_hit: float = 0.0, le
 
     def identity(i: int) -> dict[str, Any]:
         x, y = int(st.prefill_workers.flat[i]), int(st.decode_workers.flat[i])
-        return {"deployment": f"{x}P{y}D: {pool_label(p, x)} + {pool_label(d, y)}", "hardware": hw.key,
+        return {"deployment": f"{pool_label(p, x, 'prefill')} + {pool_label(d, y, 'decode')}", "hardware": hw.key,
                 "n_gpus": int(st.n_gpus.flat[i]),
-                "layout": f"{x}P{y}D {p.layout.label(p.scenario.deployment.n_gpus)} / {d.layout.label(d.scenario.deployment.n_gpus)}",
+                "layout": f"{x} prefill ({p.layout_label}) + {y} decode ({d.layout_label})",
                 "xpyd": f"{x}P{y}D", "prefill_workers": x, "decode_workers": y, "prefill_gpus": int(st.prefill_gpus.flat[i]),
-                "decode_gpus": int(st.decode_gpus.flat[i]), "prefill_layout": pool_label(p, 1).split(" ", 1)[1],
-                "decode_layout": pool_label(d, 1).split(" ", 1)[1]}
+                "decode_gpus": int(st.decode_gpus.flat[i]), "prefill_layout": worker_label(p),
+                "decode_layout": worker_label(d)}
 
     def own(i: int, fits: bool) -> dict[str, Any]:
         return {"mode": "disagg", "kv_link": str(st.kv_link.flat[i]), "limited_by": str(st.limited_by.flat[i]) if fits else None,
