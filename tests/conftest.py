@@ -1,5 +1,5 @@
 """Shared fixtures. Every test runs with TOKECON_HOME pointed at an empty temporary folder, so no
-test can read or write the user's own catalogs."""
+test can read or write the user's own catalogs, and TOKECON_CACHE at one folder for the session."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import pytest
 from tokecon.catalogs.catalog import load_catalog
 
 
+@pytest.fixture(scope="session")
+def parse_cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tokecon-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
+def isolated_home(tmp_path, monkeypatch, parse_cache_dir):
     home = tmp_path / "tokecon-home"
     home.mkdir()
     monkeypatch.setenv("TOKECON_HOME", str(home))
+    monkeypatch.setenv("TOKECON_CACHE", str(parse_cache_dir))
     monkeypatch.delenv("NO_COLOR", raising=False)
     return home
 

@@ -333,11 +333,12 @@ def time_limit(seconds: int, args):
 
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch, isolated_home):
-    """cwd, HOME, TOKECON_HOME and XDG folders inside tmp_path; no bytecode writes; one click command."""
+    """cwd, HOME, TOKECON_HOME and XDG folders (the catalog cache's too) inside tmp_path; no bytecode writes; one click command."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.delenv("TOKECON_CACHE")  # the parsed-catalog cache goes to XDG_CACHE_HOME, inside too
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     root, leaves = leaf_commands()

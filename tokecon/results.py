@@ -8,13 +8,14 @@ line are checked here, once, for every command.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from tokecon.errors import TokeconError
+from tokecon.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     """A column of the human table: ``key`` into the row, a header with its unit, a format, and how
     early a narrow terminal hides it (``--wide`` and files show every column)."""
@@ -25,7 +26,7 @@ class Column:
     hide: int = 0  # a terminal too narrow for every column hides the highest first; 0 = always shown
 
 
-@dataclass
+@record(frozen=False)
 class Result:
     """What a command answers, as data. ``notes`` follow the table: the answer and why, then the
     assumptions that change it (a handful of lines); ``method`` says how the figures were computed
@@ -79,7 +80,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@record
 class Metric:
     """What a threshold measures: the row key, the scale to the threshold's unit, the direction, how a
     table (``label``) and a violation (``said``) name it, and the row key that shows a command computes
@@ -111,7 +112,7 @@ METRICS: dict[str, Metric] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class Thresholds:
     """Limits from the command line; a row that crosses one is marked and the CLI exits 1."""
 

@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import MISSING, dataclass, field
+from dataclasses import MISSING, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from tokecon import values
 from tokecon.errors import TokeconError
+from tokecon.records import record
 
 #: option kinds: how a raw value becomes the field's value
 KINDS = ("str", "model", "int", "float", "bool", "path", "paths", "ints", "strs", "gpus", "concurrency", "rates", "choice")
 REQUIRED = MISSING
 
 
-@dataclass(frozen=True)
+@record
 class Opt:
     """How one option is written: its flags (the first is the long name), help, kind and metavar;
     ``complete``: the catalog whose names complete it (models, hardware, engines, gpus);
@@ -46,7 +47,7 @@ class Opt:
         return self.flags[0].split("/")[0]
 
 
-@dataclass(frozen=True)
+@record
 class Declared:
     """An option as a command's options class declares it: its default and how it is written."""
 
@@ -104,7 +105,7 @@ class Options:
     __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
+@record
 class Command:
     """A command as every front end sees it.
 

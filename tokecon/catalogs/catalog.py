@@ -15,16 +15,17 @@ import functools
 import math
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from tokecon.values import describe_number
 from tokecon.datafiles import data_file
-from tokecon.errors import CatalogError, TokeconError
 from tokecon.economics import prices
+from tokecon.errors import CatalogError, TokeconError
 from tokecon.physics.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint, rack_scale
+from tokecon.records import record
 from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
+from tokecon.values import describe_number
 
 KINDS = ("hardware", "models", "engines")
 
@@ -59,7 +60,7 @@ def user_home() -> Path:
 _NUM = (int, float)
 
 
-@dataclass(frozen=True)
+@record
 class FieldSpec:
     types: tuple
     required: bool = False
@@ -463,19 +464,25 @@ _NOUN = {"hardware": "device", "models": "model", "engines": "engine"}
 
 
 def read_toml(path: Path, what: str = "catalog", check_numbers: bool = True) -> dict:
-    """The TOML document in ``path``; one-line :class:`CatalogError` for any problem. The catalog
+    """The TOML document in ``path`` (parsed once and kept while the file is unchanged:
+    :mod:`tokecon.catalogs.parse_cache`); one-line :class:`CatalogError` for any problem. The catalog
     loader passes ``check_numbers=False``: :func:`validate_entry` checks every number of a catalog
     (an integer of any size included) and names its entry, so the document is not walked twice."""
-    from tokecon.catalogs.inputs import parse_toml, read_input_text
+    from tokecon.catalogs import parse_cache
 
-    try:
-        text = read_input_text(path, what)
-    except TokeconError as exc:
-        raise CatalogError(str(exc)) from None
-    return parse_toml(text, str(path), f"a {what}", CatalogError, check_numbers=check_numbers)
+    def parse() -> dict:
+        from tokecon.catalogs.inputs import parse_toml, read_input_text  # tomllib: only on a cache miss
+
+        try:
+            text = read_input_text(path, what)
+        except TokeconError as exc:
+            raise CatalogError(str(exc)) from None
+        return parse_toml(text, str(path), f"a {what}", CatalogError, check_numbers=check_numbers)
+
+    return parse_cache.parsed(path, parse, f"{what}:{check_numbers}")
 
 
-@dataclass
+@record(frozen=False)
 class Registry:
     """Entries of one kind, looked up by key or alias, case-insensitively."""
 
@@ -550,7 +557,7 @@ def _covers(engine: Engine, v: tuple[int, ...]) -> bool:
     return (lo is None or v >= lo) and (hi is None or v < hi)
 
 
-@dataclass
+@record(frozen=False)
 class EngineRegistry(Registry):
     """Engine profiles, also looked up as ``NAME@VERSION``: the generation of NAME whose version
     range covers VERSION, else the nearest older one (or the oldest), with ``version_note`` saying

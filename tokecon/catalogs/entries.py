@@ -5,7 +5,6 @@ or saved to ``$TOKECON_HOME``."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tokecon.catalogs.write import SaveReport, added_comment, ordered, render_en
 from tokecon.errors import CatalogError, TokeconError
 from tokecon.physics import params
 from tokecon.physics.specs import Precision
+from tokecon.records import record
 from tokecon.units import GB
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
@@ -91,7 +91,7 @@ HARDWARE_DEFAULTS: dict[str, Any] = {
 EFFICIENCY_DEFAULTS: dict[str, Any] = {"compute": 0.7, "memory_bw": 0.8, "link": 0.8, "collective_latency_us": 8.0}
 
 
-@dataclasses.dataclass
+@record(frozen=False)
 class NewEntry:
     kind: str
     key: str

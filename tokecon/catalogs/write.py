@@ -22,16 +22,16 @@ import os
 import re
 import stat
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tokecon.errors import CatalogError
+from tokecon.records import record
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
-@dataclass(frozen=True)
+@record
 class SaveReport:
     path: Path
     key: str

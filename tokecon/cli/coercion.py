@@ -15,6 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+
 _PLAIN = (str, int, float, bool, Path)
 
 
@@ -77,7 +78,7 @@ def install() -> None:
     if original is None or getattr(original, "_tokecon_fast", False):
         return
 
-    @dataclass(frozen=True)
+    @dataclass(frozen=True)  # a real frozen dataclass: it extends typer's
     class PlainRuntimeParam(RuntimeParam):
         kind: type = str
         many: bool = False

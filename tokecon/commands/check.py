@@ -27,20 +27,20 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tokecon.api import declare
 from tokecon.api.commands import ANALYSES
 from tokecon.errors import DoesNotFitError, TokeconError
+from tokecon.records import record
 from tokecon.results import METRICS, Column, Result, Thresholds
 
 META_KEYS = ("command", "description")
 BY_NAME = {c.name: c for c in ANALYSES}
 
 
-@dataclass
+@record(frozen=False)
 class BudgetScenario:
     """One ``[scenarios.NAME]`` table: its command, the options and the thresholds it gives."""
 

@@ -10,7 +10,7 @@ whole sweep that meets it is each device's answer; ``compare`` ranks those answe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
@@ -30,12 +30,13 @@ from tokecon.commands.serving import (
 )
 from tokecon.errors import DoesNotFitError
 from tokecon.fidelity import uncertainty
+from tokecon.records import record
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving import batching, sram
 from tokecon.serving.deploy import Deployed, sized
-from tokecon.serving.resolve import parse_gpus
 from tokecon.serving.points import aggregated, disaggregated, point_rows
 from tokecon.serving.request import ServingRequest
+from tokecon.serving.resolve import parse_gpus
 from tokecon.serving.search import pool_pairs, sweep
 
 COLUMNS = [
@@ -65,7 +66,7 @@ def best(rows: list[dict[str, Any]], rank_by: str = "usd-per-mtok") -> dict[str,
     return (min if smaller else max)(rows, key=lambda r: r[key])
 
 
-@dataclass
+@record(frozen=False)
 class DeviceSweep:
     """One device configuration swept: its frontier rows, its points meeting the SLO, what it tried."""
 

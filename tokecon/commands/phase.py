@@ -8,7 +8,6 @@ prompt's latency across pipeline stages) and its default batches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -38,6 +37,7 @@ from tokecon.fidelity import uncertainty
 from tokecon.physics import memory
 from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving.resolve import check_context
 from tokecon.values import positive_ints, powers_of_two
@@ -46,7 +46,7 @@ _STEP = ("bound", "flop", "bytes", "compute_time_s", "memory_time_s", "comm_time
          "weight_read_s", "tok_s", "tok_s_per_gpu", "usd_per_mtok")
 
 
-@dataclass(frozen=True)
+@record
 class Phase:
     """What distinguishes decode from prefill in the tables (module docstring)."""
 

@@ -29,19 +29,20 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from tokecon.economics import prices
 from tokecon.errors import TokeconError
 from tokecon.physics.specs import Hardware
+from tokecon.records import record
 
 HOURS_PER_YEAR = 8760.0
 METHODS = ("rental", "tco", "tco-published")
 
 
-@dataclass(frozen=True)
+@record
 class CostModel:
     """How an hourly price per GPU is obtained. ``purchase_usd`` may map device keys to prices (server share)."""
 
@@ -69,7 +70,7 @@ class CostModel:
         return self.purchase_usd
 
 
-@dataclass(frozen=True)
+@record
 class CostBreakdown:
     """The hourly price of one GPU and its parts (USD/h); ``usd_per_gpu_hour`` is the total."""
 

@@ -24,7 +24,7 @@ K/MW 50,000 USD: NPV = 1 x 100,000 / 1.1 - 50,000 = 40,909 USD per MW; payback 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -33,10 +33,11 @@ from tokecon.economics import money as economics
 from tokecon.economics.costs import HOURS_PER_YEAR, CostModel, energy_usd_per_hour, gpu_hour_cost
 from tokecon.economics.prices import price_at
 from tokecon.physics.specs import Hardware
+from tokecon.records import record
 from tokecon.units import MTOK, SECONDS_PER_HOUR
 
 
-@dataclass(frozen=True)
+@record
 class Side:
     """One device at the workload's operating point."""
 

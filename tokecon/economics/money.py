@@ -10,11 +10,11 @@ Revenue and margin at a provider's list prices: :class:`ListPrices`, :func:`marg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tokecon.records import record
 from tokecon.units import MTOK, SECONDS_PER_DAY, SECONDS_PER_HOUR
 
 
@@ -64,7 +64,7 @@ def split_by_ratio(
 
 
 
-@dataclass(frozen=True)
+@record
 class ListPrices:
     """A provider's list prices in USD per million tokens: input missing the prefix cache, input
     found in it (``in_cached``; the miss price when not given), and output."""

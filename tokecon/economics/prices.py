@@ -45,11 +45,11 @@ from __future__ import annotations
 import bisect
 import datetime
 import math
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 from tokecon.errors import TokeconError
 from tokecon.physics.specs import Hardware, PricePoint
+from tokecon.records import record
 
 KINDS = ("purchase", "rental", "tco")
 SCOPES = ("chip", "card", "baseboard", "server_share", "rack_share", "system", "all_in")
@@ -64,7 +64,7 @@ CAPITAL_PREFERENCE = TIERS
 STALE_YEARS = 1.0
 
 
-@dataclass(frozen=True)
+@record
 class Overhead:
     """What a GPU's share of its system costs over the bare accelerator, and where the factor comes from."""
 
@@ -145,7 +145,7 @@ def group(points: Iterable[PricePoint], kind: str) -> list[PricePoint]:
     return []
 
 
-@dataclass(frozen=True)
+@record
 class Quote:
     """One point as the rules read it: its value per GPU at server share (purchase) or per GPU-hour."""
 
@@ -189,7 +189,7 @@ def pick(points: Iterable[PricePoint], kind: str, rack_scale: bool = False) -> Q
     return dated[-1] if dated else None
 
 
-@dataclass(frozen=True)
+@record
 class Current:
     """A device's current price of one kind: the value a command uses, and where it comes from."""
 
@@ -248,7 +248,7 @@ def trend_per_year(points: list[PricePoint]) -> float | None:
     return max(math.expm1(slope), MAX_FALL_PER_YEAR)
 
 
-@dataclass(frozen=True)
+@record
 class PriceAt:
     """A price at a date and how it was obtained (``how``: one line for the notes)."""
 

@@ -33,15 +33,16 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from tokecon.physics import efficiency
 from tokecon.fidelity import uncertainty
 from tokecon.fidelity.validation import GROUP_PREDICTORS, PREDICTORS, Case, Outcome, Skip, _group_key
+from tokecon.physics import efficiency
+from tokecon.records import record
 
 FAMILY_PARAMS = {"compute": (0.1, 0.95), "memory_bw": (0.1, 0.95), "kv_bw": (0.1, 0.95), "link": (0.05, 0.95)}
 ENGINE_PARAMS = {"compute_scale": (0.2, 1.6), "memory_bw_scale": (0.3, 1.6), "step_overhead_ms": (0.0, 40.0),
@@ -64,7 +65,7 @@ def fit_family(family: str) -> str:
     return SHARED_FAMILIES.get(family, family)
 
 
-@dataclass
+@record(frozen=False)
 class Factors:
     family: dict[str, dict[str, float]] = field(default_factory=dict)
     engine: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -90,7 +91,7 @@ def _apply_scenario(scn, f: Factors):
     return replace(scn, deployment=replace(scn.deployment, hardware=hw), engine=eng)
 
 
-@dataclass
+@record(frozen=False)
 class Rows:
     """Cases grouped by scenario (as validation.predict_many groups them), with their weights, so a
     trial of the factors rebuilds one scenario per group, not one per row."""

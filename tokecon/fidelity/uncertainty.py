@@ -19,7 +19,6 @@ rows (each source's rows against intervals built without it) is stated there.
 from __future__ import annotations
 
 import math
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
@@ -81,11 +80,15 @@ def intervals_path() -> Path:
 @lru_cache(maxsize=1)
 def stored() -> dict[str, Any]:
     """The stored table: {"groups": {...}, "measured_families": [...], "coverage": ...}; empty when absent."""
+    from tokecon.catalogs.parse_cache import parsed
+
+    def parse() -> dict[str, Any]:
+        import tomllib
+
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+
     path = intervals_path()
-    if not path.is_file():
-        return {}
-    with open(path, "rb") as fh:
-        return tomllib.load(fh)
+    return parsed(path, parse, "intervals") if path.is_file() else {}
 
 
 def measured(scn: Scenario) -> bool | None:

@@ -32,18 +32,19 @@ import csv
 import io
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from tokecon.physics import memory
 from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import TokeconError
+from tokecon.physics import memory
 from tokecon.physics.phases import decode_step, prefill_step
-from tokecon.physics.specs import Deployment, Precision
 from tokecon.physics.scenario import Scenario
+from tokecon.physics.specs import Deployment, Precision
+from tokecon.records import record
 
 
 MEASUREMENT_FILES = ("measurements.csv", "external.csv", "external_disagg.csv")
@@ -86,7 +87,7 @@ class Skip(Exception):
     """This row cannot be predicted; the message says why."""
 
 
-@dataclass(frozen=True)
+@record
 class Case:
     """A measurement turned into something tokecon can evaluate."""
 
@@ -485,7 +486,7 @@ def predict(case: Case) -> float:
 # --- the report ----------------------------------------------------------------------------
 
 
-@dataclass
+@record(frozen=False)
 class Outcome:
     id: str
     row: dict[str, str]
@@ -522,7 +523,7 @@ def evaluate(rows: list[dict[str, str]], catalog: Catalog, with_ideal: bool = Tr
     return outcomes
 
 
-@dataclass
+@record(frozen=False)
 class Summary:
     group: str
     n: int

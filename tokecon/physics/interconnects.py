@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 from tokecon.errors import TokeconError
 from tokecon.physics.specs import Hardware
+from tokecon.records import record
 from tokecon.units import GB, US
 
 
-@dataclass(frozen=True)
+@record
 class Interconnect:
     """A scale-out network: bandwidth per GPU per direction and latency per all-to-all call."""
 

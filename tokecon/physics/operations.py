@@ -18,7 +18,7 @@ over ``ep`` GPUs (DeepSeek-style); the experts then see the tokens of all ``ep``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from tokecon.physics import comms
 from tokecon.physics import efficiency
 from tokecon.physics import params
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
 from tokecon.units import dtype_bytes, embedding_dtype
 
 
@@ -33,7 +34,7 @@ ABSORBED_MAX_NEW_TOKENS = 16  # MLA in its absorbed (latent) form for decode and
 # (FlashMLA serves up to a few query tokens per sequence; DeepSeek verifies MTP drafts so), not for prompts
 
 
-@dataclass(frozen=True)
+@record
 class Op:
     """One operation, totalled over the layers that share it, on one device, for one step.
 

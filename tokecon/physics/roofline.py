@@ -21,7 +21,6 @@ Each operation's time is attributed to the resource that bound it; the step is "
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,11 +29,12 @@ from tokecon.physics import efficiency
 from tokecon.physics import memory
 from tokecon.physics.operations import Op
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
 
 BOUNDS = ("compute", "memory", "communication")
 
 
-@dataclass(frozen=True)
+@record
 class StepTimes:
     """Times of one step on one device (arrays broadcast over the scenario grid)."""
 

@@ -8,12 +8,12 @@ memory, operations and steps add its part without knowing which mode it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision
+from tokecon.records import record
 
 
 class Contribution(Protocol):
@@ -42,7 +42,7 @@ class Speculating(Contribution, Protocol):
         (:class:`tokecon.physics.roofline.StepTimes`)."""
 
 
-@dataclass(frozen=True)
+@record
 class Scenario:
     """Everything a core function needs: model, deployment, precision, engine, efficiency."""
 

@@ -7,8 +7,8 @@ in SI base units (B, B/s, FLOP/s, s, W, USD) whatever the catalog key said.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+from tokecon.records import record
 from tokecon.units import COMPUTE_DTYPE
 
 # All-in power per GPU (its share of host CPUs, memory, NICs and switches) over board power where no figure is
@@ -18,7 +18,7 @@ from tokecon.units import COMPUTE_DTYPE
 ALL_IN_OVER_BOARD = 1.70
 
 
-@dataclass(frozen=True)
+@record
 class Efficiency:
     """Achievable fractions of peak on one device family, and the per-call collective latency.
 
@@ -38,7 +38,7 @@ class Efficiency:
     scaleout_latency_s: float | None = None  # per call when a collective crosses scale-out; None: same as above
 
 
-@dataclass(frozen=True)
+@record
 class PricePoint:
     """A dated, sourced market price of one device (the catalog's ``[[NAME.price_points]]``).
 
@@ -80,7 +80,7 @@ class PricePoint:
         return entry | {"source": self.source}
 
 
-@dataclass(frozen=True)
+@record
 class MemoryTier:
     """A slower memory below a device's own (``memory_bytes`` at ``memory_bw_b_s``): capacity and the
     bandwidth at which one device reads it (Cerebras MemoryX over SwarmX, SambaNova's DDR)."""
@@ -95,7 +95,7 @@ def rack_scale(topology: str, domain: int) -> bool:
     return topology == "switch" and domain > 8
 
 
-@dataclass(frozen=True)
+@record
 class Hardware:
     """One accelerator (per GPU / chip figures)."""
 
@@ -163,7 +163,7 @@ class Hardware:
         return self.flop_s["bf16"] / 2.0 if want == "tf32" else self.flop_s["bf16"]
 
 
-@dataclass(frozen=True)
+@record
 class Model:
     """A transformer's architecture. Notation (as in the jax-ml scaling book): L layers, D width,
     H query heads, K KV heads, hd head dim, F dense FFN width, V vocab, E routed experts, k experts
@@ -250,7 +250,7 @@ class Model:
         return self.layers - self.sliding_layers - self.chunked_layers
 
 
-@dataclass(frozen=True)
+@record
 class Engine:
     """A serving engine's efficiency relative to the device's fitted factors, plus fixed overheads.
 
@@ -287,7 +287,7 @@ class Engine:
         return f"{lo}v{hi}" if (lo or hi) else "all versions"
 
 
-@dataclass(frozen=True)
+@record
 class Precision:
     """Storage types of the weights, the KV cache and the activations."""
 
@@ -303,7 +303,7 @@ class Precision:
         return self.experts or self.weights
 
 
-@dataclass(frozen=True)
+@record
 class Deployment:
     """``n_gpus`` devices of one kind serving one model: replicas of ``tp``-way tensor parallel x
     ``pp`` pipeline stages.

@@ -45,20 +45,20 @@ rho / (1 - rho), and TTFT p99 = TTFT(1) + ln(rho / 0.01) / (mu - lambda) for rho
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon.serving import batching as serving
 from tokecon.errors import TokeconError
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
+from tokecon.serving import batching as serving
 from tokecon.serving.requests import FIXED
 
 QUANTILES = (0.5, 0.9, 0.99)
 MAX_STATES = 1 << 19  # states evaluated one by one (n0); beyond this the grid would not be cheap
 
 
-@dataclass(frozen=True)
+@record
 class OpenLoop:
     """The steady state at each offered rate (arrays over ``request_rate``); NaN where unstable.
 

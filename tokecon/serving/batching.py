@@ -36,22 +36,23 @@ T_d(2) = 3.504 s, so TPOT = 10.048 / 8 + 3.504 x 7 / 8 = 4.322 s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
+from tokecon.errors import TokeconError
 from tokecon.physics import memory
 from tokecon.physics import params
-from tokecon.errors import TokeconError
 from tokecon.physics.operations import Op, step_operations
 from tokecon.physics.phases import decode_step, pipeline_rounds
-from tokecon.serving.requests import FIXED, LengthMix
 from tokecon.physics.roofline import StepTimes, step_times
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
+from tokecon.serving.requests import FIXED, LengthMix
 from tokecon.units import SECONDS_PER_DAY
 
 
-@dataclass(frozen=True)
+@record
 class ServingTimes:
     """Steady-state serving figures; arrays broadcast over (concurrency, input, output).
 

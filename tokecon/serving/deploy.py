@@ -3,7 +3,7 @@ for, else the one engines use by default, and SRAM machines sized by the chips t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 import numpy as np
@@ -13,13 +13,14 @@ from tokecon.economics.costs import CostBreakdown, CostModel, gpu_hour_cost
 from tokecon.errors import DoesNotFitError, TokeconError
 from tokecon.physics import memory
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
 from tokecon.serving import speculative, sram
 from tokecon.serving.layouts import Layout, divisors
 from tokecon.serving.request import ServingRequest
 from tokecon.serving.resolve import GpuSpec, build_scenario
 
 
-@dataclass(frozen=True)
+@record
 class Deployed:
     """One device configuration ready to serve: its scenario, layout and hourly price."""
 

@@ -57,15 +57,15 @@ scale-out (50 GB/s per GPU, ideal) 327.68e6 / (4 x 50e9) = 1.64 ms, inside one H
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from tokecon.physics import params
-from tokecon.serving import batching as serving
 from tokecon.physics.phases import decode_step, prefill_step
 from tokecon.physics.roofline import StepTimes
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
+from tokecon.serving import batching as serving
 
 _ITERATIONS = 12  # fixed-point passes of the closed loop, on tabulated step times (:func:`_tabulated`)
 _GRID = 16  # geometric grid points per operating point on which the step times are tabulated
@@ -90,7 +90,7 @@ def _tabulated(fn, top: np.ndarray):
     return read
 
 
-@dataclass(frozen=True)
+@record
 class Pool:
     """``workers`` identical workers, each the deployment of ``scenario`` (its GPUs and layout)."""
 
@@ -147,7 +147,7 @@ def exposed_transfer_s(transfer: np.ndarray, prefill_s: np.ndarray, layers: int)
     return np.maximum(transfer / layers, transfer - prefill_s * (layers - 1) / layers)
 
 
-@dataclass(frozen=True)
+@record
 class DisaggTimes:
     """Steady state of an xPyD deployment; arrays over the operating points. NaN where nothing fits."""
 

@@ -4,12 +4,12 @@ and which one the flags ask for."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from tokecon.physics.specs import Model
+from tokecon.records import record
 
 
-@dataclass(frozen=True)
+@record
 class Layout:
     """How a deployment splits its GPUs: ``tp``-way tensor parallel groups, or (``attention_dp``)
     data-parallel attention on every GPU with routed experts spread over ``ep`` GPUs."""

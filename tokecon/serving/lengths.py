@@ -19,17 +19,17 @@ and the longest request (L_in + L_out) must fit on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from tokecon.errors import TokeconError
+from tokecon.records import record
 from tokecon.serving.requests import FIXED, LengthMix, LengthMoments
 
 POINTS = 8  # midpoints per length: the mean and the second moment of a uniform within 0.2%
 
 
-@dataclass(frozen=True)
+@record
 class UniformLengths:
     """Input and output lengths drawn independently and uniformly from [r L, L] (r = ``range_ratio``),
     as the random dataset of SGLang's bench_serving and vLLM's benchmark_serving draws them; each

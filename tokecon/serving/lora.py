@@ -47,15 +47,16 @@ adapter kernels reach the device's matmul and bandwidth fractions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tokecon.errors import TokeconError
 from tokecon.physics.operations import Op, expected_experts_touched
-from tokecon.physics.specs import Model
 from tokecon.physics.scenario import Scenario
+from tokecon.physics.specs import Model
+from tokecon.records import record
 from tokecon.units import dtype_bytes
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ TARGET_SETS = {"qkvo": ATTENTION, "attn": ATTENTION, "mlp": MLP, "all": ATTENTIO
 MAX_ADAPTERS = 1_000_000
 
 
-@dataclass(frozen=True)
+@record
 class LoraAdapters:
     """``adapters`` LoRA adapters of rank ``rank`` on ``targets`` (q k v o gate up down), served on
     one base model; :mod:`tokecon.serving.lora` has their FLOP, bytes and memory. A request picks
@@ -103,7 +104,7 @@ class LoraAdapters:
 
 
 
-@dataclass(frozen=True)
+@record
 class Module:
     """One adapted weight on one GPU: ``d_in`` x ``d_out`` as that GPU holds its adapter
     (A: r x d_in, B: d_out x r), in ``layers`` layers, ``copies`` of it per layer (routed experts)."""
@@ -258,7 +259,7 @@ def lora_operations(scn: Scenario, tokens: np.ndarray, sequences: np.ndarray) ->
     return ops
 
 
-@dataclass(frozen=True)
+@record
 class TenantServing:
     """One shared deployment serving N tenants' adapters against a dedicated deployment per tenant.
 

@@ -11,7 +11,6 @@ speculation, revenue at list prices, the 80% range) is written once, here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -20,6 +19,7 @@ from tokecon.economics import energy
 from tokecon.economics.money import ListPrices, daily_margin, token_prices
 from tokecon.fidelity import uncertainty
 from tokecon.physics import memory
+from tokecon.records import record
 from tokecon.serving import batching
 from tokecon.serving.deploy import Deployed, deployment_fields
 from tokecon.serving.requests import FIXED, LengthMix
@@ -38,7 +38,7 @@ def value(a: Any, i: int) -> float | None:
     return v if np.isfinite(v) else None
 
 
-@dataclass(frozen=True)
+@record
 class Points:
     """Serving points of one deployment: ``times`` (arrays over the points) and what the rows need."""
 

@@ -7,7 +7,7 @@ options (tokecon.api.commands); the serving core reads them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +18,15 @@ from tokecon.economics.costs import CostModel, gpu_hour_cost
 from tokecon.economics.money import ListPrices
 from tokecon.errors import TokeconError
 from tokecon.physics.scenario import Scenario
+from tokecon.records import record
 from tokecon.serving import lengths
 from tokecon.serving.layouts import Layout
-from tokecon.serving.resolve import GpuSpec, build_scenario, parse_gpus, register_model_file
 from tokecon.serving.requests import LengthMix
+from tokecon.serving.resolve import GpuSpec, build_scenario, parse_gpus, register_model_file
 from tokecon.values import positive_ints
 
 
-@dataclass(frozen=True)
+@record
 class DeviceRequest:
     """What to deploy: a model on device configurations, with its numerics, engine and price (plain
     values, as a command's options give them)."""
@@ -74,7 +75,7 @@ class DeviceRequest:
         ]
 
 
-@dataclass(frozen=True)
+@record
 class ModeOptions:
     """How production serves beyond plain continuous batching: speculative decoding, a prefix cache,
     and the list prices that turn an operating point into revenue."""
@@ -127,7 +128,7 @@ def list_prices(price_in: float | None, price_in_cached: float | None, price_out
 MAX_WORKERS = 100_000  # workers of one pool: past the largest fleets (tens of thousands of GPUs)
 
 
-@dataclass(frozen=True)
+@record
 class PoolSpec:
     """One pool as the command line gives it: GPUs of a worker, workers (None: balanced), layout
     (``tpN``: TP groups of N, the rest replicas; ``depN``: attention-DP with experts over N GPUs;
@@ -138,7 +139,7 @@ class PoolSpec:
     layout: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class DisaggSpec:
     prefill: PoolSpec
     decode: PoolSpec
@@ -168,7 +169,7 @@ class DisaggSpec:
             positive_ints([self.prefill_batch], "--prefill-batch")
 
 
-@dataclass(frozen=True)
+@record
 class ServingRequest:
     """What to serve: a :class:`DeviceRequest` with its layout constraints, cost model, serving modes
     and, for disaggregated serving, its pools."""

@@ -8,13 +8,14 @@ batch is length-biased: a slot's occupant is request j with weight v_j = w_j (O_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from tokecon.records import record
 
-@dataclass(frozen=True)
+
+@record
 class LengthMoments:
     """Averages of a request mix over its points (arrays broadcast over the serving grid)."""
 
@@ -55,7 +56,7 @@ class LengthMix(Protocol):
         """The mix as weighted points (arrays broadcast over the serving grid, points on the last axis)."""
 
 
-@dataclass(frozen=True)
+@record
 class FixedLengths:
     """Every request exactly ``input_len`` and ``output_len`` tokens long (the benchmark default)."""
 

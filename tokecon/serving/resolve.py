@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import numpy as np
 
-from tokecon.physics import memory
-from tokecon.physics import params
-from tokecon.serving import sram
 from tokecon.catalogs.catalog import Catalog
 from tokecon.errors import DoesNotFitError, TokeconError
-from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision
+from tokecon.physics import memory
+from tokecon.physics import params
 from tokecon.physics.scenario import Scenario
+from tokecon.physics.specs import Deployment, Engine, Hardware, Model, Precision
+from tokecon.records import record
+from tokecon.serving import sram
 from tokecon.units import DTYPE_BYTES, GB
 
 _GPUS = re.compile(r"^\s*(\d+)\s*[xX×*]\s*(\S+)\s*$")
 
 
-@dataclass(frozen=True)
+@record
 class GpuSpec:
     count: int
     hardware: Hardware

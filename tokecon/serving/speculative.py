@@ -28,16 +28,17 @@ Defaults per method, printed with every answer:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
-from tokecon.physics import memory
 from tokecon.errors import TokeconError
+from tokecon.physics import memory
 from tokecon.physics.operations import step_operations
 from tokecon.physics.roofline import StepTimes, step_times
-from tokecon.physics.specs import Model
 from tokecon.physics.scenario import Scenario
+from tokecon.physics.specs import Model
+from tokecon.records import record
 
 DEFAULTS: dict[str, tuple[int, float, str]] = {
     "mtp": (1, 0.85, "DeepSeek-V3 report (arXiv:2412.19437 s5.4.3): second token accepted 85-90%"),
@@ -47,7 +48,7 @@ DEFAULTS: dict[str, tuple[int, float, str]] = {
 METHODS = ("none", "mtp", "eagle", "draft:MODEL")
 
 
-@dataclass(frozen=True)
+@record
 class Speculation:
     """Speculative decoding as served: a ``draft`` proposes ``draft_tokens`` tokens per step, each
     accepted with probability ``acceptance``; the target verifies them in one pass
