@@ -51,7 +51,7 @@ def test_external_rows_are_predicted_or_skipped_with_a_reason(catalog):
     assert len(predicted) > 0.9 * len(rows)
     assert all(o.skipped for o in outcomes if o.predicted is None)
     kinds = Counter(o.case.kind for o in predicted)
-    assert kinds["serving"] > 5000 and kinds["static"] > 2000
+    assert kinds["serving"] > 4500 and kinds["static"] > 2000  # 664 duplicate aiconfigurator records left out (issue 18)
 
 
 def test_layouts_parse_to_deployments(catalog):

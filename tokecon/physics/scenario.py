@@ -125,6 +125,20 @@ class Scenario:
         return self.engine.step_overhead_per_layer_s * (m.layers + m.moe_layers) * m.stage_share(self.deployment.pp)
 
     @property
+    def max_running_requests(self) -> int:
+        """The engine's cap on running sequences on this device: vLLM V1 runs 1024 on devices of 70 GiB
+        or more and 256 below (engines.toml ``small_max_running_requests``, ``small_memory_gib``)."""
+        e = self.engine
+        small = e.small_max_running_requests and self.hardware.memory_bytes < e.small_memory_bytes
+        return e.small_max_running_requests if small else e.max_running_requests
+
+    @property
+    def ttft_overhead_s(self) -> float:
+        """A served request's fixed time to its first token that no step sees (the HTTP front end,
+        tokenisation, the scheduler's admission, detokenising and streaming the first token)."""
+        return 0.0 if self.ideal else self.engine.ttft_overhead_s
+
+    @property
     def step_overhead_per_seq_s(self) -> float:
         return 0.0 if self.ideal else self.engine.step_overhead_per_seq_s
 
