@@ -301,3 +301,13 @@ def test_ranges_hold_their_estimate_and_keep_to_their_regime():
     assert group == "vllm|dense|ttft" and q10 < -0.8
     _, _, group = uncertainty.lookup(table, "hopper", "vllm", False, "tpot", {"hopper"})
     assert group == "hopper|vllm|dense|decode"
+
+
+def test_moe_layer_cost_is_paid_per_moe_layer(catalog):
+    """A fixed 300 us per MoE layer and step: DeepSeek-V3's 58 MoE layers add 17.4 ms to every step
+    (a dense model none); the launch floor counts as before."""
+    scn = scenario(catalog, "deepseek-v3", "h200", 8)
+    more = replace(scn, engine=replace(scn.engine, moe_layer_overhead_s=300e-6))
+    assert more.layer_overhead_s - scn.layer_overhead_s == pytest.approx(58 * 300e-6)
+    dense = scenario(catalog, "llama3-70b", "h200", 8)
+    assert replace(dense, engine=replace(dense.engine, moe_layer_overhead_s=300e-6)).layer_overhead_s == dense.layer_overhead_s

@@ -10,7 +10,8 @@ Free parameters, and nothing else (no factor of a row's own):
   (``step_overhead_per_layer_us``), a per-sequence one (``step_overhead_per_seq_us``), scales on compute and bandwidth relative to TensorRT-LLM 0.x,
   the reference (scales fixed at 1: the device factors are what it reaches), for engines
   with MoE rows the tokens per expert at which their grouped GEMMs reach half efficiency
-  (``moe_tokens_half``, tokecon.physics.efficiency), for engines with attention-DP serving rows
+  (``moe_tokens_half``, tokecon.physics.efficiency) and a fixed cost per MoE layer and step
+  (``moe_layer_overhead_us``, tokecon.physics.scenario.Scenario.layer_overhead_s), for engines with attention-DP serving rows
   the share of the ranks' prefill imbalance their scheduler removes (``adp_prefill_balance``,
   tokecon.serving.batching.lockstep_share), and for engines with closed-loop TTFT rows a served
   request's first-token time outside the steps (``ttft_overhead_ms``);
@@ -52,7 +53,8 @@ from tokecon.fidelity.validation import GROUP_PREDICTORS, PREDICTORS, Case, Outc
 FAMILY_PARAMS = {"compute": (0.1, 0.95), "memory_bw": (0.1, 0.95), "kv_bw": (0.1, 0.95), "link": (0.05, 0.95)}
 ENGINE_PARAMS = {"compute_scale": (0.2, 1.6), "memory_bw_scale": (0.3, 1.6), "step_overhead_ms": (0.0, 40.0),
                  "step_overhead_per_seq_us": (0.0, 300.0), "step_overhead_per_layer_us": (0.0, 200.0),
-                 "moe_tokens_half": (10.0, 5000.0), "ttft_overhead_ms": (0.0, 2000.0), "adp_prefill_balance": (0.0, 1.0)}
+                 "moe_tokens_half": (10.0, 5000.0), "ttft_overhead_ms": (0.0, 2000.0), "adp_prefill_balance": (0.0, 1.0),
+                 "moe_layer_overhead_us": (0.0, 2000.0)}
 #: Parameters of a closed-loop benchmark client (validation/benchmarks.toml), fitted on its TTFT rows.
 BENCHMARK_PARAMS = {"first_wave_share": (0.0, 1.0), "phase_coherence": (0.0, 1.0)}
 #: Parameters that only the TTFT of served requests sees, fitted on those rows alone (and those rows
@@ -115,7 +117,8 @@ def _apply_scenario(scn, f: Factors):
                       step_overhead_per_layer_s=e["step_overhead_per_layer_us"] * 1e-6,
                       moe_tokens_half=e.get("moe_tokens_half", eng.moe_tokens_half),
                       ttft_overhead_s=e["ttft_overhead_ms"] * 1e-3 if "ttft_overhead_ms" in e else eng.ttft_overhead_s,
-                      adp_prefill_balance=e.get("adp_prefill_balance", eng.adp_prefill_balance))
+                      adp_prefill_balance=e.get("adp_prefill_balance", eng.adp_prefill_balance),
+                      moe_layer_overhead_s=e["moe_layer_overhead_us"] * 1e-6 if "moe_layer_overhead_us" in e else eng.moe_layer_overhead_s)
     return replace(scn, deployment=replace(scn.deployment, hardware=hw), engine=eng)
 
 
@@ -185,7 +188,8 @@ ENGINE_PRIOR = {"compute_scale": 1.0, "memory_bw_scale": 1.0, "step_overhead_ms"
                 "step_overhead_per_seq_us": efficiency.STEP_OVERHEAD_PER_SEQ_US,
                 "step_overhead_per_layer_us": efficiency.STEP_OVERHEAD_PER_LAYER_US,
                 "moe_tokens_half": efficiency.GROUPED_GEMM_TOKENS_HALF,
-                "ttft_overhead_ms": efficiency.TTFT_OVERHEAD_MS, "adp_prefill_balance": 0.0}
+                "ttft_overhead_ms": efficiency.TTFT_OVERHEAD_MS, "adp_prefill_balance": 0.0,
+                "moe_layer_overhead_us": efficiency.MOE_LAYER_OVERHEAD_US}
 #: Priors of a benchmark client: every request of a fixed-length loop in phase (the limit cycle of
 #: tokecon.serving.batching), and a first wave of one in ten (a run of 10 C requests).
 BENCHMARK_PRIOR = {"first_wave_share": 0.1, "phase_coherence": 1.0}
@@ -197,10 +201,10 @@ PRIOR_SIGMA = {"compute": 0.5, "memory_bw": 0.5, "kv_bw": 0.6, "link": 0.4, "com
                "memory_bw_scale": 0.5, "step_overhead_ms": 3.0, "step_overhead_per_seq_us": 30.0,
                "step_overhead_per_layer_us": 20.0,
                "moe_tokens_half": 1.5, "ttft_overhead_ms": 100.0, "first_wave_share": 0.3, "phase_coherence": 0.5,
-               "adp_prefill_balance": 0.5}
+               "adp_prefill_balance": 0.5, "moe_layer_overhead_us": 100.0}
 _ADDITIVE = {"step_overhead_ms": 10.0, "step_overhead_per_seq_us": 50.0, "step_overhead_per_layer_us": 40.0,
              "ttft_overhead_ms": 200.0, "first_wave_share": 0.4, "phase_coherence": 0.6,
-             "adp_prefill_balance": 0.6}  # grid span per unit of span
+             "adp_prefill_balance": 0.6, "moe_layer_overhead_us": 200.0}  # grid span per unit of span
 
 
 def family_prior(family: str) -> dict[str, float]:
@@ -239,7 +243,7 @@ def initial_factors(cases: list[Case]) -> Factors:
     for engine, n in engs.items():
         if n >= MIN_ROWS:
             f.engine[engine] = {k: v for k, v in ENGINE_PRIOR.items()
-                                if (k != "moe_tokens_half" or moe[engine] >= MIN_ROWS)
+                                if (k not in ("moe_tokens_half", "moe_layer_overhead_us") or moe[engine] >= MIN_ROWS)
                                 and (k != "ttft_overhead_ms" or ttft.get(engine, 0) >= MIN_ROWS)
                                 and (k != "adp_prefill_balance" or adp.get(engine, 0) >= MIN_ROWS)}
     for key, n in benches.items():

@@ -63,6 +63,7 @@ ATTENTION_COMPUTE_FRACTION = 0.67  # FlashMLA 660 / 989 TFLOP/s; FlashAttention-
 STEP_OVERHEAD_PER_SEQ_US = 10.0  # prior of the engine's per-sequence CPU time per step
 STEP_OVERHEAD_PER_LAYER_US = 20.0  # prior: ~8 kernels per layer at ~2.5 us each under CUDA graphs
 TTFT_OVERHEAD_MS = 20.0  # prior of a served request's first-token time outside the steps (HTTP, tokenise, admit)
+MOE_LAYER_OVERHEAD_US = 0.0  # prior of an MoE layer's fixed cost beyond the launch floor (the fit decides)
 
 
 def grouped_gemm_fraction(tokens_per_expert: np.ndarray, tokens_half: float = GROUPED_GEMM_TOKENS_HALF) -> np.ndarray:

@@ -273,6 +273,7 @@ class Engine:
     step_overhead_per_layer_s: float = 0.0  # launch floor of a layer's kernels per step (catalog default 20 us)
     checkpoint_kv_cache: bool = False  # uses the KV type a checkpoint carries scales for (TensorRT-LLM), else bf16
     adp_prefill_balance: float = 0.0  # share of attention-DP ranks' prefill imbalance its scheduler removes (0: none)
+    moe_layer_overhead_s: float = 0.0  # fixed cost of an MoE layer's path per step beyond the launch floor
     ttft_overhead_s: float = 0.0  # a served request's fixed time to its first token outside the steps
     source: str = ""
     fitted_on: str = "default"

@@ -171,6 +171,7 @@ def build_scenario(
     attention_dp: bool = False,
     pp: int | None = None,
     eplb: bool = False,
+    components: dict[str, str] | None = None,
 ) -> Scenario:
     model = resolve_model(catalog, model_name)
     hw = gpus.hardware
@@ -187,7 +188,7 @@ def build_scenario(
     if usd_per_gpu_hour is not None and not (0 <= usd_per_gpu_hour < 1e6 and math.isfinite(usd_per_gpu_hour)):
         raise TokeconError(f"--usd-per-gpu-hour must be a price between 0 and 1e6, got {usd_per_gpu_hour}")
     eng = resolve_engine(catalog, engine or hw.engine or None)
-    prec = precision_for(model, dtype, kv_dtype, eng)
+    prec = precision_for(model, dtype, kv_dtype, eng, components)  # components: parse_components("attention=bf16,...")
     return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour, eplb)
 
 
