@@ -47,17 +47,20 @@ def test_openrouter_deepseek_volume_fits_many_times_on_one_node():
     times over on a single large node. One 8x H200 node (attention-DP + EP8, fp8), at the concurrency
     its KV cache allows, serves that volume several times over for any prompt-heavy to balanced mix.
     At an interactive 20 tok/s per user the same node carries far less (grouped expert GEMMs at ~20
-    tokens per expert and the busiest EP rank set the step): one or two nodes, not a fraction of one."""
+    tokens per expert and the busiest EP rank set the step): a few nodes, not a fraction of one.
+    Prompt-heavy mixes carry a prompt on some rank in most steps, and the attention-DP ranks wait for
+    the slowest (issue 18, TensorRT-LLM's ADP balance blog), so at 10 input tokens per output token the
+    node serves the volume with less to spare."""
     for ratio in (1.0, 3.0, 10.0):
         row = tokecon.capacity(model="deepseek-v3", gpus="8xH200", tokens_per_day=1e9, output_len=512,
                                input_output_ratio=ratio, headroom=1.0).rows[0]
         assert row["attention_dp"] and row["ep"] == 8
         assert row["deployments_needed"] == 1 and row["nodes_needed"] == 1 and row["gpus_needed"] == 8
-        # "many times over", with the fitted efficiencies and vLLM's 256 running requests per DP rank
-        assert row["capacity_multiple"] > 2.5, ratio
+        # "many times over" for balanced and moderately prompt-heavy mixes, with the fitted efficiencies
+        assert row["capacity_multiple"] > (2.5 if ratio <= 3.0 else 1.0), ratio
     slo = tokecon.capacity(model="deepseek-v3", gpus="8xH200", tokens_per_day=1e9, output_len=512, input_output_ratio=3.0,
                            headroom=1.0, min_tok_s_per_user=20).rows[0]
-    assert slo["tok_s_per_user"] >= 20 and slo["nodes_needed"] <= 2
+    assert slo["tok_s_per_user"] >= 20 and slo["nodes_needed"] <= 3
     assert slo["capacity_multiple"] < row["capacity_multiple"] / 2
 
 

@@ -64,12 +64,13 @@ def _pools():
 
 
 def test_unloaded_ttft_is_prefill_transfer_and_one_decode_step():
-    """At one request in flight nothing queues: TTFT = T_p + exposed T_x + T_d and E2E = TTFT + (O - 1) TPOT,
-    as aggregated serving and benchmarks define TPOT ((E2E - TTFT) / (O - 1))."""
+    """At one request in flight nothing queues: TTFT = T_0 + T_p + exposed T_x + T_d (T_0 the engine's
+    first-token time, issue 18) and E2E = TTFT + (O - 1) TPOT, as aggregated serving and benchmarks
+    define TPOT ((E2E - TTFT) / (O - 1))."""
     p, d = _pools()
     t = disagg.serve(p, d, 1, 1, 1, 2000, 200)
     assert float(t.queue_wait_s) == pytest.approx(0.0, abs=1e-12)
-    assert float(t.ttft_s) == pytest.approx(float(t.prefill_s + t.kv_transfer_s + t.tpot_s))
+    assert float(t.ttft_s) == pytest.approx(p.ttft_overhead_s + float(t.prefill_s + t.kv_transfer_s + t.tpot_s))
     assert float(t.e2e_latency_s) == pytest.approx(float(t.ttft_s + 199 * t.tpot_s))
     assert str(t.limited_by) == "load"
 
@@ -173,16 +174,17 @@ def test_capacity_disaggregated():
 
 def test_disagg_validation_error():
     """Measured disaggregated runs (aiconfigurator, workers stated): TPOT within a median 20% and p90
-    60% (measured 2026-11-30: 11.8% and 35%). TTFT is underpredicted (median error -88%: the
-    benchmark's closed loop sends its requests in bursts, which queue at the prefill pool; the
-    steady state does not) and stated as such, so a change that moves it shows here."""
+    60% (measured 2026-12-07: 11.6% and 35% over the 64 runs left once duplicate records are out).
+    TTFT, once underpredicted by a median 88% (the benchmark's closed loop sends its requests in
+    bursts, which queue at the prefill pool), carries the loop's phase since issue 18: median error
+    -24%, stated here so that a change that moves it shows."""
     rows = validation.load_measurements(validation.measurements_path("external_disagg.csv"))
     outs = validation.evaluate([r for r in rows if "?x" not in r["parallelism"]], CATALOG, with_ideal=False)
     tpot = np.array([o.error for o in outs if o.error is not None and o.row["metric"] == "tpot_ms"])
     ttft = np.array([o.error for o in outs if o.error is not None and o.row["metric"] == "ttft_ms"])
-    assert len(tpot) > 250 and len(ttft) > 250
+    assert len(tpot) > 50 and len(ttft) > 50
     assert np.median(np.abs(tpot)) < 0.20 and np.percentile(np.abs(tpot), 90) < 0.60
-    assert -0.95 < np.median(ttft) < -0.75
+    assert -0.45 < np.median(ttft) < 0.0
     assert all(o.case.kind == "disagg" for o in outs if o.case is not None)
 
 

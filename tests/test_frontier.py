@@ -88,7 +88,9 @@ def test_frontier_points_are_not_beaten_by_any_swept_point():
 def test_moe_frontier_sweeps_attention_dp_and_ep():
     result = run_frontier("deepseek-v3", ("72xGB200",), 1024, 8192, Thresholds())
     layouts = {r["layout"] for r in result.rows}
-    assert any(lay.startswith("EP72 + DP attention") for lay in layouts)  # the layout in words
+    # attention-DP with EP on the frontier; not EP72 itself without an expert load balancer, whose busiest
+    # rank carries 3.5x the mean with 3.6 experts a rank (issue 18: imbalance grows with EP size)
+    assert any("+ DP attention" in lay for lay in layouts)
     top = max(result.rows, key=lambda r: r["output_tok_s_per_gpu"])
     assert top["attention_dp"] and top["ep"] >= 8  # large EP wins on throughput per GPU
 

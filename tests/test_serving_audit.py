@@ -112,27 +112,29 @@ def test_preemption_and_recompute_on_paper():
 
 
 def test_kv_pressure_costs_throughput_on_a_large_dense_model(catalog):
-    """Llama-3.1-405B FP8 on 8x H100, vLLM, 1024/1024: admitted at the average footprint, 256 run
-    while the cache holds m of them at 2048 tokens; the other 1 - m/256 are preempted and re-prefilled,
-    so going past m buys no throughput."""
+    """Llama-3.1-405B FP8 on 8x H100, vLLM, 1024/1024: Meta's FP8 checkpoint keeps attention and two
+    MLPs in BF16 (487 GB, 60.9 GB a GPU), so the cache admits M requests at the average footprint and
+    holds m of them at 2048 tokens; the other 1 - m/M are preempted and re-prefilled, so going past m
+    buys little throughput (the recompute eats most of the larger batch's gain)."""
     opts = dict(model="llama3-405b", gpus="8xH100", dtype="fp8", engine="vllm", input_len=1024, output_len=1024)
     rows = tokecon.serve(**opts, concurrency=[64, 256]).rows
     from helpers import scenario
 
     scn = scenario(catalog, "llama3-405b", "h100-sxm", 8, dtype="fp8", engine="vllm")
     m = int(memory.max_batch(scn, np.asarray(2048.0)))
-    assert m < 256 and rows[0]["preempted_fraction"] == 0
-    assert rows[1]["running"] == 256 and rows[1]["preempted_fraction"] == pytest.approx(1 - m / 256)
+    admitted = int(memory.max_batch(scn, np.asarray(1536.0)))
+    assert m < admitted < 256 and rows[0]["preempted_fraction"] == 0
+    assert rows[1]["running"] == admitted and rows[1]["preempted_fraction"] == pytest.approx(1 - m / admitted)
     at_m = tokecon.serve(**opts, concurrency=[m]).rows[0]
-    assert rows[1]["output_tok_s"] < at_m["output_tok_s"]
+    assert rows[1]["output_tok_s"] < 1.05 * at_m["output_tok_s"]
 
 
 def test_engine_default_prefill_and_override():
     """A chunked engine with a 6-token budget is what --chunked-prefill 6 gives a whole-prompt engine
     (tests/test_serve.py: TPOT 4.322 s, TTFT 20.56 s + 2.2384 s of the step under way); at C = 1
     no other request runs, so TTFT has no residual: 4 steps of T_m(1, 5 tokens) = 4 x 4.629 s."""
-    default = serving.serve(toy(chunked_prefill=True, prefill_chunk_tokens=6), np.array([1.0, 2.0]), 16, 17)
-    override = serving.serve(toy(), np.array([1.0, 2.0]), 16, 17, chunk_tokens=6)
+    default = serving.serve(toy(chunked_prefill=True, prefill_chunk_tokens=6), np.array([1.0, 2.0]), 16, 17, closed_loop=False)
+    override = serving.serve(toy(), np.array([1.0, 2.0]), 16, 17, chunk_tokens=6, closed_loop=False)
     assert default.tpot_s == pytest.approx(override.tpot_s) and default.ttft_s == pytest.approx(override.ttft_s)
     assert default.ttft_s[1] == pytest.approx(22.798, abs=1e-3)
     assert t_mixed(1, 24.5, 5, 16) == pytest.approx(4.629)

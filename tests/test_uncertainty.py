@@ -49,14 +49,16 @@ def test_stored_intervals_cover_unseen_rows_honestly():
 def test_annotate_speeds_times_and_prices(catalog):
     scn = scenario(catalog, "llama3-8b", "h100", 1)
     row = uncertainty.annotate({"tok_s": 1000.0, "tpot_s": 0.02, "usd_per_mtok": 0.5, "batch": 8}, scn, "decode")
-    q10, q90, _ = uncertainty.lookup(uncertainty.stored()["groups"], "hopper", scn.engine.key, False, "decode",
-                                     set(uncertainty.stored()["measured_families"]))
+    groups, measured = uncertainty.stored()["groups"], set(uncertainty.stored()["measured_families"])
+    q10, q90, _ = uncertainty.lookup(groups, "hopper", scn.engine.key, False, "decode", measured)
     assert row["tok_s_p10"] == pytest.approx(1000.0 * math.exp(q10))
     assert row["tok_s_p90"] == pytest.approx(1000.0 * math.exp(q90))
-    assert row["tpot_s_p10"] == pytest.approx(0.02 * math.exp(-q90))  # a faster device: a shorter time
+    t10, t90, _ = uncertainty.lookup(groups, "hopper", scn.engine.key, False, "tpot", measured)  # TPOT: its own regime
+    assert row["tpot_s_p10"] == pytest.approx(0.02 * math.exp(-t90))  # a faster device: a shorter time
     assert row["usd_per_mtok_p90"] == pytest.approx(0.5 * math.exp(-q10))  # a slower one: a dearer token
     assert "batch_p10" not in row
     assert uncertainty.annotate({"tok_s": 1.0}, replace(scn, ideal=True)) == {"tok_s": 1.0}  # a bound has no range
+    assert row["tpot_s_p10"] <= 0.02 <= row["tpot_s_p90"] and row["tok_s_p10"] <= 1000.0 <= row["tok_s_p90"]
 
 
 def test_decode_json_carries_p10_p90():

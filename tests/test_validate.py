@@ -109,9 +109,14 @@ def test_fit_reproduces_the_stored_factors(catalog):
         stored = {"compute_scale": e.compute_scale, "memory_bw_scale": e.memory_bw_scale,
                   "step_overhead_ms": e.step_overhead_s * 1e3, "step_overhead_per_seq_us": e.step_overhead_per_seq_s * 1e6,
                   "step_overhead_per_layer_us": e.step_overhead_per_layer_s * 1e6,
-                  "moe_tokens_half": e.moe_tokens_half}
+                  "moe_tokens_half": e.moe_tokens_half, "ttft_overhead_ms": e.ttft_overhead_s * 1e3,
+                  "adp_prefill_balance": e.adp_prefill_balance, "moe_layer_overhead_us": e.moe_layer_overhead_s * 1e6}
         for k, v in values.items():
             assert stored[k] == pytest.approx(v, abs=0.0015), (engine, k)
+    for bench, values in fitted.benchmark.items():  # validation/benchmarks.toml (issue 18)
+        stored = next(b for b in validation.benchmarks().values() if b.key == bench)
+        for k, v in values.items():
+            assert getattr(stored, k) == pytest.approx(v, abs=0.0015), (bench, k)
 
 
 def test_validate_cli_json_and_table():

@@ -96,11 +96,59 @@ def _precision(r: dict[str, str]) -> tuple[str, str]:
     return weights, kv
 
 
+def _layout(r: dict[str, str]) -> tuple:
+    """What a run deployed: its layout (both pools when disaggregated), quantisation and concurrency."""
+    if r["mode"] == "agg":
+        pools = tuple(r[k] or "1" for k in ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size",
+                                              "batch_size"))
+    else:
+        pools = tuple(r[f"{side}_{k}"] for side in ("prefill", "decode") for k in
+                      ("num_workers", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "batch_size"))
+    return pools + (r["gemm_quant_mode"], r["moe_quant_mode"], _source_fields(r["silicon_data_source"]).get("silicon_concurrency", ""))
+
+
+def duplicates(rows: list[dict[str, str]]) -> tuple[set[int], Counter]:
+    """Indices of runs to leave out, and how many by rule. Runs are grouped by their measurement: the
+    mode, system, engine, ISL, OSL and the exact (full precision) measured TTFT and TPOT pair, which no
+    two separate runs reproduce to 15 digits.
+
+    * repeat: a group whose runs agree on what they deployed (:func:`_layout`) is one run recorded
+      more than once (as DeepSeek-V3 and as -R1, which share the shapes, or in a database dump and a
+      work-in-progress file): the first is kept, the others left out;
+    * conflict: a group whose runs disagree on the layout, the GPU count or the concurrency is one run
+      recorded under at least one wrong configuration, and nothing says which: all are left out."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        key = (r["mode"], r["system"], r["backend"], r["isl"], r["osl"], r["silicon_ttft_ms"], r["silicon_tpot_ms"])
+        groups.setdefault(key, []).append(i)
+    drop: set[int] = set()
+    counts: Counter = Counter()
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        mode = "aiconfigurator" if rows[idx[0]]["mode"] == "agg" else "aiconfigurator disagg"
+        if len({_layout(rows[i]) for i in idx}) == 1:
+            drop.update(idx[1:])
+            counts[f"{mode}: repeat of another run's record (same deployment, same measured TTFT and TPOT)"] += len(idx) - 1
+        else:
+            drop.update(idx)
+            counts[f"{mode}: conflicting records (same measured TTFT and TPOT under different deployments)"] += len(idx)
+    return drop, counts
+
+
+def _read_aiconfigurator(path: Path, skipped: Counter) -> list[dict[str, str]]:
+    """The runs of aiconfigurator's sample without the duplicates (:func:`duplicates`), counted in ``skipped``."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    drop, counts = duplicates(rows)
+    skipped.update(counts)
+    return [r for i, r in enumerate(rows) if i not in drop]
+
+
 def convert_aiconfigurator(path: Path, skipped: Counter) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     counters: Counter = Counter()
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _read_aiconfigurator(path, skipped)
     for r in rows:
         if r["mode"] != "agg":
             continue  # disaggregated rows: convert_aiconfigurator_disagg
@@ -150,8 +198,7 @@ def convert_aiconfigurator_disagg(path: Path, skipped: Counter) -> list[dict[str
     prefill workers x their GPUs + decode workers x theirs (workers ``?``: counted as one each)."""
     out: list[dict[str, str]] = []
     counters: Counter = Counter()
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _read_aiconfigurator(path, Counter())  # the duplicates are counted once, by convert_aiconfigurator
     for r in rows:
         if r["mode"] != "disagg":
             continue

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from tokecon.datafiles import data_file
 from tokecon.economics import prices
 from tokecon.errors import CatalogError, TokeconError
-from tokecon.physics.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint, rack_scale
+from tokecon.physics.specs import Efficiency, Engine, Hardware, MemoryTier, Model, PricePoint, Recipe, rack_scale
 from tokecon.records import record
 from tokecon.units import DTYPE_BYTES, GB, GIB, MS, TB, TFLOP, US
 from tokecon.values import describe_number
@@ -139,6 +139,22 @@ PRICE_POINT_FIELDS: dict[str, FieldSpec] = {
 }
 _DATE = re.compile(r"^(19|20)\d\d(-(0[1-9]|1[0-2]))?$")
 
+RECIPE_FIELDS: dict[str, FieldSpec] = {
+    "dtype": FieldSpec((str,), True, choices=tuple(DTYPE_BYTES)),
+    "checkpoint": _STR,
+    "attention": FieldSpec((str,), choices=tuple(DTYPE_BYTES)),
+    "dense_mlp": FieldSpec((str,), choices=tuple(DTYPE_BYTES)),
+    "shared_experts": FieldSpec((str,), choices=tuple(DTYPE_BYTES)),
+    "routed_experts": FieldSpec((str,), choices=tuple(DTYPE_BYTES)),
+    "mtp": FieldSpec((str,), choices=tuple(DTYPE_BYTES)),
+    "dense_16bit_layers": _int(non_negative=True, upper=1e4),
+    "kv_cache": FieldSpec((str,), choices=tuple(DTYPE_BYTES)),
+    "engines": _ALIASES,
+    "source": FieldSpec((str,), True),
+    "status": _STR,
+    "notes": _STR,
+}
+
 MEMORY_TIER_FIELDS: dict[str, FieldSpec] = {
     "name": FieldSpec((str,), True),
     "capacity_gb": _num(True, upper=1e8),
@@ -202,6 +218,8 @@ MODEL_FIELDS: dict[str, FieldSpec] = {
     "attention_chunk_size": _int(non_negative=True, upper=1e9),
     "chunked_layers": _int(non_negative=True, upper=1e4),
     "mtp_modules": _int(non_negative=True, upper=16),
+    "recipes": FieldSpec((dict,)),
+    "expert_load_cv": _num(non_negative=True, upper=100.0),
     "published_params_b": _num(upper=1e6),
     "published_active_params_b": _num(upper=1e6),
     "active_params_exclude_embeddings": _BOOL,
@@ -218,13 +236,22 @@ ENGINE_FIELDS: dict[str, FieldSpec] = {
     "memory_bw_scale": _num(True, upper=2.0),
     "step_overhead_ms": _num(True, non_negative=True, upper=1e4),
     "memory_reserve_fraction": _num(non_negative=True, upper=0.9),
+    "memory_reserve_gb": _num(non_negative=True, upper=1e4),
+    "memory_reserve_gb_per_rank": _num(non_negative=True, upper=1e3),
+    "kv_free_fraction": _num(upper=1.0),
     "max_running_requests": _int(upper=1e6),
+    "small_max_running_requests": _int(upper=1e6),
+    "small_memory_gib": _num(upper=1e5),
     "prefill_chunk_tokens": _int(upper=1e7),
     "chunked_prefill": _BOOL,
     "kv_admission": FieldSpec((str,), choices=("average", "full")),
     "moe_tokens_half": _num(upper=1e5),
     "step_overhead_per_seq_us": _num(non_negative=True, upper=1e4),
     "step_overhead_per_layer_us": _num(non_negative=True, upper=1e4),
+    "ttft_overhead_ms": _num(non_negative=True, upper=1e5),
+    "checkpoint_kv_cache": _BOOL,
+    "adp_prefill_balance": _num(non_negative=True, upper=1.0),
+    "moe_layer_overhead_us": _num(non_negative=True, upper=1e5),
     "family": _STR,
     "version_from": _STR,
     "version_before": _STR,
@@ -296,6 +323,8 @@ def validate_entry(kind: str, key: str, entry: Any, path: str, schema: dict[str,
             raise CatalogError(f"{where}: field 'all_in_power_w' needs 'all_in_power_source' (and the other way round)")
     if kind == "models":
         _validate_model_consistency(key, entry, where)
+        for name, recipe in entry.get("recipes", {}).items():
+            validate_entry("recipe", f"{key}.recipes.{name}", recipe, path, RECIPE_FIELDS)
 
 
 def _validate_price_point(key: str, point: Any, path: str) -> None:
@@ -419,14 +448,23 @@ def hardware_from_entry(key: str, e: dict, origin: str) -> Hardware:
     )
 
 
-_MODEL_PASSTHROUGH = [f for f in MODEL_FIELDS if f not in ("aliases", "params_source", "notes", "params_tolerance_pct")]
+_MODEL_PASSTHROUGH = [f for f in MODEL_FIELDS if f not in ("aliases", "params_source", "notes", "params_tolerance_pct", "recipes")]
+
+
+def recipe_from_entry(name: str, r: dict) -> Recipe:
+    return Recipe(name=name, dtype=r["dtype"], checkpoint=r.get("checkpoint", ""), attention=r.get("attention", ""),
+                  dense_mlp=r.get("dense_mlp", ""), shared_experts=r.get("shared_experts", ""),
+                  routed_experts=r.get("routed_experts", ""), mtp=r.get("mtp", ""),
+                  dense_16bit_layers=r.get("dense_16bit_layers", 0), kv_cache=r.get("kv_cache", ""),
+                  engines=tuple(r.get("engines", ())), source=r["source"], status=r.get("status", ""))
 
 
 def model_from_entry(key: str, e: dict, origin: str) -> Model:
     kwargs = {f: e[f] for f in _MODEL_PASSTHROUGH if f in e}
     if e.get("experts") and not e.get("shared_expert_intermediate_size"):
         kwargs["shared_expert_intermediate_size"] = e["expert_intermediate_size"]
-    return Model(key=key, aliases=tuple(e.get("aliases", ())), origin=origin, **kwargs)
+    recipes = tuple(recipe_from_entry(n, r) for n, r in e.get("recipes", {}).items())
+    return Model(key=key, aliases=tuple(e.get("aliases", ())), origin=origin, recipes=recipes, **kwargs)
 
 
 def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
@@ -438,6 +476,11 @@ def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
         step_overhead_s=e["step_overhead_ms"] * MS,
         memory_reserve_fraction=e.get("memory_reserve_fraction", 0.10),
         max_running_requests=e.get("max_running_requests", 1024),
+        memory_reserve_bytes=e.get("memory_reserve_gb", 0.0) * GB,
+        memory_reserve_bytes_per_rank=e.get("memory_reserve_gb_per_rank", 0.0) * GB,
+        kv_free_fraction=e.get("kv_free_fraction", 1.0),
+        small_max_running_requests=e.get("small_max_running_requests", 0),
+        small_memory_bytes=e.get("small_memory_gib", 0.0) * GIB,
         prefill_chunk_tokens=e.get("prefill_chunk_tokens", 8192),
         chunked_prefill=e.get("chunked_prefill", False),
         kv_admission=e.get("kv_admission", "full"),
@@ -447,6 +490,10 @@ def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
         moe_tokens_half=e.get("moe_tokens_half", 100.0),
         step_overhead_per_seq_s=e.get("step_overhead_per_seq_us", 10.0) * US,
         step_overhead_per_layer_s=e.get("step_overhead_per_layer_us", 20.0) * US,
+        ttft_overhead_s=e.get("ttft_overhead_ms", 0.0) * MS,
+        checkpoint_kv_cache=e.get("checkpoint_kv_cache", False),
+        adp_prefill_balance=e.get("adp_prefill_balance", 0.0),
+        moe_layer_overhead_s=e.get("moe_layer_overhead_us", 0.0) * US,
         family=e.get("family", key),
         version_from=e.get("version_from", ""),
         version_before=e.get("version_before", ""),

@@ -170,7 +170,7 @@ def _disagg_capacity(catalog: Catalog, opts: ServingRequest, spec, inp: int, out
     highest-throughput point meets ``slo``, sized like an aggregated deployment."""
     found = pool_pairs(catalog, opts, spec, inp, out)
     ok = [(r, d) for p, d, st in found
-          for r in point_rows(disaggregated(p, d, st, opts.modes.prefix_hit), list_prices=opts.modes.prices)
+          for r in point_rows(disaggregated(p, d, st, opts.modes.prefix_hit, opts.modes.length_mix), list_prices=opts.modes.prices)
           if r["fits"] and not slo.check(r)]
     if not ok:
         why = "no disaggregated layout fits a part of the GPUs" if not found else "no disaggregated point meets the SLO"
@@ -187,8 +187,9 @@ def _given_disagg_capacity(catalog: Catalog, opts: ServingRequest, inp: int, out
     p, d, x, y = deploy_pools(catalog, opts, opts.disagg, inp, out)
     top = int(serving.max_running(d.scenario, inp, out, opts.modes.length_mix)) * d.scenario.deployment.replicas * y
     grid = np.unique(np.round(serving.batch_grid(max(top, 1), 8)))
-    st = disagg.serve(p.scenario, d.scenario, x, y, grid, inp, out, opts.disagg.prefill_batch, opts.modes.prefix_hit)
-    rows = point_rows(disaggregated(p, d, st, opts.modes.prefix_hit), list_prices=opts.modes.prices)
+    st = disagg.serve(p.scenario, d.scenario, x, y, grid, inp, out, opts.disagg.prefill_batch, opts.modes.prefix_hit,
+                      opts.modes.length_mix)
+    rows = point_rows(disaggregated(p, d, st, opts.modes.prefix_hit, opts.modes.length_mix), list_prices=opts.modes.prices)
     notes = [f"Disaggregated {x}P{y}D: {pool_label(p, x, 'prefill')} + {pool_label(d, y, 'decode')}."]
     ok = [r for r in rows if r["fits"] and not slo.check(r)]
     if not ok:

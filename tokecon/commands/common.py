@@ -128,7 +128,10 @@ def resolved_inputs(scn: Scenario) -> dict[str, Any]:
         "model": m.key,
         "model_name": m.name,
         "weight_dtype": scn.precision.weights,
+        "checkpoint": scn.precision.recipe,
+        "weight_components": scn.precision.components(),
         "kv_dtype": scn.precision.kv_cache,
+        "kv_dtype_reason": scn.precision.kv_source,
         "engine": scn.engine.key,
         "ideal": scn.ideal,
         "params": params.total_params(m),
@@ -292,8 +295,24 @@ def assumptions(scenarios: list[Scenario], prices: dict[str, str] | None = None)
         key = (scn.engine.name, _fit_words(hw.efficiency.fitted_on))
         groups.setdefault(key, []).append(f"{hw.key} at {scn.compute_efficiency:.0%} of peak FLOP/s and "
                                           f"{scn.memory_bw_efficiency:.0%} of memory bandwidth, {price}")
-    return [f"{engine}" + (f" ({fit}): " + "; ".join(devices) if devices else "") + "."
-            for (engine, fit), devices in groups.items()]
+    lines = [f"{engine}" + (f" ({fit}): " + "; ".join(devices) if devices else "") + "."
+             for (engine, fit), devices in groups.items()]
+    return lines + list(dict.fromkeys(filter(None, (precision_note(s) for s in scenarios))))
+
+
+def precision_note(scn: Scenario) -> str | None:
+    """The checkpoint's types when they are not one type for every matmul (a published recipe, or
+    components given apart), and why the KV cache has its type; None for a plain native checkpoint."""
+    prec, m = scn.precision, scn.model
+    present = {"attention": True, "dense_mlp": m.ffn_dense_layers > 0, "shared_experts": m.is_moe and m.shared_experts > 0,
+               "routed_experts": m.is_moe, "mtp": True}
+    kinds = {k: v for k, v in prec.components().items() if present.get(k)}
+    if prec.recipe in ("", "native") and len(set(kinds.values())) == 1:
+        return None
+    parts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in kinds.items())
+    kept = f"; {prec.dense_16bit_layers} dense MLP layers in 16-bit" if prec.dense_16bit_layers else ""
+    why = prec.kv_source.removeprefix(f"{prec.kv_cache}: ")
+    return f"{m.key} weights: {prec.recipe} ({parts}{kept}); KV cache {prec.kv_cache} ({why})."
 
 
 def method_notes(scenarios: list[Scenario], regime: str) -> list[str]:

@@ -84,7 +84,8 @@ def sweep_device(catalog: Catalog, opts: ServingRequest, text: str, inp: int, ou
     spec = sized(catalog, opts, parse_gpus(text, catalog), inp + out)
     agg = sweep(opts, catalog, spec, inp, out) if opts.layouts != "disagg" else []
     split = pool_pairs(catalog, opts, spec, inp, out) if opts.layouts != "agg" else []
-    every = [aggregated(d, st) for d, st in agg] + [disaggregated(p, d, st, opts.modes.prefix_hit) for p, d, st in split]
+    every = [aggregated(d, st) for d, st in agg] + [disaggregated(p, d, st, opts.modes.prefix_hit, opts.modes.length_mix)
+                                                    for p, d, st in split]
     found = DeviceSweep(spec.label, agg[0][0] if agg else split[0][1] if split else None,
                         aggregated_layouts=len(agg), pool_pairs=len(split))
     if not every:

@@ -55,10 +55,11 @@ DEFAULT_BATCH_PER_GPU = {"decode": 64, "prefill": 1}
 
 
 def moe_scenario(opts: DeviceRequest, catalog, hw: Hardware, n_gpus: int, dispatch: str, combine: str) -> Scenario:
-    """Attention data-parallel, experts expert-parallel over all ``n_gpus``."""
+    """Attention data-parallel, experts expert-parallel over all ``n_gpus`` (balanced by EPLB with ``--eplb``)."""
     scn = build_scenario(
         catalog, opts.model, GpuSpec(n_gpus, hw), tp=1, dtype=opts.dtype, kv_dtype=opts.kv_dtype,
         engine=opts.engine, ideal=opts.ideal, usd_per_gpu_hour=opts.usd_per_gpu_hour, ep=n_gpus, attention_dp=True,
+        eplb=opts.eplb,
     )
     prec = dataclasses.replace(scn.precision, dispatch=dispatch, combine=combine)
     return dataclasses.replace(scn, precision=prec)

@@ -60,11 +60,11 @@ def _pools(catalog: Catalog, opts: ServingRequest, spec: DisaggSpec, asked: tupl
     if opts.common.gpus:
         raise TokeconError("give --gpus (aggregated) or --prefill-gpus and --decode-gpus (disaggregated), not both")
     p, d, x, y = deploy_pools(catalog, opts, spec, inp, out)
-    top = int(batching.max_running(d.scenario, inp, out)) * d.scenario.deployment.replicas * y
+    top = int(batching.max_running(d.scenario, inp, out, opts.modes.length_mix)) * d.scenario.deployment.replicas * y
     chosen = sorted(set(concurrencies(asked, top))) if not asked else concurrencies(asked, top)
     st = disagg.serve(p.scenario, d.scenario, x, y, np.asarray(chosen, dtype=float), inp, out, spec.prefill_batch,
-                      opts.modes.prefix_hit)
-    rows = point_rows(disaggregated(p, d, st, opts.modes.prefix_hit), list_prices=opts.modes.prices)
+                      opts.modes.prefix_hit, opts.modes.length_mix)
+    rows = point_rows(disaggregated(p, d, st, opts.modes.prefix_hit, opts.modes.length_mix), list_prices=opts.modes.prices)
     balanced = "given" if spec.prefill.workers and spec.decode.workers else "balanced at the decode pool's largest batch"
     notes = [f"Disaggregated {x}P{y}D ({balanced}): {pool_label(p, x, 'prefill')} + {pool_label(d, y, 'decode')}; "
              f"{int(st.n_gpus.flat[0])} GPUs in all; KV hand-off {float(st.kv_bytes_per_request.flat[0]) / 1e6:,.1f} MB per "

@@ -115,7 +115,7 @@ def model_note(scn: Scenario, chunk: int | None) -> str:
     source = f"--chunked-prefill {chunk}" if chunk else f"{eng.name} default"
     prefill = (f"prompts in chunks filling {chunk or eng.prefill_chunk_tokens} tokens per step" if chunk or eng.chunked_prefill
                else f"whole prompts batched up to {eng.prefill_chunk_tokens} tokens per step")
-    cap = "no cap on running requests (ideal)" if scn.ideal else f"at most {eng.max_running_requests} running per serving unit"
+    cap = "no cap on running requests (ideal)" if scn.ideal else f"at most {scn.max_running_requests} running per serving unit"
     admit = ("KV cache admitted at the average footprint (input + output/2); requests the cache cannot carry to "
              "their last token are preempted and re-prefilled" if eng.kv_admission == "average"
              else "KV cache reserved for input + output tokens at admission")

@@ -8,9 +8,16 @@ Free parameters, and nothing else (no factor of a row's own):
 * per engine generation (engines.toml: vllm-v0, vllm, sglang-2025, sglang, trtllm-2024, trtllm,
   llamacpp): a fixed per-step overhead (``step_overhead_ms``), a per-layer kernel-launch floor
   (``step_overhead_per_layer_us``), a per-sequence one (``step_overhead_per_seq_us``), scales on compute and bandwidth relative to TensorRT-LLM 0.x,
-  the reference (scales fixed at 1: the device factors are what it reaches), and for engines
+  the reference (scales fixed at 1: the device factors are what it reaches), for engines
   with MoE rows the tokens per expert at which their grouped GEMMs reach half efficiency
-  (``moe_tokens_half``, tokecon.physics.efficiency).
+  (``moe_tokens_half``, tokecon.physics.efficiency) and a fixed cost per MoE layer and step
+  (``moe_layer_overhead_us``, tokecon.physics.scenario.Scenario.layer_overhead_s), for engines with attention-DP serving rows
+  the share of the ranks' prefill imbalance their scheduler removes (``adp_prefill_balance``,
+  tokecon.serving.batching.lockstep_share), and for engines with closed-loop TTFT rows a served
+  request's first-token time outside the steps (``ttft_overhead_ms``);
+* per closed-loop benchmark client (validation/benchmarks.toml): the share of requests in the
+  start-up burst and the share of a fixed-length loop that stays in phase, fitted on its TTFT
+  rows alone (tokecon.serving.batching, "The phase of a closed loop").
 
 Loss: a robust (soft-L1) sum over rows of the log ratio predicted / measured, so a row off by
 2x counts the same whether it over- or under-predicts and one outlier cannot dominate. Rows are
@@ -47,7 +54,13 @@ from tokecon.records import record
 FAMILY_PARAMS = {"compute": (0.1, 0.95), "memory_bw": (0.1, 0.95), "kv_bw": (0.1, 0.95), "link": (0.05, 0.95)}
 ENGINE_PARAMS = {"compute_scale": (0.2, 1.6), "memory_bw_scale": (0.3, 1.6), "step_overhead_ms": (0.0, 40.0),
                  "step_overhead_per_seq_us": (0.0, 300.0), "step_overhead_per_layer_us": (0.0, 200.0),
-                 "moe_tokens_half": (10.0, 5000.0)}
+                 "moe_tokens_half": (10.0, 5000.0), "ttft_overhead_ms": (0.0, 2000.0), "adp_prefill_balance": (0.0, 1.0),
+                 "moe_layer_overhead_us": (0.0, 2000.0)}
+#: Parameters of a closed-loop benchmark client (validation/benchmarks.toml), fitted on its TTFT rows.
+BENCHMARK_PARAMS = {"first_wave_share": (0.0, 1.0), "phase_coherence": (0.0, 1.0)}
+#: Parameters that only the TTFT of served requests sees, fitted on those rows alone (and those rows
+#: on them alone: a closed loop's TTFT is too noisy a witness of the step's efficiency).
+TTFT_PARAMS = ("ttft_overhead_ms", *BENCHMARK_PARAMS)
 REFERENCE_ENGINE = "trtllm-2024"  # TensorRT-LLM 0.x: the device factors are what it reaches
 MIN_ROWS = 3  # a family or engine with fewer rows keeps its defaults
 MAX_FIT_ROWS_PER_SOURCE = 60
@@ -69,9 +82,25 @@ def fit_family(family: str) -> str:
 class Factors:
     family: dict[str, dict[str, float]] = field(default_factory=dict)
     engine: dict[str, dict[str, float]] = field(default_factory=dict)
+    benchmark: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def copy(self) -> "Factors":
-        return Factors({k: dict(v) for k, v in self.family.items()}, {k: dict(v) for k, v in self.engine.items()})
+        return Factors({k: dict(v) for k, v in self.family.items()}, {k: dict(v) for k, v in self.engine.items()},
+                       {k: dict(v) for k, v in self.benchmark.items()})
+
+
+def ttft_row(case: Case) -> bool:
+    """A served request's TTFT (closed loop): the rows the TTFT parameters are fitted on."""
+    return case.kind == "serving" and case.metric == "ttft_ms"
+
+
+def _apply_cases(cases: list[Case], f: Factors) -> list[Case]:
+    """The cases with their benchmark's fitted shares (validation/benchmarks.toml)."""
+    b = f.benchmark.get(cases[0].benchmark.key) if cases and cases[0].benchmark.key else None
+    if not b:
+        return cases
+    bench = replace(cases[0].benchmark, **b)
+    return [replace(c, benchmark=bench) for c in cases]
 
 
 def _apply_scenario(scn, f: Factors):
@@ -87,7 +116,10 @@ def _apply_scenario(scn, f: Factors):
                       step_overhead_s=e["step_overhead_ms"] * 1e-3,
                       step_overhead_per_seq_s=e["step_overhead_per_seq_us"] * 1e-6,
                       step_overhead_per_layer_s=e["step_overhead_per_layer_us"] * 1e-6,
-                      moe_tokens_half=e.get("moe_tokens_half", eng.moe_tokens_half))
+                      moe_tokens_half=e.get("moe_tokens_half", eng.moe_tokens_half),
+                      ttft_overhead_s=e["ttft_overhead_ms"] * 1e-3 if "ttft_overhead_ms" in e else eng.ttft_overhead_s,
+                      adp_prefill_balance=e.get("adp_prefill_balance", eng.adp_prefill_balance),
+                      moe_layer_overhead_s=e["moe_layer_overhead_us"] * 1e-6 if "moe_layer_overhead_us" in e else eng.moe_layer_overhead_s)
     return replace(scn, deployment=replace(scn.deployment, hardware=hw), engine=eng)
 
 
@@ -123,7 +155,8 @@ class Rows:
         for kind, idx in self.groups:
             scn = _apply_scenario(self.cases[idx[0]].scenario, f)
             if kind in GROUP_PREDICTORS:
-                out[idx] = GROUP_PREDICTORS[kind](scn, [self.cases[i] for i in idx])[0]
+                more = {"screen": False} if kind == "serving" else {}  # the rows were screened when they were built
+                out[idx] = GROUP_PREDICTORS[kind](scn, _apply_cases([self.cases[i] for i in idx], f), **more)[0]
                 continue
             for i in idx:
                 try:
@@ -155,7 +188,12 @@ DEFAULT_FAMILY_PRIOR = {"compute": 0.7, "memory_bw": 0.8, "kv_bw": 0.5, "link": 
 ENGINE_PRIOR = {"compute_scale": 1.0, "memory_bw_scale": 1.0, "step_overhead_ms": 1.0,
                 "step_overhead_per_seq_us": efficiency.STEP_OVERHEAD_PER_SEQ_US,
                 "step_overhead_per_layer_us": efficiency.STEP_OVERHEAD_PER_LAYER_US,
-                "moe_tokens_half": efficiency.GROUPED_GEMM_TOKENS_HALF}
+                "moe_tokens_half": efficiency.GROUPED_GEMM_TOKENS_HALF,
+                "ttft_overhead_ms": efficiency.TTFT_OVERHEAD_MS, "adp_prefill_balance": 0.0,
+                "moe_layer_overhead_us": efficiency.MOE_LAYER_OVERHEAD_US}
+#: Priors of a benchmark client: every request of a fixed-length loop in phase (the limit cycle of
+#: tokecon.serving.batching), and a first wave of one in ten (a run of 10 C requests).
+BENCHMARK_PRIOR = {"first_wave_share": 0.1, "phase_coherence": 1.0}
 #: Prior widths: log-space for fractions and the MoE half point (0.5 ~ x/÷1.65), additive for
 #: the overheads (ms, us). A family or engine with few rows stays near its prior; many rows
 #: override it (maximum a posteriori). 0.5 was chosen by held-out error (0.3 gave a worse
@@ -163,8 +201,11 @@ ENGINE_PRIOR = {"compute_scale": 1.0, "memory_bw_scale": 1.0, "step_overhead_ms"
 PRIOR_SIGMA = {"compute": 0.5, "memory_bw": 0.5, "kv_bw": 0.6, "link": 0.4, "compute_scale": 0.5,
                "memory_bw_scale": 0.5, "step_overhead_ms": 3.0, "step_overhead_per_seq_us": 30.0,
                "step_overhead_per_layer_us": 20.0,
-               "moe_tokens_half": 1.5}
-_ADDITIVE = {"step_overhead_ms": 10.0, "step_overhead_per_seq_us": 50.0, "step_overhead_per_layer_us": 40.0}  # grid span per unit of span
+               "moe_tokens_half": 1.5, "ttft_overhead_ms": 100.0, "first_wave_share": 0.3, "phase_coherence": 0.5,
+               "adp_prefill_balance": 0.5, "moe_layer_overhead_us": 100.0}
+_ADDITIVE = {"step_overhead_ms": 10.0, "step_overhead_per_seq_us": 50.0, "step_overhead_per_layer_us": 40.0,
+             "ttft_overhead_ms": 200.0, "first_wave_share": 0.4, "phase_coherence": 0.6,
+             "adp_prefill_balance": 0.6, "moe_layer_overhead_us": 200.0}  # grid span per unit of span
 
 
 def family_prior(family: str) -> dict[str, float]:
@@ -184,7 +225,16 @@ def initial_factors(cases: list[Case]) -> Factors:
     fams: dict[str, int] = {}
     engs: dict[str, int] = {}
     moe: dict[str, int] = {}
+    ttft: dict[str, int] = {}
+    benches: dict[str, int] = {}
+    adp: dict[str, int] = {}
     for c in cases:
+        adp[c.engine] = adp.get(c.engine, 0) + (c.kind == "serving" and c.scenario.deployment.attention_dp and not ttft_row(c))
+        if ttft_row(c):
+            ttft[c.engine] = ttft.get(c.engine, 0) + 1
+            if c.benchmark.key:
+                benches[c.benchmark.key] = benches.get(c.benchmark.key, 0) + 1
+            continue
         fams[fit_family(c.family)] = fams.get(fit_family(c.family), 0) + 1
         engs[c.engine] = engs.get(c.engine, 0) + 1
         moe[c.engine] = moe.get(c.engine, 0) + c.scenario.model.is_moe
@@ -193,7 +243,13 @@ def initial_factors(cases: list[Case]) -> Factors:
             f.family[family] = family_prior(family)
     for engine, n in engs.items():
         if n >= MIN_ROWS:
-            f.engine[engine] = {k: v for k, v in ENGINE_PRIOR.items() if k != "moe_tokens_half" or moe[engine] >= MIN_ROWS}
+            f.engine[engine] = {k: v for k, v in ENGINE_PRIOR.items()
+                                if (k not in ("moe_tokens_half", "moe_layer_overhead_us") or moe[engine] >= MIN_ROWS)
+                                and (k != "ttft_overhead_ms" or ttft.get(engine, 0) >= MIN_ROWS)
+                                and (k != "adp_prefill_balance" or adp.get(engine, 0) >= MIN_ROWS)}
+    for key, n in benches.items():
+        if n >= MIN_ROWS:
+            f.benchmark[key] = dict(BENCHMARK_PRIOR)
     return f
 
 
@@ -217,14 +273,16 @@ def _coordinates(f: Factors, pcie: set[str]) -> list[tuple[str, str, str, tuple[
             if k == REFERENCE_ENGINE and p in ("compute_scale", "memory_bw_scale"):
                 continue
             coords.append(("engine", k, p, ENGINE_PARAMS[p]))
+    coords += [("benchmark", k, p, BENCHMARK_PARAMS[p]) for k in sorted(f.benchmark) for p in f.benchmark[k]]
     return coords
 
 
 def fit_sample(cases: list[Case]) -> list[Case]:
-    """At most ``MAX_FIT_ROWS_PER_SOURCE`` rows of each source, an even stride over its rows."""
-    by_source: dict[str, list[Case]] = {}
+    """At most ``MAX_FIT_ROWS_PER_SOURCE`` rows of each source, an even stride over its rows (its
+    served TTFT rows apart: they fit their own parameters)."""
+    by_source: dict[tuple[str, bool], list[Case]] = {}
     for c in cases:
-        by_source.setdefault(source_of(c), []).append(c)
+        by_source.setdefault((source_of(c), ttft_row(c)), []).append(c)
     out = []
     for rows in by_source.values():
         step = max(1, math.ceil(len(rows) / MAX_FIT_ROWS_PER_SOURCE))
@@ -232,19 +290,31 @@ def fit_sample(cases: list[Case]) -> list[Case]:
     return out
 
 
+def _grid(name: str, current: float, span: float, points: int) -> np.ndarray:
+    """Values a coordinate tries: additive for the overheads and shares, multiplicative otherwise."""
+    if name in _ADDITIVE:
+        return current + np.linspace(-1, 1, points) * span * _ADDITIVE[name]
+    return current * np.exp(np.linspace(-1, 1, points) * span * (3.0 if name == "moe_tokens_half" else 1.0))
+
+
 def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[[int, int], None] | None = None) -> Factors:
     """Coordinate descent from the priors: each parameter in turn tries a grid around its value
     (additive for the overheads, multiplicative otherwise), keeps the value with the lowest
     data loss + prior penalty, and the grid narrows every sweep. Deterministic.
+
+    Two stages: the step's parameters on every row but the served TTFTs, then the TTFT's own
+    parameters (:data:`TTFT_PARAMS`) on those, from the TTFT's terms computed once with the step's
+    factors (:func:`fit_ttft`): they change no step, so nothing flows back.
     ``progress(done, total)`` is called after every parameter."""
     sample = fit_sample(cases)
     f = initial_factors(sample)
     priors = {("family", k): family_prior(k) for k in f.family} | {("engine", k): ENGINE_PRIOR for k in f.engine}
     rows = Rows.of(sample)
-    touched = {("family", k): rows.subset(lambda c, k=k: fit_family(c.family) == k) for k in f.family} | {
-        ("engine", k): rows.subset(lambda c, k=k: c.engine == k) for k in f.engine}
+    touched = {("family", k): rows.subset(lambda c, k=k: fit_family(c.family) == k and not ttft_row(c))
+               for k in f.family} | {
+        ("engine", k): rows.subset(lambda c, k=k: c.engine == k and not ttft_row(c)) for k in f.engine}
     span = 0.5
-    coords = _coordinates(f, _pcie_tp_families(sample))
+    coords = [c for c in _coordinates(f, _pcie_tp_families(sample)) if c[2] not in TTFT_PARAMS]
     total, done = sweeps * len(coords), 0
     for _ in range(sweeps):
         for group, key, name, (lo, hi) in coords:
@@ -252,12 +322,8 @@ def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[
             subset = touched[(group, key)]
             prior = priors[(group, key)][name]
             current = table[name]
-            if name in _ADDITIVE:
-                grid = current + np.linspace(-1, 1, points) * span * _ADDITIVE[name]
-            else:
-                grid = current * np.exp(np.linspace(-1, 1, points) * span * (3.0 if name == "moe_tokens_half" else 1.0))
             best_value, best_loss = current, _loss(subset, f) + _prior_penalty(name, current, prior)
-            for value in np.clip(grid, lo, hi):
+            for value in np.clip(_grid(name, current, span, points), lo, hi):
                 table[name] = float(value)
                 loss = _loss(subset, f) + _prior_penalty(name, float(value), prior)
                 if loss < best_loss - 1e-12:
@@ -267,11 +333,74 @@ def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[
             if progress:
                 progress(done, total)
         span *= 0.6
-    for group in (f.family, f.engine):
+    fit_ttft(f, [c for c in sample if ttft_row(c)], sweeps, points)
+    for group in (f.family, f.engine, f.benchmark):
         for table in group.values():
             for k in table:
                 table[k] = round(table[k], 3)
     return f
+
+
+def ttft_terms(cases: list[Case], f: Factors) -> tuple[list[Case], dict[str, np.ndarray]]:
+    """The terms of each served TTFT row (tokecon.serving.batching.TtftParts) with factors ``f``: one
+    roofline evaluation per scenario; rows that cannot be predicted are dropped."""
+    from tokecon.serving.batching import serve
+
+    rows = Rows.of(cases)
+    keep, parts = [], {k: [] for k in ("base", "staggered", "in_phase", "first_wave", "shape")}
+    for _, idx in rows.groups:
+        group = [rows.cases[i] for i in idx]
+        scn = _apply_scenario(group[0].scenario, f)
+        conc, isl, osl = (np.array([getattr(c, a) for c in group], dtype=float) for a in ("batch", "input_len", "output_len"))
+        t = serve(scn, conc, isl, osl).ttft_parts
+        ok = np.isfinite(t.staggered)
+        keep += [c for c, good in zip(group, ok) if good]
+        for k in parts:
+            parts[k].append(np.broadcast_to(getattr(t, k), ok.shape)[ok])
+    return keep, {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
+
+
+def fit_ttft(f: Factors, cases: list[Case], sweeps: int = 3, points: int = 5) -> None:
+    """Stage two of :func:`fit`: each engine's first-token time and each benchmark's shares, by the same
+    coordinate descent on the served TTFT rows, their terms computed once (:func:`ttft_terms`)."""
+    if not cases or not (any("ttft_overhead_ms" in e for e in f.engine.values()) or f.benchmark):
+        return
+    keep, parts = ttft_terms(cases, f)
+    if not keep:
+        return
+    measured = np.array([c.measured for c in keep]) * 1e-3
+    weights = Rows.of(keep).weights
+    engines = np.array([c.engine for c in keep])
+    benches = np.array([c.benchmark.key for c in keep])
+
+    def predicted() -> np.ndarray:
+        t0 = np.array([f.engine.get(e, {}).get("ttft_overhead_ms", ENGINE_PRIOR["ttft_overhead_ms"]) for e in engines]) * 1e-3
+        w = np.array([f.benchmark.get(b, {}).get("first_wave_share", 0.0) for b in benches])
+        chi = np.array([f.benchmark.get(b, {}).get("phase_coherence", 1.0) for b in benches])
+        return (t0 + parts["base"] + (1 - w) * (chi * parts["shape"] * parts["in_phase"]
+                                                + (1 - chi * parts["shape"]) * parts["staggered"]) + w * parts["first_wave"])
+
+    def loss(mask: np.ndarray) -> float:
+        z = np.log(predicted()[mask] / measured[mask]) / _DELTA
+        z = np.where(np.isfinite(z), z, math.log(10.0) / _DELTA)
+        return float(np.sum(weights[mask] * 2.0 * (np.sqrt(1.0 + z * z) - 1.0)))
+
+    coords = [(g, k, p, b) for g, k, p, b in _coordinates(f, set()) if p in TTFT_PARAMS]
+    span = 0.5
+    for _ in range(sweeps):
+        for group, key, name, (lo, hi) in coords:
+            table = getattr(f, group)[key]
+            mask = (engines == key) if group == "engine" else (benches == key)
+            prior = (ENGINE_PRIOR if group == "engine" else BENCHMARK_PRIOR)[name]
+            current = table[name]
+            best_value, best_loss = current, loss(mask) + _prior_penalty(name, current, prior)
+            for value in np.clip(_grid(name, current, span, points), lo, hi):
+                table[name] = float(value)
+                trial = loss(mask) + _prior_penalty(name, float(value), prior)
+                if trial < best_loss - 1e-12:
+                    best_value, best_loss = float(value), trial
+            table[name] = best_value
+        span *= 0.6
 
 
 def source_of(case: Case) -> str:
@@ -279,7 +408,13 @@ def source_of(case: Case) -> str:
 
 
 def regime(case: Case) -> str:
-    """decode (output tokens, TPOT, whole static batches) or prefill (TTFT, input tokens)."""
+    """What a row measured, for its interval group (tokecon.fidelity.uncertainty): ``ttft`` (a served
+    request's time to first token), ``tpot``, ``prefill`` (input throughput, a static batch's TTFT) or
+    ``decode`` (output throughput, whole static batches)."""
+    if case.metric == "ttft_ms" and case.kind in ("serving", "disagg"):
+        return "ttft"
+    if case.metric == "tpot_ms":
+        return "tpot"
     return "prefill" if case.metric in ("ttft_ms", "prefill_tok_per_s", "input_tok_per_s_per_node") else "decode"
 
 
@@ -320,21 +455,33 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
     for source in sources:
         others = {c.family for c, _ in held if source_of(c) != source}
         table = uncertainty.build(tuples([h for h in held if source_of(h[0]) != source]))
-        trials.append([uncertainty.lookup(table, *t[:4], others)[:2] + (t[4],)
+        trials.append([uncertainty.lookup(table, *t[:4], others) + (t[4], t[3])
                        for t in tuples([h for h in held if source_of(h[0]) == source])])
 
-    def coverage(k: float) -> float:
-        inside = sum(k * q10 <= r <= k * q90 for rows in trials for q10, q90, r in rows)
-        return inside / max(sum(len(rows) for rows in trials), 1)
+    def coverage(k: float | Callable[[str], float], only: str | None = None) -> float:
+        """Share of unseen rows (of regime ``only``) inside their interval widened by k (or k(group))."""
+        rows = [t for trial in trials for t in trial if only is None or t[4] == only]
+        factor = k if callable(k) else (lambda _: k)
+        inside = sum(factor(key) * q10 <= r <= factor(key) * q90 for q10, q90, key, r, _ in rows)
+        return inside / max(len(rows), 1)
 
     # A new source shifts as a whole (its engine build, its benchmark client), which residuals pooled
-    # over rows understate: widen every interval by the smallest k in steps of 0.05 whose coverage of
-    # unseen sources reaches 80%.
-    k = next((k for k in np.arange(1.0, 4.0001, 0.05) if coverage(k) >= 0.8), 4.0)
-    groups = {key: {"rows": v["rows"], "q10": round(k * v["q10"], 4), "q90": round(k * v["q90"], 4)}
+    # over rows understate: widen the intervals of each regime by the smallest k in steps of 0.05 whose
+    # coverage of that regime's unseen rows reaches 80% (every regime apart: a TTFT spread is no TPOT
+    # spread), the regime-free groups by the k of all rows together.
+    regimes = sorted({regime(c) for c, _ in held})
+    ks = {r: next((k for k in np.arange(1.0, 4.0001, 0.05) if coverage(k, r) >= 0.8), 4.0) for r in regimes}
+    k_all = next((k for k in np.arange(1.0, 4.0001, 0.05) if coverage(k) >= 0.8), 4.0)
+
+    def widening(key: str) -> float:
+        return ks.get(key.split(" ")[0].rsplit("|", 1)[-1], k_all)
+
+    groups = {key: {"rows": v["rows"], "q10": round(widening(key) * v["q10"], 4), "q90": round(widening(key) * v["q90"], 4)}
               for key, v in uncertainty.build(tuples(held)).items()}
-    return {"coverage_unseen": round(coverage(k), 3), "coverage_unwidened": round(coverage(1.0), 3),
-            "source_widening": round(float(k), 2), "rows": len(held), "measured_families": measured, "groups": groups}
+    return {"coverage_unseen": round(coverage(widening), 3), "coverage_unwidened": round(coverage(1.0), 3),
+            "coverage_by_regime": {r: round(coverage(widening, r), 3) for r in regimes},
+            "source_widening": round(float(k_all), 2), "source_widening_by_regime": {r: round(float(k), 2) for r, k in ks.items()},
+            "rows": len(held), "measured_families": measured, "groups": groups}
 
 
 #: Rows that are validated (reported) but not fitted, and why. Excluding by a stated property of
@@ -345,19 +492,12 @@ NOT_FITTED = {
 }
 
 
-#: Closed-loop benchmarks with fixed lengths (aiconfigurator): the mean TTFT depends on whether
-#: the C requests stay in phase (arriving in bursts after each synchronous wave of completions) or
-#: spread out, which a steady-state model does not represent: measured TTFT sits between tokecon's
-#: staggered prediction (median 0.2-0.4x of it) and a lockstep burst (1.1-2.2x). Reported, not fitted.
-CLOSED_LOOP_TTFT = ("closed-loop TTFT depends on the benchmark's arrival phase (bursts vs staggered), "
-                    "which the steady-state serving model does not represent")
 DISAGG = "disaggregated serving: predicted with the factors fitted on aggregated rows, never fitted on"
 
 
 def not_fitted(case: Case) -> str | None:
-    """Why a predicted row is left out of the fit, or None."""
-    if case.kind == "serving" and case.metric == "ttft_ms":
-        return CLOSED_LOOP_TTFT
+    """Why a predicted row is left out of the fit, or None. A served request's TTFT is fitted, but
+    only for the TTFT's own parameters (:data:`TTFT_PARAMS`)."""
     if case.kind == "disagg":
         return DISAGG
     return NOT_FITTED.get((source_of(case), case.metric))
@@ -431,6 +571,18 @@ def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families:
         fields["fitted_on"] = f'"{note}"'
         text = _edit_table(text, engine, fields)
     engines_toml.write_text(text)
+    if f.benchmark:
+        from tokecon.fidelity.validation import BENCHMARKS_FILE, benchmarks, measurements_path
+
+        path = measurements_path(BENCHMARKS_FILE)
+        if path.parent == engines_toml.parent / "validation" and path.is_file():
+            text = path.read_text()
+            for key, values in f.benchmark.items():
+                fields = {k: f"{v:.3f}" for k, v in values.items()}
+                fields["fitted_on"] = f'"{note} (its TTFT rows)"'
+                text = _edit_table(text, key, fields)
+            path.write_text(text)
+            benchmarks.cache_clear()
 
 
 def write_intervals(table: dict, path: Path) -> None:

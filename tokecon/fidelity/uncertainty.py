@@ -4,14 +4,18 @@ Every validation row is predicted by factors fitted without its source (leave-on
 tokecon.fidelity.calibrate); its residual is r = ln(measured speed / predicted speed), where a speed is a
 throughput, or the inverse of a time (TPOT, TTFT). Residuals are pooled by group:
 
-    device family | engine profile | dense or moe | regime (decode or prefill)
+    device family | engine profile (the engine's generation) | dense or moe | regime
 
-and a prediction x of a speed gets [x e^q10, x e^q90] (a time or a price: [x e^-q90, x e^-q10]),
-q10 and q90 the group's 10th and 90th percentiles, each widened by (1 + 1/sqrt(n)) for a group of
-n rows. A group with fewer than ``MIN_ROWS`` rows falls back to a coarser one (dropping the
-regime, then the engine, then dense/moe, then the family); a device family with no
-measurements at all takes the pooled residuals of every row widened by ``UNMEASURED_WIDENING``,
-because its efficiencies are borrowed from the measured families. The intervals are stored in
+with the regime what was measured: ``decode`` or ``prefill`` throughput, ``tpot``, or ``ttft`` (a
+served request's time to first token, whose spread is its own). A prediction x of a speed gets
+[x e^q10, x e^q90] (a time or a price: [x e^-q90, x e^-q10]), q10 and q90 the group's 10th and 90th
+percentiles, each widened by (1 + 1/sqrt(n)) for a group of n rows, and stretched to hold 0: a range
+always contains its own point estimate. A group with fewer than ``MIN_ROWS`` rows falls back to a
+coarser one of the same regime (pooling families, then engines, then dense and MoE), and only then to
+the regime-free groups (dropping the engine, then dense/moe, then the family); a device family with
+no measurements at all takes the pooled residuals of every row widened by ``UNMEASURED_WIDENING``,
+because its efficiencies are borrowed from the measured families. A served TTFT or TPOT falls back to
+the prefill or decode groups where no row of its own regime was measured. The intervals are stored in
 ``validation/intervals.toml`` by ``tokecon validate --fit --write``; their coverage of unseen
 rows (each source's rows against intervals built without it) is stated there.
 """
@@ -35,18 +39,26 @@ SPEED_KEYS = ("tok_s", "tok_s_per_gpu", "tok_s_per_user", "output_tok_s", "outpu
 TIME_KEYS = ("step_time_s", "tpot_s", "ttft_s", "e2e_latency_s", "usd_per_mtok", "usd_per_mtok_input",
              "usd_per_mtok_output", "latency_s")
 PREFILL_KEYS = ("ttft_s", "input_tok_s", "usd_per_mtok_input")
+#: Keys measured as their own regime, and the regime they fall back to.
+REGIME_OF_KEY = {"ttft_s": "ttft", "tpot_s": "tpot", "tok_s_per_user": "tpot"}
+BASE_REGIME = {"ttft": "prefill", "tpot": "decode"}
 
 
 def group_keys(family: str, engine: str, moe: bool, regime: str) -> list[str]:
-    """From the most specific group to the coarsest."""
+    """From the most specific group to the coarsest: the regime's own groups first (a TTFT range from
+    TTFT residuals), then the regime-free ones."""
     kind = "moe" if moe else "dense"
-    return [f"{family}|{engine}|{kind}|{regime}", f"{family}|{engine}|{kind}", f"{family}|{kind}", family, "all"]
+    own = [f"{family}|{engine}|{kind}|{regime}", f"{engine}|{kind}|{regime}", f"{family}|{kind}|{regime}",
+           f"{kind}|{regime}", regime]
+    return own + [f"{family}|{engine}|{kind}", f"{family}|{kind}", family, "all"]
 
 
 def quantiles(residuals: Iterable[float]) -> dict[str, float]:
+    """10th and 90th percentiles, widened by 1 + 1/sqrt(n), and stretched to hold 0 (the estimate)."""
     r = np.asarray(list(residuals), dtype=float)
     widen = 1.0 + 1.0 / math.sqrt(len(r))
-    return {"rows": len(r), "q10": float(np.percentile(r, 10)) * widen, "q90": float(np.percentile(r, 90)) * widen}
+    return {"rows": len(r), "q10": min(float(np.percentile(r, 10)) * widen, 0.0),
+            "q90": max(float(np.percentile(r, 90)) * widen, 0.0)}
 
 
 def build(residuals: list[tuple[str, str, bool, str, float]]) -> dict[str, dict[str, float]]:
@@ -61,13 +73,18 @@ def build(residuals: list[tuple[str, str, bool, str, float]]) -> dict[str, dict[
 
 def lookup(table: dict[str, dict[str, float]], family: str, engine: str, moe: bool, regime: str,
            measured_families: set[str]) -> tuple[float, float, str]:
-    """(q10, q90, group used) for a prediction."""
+    """(q10, q90, group used) for a prediction; a TTFT or TPOT regime with no group of its own falls
+    back to the prefill or decode groups."""
     if family not in measured_families:
         g = table["all"]
-        return g["q10"] * UNMEASURED_WIDENING, g["q90"] * UNMEASURED_WIDENING, f"{family} never measured: all rows x{UNMEASURED_WIDENING}"
-    for key in group_keys(family, engine, moe, regime):
+        return (min(g["q10"], 0.0) * UNMEASURED_WIDENING, max(g["q90"], 0.0) * UNMEASURED_WIDENING,
+                f"{family} never measured: all rows x{UNMEASURED_WIDENING}")
+    keys = group_keys(family, engine, moe, regime)
+    if regime in BASE_REGIME and regime not in table:
+        keys = group_keys(family, engine, moe, BASE_REGIME[regime])
+    for key in keys:
         if key in table:
-            return table[key]["q10"], table[key]["q90"], key
+            return min(table[key]["q10"], 0.0), max(table[key]["q90"], 0.0), key
     raise KeyError("interval table has no 'all' group")
 
 
@@ -106,13 +123,13 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
         return row
     measured = set(data.get("measured_families", ()))
     bounds = {}
-    for reg in {regime, "prefill"}:
+    for reg in {regime, "prefill", "ttft", "tpot"}:
         bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, measured)
     for key in (*SPEED_KEYS, *TIME_KEYS):
         value = row.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             continue
-        q10, q90, _ = bounds["prefill" if key in PREFILL_KEYS else regime]
+        q10, q90, _ = bounds[REGIME_OF_KEY.get(key) or ("prefill" if key in PREFILL_KEYS else regime)]
         lo, hi = (math.exp(q10), math.exp(q90)) if key in SPEED_KEYS else (math.exp(-q90), math.exp(-q10))
         row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
     row["interval_group"] = bounds[regime][2]

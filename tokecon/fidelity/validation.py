@@ -33,6 +33,7 @@ import io
 import math
 import re
 from dataclasses import field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +49,7 @@ from tokecon.records import record
 
 
 MEASUREMENT_FILES = ("measurements.csv", "external.csv", "external_disagg.csv")
+BENCHMARKS_FILE = "benchmarks.toml"
 COLUMNS = ("id", "source_title", "source_url", "model", "weight_precision", "kv_precision", "hardware", "n_gpus",
            "parallelism", "engine", "scenario", "input_len", "output_len", "concurrency_or_batch", "metric", "value")
 
@@ -88,6 +90,38 @@ class Skip(Exception):
 
 
 @record
+class Benchmark:
+    """How a source's closed loop offered its load (validation/benchmarks.toml): the share of its
+    requests in the start-up burst and the share of a fixed-length loop that stays in phase
+    (tokecon.serving.batching, "The phase of a closed loop")."""
+
+    key: str = ""
+    first_wave_share: float = 0.0
+    phase_coherence: float = 1.0
+
+
+STEADY = Benchmark()  # a source that states no closed-loop protocol: the steady state
+
+
+@lru_cache(maxsize=1)
+def benchmarks() -> dict[str, Benchmark]:
+    """id prefix -> the :class:`Benchmark` of its source."""
+    import tomllib
+
+    path = measurements_path(BENCHMARKS_FILE)
+    if not path.is_file():
+        return {}
+    with open(path, "rb") as fh:
+        table = tomllib.load(fh)
+    return {prefix: Benchmark(key, float(e["first_wave_share"]), float(e["phase_coherence"]))
+            for key, e in table.items() for prefix in e.get("ids", ())}
+
+
+def benchmark_of(row: dict[str, str]) -> Benchmark:
+    return benchmarks().get(row["id"].split(".")[0].split("-")[0], STEADY)
+
+
+@record
 class Case:
     """A measurement turned into something tokecon can evaluate."""
 
@@ -100,6 +134,7 @@ class Case:
     metric: str
     measured: float
     prefill: tuple[Deployment, int, int, int | None] | None = None  # disagg: prefill worker, x, y, prefill batch
+    benchmark: Benchmark = STEADY  # the closed-loop protocol of the row's source
 
     @property
     def family(self) -> str:
@@ -148,16 +183,31 @@ def _dtype(text: str, row: dict[str, str]) -> str:
     raise Skip(f"weight precision '{row['weight_precision']}' not understood")
 
 
-def _precision(row: dict[str, str]) -> Precision:
-    """``weight_precision`` is the weights' type, optionally followed by ``; experts TYPE``."""
+_FP4 = ("nvfp4", "mxfp4", "fp4")
+
+
+def _precision(row: dict[str, str], model=None, engine=None) -> Precision:
+    """``weight_precision`` is the weights' type, optionally followed by ``; experts TYPE``. Where the
+    model publishes a checkpoint of that type (its recipe, models.toml) the row ran that checkpoint:
+    its per-component types (a row's generic "fp4" on gpt-oss is OpenAI's MXFP4 experts with BF16
+    attention; on DeepSeek NVIDIA's FP4 checkpoint with BF16 attention), and, where the row does not
+    state the KV type, the recipe's KV type when the engine reads checkpoint KV scales, else bf16
+    (tokecon.serving.resolve.precision_for). Without a recipe, an unstated KV type is FP8 for
+    TensorRT-LLM with FP8/NVFP4 weights (NVIDIA's ModelOpt checkpoints quantise the KV cache)."""
     w, _, experts = row["weight_precision"].lower().partition("; experts ")
     w = "nvfp4" if "nvfp4" in w else w
     weights = _dtype(w, row)
     kv_text = row["kv_precision"].lower()
+    stated = not (kv_text.startswith("not stated") or "assumed" in kv_text)
     kv = "fp8" if kv_text.startswith("fp8") else "bf16"
     if kv_text.startswith("not stated") and weights in ("fp8", "nvfp4") and "tensorrt" in row["engine"].lower():
         kv = "fp8"  # NVIDIA's ModelOpt FP8/NVFP4 checkpoints, which the perf-overview runs use, quantise the KV cache to FP8
-    return Precision(weights=weights, kv_cache=kv, experts=_dtype(experts, row) if experts else None)
+    recipe = model.recipe("fp4" if weights in _FP4 else weights, engine.family if engine else "") if model else None
+    if recipe is None:
+        return Precision(weights=weights, kv_cache=kv, experts=_dtype(experts, row) if experts else None)
+    from tokecon.serving.resolve import precision_for
+
+    return precision_for(model, recipe.dtype, kv if stated else None, engine)
 
 
 def _int(text: str) -> int | None:
@@ -214,14 +264,15 @@ def build_case(row: dict[str, str], catalog: Catalog, ideal: bool = False) -> Ca
         tp, ep, dp_attn = (1 if layer_split else int(tp_match.group(1)) if tp_match else n), 1, False
     if not layout:
         pp = n if layer_split else 1  # llama.cpp's default multi-GPU split: consecutive layers per GPU
-    precision = _precision(row)
     engine = _resolve_engine(row["engine"], catalog)
+    precision = _precision(row, model, engine)
     deployment = Deployment(hw, n, tp if not dp_attn else 1, ep, dp_attn, pp)
-    scn = Scenario(model, deployment, precision, engine, ideal)
+    eplb = "eplb" in (row["engine"] + " " + row["scenario"] + " " + row.get("notes", "")).lower()  # the run says so
+    scn = Scenario(model, deployment, precision, engine, ideal, eplb=eplb)
     batch = _int(row["concurrency_or_batch"]) or 0
     isl = _int(row["input_len"]) or 0
     osl = _int(row["output_len"]) or 0
-    return Case(row, kind, scn, batch, isl, osl, row["metric"], measured_value(row))
+    return Case(row, kind, scn, batch, isl, osl, row["metric"], measured_value(row), benchmark=benchmark_of(row))
 
 
 #: aiconfigurator's layout: attention TP x PP x attention-DP GPUs; experts split moeTP x moeEP ways.
@@ -246,12 +297,13 @@ def _disagg_case(row: dict[str, str], model, hw, catalog: Catalog, ideal: bool) 
         t, ep, adp = _layout(model, tp, dp, int(moe_tp) * int(moe_ep))
         deps[side] = Deployment(hw, tp * dp, t, ep, adp, 1)
         workers[side] = 1 if n == "?" else int(n)
-    precision = _precision(row)
     engine = _resolve_engine(row["engine"], catalog)
+    precision = _precision(row, model, engine)
     batch = pools["prefill"][-1]
     return Case(row, "disagg", Scenario(model, deps["decode"], precision, engine, ideal), _int(row["concurrency_or_batch"]) or 0,
                 _int(row["input_len"]) or 0, _int(row["output_len"]) or 0, row["metric"], measured_value(row),
-                (deps["prefill"], workers["prefill"], workers["decode"], int(batch) if batch else None))
+                (deps["prefill"], workers["prefill"], workers["decode"], int(batch) if batch else None),
+                benchmark_of(row))
 
 
 def _layout(model, tp: int, dp: int, expert_split: int) -> tuple[int, int, bool]:
@@ -314,7 +366,7 @@ def _static(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | No
     queueing = (scn.engine.family or scn.engine.key) in _QUEUEING_ENGINES
     max_b = memory.max_batch(scn, isl + osl).astype(float)
     if queueing and not scn.ideal:  # vLLM max_num_seqs, SGLang max_running_requests: a software cap, which the ideal drops
-        max_b = np.where(max_b >= 1, np.minimum(max_b, scn.engine.max_running_requests), max_b)
+        max_b = np.where(max_b >= 1, np.minimum(max_b, scn.max_running_requests), max_b)
     ok = (max_b >= 1) & ((b <= max_b) | queueing)
     waves = np.where(ok, np.ceil(b / np.maximum(max_b, 1.0)), 1.0)
     t_pf, t_dec = static_batch_times(scn, b / waves, isl, osl)
@@ -355,18 +407,43 @@ def _prefill(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | N
                  lambda c: f"batch {max(c.batch, 1)} of {c.input_len} tokens does not fit in tokecon's memory model")
 
 
-def _serving(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
+def _serving(scn: Scenario, cases: list[Case], screen: bool = True) -> tuple[np.ndarray, list[str | None]]:
     """Closed loop: C requests always in flight (tokecon.serving.batching), prompts prefilled as the engine
-    does by default, as :func:`predict_inflight` does; mean TTFT and TPOT."""
+    does by default, as :func:`predict_inflight` does; mean TTFT and TPOT. ``screen``: skip the runs
+    whose measured TPOT is impossible (:func:`impossible_tpot_floor_ms`; a fit, whose rows are already
+    screened, passes False)."""
     from tokecon.serving.batching import serve
 
     conc, isl, osl = _arrays(cases)
     if np.any(osl < 2) or np.any(isl < 1) or np.any(conc < 1):
         return np.full(len(cases), np.nan), ["closed-loop rows need concurrency, input and output lengths"] * len(cases)
-    t = serve(scn, conc, isl, osl)
+    bench = cases[0].benchmark
+    t = serve(scn, conc, isl, osl, first_wave_share=bench.first_wave_share, phase_coherence=bench.phase_coherence,
+              ttft=any(c.metric == "ttft_ms" for c in cases))
     metrics = {"ttft_ms": t.ttft_s * 1e3, "tpot_ms": t.tpot_s * 1e3}
-    return _pick(cases, metrics, np.isfinite(t.tpot_s), "closed-loop serving",
-                 lambda c: "one request does not fit in tokecon's memory model")
+    floor = impossible_tpot_floor_ms(scn, conc, isl, osl) if screen else np.zeros(len(cases))
+    bad = np.array([c.metric == "tpot_ms" and c.measured < f for c, f in zip(cases, floor)])
+    impossible = {id(c) for c, b in zip(cases, bad) if b}
+    return _pick(cases, metrics, np.isfinite(t.tpot_s) & ~bad, "closed-loop serving",
+                 lambda c: IMPOSSIBLE if id(c) in impossible else "one request does not fit in tokecon's memory model")
+
+
+IMPOSSIBLE = ("impossible as recorded: the measured TPOT is below the ideal roofline's decode step at the run's batch "
+              "(every peak at 100%, no overhead)")
+
+
+def impossible_tpot_floor_ms(scn: Scenario, conc: np.ndarray, isl: np.ndarray, osl: np.ndarray) -> np.ndarray:
+    """The least TPOT a closed loop of C requests can show (ms): the ideal roofline's decode step (100% of
+    every peak, no overhead, no prompt in it) at the batch that fits, min(C per unit, what the KV cache
+    holds at the average footprint), over the shortest context I + 1, per token a step yields. A
+    measured TPOT below it is impossible as recorded (a mislabelled deployment or a wrong concurrency):
+    such rows are skipped, with :data:`IMPOSSIBLE` as the reason, never fitted (each row on its own, so
+    that a row predicts the same alone or in its group)."""
+    from tokecon.serving.batching import max_running
+
+    ideal = replace(scn, ideal=True)
+    r = np.maximum(np.minimum(conc / scn.deployment.replicas, max_running(ideal, isl, osl)), 1.0)
+    return decode_step(ideal, r, isl + 1.0).step_time_s / ideal.tokens_per_step * 1e3
 
 
 def _disagg(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
@@ -380,7 +457,9 @@ def _disagg(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | No
     dep, x, y, batch = cases[0].prefill
     if np.any(osl < 2) or np.any(isl < 1) or np.any(conc < 1):
         return np.full(len(cases), np.nan), ["closed-loop rows need concurrency, input and output lengths"] * len(cases)
-    t = serve(replace(scn, deployment=dep), scn, x, y, conc, isl, osl, batch)
+    bench = cases[0].benchmark
+    t = serve(replace(scn, deployment=dep), scn, x, y, conc, isl, osl, batch, first_wave_share=bench.first_wave_share,
+              phase_coherence=bench.phase_coherence)
     metrics = {"ttft_ms": t.ttft_s * 1e3, "tpot_ms": t.tpot_s * 1e3}
     return _pick(cases, metrics, np.isfinite(t.tpot_s), "disaggregated serving",
                  lambda c: "one request does not fit a prefill or decode worker in tokecon's memory model")
@@ -440,7 +519,7 @@ def _group_key(case: Case) -> tuple:
     hardware and engine of every case with the factors it tries)."""
     scn, dep, hw = case.scenario, case.scenario.deployment, case.scenario.hardware
     return (case.kind, scn.model, hw.key, hw.efficiency, hw.memory_bytes, dep.n_gpus, dep.tp, dep.ep,
-            dep.attention_dp, dep.pp, scn.precision, scn.engine, scn.ideal, _pool_key(case))
+            dep.attention_dp, dep.pp, scn.precision, scn.engine, scn.ideal, _pool_key(case), case.benchmark)
 
 
 def _pool_key(case: Case) -> tuple | None:

@@ -13,14 +13,21 @@ is fitted (``tokecon validate --fit``) with that default as its prior.
   M=4096: masked layout 256 tokens/expert 932 TFLOP/s (0.71), 512 -> 1040 (0.80), 1024 -> 1233
   (0.95); contiguous 4096-8192 -> 1288-1297 (0.99). t_half = 100 tokens fits these within 0.06;
   engines whose MoE kernels are slower (Triton fused-MoE, early 2025) fit a larger t_half.
-* Expert-parallel load imbalance: the step waits for the busiest of ``ep`` ranks. Two factors:
-  routing noise, the expected maximum of ``ep`` ranks each receiving about mu routed tokens,
-  mu + sqrt(2 ln(ep) mu) (Gaussian approximation of the multinomial maximum), and the skew of
-  real expert popularity. DeepSeek's EPLB documentation (deepseek-ai/EPLB, 2025-02) and the
-  SGLang large-scale EP blog (LMSYS, 2025-05-05) report the hottest rank far above the mean
-  without a balancer and about 1.1x the mean with EPLB and redundant experts: skew 1.1 with the
-  balancer, 1.4 without (the middle of the 1.2-1.8 max/mean routing skew of real workloads in
-  the EPLB explainer at impala-blog.pages.dev/widgets/eplb). ``--no-eplb`` / ``--eplb``.
+* Expert-parallel load imbalance: the step waits for the busiest of ``ep`` ranks, on the work that
+  grows with its tokens (expert FLOP, activations), not on reading its experts' weights, which every
+  rank does once whatever its load. A rank holds m = E / ep experts; if expert loads vary with a
+  coefficient of variation cv_e (a property of the model and its traffic), a rank's load varies with
+  cv_r = cv_e / sqrt(m), plus routing noise 1 / sqrt(mu) on mu routed tokens, and the busiest of ep
+  ranks (Gaussian maximum) carries
+
+      max / mean = 1 + sqrt(2 ln ep) sqrt(cv_r^2 + 1 / mu)
+
+  so the imbalance grows with EP size as each rank holds fewer experts. TensorRT-LLM measured
+  DeepSeek-R1 at EP32 on 32 GB200 (blog "Scaling Expert Parallelism in TensorRT-LLM" part 1, table
+  1, imbalance ratio (max - mean) / mean by rank): 1.564 without EPLB (max/mean 2.56: m = 8, so
+  cv_e = 1.56 sqrt(8) / sqrt(2 ln 32) = 1.67, models.toml ``expert_load_cv``) and 0.109 with EPLB and
+  288 slots (max/mean 1.11: a balancer places experts by load, leaving cv_r = 0.109 / 2.633 = 0.042
+  whatever m). ``--no-eplb`` / ``--eplb``.
 * Attention kernels are not GEMMs: FlashAttention-3 reaches ~740 of 989 TFLOP/s bf16 on H100
   (0.75; Shah et al. 2024, fig. 5, head dim 128, long sequences) and FlashMLA ~660 TFLOP/s
   compute-bound on H800 (0.67; deepseek-ai/FlashMLA README, 2025-02). The attention core runs at
@@ -49,12 +56,14 @@ import numpy as np
 MAMF_FRACTION = {"ampere": 0.87, "hopper": 0.80, "blackwell": 0.776, "blackwell-ultra": 0.786, "cdna3": 0.514,
                  "cdna4": 0.62, "gaudi": 0.74}
 GROUPED_GEMM_TOKENS_HALF = 100.0  # DeepGEMM H800 FP8 grouped GEMMs (module docstring)
-EPLB_SKEW = 1.1  # hottest rank / mean with DeepSeek's EPLB and redundant experts
-NO_BALANCER_SKEW = 1.4  # without a balancer: routed-token skew across ranks of production traffic
+EXPERT_LOAD_CV = 0.6  # ? cv_e of a model without a measurement (coarse experts are more even than DeepSeek's)
+EPLB_RANK_CV = 0.042  # cv_r of ranks under EPLB with redundant experts (TensorRT-LLM EP32: max/mean 1.11)
 GEMM_TILE_ROWS = 64  # M of one Hopper warpgroup MMA (wgmma m64nNk16; PTX ISA), the smallest tile
 ATTENTION_COMPUTE_FRACTION = 0.67  # FlashMLA 660 / 989 TFLOP/s; FlashAttention-3 reaches 0.75
 STEP_OVERHEAD_PER_SEQ_US = 10.0  # prior of the engine's per-sequence CPU time per step
 STEP_OVERHEAD_PER_LAYER_US = 20.0  # prior: ~8 kernels per layer at ~2.5 us each under CUDA graphs
+TTFT_OVERHEAD_MS = 20.0  # prior of a served request's first-token time outside the steps (HTTP, tokenise, admit)
+MOE_LAYER_OVERHEAD_US = 0.0  # prior of an MoE layer's fixed cost beyond the launch floor (the fit decides)
 
 
 def grouped_gemm_fraction(tokens_per_expert: np.ndarray, tokens_half: float = GROUPED_GEMM_TOKENS_HALF) -> np.ndarray:
@@ -70,11 +79,15 @@ def tile_fraction(rows: np.ndarray, tile: int = GEMM_TILE_ROWS) -> np.ndarray:
     return m / (np.ceil(m / tile) * tile)
 
 
-def ep_imbalance(routed_per_rank: np.ndarray, ep: int, balancer: bool) -> np.ndarray:
-    """Busiest rank's load over the mean: skew x (1 + sqrt(2 ln(ep) / mu)), mu = routed tokens
-    per rank (>= 1); 1 without expert parallelism."""
+def ep_imbalance(routed_per_rank: np.ndarray, ep: int, balancer: bool, experts: int = 256,
+                 expert_cv: float = EXPERT_LOAD_CV) -> np.ndarray:
+    """Busiest rank's routed tokens over the mean: 1 + sqrt(2 ln ep) sqrt(cv_r^2 + 1 / mu), with
+    cv_r = ``expert_cv`` / sqrt(experts / ep) (EPLB_RANK_CV under a balancer) and mu = routed tokens
+    per rank (>= 1); 1 without expert parallelism. Worked number: DeepSeek-R1 at EP32 without a
+    balancer, 2,048 routed tokens per rank: 1 + 2.633 sqrt(1.67^2 / 8 + 1 / 2048) = 2.556 (measured
+    2.56); with EPLB 1 + 2.633 sqrt(0.042^2 + 1 / 2048) = 1.124 (measured 1.11)."""
     if ep <= 1:
         return np.ones_like(np.asarray(routed_per_rank, dtype=float))
     mu = np.maximum(np.asarray(routed_per_rank, dtype=float), 1.0)
-    skew = EPLB_SKEW if balancer else NO_BALANCER_SKEW
-    return skew * (1.0 + np.sqrt(2.0 * np.log(ep) / mu))
+    cv = EPLB_RANK_CV if balancer else expert_cv / np.sqrt(max(experts / ep, 1.0))
+    return 1.0 + np.sqrt(2.0 * np.log(ep)) * np.sqrt(cv * cv + 1.0 / mu)

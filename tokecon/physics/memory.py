@@ -1,13 +1,20 @@
 """What a device holds: weights, KV cache and a stated framework reserve; the largest batch that fits.
 
-    usable   = capacity * (1 - reserve)              reserve: engine's memory_reserve_fraction
-                                                      (activations, CUDA graphs, fragmentation;
-                                                      vLLM's default gpu_memory_utilization = 0.9)
+    usable   = capacity * (1 - f) - R - R_r * ranks  f: engine's memory_reserve_fraction (vLLM's
+                                                      1 - gpu_memory_utilization = 0.1, SGLang 0.4's
+                                                      1 - mem_fraction_static); R: a fixed reserve
+                                                      (activations at the token budget, CUDA graphs,
+                                                      workspace); R_r per GPU of the TP x PP group
+                                                      (SGLang 0.5: 9.5 + P/2 GB on H100)
+    KV room  = (usable - weights) * k                k: kv_free_fraction, the share of what is left
+                                                      that becomes KV cache (TensorRT-LLM's
+                                                      free_gpu_memory_fraction = 0.9 of the memory
+                                                      free after loading; 1 elsewhere)
     weights  = weight_bytes / tp * ceil(L/pp)/L       (tensor parallel; the busiest pipeline stage)
              = routed experts / ep + the rest         (expert parallel, attention data parallel)
     kv/seq   = context * KV bytes per token * share   GQA: ceil(K/tp)/K of it; MLA latent is replicated;
                                                       / pp (each stage holds its layers' cache)
-    max batch per TP group (or per GPU under attention-DP) = floor((usable - weights) / kv/seq)
+    max batch per TP group (or per GPU under attention-DP) = floor(KV room / kv/seq)
 
 Memory tiers (hardware.toml ``memory_tiers``: Cerebras MemoryX, SambaNova DDR): capacity adds up
 over the tiers; weights are placed fastest tier first, and the KV cache in the first tier with room
@@ -29,17 +36,26 @@ from tokecon.physics.scenario import Scenario
 from tokecon.units import dtype_bytes
 
 
+def reserve_bytes(scn: Scenario) -> float:
+    """What the engine keeps back on each GPU from weights and KV cache: capacity x f + R + R_r x ranks
+    (module docstring), at most the capacity."""
+    e, dep = scn.engine, scn.deployment
+    ranks = dep.tp * dep.pp
+    held = scn.hardware.memory_bytes * e.memory_reserve_fraction + e.memory_reserve_bytes + e.memory_reserve_bytes_per_rank * ranks
+    return min(held, scn.hardware.memory_bytes)
+
+
 def usable_bytes(scn: Scenario) -> float:
-    """Capacity the engine lets weights and KV cache use: capacity x (1 - reserve), plus the slower
-    memory tiers' capacity."""
+    """Capacity the engine lets weights and KV cache use: capacity less the engine's reserve, plus the
+    slower memory tiers' capacity."""
     hw = scn.hardware
-    return hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction) + sum(t.capacity_bytes for t in hw.memory_tiers)
+    return hw.memory_bytes - reserve_bytes(scn) + sum(t.capacity_bytes for t in hw.memory_tiers)
 
 
 def _tiers(scn: Scenario) -> list[tuple[float, float]]:
     """(capacity, B/s) of each memory tier of one device, fastest first; the first after the reserve."""
     hw = scn.hardware
-    return [(hw.memory_bytes * (1.0 - scn.engine.memory_reserve_fraction), hw.memory_bw_b_s)] + [
+    return [(hw.memory_bytes - reserve_bytes(scn), hw.memory_bw_b_s)] + [
         (t.capacity_bytes, t.bw_b_s) for t in hw.memory_tiers]
 
 
@@ -134,12 +150,11 @@ def max_batch(scn: Scenario, context: np.ndarray) -> np.ndarray:
     room first, and a swapped-in adapter sits beside its request."""
     free = usable_bytes(scn) - weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) - extra_weight_bytes_per_gpu(scn)
     kv = kv_bytes_per_seq_all(scn, context)
-    return np.maximum(np.floor(free / np.maximum(kv, 1e-9)), 0).astype(np.int64)
+    return np.maximum(np.floor(free * scn.engine.kv_free_fraction / np.maximum(kv, 1e-9)), 0).astype(np.int64)
 
 
 def memory_used_per_gpu(scn: Scenario, batch: np.ndarray, context: np.ndarray) -> np.ndarray:
     """Weights (with a draft's and resident LoRA adapters) + KV of ``batch`` sequences + reserve, per GPU, in bytes."""
     w = weight_bytes_per_gpu(scn.model, scn.precision, scn.deployment) + extra_weight_bytes_per_gpu(scn)
     kv = kv_bytes_per_seq_all(scn, context)
-    reserve = scn.hardware.memory_bytes * scn.engine.memory_reserve_fraction
-    return w + np.asarray(batch, dtype=float) * kv + reserve
+    return w + np.asarray(batch, dtype=float) * kv + reserve_bytes(scn)

@@ -51,7 +51,7 @@ class Op:
     link: str = "scaleup"
     kv_cache: bool = False  # reads the KV cache (paged, scattered): its own bandwidth efficiency
     tokens_per_expert: np.ndarray | None = None  # grouped expert GEMM: its shape-dependent efficiency
-    imbalance: np.ndarray | float = 1.0  # busiest expert-parallel rank's load / the mean
+    imbalance: np.ndarray | float = 1.0  # busiest expert-parallel rank's routed tokens / the mean (token work only)
     gemm_rows: np.ndarray | None = None  # tokens through a dense GEMM (its M): tile quantisation
     weight_bytes: np.ndarray | float = 0.0  # the part of ``bytes`` that reads weights (the rest: activations, KV)
 
@@ -114,7 +114,9 @@ def step_operations(
     P = np.asarray(past_tokens, dtype=float)
     N = B * T  # tokens through every weight matrix
     D, H, V = m.hidden_size, m.heads, m.vocab_size
-    wb, eb = dtype_bytes(prec.weights), dtype_bytes(prec.expert_weights)
+    eb = dtype_bytes(prec.expert_weights)
+    at, dn, sh = prec.attention_weights, prec.dense_weights, prec.shared_weights  # the recipe's types
+    ab_w, db_w, sb_w = dtype_bytes(at), dtype_bytes(dn), dtype_bytes(sh)
     kept = embedding_dtype(prec.weights)  # embeddings, LM head, router: 16-bit in quantised checkpoints
     kb = dtype_bytes(kept)
     kvb, ab = dtype_bytes(prec.kv_cache), dtype_bytes(prec.activations)
@@ -136,16 +138,16 @@ def step_operations(
         rope, nope, v, q_r, kv_r = m.qk_rope_head_dim, m.qk_nope_head_dim, m.v_head_dim, m.q_lora_rank, m.kv_lora_rank
         down = D * q_r + D * (kv_r + rope)  # replicated low-rank down-projections
         up = (q_r * H * (nope + rope) + kv_r * H * (nope + v)) / tp
-        ops.append(matmul("attn/qkv", down + up, L, h_dev * (nope + rope + v), prec.weights, wb))
-        ops.append(matmul("attn/out", H * v * D / tp, L, D, prec.weights, wb))
+        ops.append(matmul("attn/qkv", down + up, L, h_dev * (nope + rope + v), at, ab_w))
+        ops.append(matmul("attn/out", H * v * D / tp, L, D, at, ab_w))
         kv_per_token_layer = (kv_r + rope) * kvb  # latent, replicated across TP ranks
         decode_like = bool(np.all(T <= ABSORBED_MAX_NEW_TOKENS))
         d_qk, d_v = (kv_r + rope, kv_r) if decode_like else (nope + rope, v)  # weight absorption in decode
     else:
         hd = m.head_dim
         kv_dev = np.ceil(m.kv_heads / tp)
-        ops.append(matmul("attn/qkv", D * (h_dev + 2 * kv_dev) * hd, L, (h_dev + 2 * kv_dev) * hd, prec.weights, wb))
-        ops.append(matmul("attn/out", h_dev * hd * D, L, D, prec.weights, wb))
+        ops.append(matmul("attn/qkv", D * (h_dev + 2 * kv_dev) * hd, L, (h_dev + 2 * kv_dev) * hd, at, ab_w))
+        ops.append(matmul("attn/out", h_dev * hd * D, L, D, at, ab_w))
         kv_per_token_layer = 2 * kv_dev * hd * kvb
         d_qk = d_v = hd
 
@@ -172,13 +174,18 @@ def step_operations(
     mats = 3 if m.mlp == "gated" else 2
     if m.ffn_dense_layers:
         F = m.intermediate_size / tp
-        ops.append(matmul("mlp/ffn", mats * D * F, m.ffn_dense_layers, (mats + 1) * F, prec.weights, wb))
+        sixteen = min(prec.dense_16bit_layers, m.ffn_dense_layers)  # a recipe's 16-bit first and last MLPs
+        if m.ffn_dense_layers > sixteen:
+            ops.append(matmul("mlp/ffn", mats * D * F, m.ffn_dense_layers - sixteen, (mats + 1) * F, dn, db_w))
+        if sixteen:
+            kept16 = embedding_dtype(dn)
+            ops.append(matmul("mlp/ffn_16bit", mats * D * F, sixteen, (mats + 1) * F, kept16, dtype_bytes(kept16)))
     if m.is_moe:
         E, k = m.experts, m.experts_per_token
         ops.append(matmul("moe/router", D * E, m.moe_layers, E, kept, kb))
         if m.shared_experts:
             Fs = m.shared_experts * m.shared_expert_intermediate_size / tp
-            ops.append(matmul("moe/shared", mats * D * Fs, m.moe_layers, (mats + 1) * Fs, prec.weights, wb))
+            ops.append(matmul("moe/shared", mats * D * Fs, m.moe_layers, (mats + 1) * Fs, sh, sb_w))
         per_expert = params.expert_params(m)
         Fe = m.expert_intermediate_size
         if dep.ep > 1:
@@ -194,7 +201,7 @@ def step_operations(
         per_expert_tokens = N * ep * k / np.maximum(expected_experts_touched(E, k, N * ep), 1e-9)
         ops.append(Op("moe/experts", flop * m.moe_layers, m.moe_layers * (touched * per_expert * eb + act),
                       prec.expert_weights, tokens_per_expert=per_expert_tokens,
-                      imbalance=efficiency.ep_imbalance(N * k, ep, scn.eplb),
+                      imbalance=efficiency.ep_imbalance(N * k, ep, scn.eplb, E, m.expert_load_cv or efficiency.EXPERT_LOAD_CV),
                       weight_bytes=m.moe_layers * touched * per_expert * eb))
 
     # --- norms, head ---------------------------------------------------------------------

@@ -102,18 +102,30 @@ def routed_expert_params_total(m: Model) -> int:
 
 
 def weight_bytes(m: Model, precision: Precision) -> float:
-    """Bytes of all weights: routed experts in the expert type; embeddings, LM head and routers in
-    :func:`embedding_dtype` (16-bit beside a quantised type); everything else in the weight type.
+    """Bytes of all weights, each component in its own type (a checkpoint's recipe,
+    :class:`tokecon.physics.specs.Recipe`): attention, dense MLPs (``dense_16bit_layers`` of them in
+    16-bit), shared and routed experts; embeddings, LM head and routers in :func:`embedding_dtype`
+    (16-bit beside a quantised type); norms in the weight type.
 
     Worked number: DeepSeek-V3 FP8 holds 2 x 129,280 x 7,168 = 1.853e9 embedding + head parameters
     and 58 x 256 x 7,168 = 0.106e9 router parameters in BF16 (HF checkpoint: ``embed_tokens``,
-    ``lm_head``, ``mlp.gate`` are BF16 tensors): +1.96 GB over counting them at one byte.
+    ``lm_head``, ``mlp.gate`` are BF16 tensors): +1.96 GB over counting them at one byte. Meta's
+    Llama-3.1-405B-FP8 keeps its attention (126 x 0.570e9 params: 16,384 wide, 128 query and 8 KV
+    heads of 128) and the MLPs of layers 0 and 125 (2 x 2.617e9) in BF16: with the embeddings and
+    head, 324.6e9 FP8 + 81.3e9 BF16 parameters, 487.2 GB against 410 GB were every block FP8.
     """
     experts = routed_expert_params_total(m)
     kept = embedding_params(m) + lm_head_params(m) + m.moe_layers * router_params(m)
-    rest = total_params(m) - experts - kept
-    return (rest * dtype_bytes(precision.weights) + kept * dtype_bytes(embedding_dtype(precision.weights))
-            + experts * dtype_bytes(precision.expert_weights))
+    attention = m.layers * attention_params_per_layer(m)
+    mlp = mlp_params(m, m.intermediate_size)
+    sixteen = min(precision.dense_16bit_layers, m.ffn_dense_layers) * mlp
+    dense = m.ffn_dense_layers * mlp - sixteen
+    shared = m.moe_layers * shared_expert_params(m)
+    rest = total_params(m) - experts - kept - attention - dense - sixteen - shared
+    b = dtype_bytes
+    return (rest * b(precision.weights) + kept * b(embedding_dtype(precision.weights)) + attention * b(precision.attention_weights)
+            + dense * b(precision.dense_weights) + sixteen * b(embedding_dtype(precision.dense_weights))
+            + shared * b(precision.shared_weights) + experts * b(precision.expert_weights))
 
 
 def kv_bytes_per_token(m: Model, kv_dtype: str, context_tokens: float | None = None) -> float:

@@ -144,10 +144,11 @@ def op_compute_efficiency(op: Op, scn: Scenario) -> np.ndarray | float:
 
 def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequences: np.ndarray | float = 0.0) -> StepTimes:
     """Roofline of ``ops`` on the scenario's device; ``overlap_comm`` hides communication behind
-    compute (two micro-batches, DeepSeek/SGLang style): t = max(sum t_op, t_comm). An expert op
-    takes as long as its busiest rank (``Op.imbalance``). The engine's overhead is its fixed
+    compute (two micro-batches, DeepSeek/SGLang style): t = max(sum t_op, t_comm). The engine's overhead is its fixed
     per-step time, plus a per-layer kernel-launch floor x the layers of the stage, plus its
-    per-sequence time x ``sequences`` in the step."""
+    per-sequence time x ``sequences`` in the step. An expert op takes as long as its busiest rank:
+    its FLOP and activation bytes x ``Op.imbalance``, its weight bytes once:
+    t = max(t_c x imb, t_m + (imb - 1) (bytes - weight bytes) / B/s)."""
     hw = scn.hardware
     shape = np.broadcast_shapes(*(np.shape(op.flop) for op in ops), *(np.shape(op.bytes) for op in ops))
     z = np.zeros(shape)
@@ -167,9 +168,10 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
             comm = comm + t
             br_bound[op.name] = np.full(shape, "communication")
         else:
+            imb = 1.0 if scn.ideal else op.imbalance  # the busiest rank's tokens; its weights are read once
             tc = op.flop / (hw.peak_flop_s(op.dtype) * op_compute_efficiency(op, scn)) + z
             tm = op.bytes / (kv_bw if op.kv_cache else bw) + z
-            t = np.maximum(tc, tm) * (1.0 if scn.ideal else op.imbalance)
+            t = np.maximum(tc * imb, tm + (imb - 1.0) * (op.bytes - op.weight_bytes) / (kv_bw if op.kv_cache else bw))
             t_c, t_m = t_c + tc, t_m + tm
             c_bound = c_bound + np.where(tc >= tm, t, 0.0)
             m_bound = m_bound + np.where(tc >= tm, 0.0, t)

@@ -116,13 +116,31 @@ class Scenario:
 
     @property
     def layer_overhead_s(self) -> float:
-        """Kernel-launch floor of the layers one GPU runs per step: (layers + MoE layers) x ceil(L/pp)/L
-        (the busiest stage's share) x the per-layer time; an MoE layer launches about twice a dense
-        layer's kernels (router, top-k, token permute or dispatch, two grouped GEMMs, combine)."""
+        """Kernel-launch floor of the layers one GPU runs per step: ((layers + MoE layers) x the
+        per-layer time + MoE layers x the engine's fixed MoE-layer cost) x ceil(L/pp)/L (the busiest
+        stage's share); an MoE layer launches about twice a dense layer's kernels (router, top-k,
+        token permute or dispatch, two grouped GEMMs, combine), and its MoE path may cost more
+        whatever its tokens (``moe_layer_overhead_us``: a Triton fused-MoE kernel's routing, alignment
+        and launch, fitted on the engines' MoE rows)."""
         if self.ideal:
             return 0.0
-        m = self.model
-        return self.engine.step_overhead_per_layer_s * (m.layers + m.moe_layers) * m.stage_share(self.deployment.pp)
+        m, e = self.model, self.engine
+        per_step = e.step_overhead_per_layer_s * (m.layers + m.moe_layers) + e.moe_layer_overhead_s * m.moe_layers
+        return per_step * m.stage_share(self.deployment.pp)
+
+    @property
+    def max_running_requests(self) -> int:
+        """The engine's cap on running sequences on this device: vLLM V1 runs 1024 on devices of 70 GiB
+        or more and 256 below (engines.toml ``small_max_running_requests``, ``small_memory_gib``)."""
+        e = self.engine
+        small = e.small_max_running_requests and self.hardware.memory_bytes < e.small_memory_bytes
+        return e.small_max_running_requests if small else e.max_running_requests
+
+    @property
+    def ttft_overhead_s(self) -> float:
+        """A served request's fixed time to its first token that no step sees (the HTTP front end,
+        tokenisation, the scheduler's admission, detokenising and streaming the first token)."""
+        return 0.0 if self.ideal else self.engine.ttft_overhead_s
 
     @property
     def step_overhead_per_seq_s(self) -> float:

@@ -163,6 +163,37 @@ class Hardware:
         return self.flop_s["bf16"] / 2.0 if want == "tf32" else self.flop_s["bf16"]
 
 
+#: Components a checkpoint's recipe types separately (recipes in models.toml, :class:`Recipe`).
+COMPONENTS = ("attention", "dense_mlp", "shared_experts", "routed_experts", "mtp")
+
+
+@record
+class Recipe:
+    """How a published checkpoint stores each component: checkpoints quantise components, not models
+    (NVIDIA's DeepSeek-R1-FP4 keeps attention and the MTP module in BF16, Meta's Llama-3.1-405B-FP8
+    its attention and first and last MLP, gpt-oss ships MXFP4 experts and BF16 elsewhere).
+
+    ``dtype`` is the type ``--dtype`` names to pick it (its main quantised type); a component left
+    empty takes ``dtype``; embeddings, the LM head and MoE routers stay 16-bit beside a quantised type
+    (:func:`tokecon.units.embedding_dtype`). ``kv_cache``: the KV type the checkpoint carries scales
+    for ("" none: the engine's default); ``engines``: the engine families whose builds use this
+    checkpoint for ``dtype`` (empty: any)."""
+
+    name: str
+    dtype: str
+    checkpoint: str = ""
+    attention: str = ""
+    dense_mlp: str = ""
+    shared_experts: str = ""
+    routed_experts: str = ""
+    mtp: str = ""
+    dense_16bit_layers: int = 0  # dense MLP layers kept in 16-bit (Meta's 405B FP8: layers 0 and 125)
+    kv_cache: str = ""
+    engines: tuple[str, ...] = ()
+    source: str = ""
+    status: str = ""
+
+
 @record
 class Model:
     """A transformer's architecture. Notation (as in the jax-ml scaling book): L layers, D width,
@@ -215,6 +246,10 @@ class Model:
     chunked_layers: int = 0
     # multi-token prediction modules shipped with the checkpoint (DeepSeek-V3 num_nextn_predict_layers)
     mtp_modules: int = 0
+    # published checkpoints' per-component types (models.toml [MODEL.recipes.NAME])
+    recipes: tuple[Recipe, ...] = ()
+    # coefficient of variation of routed tokens over experts (0: the default of tokecon.physics.efficiency)
+    expert_load_cv: float = 0.0
     # published figures, for tests and `models show`
     published_params_b: float | None = None
     published_active_params_b: float | None = None
@@ -223,6 +258,17 @@ class Model:
     hf_id: str = ""
     source: str = ""
     origin: str = ""
+
+    def recipe(self, dtype: str, engine_family: str = "") -> Recipe | None:
+        """The published checkpoint ``--dtype dtype`` means for this model on an engine of
+        ``engine_family``: a recipe of that type (any FP4 for "fp4") made for that engine first, then
+        one made for any engine; None when the model publishes none of that type."""
+        fp4 = ("fp4", "nvfp4", "mxfp4")
+        matches = [r for r in self.recipes if r.dtype == dtype or (dtype == "fp4" and r.dtype in fp4)]
+        for r in matches:
+            if engine_family and engine_family in r.engines:
+                return r
+        return next((r for r in matches if not r.engines), None)
 
     @property
     def is_moe(self) -> bool:
@@ -262,14 +308,23 @@ class Engine:
     compute_scale: float = 1.0
     memory_bw_scale: float = 1.0
     step_overhead_s: float = 0.0
-    memory_reserve_fraction: float = 0.10
+    memory_reserve_fraction: float = 0.10  # share of device memory kept from weights and KV (vLLM 1 - gpu_memory_utilization)
     max_running_requests: int = 1024  # the engine's cap on sequences in one batch
+    memory_reserve_bytes: float = 0.0  # fixed reserve per GPU: activations at the token budget, CUDA graphs, workspace
+    memory_reserve_bytes_per_rank: float = 0.0  # reserve per GPU of the group (SGLang: P/2 GB, P = TP x PP)
+    kv_free_fraction: float = 1.0  # share of the memory left after weights and reserve that becomes KV cache
+    small_max_running_requests: int = 0  # the cap on devices under ``small_memory_bytes`` (0: the same cap)
+    small_memory_bytes: float = 0.0
     prefill_chunk_tokens: int = 8192  # token budget per step (decode tokens + prompt tokens)
     chunked_prefill: bool = False  # default: prompts split to fill the budget; else whole prompts batched up to it
     kv_admission: str = "full"  # KV reserved per admitted request: "full" (input + output) | "average" (input + output/2)
     moe_tokens_half: float = 100.0  # tokens per expert at which grouped expert GEMMs reach half their efficiency
     step_overhead_per_seq_s: float = 10e-6  # CPU time per sequence per step (scheduler, sampler)
     step_overhead_per_layer_s: float = 0.0  # launch floor of a layer's kernels per step (catalog default 20 us)
+    checkpoint_kv_cache: bool = False  # uses the KV type a checkpoint carries scales for (TensorRT-LLM), else bf16
+    adp_prefill_balance: float = 0.0  # share of attention-DP ranks' prefill imbalance its scheduler removes (0: none)
+    moe_layer_overhead_s: float = 0.0  # fixed cost of an MoE layer's path per step beyond the launch floor
+    ttft_overhead_s: float = 0.0  # a served request's fixed time to its first token outside the steps
     source: str = ""
     fitted_on: str = "default"
     origin: str = ""
@@ -289,18 +344,55 @@ class Engine:
 
 @record
 class Precision:
-    """Storage types of the weights, the KV cache and the activations."""
+    """Storage types of the weights, the KV cache and the activations; each weight component may have
+    its own (a checkpoint's :class:`Recipe`): None takes ``weights``. ``recipe`` names the published
+    checkpoint whose types these are ("" none: every matmul in ``weights``), ``kv_source`` why the KV
+    cache has its type (the front end prints both)."""
 
     weights: str
     kv_cache: str = "bf16"
     activations: str = "bf16"
-    experts: str | None = None  # None: same as weights
+    experts: str | None = None  # routed experts; None: same as weights
     dispatch: str = "fp8"  # MoE all-to-all dispatch payload (DeepSeek: FP8)
     combine: str = "bf16"  # MoE all-to-all combine payload (DeepSeek: BF16)
+    attention: str | None = None  # attention projections (q, k, v, o; MLA's low-rank projections)
+    dense: str | None = None  # dense MLPs (every layer of a dense model, the first layers of DeepSeek)
+    shared: str | None = None  # shared experts
+    mtp: str | None = None  # the multi-token prediction module, when speculating with it
+    dense_16bit_layers: int = 0  # dense MLP layers kept in 16-bit whatever ``dense`` says
+    recipe: str = ""
+    kv_source: str = ""
 
     @property
     def expert_weights(self) -> str:
         return self.experts or self.weights
+
+    @property
+    def attention_weights(self) -> str:
+        return self.attention or self.weights
+
+    @property
+    def dense_weights(self) -> str:
+        return self.dense or self.weights
+
+    @property
+    def shared_weights(self) -> str:
+        return self.shared or self.weights
+
+    def components(self) -> dict[str, str]:
+        """The type of every weight component (what ``--explain`` and the resolved inputs show)."""
+        return {"attention": self.attention_weights, "dense_mlp": self.dense_weights, "shared_experts": self.shared_weights,
+                "routed_experts": self.expert_weights, **({"mtp": self.mtp} if self.mtp else {}),
+                **({"dense_16bit_layers": str(self.dense_16bit_layers)} if self.dense_16bit_layers else {})}
+
+    def for_mtp(self) -> "Precision":
+        """The types of the MTP module: the recipe's ``mtp`` type for all its matmuls (NVIDIA's DeepSeek
+        FP4 keeps it in BF16), else these."""
+        if not self.mtp:
+            return self
+        m = self.mtp
+        return Precision(m, self.kv_cache, self.activations, m, self.dispatch, self.combine, m, m, m, None, 0,
+                         self.recipe, self.kv_source)
 
 
 @record

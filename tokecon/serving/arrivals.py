@@ -120,7 +120,8 @@ def saturation(scn: Scenario, input_len: int, output_len: int, chunk_tokens: int
     most = serving.max_running(scn, input_len, output_len, modes.get("lengths", FIXED)) * scn.deployment.replicas
     if not most >= 1:
         raise TokeconError("the model leaves no room for one request's KV cache: use more GPUs or a shorter context")
-    return serving.serve(scn, np.asarray([float(most)]), input_len, output_len, chunk_tokens, overlap_comm, **modes)
+    return serving.serve(scn, np.asarray([float(most)]), input_len, output_len, chunk_tokens, overlap_comm, closed_loop=False,
+                         **modes)
 
 
 def states(scn: Scenario, input_len: int, output_len: int, chunk_tokens: int | None = None,
@@ -131,7 +132,8 @@ def states(scn: Scenario, input_len: int, output_len: int, chunk_tokens: int | N
     if n0 > MAX_STATES:
         raise TokeconError(f"{n0:,} requests run at once here, more than the {MAX_STATES:,} states the arrival model "
                            "evaluates: give fewer GPUs per --gpus or a longer request")
-    return serving.serve(scn, np.arange(1.0, n0 + 1.0), input_len, output_len, chunk_tokens, overlap_comm, **modes)
+    return serving.serve(scn, np.arange(1.0, n0 + 1.0), input_len, output_len, chunk_tokens, overlap_comm, closed_loop=False,
+                         **modes)
 
 
 def open_loop(st: serving.ServingTimes, request_rate: np.ndarray) -> OpenLoop:

@@ -28,6 +28,39 @@ cache it reserves per request, and its per-step token budget K, chunked or whole
     E2E      = TTFT + (O - 1) TPOT
     GPU time of prefill (priced to input tokens): f (T_m - T_d) per step
 
+The phase of a closed loop (TTFT). The TTFT above is that of requests spread evenly over time
+(staggered). A closed-loop benchmark (vLLM's benchmark_serving and SGLang's bench_serving with
+``--max-concurrency``, genai-perf and aiperf in concurrency mode) starts its C requests at once and
+replaces each as it finishes; with fixed lengths the replacements stay in phase: requests prefilled
+in one burst finish within a few fast decode steps of each other (the slow mixed steps of the burst
+held back the ones prefilled first), so their replacements arrive together again and every step that
+carries prompts is full (a limit cycle; aiconfigurator's queueing oracle and its closed-loop
+refinement, ai-dynamo/aiconfigurator docs/design/closed_loop_refinement.md, replay the same
+calendar). In phase, prompts ride in steps of c_f tokens:
+
+    c_f      = min(most a step carries, r P)                 the budget (chunked) or the whole prompts
+                                                             that fit it, at most the r running prompts
+    T_f      = mixed step of r decode sequences and c_f prompt tokens
+    in phase    TTFT_p = E[ceil(I / c_f)] T_f                (a group arrives at a step boundary)
+    first wave  TTFT_w = T_f (n_b + E[ceil(I / c_f)]) / 2,   n_b = ceil(r I / c_f) steps of the burst
+                that starts every request at once (the first C requests of a benchmark)
+
+Lengths drawn from a range de-phase the loop: completions spread over the output lengths' standard
+deviation sigma_O (in decode steps), so the share still in phase is chi = chi_0 n_b^2 / (n_b^2 +
+sigma_O^2) (chi_0 for fixed lengths, ~0 once sigma_O exceeds the burst; SGLang's default range ratio
+0 spreads them most); chi_0 (``phase_coherence``, 1 by default) is what a benchmark client's own
+jitter leaves in phase. With w the share of measured requests in the first wave (``first_wave_share``: a
+benchmark of N requests at concurrency C has w = C / N) and the engine's fixed first-token time
+T_0 (``ttft_overhead_ms``: HTTP, tokenisation, admission, detokenising the first token, which no
+step sees):
+
+    TTFT = T_0 + wait + (1 - w) (chi TTFT_p + (1 - chi) TTFT_s) + w TTFT_w
+
+TTFT_s being the staggered TTFT above. Requests arriving at random (Poisson, ``closed_loop=False``)
+are never in phase. TPOT and throughput keep the staggered steps: in phase the same prompt tokens
+ride in fewer, fuller steps, which changes the mean step only through the small nonlinearity of a
+step in its tokens.
+
 Assumes: steady state, identical requests, FCFS; a queue only forms when the KV cache or the
 engine's cap is full. Worked number (tests/test_serve.py): a 1-layer toy model, memory-bound
 everywhere, at I = 16, O = 17, C = 2: one prompt in f = 2/16 of the steps, T_m = 10.048 s,
@@ -86,6 +119,8 @@ class ServingTimes:
     prefix_hit: float = 0.0  # share of input tokens found in the prefix cache
     kv_load_s: np.ndarray | float = 0.0  # loading a prompt's cached prefix, part of TTFT
     lengths: LengthMix = FIXED  # how lengths are drawn; input_tokens/output_tokens are the longest
+    in_phase: np.ndarray | float = 0.0  # chi: share of a closed loop's requests arriving in phase (module docstring)
+    ttft_parts: "TtftParts | None" = None  # the TTFT's terms, for a fit of the closed loop's shares
 
     @property
     def fits(self) -> np.ndarray:
@@ -94,6 +129,27 @@ class ServingTimes:
     @property
     def bound(self) -> np.ndarray:
         return self.decode.bound
+
+
+@record
+class TtftParts:
+    """The terms of a closed loop's TTFT (module docstring, "The phase of a closed loop"), so that the
+    benchmark's shares and the engine's first-token time can be varied without a roofline call:
+    ``base`` = prefix-cache load + queue wait, ``staggered`` = TTFT_s, ``in_phase`` = TTFT_p,
+    ``first_wave`` = TTFT_w, ``shape`` = n_b^2 / (n_b^2 + sigma_O^2) (0 for random arrivals)."""
+
+    base: np.ndarray
+    staggered: np.ndarray
+    in_phase: np.ndarray
+    first_wave: np.ndarray
+    shape: np.ndarray
+
+    def ttft(self, overhead_s: float | np.ndarray, first_wave_share: float | np.ndarray,
+             phase_coherence: float | np.ndarray) -> np.ndarray:
+        """T_0 + base + (1 - w) (chi TTFT_p + (1 - chi) TTFT_s) + w TTFT_w, chi = chi_0 x shape."""
+        chi = phase_coherence * self.shape
+        steady = chi * self.in_phase + (1.0 - chi) * self.staggered
+        return overhead_s + self.base + (1.0 - first_wave_share) * steady + first_wave_share * self.first_wave
 
 
 def _core(ops: list[Op]) -> list[Op]:
@@ -138,6 +194,33 @@ def mixed_step(
     return times.rounds(pipeline_rounds(scn.model.layers, pp, decode_batch), scn.layer_overhead_s) if pp > 1 else times
 
 
+def lockstep_share(scn: Scenario, share: np.ndarray) -> np.ndarray:
+    """Share of the steps that carry prompt tokens on some rank, when ranks step in lockstep.
+
+    Under attention data parallelism each of the g = min(ep, GPUs) ranks that share the experts runs
+    its own batch, but the all-to-all of every MoE layer makes them wait for each other, so a step
+    lasts as long as its slowest rank: one rank's prefill stalls all (TensorRT-LLM blog 10, "ADP
+    Balance Strategy": iteration time = max over ranks). If each rank carries prompt tokens in a
+    share f of its steps, independently, some rank does in 1 - (1 - f)^g of them; a scheduler that
+    makes ranks take their prompts in the same steps (TensorRT-LLM's attention_dp_config
+    enable_balance) removes a share beta of the difference (engines.toml ``adp_prefill_balance``):
+
+        f_g = f + (1 - beta) (1 - (1 - f)^g - f)
+
+    Worked number (tests/test_fidelity_terms.py): DeepSeek-V3 on 8 GB200, ADP8 EP8, 512 running per
+    rank, 803-token prompts over 3,653 output tokens: f = 512 x 803 / 3,652 / 803 = 0.140 per rank,
+    f_8 = 1 - 0.860^8 = 0.70. Throughput at f_8 over that at f (the blog's 'SOL' of perfect
+    balance) is (T_d + f D) / (T_d + f_8 D) with D = T_m - T_d; the blog measured 25.7k / 39.6k =
+    0.65, which D = 1.1 T_d gives, and its balanced run (34.1k of its own 37.9k SOL, 0.90) beta =
+    0.8. One unit (a TP group, or g = 1): f itself."""
+    dep = scn.deployment
+    g = min(dep.ep, dep.n_gpus) if dep.attention_dp else 1
+    if g <= 1:
+        return share
+    beta = scn.engine.adp_prefill_balance
+    return share + (1.0 - beta) * (1.0 - (1.0 - share) ** g - share)
+
+
 def admission_context(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray) -> np.ndarray:
     """Tokens of KV cache the engine reckons an admitted request needs (engines.toml ``kv_admission``):
     I + O reserved up front ("full": TensorRT-LLM's GUARANTEED_NO_EVICT, llama.cpp slots), or the
@@ -155,7 +238,7 @@ def max_running(scn: Scenario, input_len: np.ndarray, output_len: np.ndarray, le
     lm = lengths.moments(inp, out)
     footprint = lm.running_mean(admission_context(scn, lm.input_tokens, lm.output_tokens))
     fit = np.where(memory.max_batch(scn, inp + out) >= 1, memory.max_batch(scn, footprint), 0)
-    return fit.astype(float) if scn.ideal else np.minimum(fit, scn.engine.max_running_requests).astype(float)
+    return fit.astype(float) if scn.ideal else np.minimum(fit, scn.max_running_requests).astype(float)
 
 
 def preemption(running: np.ndarray, fit_full: np.ndarray, full_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +301,10 @@ def serve(
     overlap_comm: bool = False,
     prefix_hit: float = 0.0,
     lengths: LengthMix = FIXED,
+    closed_loop: bool = True,
+    first_wave_share: float = 0.0,
+    phase_coherence: float = 1.0,
+    ttft: bool = True,
 ) -> ServingTimes:
     """Continuous batching of ``concurrency`` requests in flight (module docstring has the model).
 
@@ -227,7 +314,12 @@ def serve(
     prefilled, attending over the cached prefix. With ``scn.speculation`` every step verifies k + 1
     tokens per sequence and yields E of them (``scn.tokens_per_step``). ``lengths`` draws each request's
     lengths around the grid's ``input_len`` and ``output_len`` (:mod:`tokecon.serving.lengths`: from
-    [ratio x L, L]); they are then the longest."""
+    [ratio x L, L]); they are then the longest. ``closed_loop``: requests replaced as they finish, so
+    fixed lengths keep them in phase (False: random arrivals, never in phase); ``first_wave_share``:
+    the share of requests that started together in the loop's first wave (0: the steady state);
+    ``phase_coherence``: chi_0, the share of a fixed-length loop that stays in phase (1: all; a
+    benchmark client whose requests return with jitter longer than a decode step keeps less).
+    ``ttft=False`` leaves the TTFT out (NaN), sparing its roofline evaluation (a fit of TPOT rows)."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
     if np.any(out < 2):
         raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
@@ -237,6 +329,9 @@ def serve(
         raise TokeconError(f"--chunked-prefill must be at least 2 tokens per step, got {chunk_tokens}")
     if not (0.0 <= prefix_hit < 1.0):
         raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {prefix_hit}")
+    if not (0.0 <= first_wave_share <= 1.0 and 0.0 <= phase_coherence <= 1.0):
+        raise TokeconError(f"the first wave's share and the phase coherence must be in [0, 1], got {first_wave_share}, "
+                           f"{phase_coherence}")
     q, gain = scn.verified_tokens, scn.tokens_per_step
     chunked = chunk_tokens is not None or scn.engine.chunked_prefill
     budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
@@ -248,7 +343,8 @@ def serve(
     steps = (out_mean - 1.0) / gain  # decode steps per request
     b = C / units
     fit_full = memory.max_batch(scn, full).astype(float)
-    r = np.minimum(b, max_running(scn, inp, out, lengths))
+    most_running = max_running(scn, inp, out, lengths)
+    r = np.minimum(b, most_running)
     kept = 1.0 - prefix_hit  # prompt tokens computed; the rest come from the prefix cache
     new = inp_mean * kept
     phi, ctx_pre = preemption(r, fit_full, full)
@@ -266,31 +362,41 @@ def serve(
     room = np.maximum(budget - q * r_step, 1.0)
     most = room if chunked else segment * np.maximum(np.floor(room / segment), 1.0)
     chunk = np.minimum(most, np.maximum(need, segment))
-    share = np.minimum(need / chunk, 1.0)
+    share = lockstep_share(scn, np.minimum(need / chunk, 1.0))
     t_m = mixed_step(scn, r_step, ctx, chunk, attn_len, overlap_comm, cached).step_time_s
     step = share * t_m + (1.0 - share) * t_d
     residual = np.clip(b - 1.0, 0.0, 1.0) * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * step)
     with np.errstate(divide="ignore", invalid="ignore"):
         x_unit = r / (steps * step)
         wait = np.maximum(b - r, 0.0) / x_unit
-    nan = np.where(memory.max_batch(scn, inp + out) >= 1, 1.0, np.nan)  # the longest request fits
+    nan = np.where(most_running >= 1, 1.0, np.nan)  # the longest request fits (max_running is 0 when not)
     load = kv_load_s(scn, inp_mean * prefix_hit)
     chunks = lm.mean(np.ceil(lm.input_tokens * kept / chunk[..., None]))
-    ttft = (residual + load + chunks * t_m + wait) * nan
+    staggered = residual + chunks * t_m
+    full = np.minimum(most, np.maximum(r_step * segment, segment))  # c_f: a step of prompts in phase
+    t_f = mixed_step(scn, r_step, ctx, full, attn_len, overlap_comm, cached).step_time_s if ttft else np.full_like(t_m, np.nan)
+    own = lm.mean(np.ceil(lm.input_tokens * kept / full[..., None]))
+    burst = np.ceil(r_step * new / full - 1e-9)  # n_b: steps of a burst of the r running prompts
+    spread = np.sqrt(np.maximum(lm.mean(lm.output_tokens**2) - out_mean**2, 0.0)) / gain  # sigma_O in steps
+    shape = burst**2 / (burst**2 + spread**2) if closed_loop else np.zeros_like(burst)
+    parts = TtftParts(base=(load + wait) * nan, staggered=staggered * nan, in_phase=own * t_f * nan,
+                      first_wave=t_f * (burst + own) / 2.0 * nan, shape=shape)
+    chi = phase_coherence * shape
+    ttft_s = parts.ttft(scn.ttft_overhead_s, first_wave_share, phase_coherence)
     tpot = step / gain * nan
     req_s = x_unit * units * nan
     out_tok_s, in_tok_s = req_s * out_mean, req_s * inp_mean
     return ServingTimes(
         concurrency=C, input_tokens=inp, output_tokens=out, units=units,
-        max_running=max_running(scn, inp, out, lengths) * units, running=r * units * nan,
+        max_running=most_running * units, running=r * units * nan,
         queued=np.maximum(b - r, 0.0) * units * nan,
-        ttft_s=ttft, tpot_s=tpot, e2e_latency_s=ttft + (out_mean - 1.0) * tpot, queue_wait_s=wait * nan,
+        ttft_s=ttft_s, tpot_s=tpot, e2e_latency_s=ttft_s + (out_mean - 1.0) * tpot, queue_wait_s=wait * nan,
         requests_s=req_s, input_tok_s=in_tok_s, output_tok_s=out_tok_s, total_tok_s=in_tok_s + out_tok_s,
         output_tok_s_per_gpu=out_tok_s / dep.n_gpus, total_tok_s_per_gpu=(in_tok_s + out_tok_s) / dep.n_gpus,
         tok_s_per_user=1.0 / tpot, prefill_time_fraction=np.clip(share * (t_m - t_d) / step, 0.0, 1.0),
         decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=chunk if chunked else None,
         preempted=phi * nan, decode=dec, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
-        kv_load_s=load * nan, lengths=lengths,
+        kv_load_s=load * nan, lengths=lengths, in_phase=chi * nan, ttft_parts=parts,
     )  # fmt: skip
 
 

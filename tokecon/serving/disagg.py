@@ -31,13 +31,16 @@ worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``
              cannot hide is exposed:
                  T_x = max(T_kv / L, T_kv - T_p (L - 1) / L)
     closed loop  (Little's law over a request's life, E2E = C / X):
-             free     E2E_0 = T_load + T_p(b) + T_x + S T_d(r)       (T_load: prefix-cache hits)
+             free     E2E_0 = T_0 + T_load + T_p(b) + T_x + S T_d(r)  (T_load: prefix-cache hits; T_0 the
+                                                                      engine's first-token time)
              X        = min(C / E2E_0, R_p, R_d)                     requests/s of the deployment
              r        = min(X S T_d(r) / (y u_d), r_max)            (fixed point, 12 passes)
              b        = clip(X T_p / (x u_p), 1, b_max)              prompts that meet in a step
              wait     = C / X - E2E_0                                 queued where a pool is full
-             TTFT     = wait + T_load + T_p + T_x + T_d               the decode worker's first step
-                                                                      returns the first token, so
+             TTFT     = T_0 + wait + T_load + T_p + T_x + T_d         the decode worker's first step
+                                                                      returns the first token (requests
+                                                                      spread over time; a closed loop's
+                                                                      phase: :func:`serve`), so
              E2E      = TTFT + (O - 1) TPOT
     per GPU  output tok/s = X O / (x g_p + y g_d)                     all GPUs of both pools
     USD/Mtok input = prefill pool USD/h / input tok/h; output = decode pool USD/h / output tok/h
@@ -66,6 +69,7 @@ from tokecon.physics.roofline import StepTimes
 from tokecon.physics.scenario import Scenario
 from tokecon.records import record
 from tokecon.serving import batching as serving
+from tokecon.serving.requests import FIXED, LengthMix
 
 _ITERATIONS = 12  # fixed-point passes of the closed loop, on tabulated step times (:func:`_tabulated`)
 _GRID = 16  # geometric grid points per operating point on which the step times are tabulated
@@ -185,6 +189,8 @@ class DisaggTimes:
     limited_by: np.ndarray  # "load" (neither pool full) | "prefill" | "decode"
     tokens_per_step: np.ndarray  # tokens a sequence gains per decode step (speculation: E > 1)
     kv_load_s: np.ndarray  # loading a prompt's cached prefix before its prefill (part of TTFT)
+    lengths: LengthMix = FIXED  # how lengths are drawn; input_tokens/output_tokens are the longest
+    in_phase: np.ndarray | float = 0.0  # chi: share of the closed loop's requests in phase
 
     @property
     def fits(self) -> np.ndarray:
@@ -199,13 +205,27 @@ def _prefill(scn: Scenario, batch, input_len, prefix_hit: float) -> StepTimes:
 
 
 def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, concurrency, input_len, output_len,
-          prefill_batch=None, prefix_hit: float = 0.0) -> DisaggTimes:
+          prefill_batch=None, prefix_hit: float = 0.0, lengths: LengthMix = FIXED, closed_loop: bool = True,
+          first_wave_share: float = 0.0, phase_coherence: float = 1.0) -> DisaggTimes:
     """C requests in flight on x prefill and y decode workers (module docstring has the model); every
     argument after the two scenarios broadcasts (numpy) over the operating points. ``prefix_hit``: the
     share of prompt tokens found in a prefix cache (loaded, :func:`tokecon.serving.batching.kv_load_s`, before the
-    prefill, which computes the rest); a speculating decode scenario yields E tokens per step."""
+    prefill, which computes the rest); a speculating decode scenario yields E tokens per step.
+
+    ``lengths`` draws each request's lengths around ``input_len`` and ``output_len`` as
+    :func:`tokecon.serving.batching.serve` does (:mod:`tokecon.serving.lengths`, ``--range-ratio``): the
+    pools see the mean prompt (its prefill, its KV hand-off) and the mean output, the decode slots the
+    length-biased running mix (context E_v[I + O/2], KV admission), and the longest request must fit
+    both workers. The TTFT carries the closed loop's phase as in the aggregated model
+    (``closed_loop``, ``first_wave_share``, ``phase_coherence``; the engine's first-token time T_0 too):
+    in phase, the C prompts reach the prefill pool in groups that fill its batches,
+    TTFT_p = T_p(b_f) + T_x + T_d with b_f = min(b_max, C / (x u_p)); a first wave of all C at once
+    clears in n_b = ceil(C / (x u_p b_f)) prefill steps, TTFT_w = T_p(b_f) (n_b + 1) / 2 + T_x + T_d."""
     x, y, C, inp, out = (np.asarray(a, dtype=float) for a in
                          np.broadcast_arrays(prefill_workers, decode_workers, concurrency, input_len, output_len))
+    longest_in, longest_out = inp, out
+    lm = lengths.moments(inp, out)
+    inp, out = lm.input_mean, lm.output_mean  # the pools' mean request
     new = inp * (1.0 - prefix_hit)
     b_max = default_prefill_batch(prefill, new) if prefill_batch is None else np.asarray(prefill_batch, dtype=float) + 0 * inp
     p, d = Pool(prefill, 1), Pool(decode, 1)
@@ -213,15 +233,16 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     gpus = x * p.gpus_per_worker + y * d.gpus_per_worker
     gain = decode.tokens_per_step
     steps = 1.0 + (out - 1.0) / gain  # decode steps a worker holds a request: the first returns the prefill's token
-    ctx = inp + out / 2.0
-    r_max = serving.max_running(decode, inp, out)
-    fits = (r_max >= 1) & (serving.max_running(prefill, inp, np.ones_like(inp)) >= 1)
+    ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
+    r_max = serving.max_running(decode, longest_in, longest_out, lengths)
+    fits = (r_max >= 1) & (serving.max_running(prefill, longest_in, np.ones_like(inp)) >= 1)
     r_top = np.maximum(r_max, 1.0)
     decode_s = _tabulated(lambda v: decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
     prefill_s = _tabulated(lambda v: _prefill(prefill, v, inp[..., None], prefix_hit).latency, b_max)
     # a stream of prompts keeps every pipeline stage busy: the pool's rate follows the stage time
     t_p_top = _prefill(prefill, b_max, inp, prefix_hit).step_time_s if prefill.deployment.pp > 1 else prefill_s(b_max)
     load = serving.kv_load_s(prefill, inp * prefix_hit)
+    t0 = prefill.ttft_overhead_s  # the engine's first-token time: part of every request's life
     cap_p = x * u_p * b_max / t_p_top
     cap_d = y * u_d * r_top / (steps * decode_s(r_top))
     scaleup = same_domain(prefill, decode, gpus)
@@ -234,13 +255,13 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     for _ in range(_ITERATIONS):
         t_d, t_p = decode_s(r), prefill_s(b)
         t_x = exposed_transfer_s(alpha + b * per_prompt, t_p, layers)
-        X = np.minimum(np.minimum(C / (load + t_p + t_x + steps * t_d), cap_p), cap_d)
+        X = np.minimum(np.minimum(C / (t0 + load + t_p + t_x + steps * t_d), cap_p), cap_d)
         r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
         b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
     t_d, t_p = decode_s(r), prefill_s(b)
     t_kv = alpha + b * per_prompt
     t_x = exposed_transfer_s(t_kv, t_p, layers)
-    e2e0 = load + t_p + t_x + steps * t_d
+    e2e0 = t0 + load + t_p + t_x + steps * t_d
     X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
     nan = np.where(fits, 1.0, np.nan)
     e2e = np.maximum(C / X, e2e0) * nan
@@ -248,18 +269,30 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     X = X * nan
     limited = np.where(X >= C / e2e0 * (1 - 1e-9), "load", np.where(cap_p <= cap_d, "prefill", "decode"))
     out_tok, in_tok = X * out, X * inp
+    staggered = wait + load + t_p + t_x + t_d
+    b_f = np.clip(C / (x * u_p), 1.0, b_max)  # prompts of a group in phase per prefill unit
+    t_pf = prefill_s(b_f)
+    t_xf = exposed_transfer_s(alpha + b_f * per_prompt, t_pf, layers)
+    burst = np.ceil(C / (x * u_p * b_f) - 1e-9)
+    spread = np.sqrt(np.maximum(lm.mean(lm.output_tokens**2) - out**2, 0.0)) / gain
+    shape = burst**2 / (burst**2 + spread**2) if closed_loop else np.zeros_like(burst)
+    parts = serving.TtftParts(base=wait * nan, staggered=(staggered - wait) * nan, in_phase=(load + t_pf + t_xf + t_d) * nan,
+                              first_wave=(load + t_pf * (burst + 1.0) / 2.0 + t_xf + t_d) * nan, shape=shape)
+    ttft = parts.ttft(t0, first_wave_share, phase_coherence)
     return DisaggTimes(
-        concurrency=C, input_tokens=inp, output_tokens=out, prefill_workers=x, decode_workers=y, n_gpus=gpus,
+        concurrency=C, input_tokens=longest_in, output_tokens=longest_out, prefill_workers=x, decode_workers=y, n_gpus=gpus,
         prefill_gpus=x * p.gpus_per_worker, decode_gpus=y * d.gpus_per_worker, prefill_batch=b * nan,
         running=r * y * u_d * nan, max_running=np.where(fits, r_max, 0.0) * y * u_d,
-        ttft_s=wait + load + t_p + t_x + t_d, tpot_s=t_d / gain * nan, e2e_latency_s=e2e, queue_wait_s=wait, prefill_s=t_p * nan,
+        ttft_s=ttft, tpot_s=t_d / gain * nan, e2e_latency_s=ttft + (out - 1.0) * t_d / gain * nan, queue_wait_s=wait,
+        prefill_s=t_p * nan,
         kv_transfer_s=t_x * nan, kv_transfer_total_s=t_kv * nan, kv_bytes_per_request=kv_bytes_per_request(prefill, inp),
         kv_link=np.where(scaleup, "scale-up", "scale-out"), requests_s=X,
         prefill_capacity_requests_s=cap_p * nan, decode_capacity_requests_s=cap_d * nan,
         input_tok_s=in_tok, output_tok_s=out_tok, total_tok_s=in_tok + out_tok,
         output_tok_s_per_gpu=out_tok / gpus, total_tok_s_per_gpu=(in_tok + out_tok) / gpus, tok_s_per_user=gain / t_d * nan,
         prefill_usd_per_hour=x * prefill.usd_per_hour + 0 * C, decode_usd_per_hour=y * decode.usd_per_hour + 0 * C,
-        limited_by=limited, tokens_per_step=np.full_like(C, gain), kv_load_s=load * nan,
+        limited_by=limited, tokens_per_step=np.full_like(C, gain), kv_load_s=load * nan, lengths=lengths,
+        in_phase=phase_coherence * shape * nan,
     )  # fmt: skip
 
 

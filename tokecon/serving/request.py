@@ -194,8 +194,7 @@ class ServingRequest:
         worker runs whole prompts and each pool prices its own GPU time; the search picks each pool's
         layout, and a given pool without ``--*-layout`` takes ``--tp``/``--pp``/``--ep``/``--attention-dp``."""
         given = {"--chunked-prefill": (self.chunked_prefill is not None, "a prefill worker runs whole prompts"),
-                 "--price-split": (self.price_split is not None, "each pool prices its own GPU time"),
-                 "--range-ratio": (self.modes.range_ratio != 1.0, "varied lengths are modelled for aggregated serving")}
+                 "--price-split": (self.price_split is not None, "each pool prices its own GPU time")}
         pools_laid_out = self.disagg is not None and self.disagg.prefill.layout is not None and self.disagg.decode.layout is not None
         if self.disagg is None or pools_laid_out:
             why = "both pools have a --prefill-layout/--decode-layout" if pools_laid_out else "the search picks each pool's layout"
@@ -218,8 +217,6 @@ class ServingRequest:
             reasons = "; ".join(f"{flag} ({why})" for flag, why in only_agg.items())
             fix = "or use --mode agg" if self.disagg is None else "or serve aggregated with --gpus"
             raise TokeconError(f"not modelled for disaggregated pools: {reasons}; drop them {fix}")
-        if self.layouts == "both" and self.modes.range_ratio != 1.0:
-            raise TokeconError("--range-ratio is modelled for aggregated serving only; drop it or use --mode agg")
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
         if self.ep is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 
@@ -58,13 +59,68 @@ def check_dtype(value: str | None, flag: str) -> str | None:
     return v
 
 
-def precision_for(model: Model, weights: str | None, kv_cache: str | None) -> Precision:
-    """Weights default to the model's native type; an explicit ``--dtype`` quantises the experts
-    too. The KV cache defaults to bf16 (fp16 for fp16/fp32 models)."""
-    w = check_dtype(weights, "--dtype") or model.weight_dtype
-    experts = None if weights else model.expert_dtype
-    kv = check_dtype(kv_cache, "--kv-dtype") or "bf16"
-    return Precision(weights=w, kv_cache=kv, experts=experts)
+#: Components a user may type apart (``attention=bf16,experts=fp8``): the recipe's names and short forms.
+COMPONENT_NAMES = {"attention": "attention", "attn": "attention", "dense_mlp": "dense_mlp", "mlp": "dense_mlp",
+                   "dense": "dense_mlp", "shared_experts": "shared_experts", "shared": "shared_experts",
+                   "routed_experts": "routed_experts", "experts": "routed_experts", "mtp": "mtp"}
+
+
+def parse_components(text: str | None) -> dict[str, str]:
+    """``"attention=bf16,experts=fp8"`` -> {"attention": "bf16", "routed_experts": "fp8"}: per-component
+    types that override a recipe (the front end's per-component option)."""
+    out: dict[str, str] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, dtype = part.partition("=")
+        key = COMPONENT_NAMES.get(name.strip().lower())
+        if not sep or key is None:
+            raise TokeconError(f"a component type is NAME=DTYPE with NAME one of {', '.join(sorted(set(COMPONENT_NAMES)))}, "
+                               f"got '{part.strip()}'")
+        out[key] = check_dtype(dtype, f"component {name.strip()}")
+    return out
+
+
+def precision_for(model: Model, weights: str | None, kv_cache: str | None, engine: Engine | None = None,
+                  components: dict[str, str] | None = None) -> Precision:
+    """The storage types a scenario runs with: checkpoints quantise components, not models.
+
+    ``--dtype`` names a published checkpoint when the model has one of that type (its recipe,
+    :meth:`Model.recipe`: "fp4" on DeepSeek-V3 is NVIDIA's FP4 checkpoint, attention and MTP in BF16;
+    on gpt-oss the MXFP4 experts with everything else BF16), else every matmul in that type (the
+    embeddings, head and routers stay 16-bit); without ``--dtype`` the model's native types (its
+    recipe of that type when it publishes one). ``components`` override single components. The KV
+    cache: ``--kv-dtype``, else the recipe's KV type when the engine reads the checkpoint's KV scales
+    (engines.toml ``checkpoint_kv_cache``: TensorRT-LLM), else bf16 (vLLM's and SGLang's ``auto``).
+    ``Precision.recipe`` and ``Precision.kv_source`` say which was taken."""
+    w = check_dtype(weights, "--dtype")
+    family = engine.family if engine is not None else ""
+    recipe = model.recipe(w or model.weight_dtype, family)
+    if recipe is not None:
+        prec = Precision(weights=recipe.dtype, experts=recipe.routed_experts or None, attention=recipe.attention or None,
+                         dense=recipe.dense_mlp or None, shared=recipe.shared_experts or None, mtp=recipe.mtp or None,
+                         dense_16bit_layers=recipe.dense_16bit_layers, recipe=recipe.checkpoint or recipe.name)
+        if w is None and model.expert_dtype and not recipe.routed_experts:
+            prec = replace(prec, experts=model.expert_dtype)
+    elif w is not None:
+        prec = Precision(weights=w, recipe=f"every matmul {w} ({model.key} publishes no {w} checkpoint)")
+    else:
+        prec = Precision(weights=model.weight_dtype, experts=model.expert_dtype, recipe="native")
+    fields = {"attention": "attention", "dense_mlp": "dense", "shared_experts": "shared", "routed_experts": "experts",
+              "mtp": "mtp"}
+    if components:
+        prec = replace(prec, **{fields[k]: v for k, v in components.items()},
+                       recipe=prec.recipe + " with " + ", ".join(f"{k} {v}" for k, v in components.items()))
+    kv = check_dtype(kv_cache, "--kv-dtype")
+    if kv is not None:
+        return replace(prec, kv_cache=kv, kv_source="--kv-dtype")
+    if recipe is not None and recipe.kv_cache and engine is not None and engine.checkpoint_kv_cache:
+        return replace(prec, kv_cache=recipe.kv_cache,
+                       kv_source=f"the checkpoint's {recipe.kv_cache} KV scales, which {engine.key} uses")
+    reason = ("the checkpoint carries no KV scales" if recipe is not None and not recipe.kv_cache else
+              f"{engine.key} does not read the checkpoint's KV scales" if recipe is not None and engine is not None else
+              "the engine's default")
+    return replace(prec, kv_cache="bf16", kv_source=f"bf16: {reason}")
 
 
 def build_scenario(
@@ -81,6 +137,7 @@ def build_scenario(
     attention_dp: bool = False,
     pp: int | None = None,
     eplb: bool = False,
+    components: dict[str, str] | None = None,
 ) -> Scenario:
     model = resolve_model(catalog, model_name)
     hw = gpus.hardware
@@ -97,7 +154,7 @@ def build_scenario(
     if usd_per_gpu_hour is not None and not (0 <= usd_per_gpu_hour < 1e6 and math.isfinite(usd_per_gpu_hour)):
         raise TokeconError(f"--usd-per-gpu-hour must be a price between 0 and 1e6, got {usd_per_gpu_hour}")
     eng = resolve_engine(catalog, engine or hw.engine or None)
-    prec = precision_for(model, dtype, kv_dtype)
+    prec = precision_for(model, dtype, kv_dtype, eng, components)  # components: parse_components("attention=bf16,...")
     return Scenario(model, Deployment(hw, gpus.count, tp, ep, attention_dp, pp), prec, eng, ideal, usd_per_gpu_hour, eplb)
 
 
@@ -164,7 +221,7 @@ def require_fit(scn: Scenario, context: int) -> None:
     raise DoesNotFitError(
         f"{m.key} does not fit on {dep.n_gpus}x{hw.key} (tp={dep.tp}): it needs {weights / GB:.1f} GB of weights "
         f"+ {kv / GB:.2f} GB of KV cache for one {context}-token sequence, and each {hw.key} holds "
-        f"{memory.usable_bytes(scn) / GB:.1f} GB after the engine's {scn.engine.memory_reserve_fraction:.0%} reserve{hint}"
+        f"{memory.usable_bytes(scn) / GB:.1f} GB after the engine's reserve of {memory.reserve_bytes(scn) / GB:.1f} GB{hint}"
     )
 
 

@@ -102,5 +102,6 @@ def pool_pairs(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, input_len:
                 continue
             x, y, r_ok = x[ok], y[ok], r[ok]
             conc = np.round(y * dd.scenario.deployment.replicas * r_ok)
-            out.append((dp, dd, disagg.serve(dp.scenario, dd.scenario, x, y, conc, inp, float(output_len), prefix_hit=opts.modes.prefix_hit)))
+            out.append((dp, dd, disagg.serve(dp.scenario, dd.scenario, x, y, conc, inp, float(output_len),
+                                                    prefix_hit=opts.modes.prefix_hit, lengths=opts.modes.length_mix)))
     return out
