@@ -17,7 +17,6 @@ of the held-out predictions (in-sample rows would flatter them).
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections import defaultdict
@@ -25,7 +24,7 @@ from collections import defaultdict
 import numpy as np
 
 from tokecon.catalogs.catalog import load_catalog
-from tokecon.fidelity import calibrate, uncertainty, validation
+from tokecon.fidelity import calibrate, validation
 
 THROUGHPUT = ("output_tok_per_s_per_gpu", "output_tok_per_s_total", "output_tok_per_s_per_user", "prefill_tok_per_s",
               "input_tok_per_s_per_node", "output_tok_per_s_per_node", "batch_latency_s")
