@@ -81,7 +81,7 @@ from tokecon.physics.phases import decode_step, pipeline_rounds
 from tokecon.physics.roofline import StepTimes, step_times
 from tokecon.physics.scenario import Scenario
 from tokecon.records import record
-from tokecon.serving.requests import FIXED, LengthMix
+from tokecon.serving.requests import FIXED, LengthMix, LengthMoments
 from tokecon.units import SECONDS_PER_DAY
 
 
@@ -292,6 +292,115 @@ def prefix_cache_tb_per_day(scn: Scenario, input_tok_s: np.ndarray, prefix_hit: 
     return np.asarray(input_tok_s, dtype=float) * (1.0 - prefix_hit) * per_token * SECONDS_PER_DAY / 1e12
 
 
+def _check_serve_args(C: np.ndarray, inp: np.ndarray, out: np.ndarray, chunk_tokens: int | None, prefix_hit: float,
+                      first_wave_share: float, phase_coherence: float) -> None:
+    """Refuse a grid or an option the model has no steady state for, naming the CLI's option."""
+    if np.any(out < 2):
+        raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
+    if np.any(inp < 1) or np.any(C <= 0):
+        raise TokeconError("--input-len and --concurrency must be positive")
+    if chunk_tokens is not None and chunk_tokens < 2:
+        raise TokeconError(f"--chunked-prefill must be at least 2 tokens per step, got {chunk_tokens}")
+    if not (0.0 <= prefix_hit < 1.0):
+        raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {prefix_hit}")
+    if not (0.0 <= first_wave_share <= 1.0 and 0.0 <= phase_coherence <= 1.0):
+        raise TokeconError(f"the first wave's share and the phase coherence must be in [0, 1], got {first_wave_share}, "
+                           f"{phase_coherence}")
+
+
+def _admitted(scn: Scenario, lm: LengthMoments, b: np.ndarray, most_running: np.ndarray, new: np.ndarray, budget: float,
+              steps: np.ndarray, chunked: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(r, phi, L) of a unit with b requests in flight, each with ``new`` prompt tokens to compute over S =
+    ``steps`` decode steps: r = min(b, r_kv, cap) running, also capped where prefills fill the budget
+    (:func:`_budget_cap`, so that p <= c always); phi of them preempted at mean context L
+    (:func:`preemption`: the KV cache holds m requests at a running slot's last token E_v[I + O]),
+    reckoned again at the capped r."""
+    full = lm.running_mean(lm.input_tokens + lm.output_tokens)  # a running slot's KV at its last token
+    fit_full = memory.max_batch(scn, full).astype(float)
+    r = np.minimum(b, most_running)
+    phi, ctx_pre = preemption(r, fit_full, full)
+    r = np.minimum(r, _budget_cap(budget, r, new + phi * ctx_pre, 1.0 + phi, steps, chunked, scn.verified_tokens))
+    phi, ctx_pre = preemption(r, fit_full, full)  # fewer running, less overflow: still within budget
+    return r, phi, ctx_pre
+
+
+@record
+class _UnitState:
+    """The steady state of one serving unit (module docstring), per unit: r ``running``, phi
+    ``preempted``; the pure decode step T_d (``decode``); mixed steps of c = ``chunk`` prompt tokens,
+    T_m = ``mixed_s``, in a share f = ``share`` of the steps; TPOT's step f T_m + (1 - f) T_d
+    (``step_s``); X = ``requests_s`` and the queue's ``wait_s``. In phase: c_f = ``full`` prompt tokens
+    per step, T_f = ``full_s`` (NaN when the TTFT is left out), n_b = ``burst`` steps of the r prompts."""
+
+    running: np.ndarray
+    preempted: np.ndarray
+    decode: StepTimes
+    chunk: np.ndarray
+    mixed_s: np.ndarray
+    share: np.ndarray
+    step_s: np.ndarray
+    requests_s: np.ndarray
+    wait_s: np.ndarray
+    full: np.ndarray
+    full_s: np.ndarray
+    burst: np.ndarray
+
+
+def _unit_state(scn: Scenario, lm: LengthMoments, b: np.ndarray, most_running: np.ndarray, prefix_hit: float,
+                budget: float, chunked: bool, overlap_comm: bool, ttft: bool) -> _UnitState:
+    """One unit with b requests in flight, r of them running (:func:`_admitted`), each needing
+    P = I (1 - h) + phi L prefill tokens in 1 + phi prefills and S = (O - 1) / E decode steps; T_d at
+    r sequences and context E_v[I + O/2]; prompts need p = r P / S tokens per step, in mixed steps of
+        c = min(K - q r, max(p, P / (1 + phi)))           chunked: prompts split to fill K
+        c = whole prompts, at least one, up to K - q r   whole: batched, never split
+    in a share f = p / c of the steps (:func:`lockstep_share`); X = r / (S TPOT), wait = (b - r) / X.
+    In phase: c_f = min(most a step carries, r P / (1 + phi)), n_b = ceil(r I (1 - h) / c_f)."""
+    kept = 1.0 - prefix_hit  # prompt tokens computed; the rest come from the prefix cache
+    new = lm.input_mean * kept
+    steps = (lm.output_mean - 1.0) / scn.tokens_per_step  # decode steps per request
+    r, phi, ctx_pre = _admitted(scn, lm, b, most_running, new, budget, steps, chunked)
+    prompt = new + phi * ctx_pre  # prefill tokens per request, recompute included
+    segment = prompt / (1.0 + phi)  # mean tokens of one prefill
+    attn_len = (kept * new * lm.attention_length + phi * ctx_pre**2) / prompt  # the length weighting prompt-token attention
+    cached = lm.input_mean * prefix_hit * new / prompt  # the cached prefix those tokens attend over, on average
+    r_step = np.maximum(r, 1.0)  # a busy unit holds at least one sequence
+    ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
+    dec = decode_step(scn, r_step, ctx, overlap_comm)
+    need = r_step * prompt / steps
+    room = np.maximum(budget - scn.verified_tokens * r_step, 1.0)
+    most = room if chunked else segment * np.maximum(np.floor(room / segment), 1.0)
+    chunk = np.minimum(most, np.maximum(need, segment))
+    share = lockstep_share(scn, np.minimum(need / chunk, 1.0))
+    t_m = mixed_step(scn, r_step, ctx, chunk, attn_len, overlap_comm, cached).step_time_s
+    step = share * t_m + (1.0 - share) * dec.step_time_s
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_unit = r / (steps * step)
+        wait = np.maximum(b - r, 0.0) / x_unit
+    full = np.minimum(most, np.maximum(r_step * segment, segment))  # c_f: a step of prompts in phase
+    t_f = mixed_step(scn, r_step, ctx, full, attn_len, overlap_comm, cached).step_time_s if ttft else np.full_like(t_m, np.nan)
+    burst = np.ceil(r_step * new / full - 1e-9)  # n_b: steps of a burst of the r running prompts
+    return _UnitState(running=r, preempted=phi, decode=dec, chunk=chunk, mixed_s=t_m, share=share, step_s=step,
+                      requests_s=x_unit, wait_s=wait, full=full, full_s=t_f, burst=burst)
+
+
+def _ttft_parts(u: _UnitState, lm: LengthMoments, b: np.ndarray, prefix_hit: float, gain: float, closed_loop: bool,
+                base: np.ndarray, nan: np.ndarray) -> TtftParts:
+    """The TTFT's terms (module docstring) from one unit's state ``u`` at b requests in flight, ``base``
+    given (prefix-cache load + queue wait), each term times ``nan`` (NaN where nothing fits):
+        TTFT_s = residual + E[ceil(I / c)] T_m,   residual = (f T_m^2 + (1 - f) T_d^2) / (2 TPOT), none when b <= 1
+        TTFT_p = E[ceil(I / c_f)] T_f,            TTFT_w = T_f (n_b + E[ceil(I / c_f)]) / 2
+        shape  = n_b^2 / (n_b^2 + sigma_O^2),    sigma_O in decode steps (E per step); 0 unless ``closed_loop``"""
+    kept = 1.0 - prefix_hit
+    t_d, t_m, t_f, share, burst = u.decode.step_time_s, u.mixed_s, u.full_s, u.share, u.burst
+    residual = np.clip(b - 1.0, 0.0, 1.0) * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * u.step_s)
+    chunks = lm.mean(np.ceil(lm.input_tokens * kept / u.chunk[..., None]))
+    own = lm.mean(np.ceil(lm.input_tokens * kept / u.full[..., None]))
+    spread = np.sqrt(np.maximum(lm.mean(lm.output_tokens**2) - lm.output_mean**2, 0.0)) / gain  # sigma_O in steps
+    shape = burst**2 / (burst**2 + spread**2) if closed_loop else np.zeros_like(burst)
+    return TtftParts(base=base, staggered=(residual + chunks * t_m) * nan, in_phase=own * t_f * nan,
+                     first_wave=t_f * (burst + own) / 2.0 * nan, shape=shape)
+
+
 def serve(
     scn: Scenario,
     concurrency: np.ndarray,
@@ -321,82 +430,36 @@ def serve(
     benchmark client whose requests return with jitter longer than a decode step keeps less).
     ``ttft=False`` leaves the TTFT out (NaN), sparing its roofline evaluation (a fit of TPOT rows)."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
-    if np.any(out < 2):
-        raise TokeconError("--output-len must be at least 2 (the prefill gives the first token); use `tokecon prefill` for prompts alone")
-    if np.any(inp < 1) or np.any(C <= 0):
-        raise TokeconError("--input-len and --concurrency must be positive")
-    if chunk_tokens is not None and chunk_tokens < 2:
-        raise TokeconError(f"--chunked-prefill must be at least 2 tokens per step, got {chunk_tokens}")
-    if not (0.0 <= prefix_hit < 1.0):
-        raise TokeconError(f"--prefix-hit must be a share of input tokens in [0, 1), got {prefix_hit}")
-    if not (0.0 <= first_wave_share <= 1.0 and 0.0 <= phase_coherence <= 1.0):
-        raise TokeconError(f"the first wave's share and the phase coherence must be in [0, 1], got {first_wave_share}, "
-                           f"{phase_coherence}")
-    q, gain = scn.verified_tokens, scn.tokens_per_step
+    _check_serve_args(C, inp, out, chunk_tokens, prefix_hit, first_wave_share, phase_coherence)
+    gain = scn.tokens_per_step
     chunked = chunk_tokens is not None or scn.engine.chunked_prefill
     budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
     dep = scn.deployment
     units = dep.replicas
     lm = lengths.moments(inp, out)
     inp_mean, out_mean = lm.input_mean, lm.output_mean
-    full = lm.running_mean(lm.input_tokens + lm.output_tokens)  # a running slot's KV at its last token
-    steps = (out_mean - 1.0) / gain  # decode steps per request
     b = C / units
-    fit_full = memory.max_batch(scn, full).astype(float)
     most_running = max_running(scn, inp, out, lengths)
-    r = np.minimum(b, most_running)
-    kept = 1.0 - prefix_hit  # prompt tokens computed; the rest come from the prefix cache
-    new = inp_mean * kept
-    phi, ctx_pre = preemption(r, fit_full, full)
-    r = np.minimum(r, _budget_cap(budget, r, new + phi * ctx_pre, 1.0 + phi, steps, chunked, q))
-    phi, ctx_pre = preemption(r, fit_full, full)  # fewer running, less overflow: still within budget
-    prompt = new + phi * ctx_pre  # prefill tokens per request, recompute included
-    segment = prompt / (1.0 + phi)  # mean tokens of one prefill
-    attn_len = (kept * new * lm.attention_length + phi * ctx_pre**2) / prompt  # the length weighting prompt-token attention
-    cached = inp_mean * prefix_hit * new / prompt  # the cached prefix those tokens attend over, on average
-    r_step = np.maximum(r, 1.0)  # a busy unit holds at least one sequence
-    ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
-    dec = decode_step(scn, r_step, ctx, overlap_comm)
-    t_d = dec.step_time_s
-    need = r_step * prompt / steps
-    room = np.maximum(budget - q * r_step, 1.0)
-    most = room if chunked else segment * np.maximum(np.floor(room / segment), 1.0)
-    chunk = np.minimum(most, np.maximum(need, segment))
-    share = lockstep_share(scn, np.minimum(need / chunk, 1.0))
-    t_m = mixed_step(scn, r_step, ctx, chunk, attn_len, overlap_comm, cached).step_time_s
-    step = share * t_m + (1.0 - share) * t_d
-    residual = np.clip(b - 1.0, 0.0, 1.0) * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * step)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x_unit = r / (steps * step)
-        wait = np.maximum(b - r, 0.0) / x_unit
+    u = _unit_state(scn, lm, b, most_running, prefix_hit, budget, chunked, overlap_comm, ttft)
+    r, t_d, t_m, step = u.running, u.decode.step_time_s, u.mixed_s, u.step_s
     nan = np.where(most_running >= 1, 1.0, np.nan)  # the longest request fits (max_running is 0 when not)
     load = kv_load_s(scn, inp_mean * prefix_hit)
-    chunks = lm.mean(np.ceil(lm.input_tokens * kept / chunk[..., None]))
-    staggered = residual + chunks * t_m
-    full = np.minimum(most, np.maximum(r_step * segment, segment))  # c_f: a step of prompts in phase
-    t_f = mixed_step(scn, r_step, ctx, full, attn_len, overlap_comm, cached).step_time_s if ttft else np.full_like(t_m, np.nan)
-    own = lm.mean(np.ceil(lm.input_tokens * kept / full[..., None]))
-    burst = np.ceil(r_step * new / full - 1e-9)  # n_b: steps of a burst of the r running prompts
-    spread = np.sqrt(np.maximum(lm.mean(lm.output_tokens**2) - out_mean**2, 0.0)) / gain  # sigma_O in steps
-    shape = burst**2 / (burst**2 + spread**2) if closed_loop else np.zeros_like(burst)
-    parts = TtftParts(base=(load + wait) * nan, staggered=staggered * nan, in_phase=own * t_f * nan,
-                      first_wave=t_f * (burst + own) / 2.0 * nan, shape=shape)
-    chi = phase_coherence * shape
+    parts = _ttft_parts(u, lm, b, prefix_hit, gain, closed_loop, (load + u.wait_s) * nan, nan)
     ttft_s = parts.ttft(scn.ttft_overhead_s, first_wave_share, phase_coherence)
     tpot = step / gain * nan
-    req_s = x_unit * units * nan
+    req_s = u.requests_s * units * nan
     out_tok_s, in_tok_s = req_s * out_mean, req_s * inp_mean
     return ServingTimes(
         concurrency=C, input_tokens=inp, output_tokens=out, units=units,
         max_running=most_running * units, running=r * units * nan,
         queued=np.maximum(b - r, 0.0) * units * nan,
-        ttft_s=ttft_s, tpot_s=tpot, e2e_latency_s=ttft_s + (out_mean - 1.0) * tpot, queue_wait_s=wait * nan,
+        ttft_s=ttft_s, tpot_s=tpot, e2e_latency_s=ttft_s + (out_mean - 1.0) * tpot, queue_wait_s=u.wait_s * nan,
         requests_s=req_s, input_tok_s=in_tok_s, output_tok_s=out_tok_s, total_tok_s=in_tok_s + out_tok_s,
         output_tok_s_per_gpu=out_tok_s / dep.n_gpus, total_tok_s_per_gpu=(in_tok_s + out_tok_s) / dep.n_gpus,
-        tok_s_per_user=1.0 / tpot, prefill_time_fraction=np.clip(share * (t_m - t_d) / step, 0.0, 1.0),
-        decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=chunk if chunked else None,
-        preempted=phi * nan, decode=dec, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
-        kv_load_s=load * nan, lengths=lengths, in_phase=chi * nan, ttft_parts=parts,
+        tok_s_per_user=1.0 / tpot, prefill_time_fraction=np.clip(u.share * (t_m - t_d) / step, 0.0, 1.0),
+        decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=u.chunk if chunked else None,
+        preempted=u.preempted * nan, decode=u.decode, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
+        kv_load_s=load * nan, lengths=lengths, in_phase=phase_coherence * parts.shape * nan, ttft_parts=parts,
     )  # fmt: skip
 
 

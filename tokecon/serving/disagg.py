@@ -69,7 +69,7 @@ from tokecon.physics.roofline import StepTimes
 from tokecon.physics.scenario import Scenario
 from tokecon.records import record
 from tokecon.serving import batching as serving
-from tokecon.serving.requests import FIXED, LengthMix
+from tokecon.serving.requests import FIXED, LengthMix, LengthMoments
 
 _ITERATIONS = 12  # fixed-point passes of the closed loop, on tabulated step times (:func:`_tabulated`)
 _GRID = 16  # geometric grid points per operating point on which the step times are tabulated
@@ -204,6 +204,76 @@ def _prefill(scn: Scenario, batch, input_len, prefix_hit: float) -> StepTimes:
     return prefill_step(scn, batch, inp * (1.0 - prefix_hit), inp * prefix_hit)
 
 
+def _step_tables(prefill: Scenario, decode: Scenario, lm: LengthMoments, b_max: np.ndarray, r_top: np.ndarray,
+                 prefix_hit: float):
+    """(T_d(r), T_p(b), the prefill pool's stage time at b_max): the decode step at the running mix's context
+    E_v[I + O/2] for r in [1, r_max] and the prefill latency of b prompts for b in [1, b_max], each tabulated
+    (:func:`_tabulated`) for the closed loop to read; a stream of prompts keeps every pipeline stage busy, so
+    the pool's rate R_p follows the stage time (T_p(b_max) without pipeline stages)."""
+    inp = lm.input_mean
+    ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
+    decode_s = _tabulated(lambda v: decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
+    prefill_s = _tabulated(lambda v: _prefill(prefill, v, inp[..., None], prefix_hit).latency, b_max)
+    t_p_top = _prefill(prefill, b_max, inp, prefix_hit).step_time_s if prefill.deployment.pp > 1 else prefill_s(b_max)
+    return decode_s, prefill_s, t_p_top
+
+
+def _handoff(p: Pool, d: Pool, inp: np.ndarray, gpus: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(scale-up, alpha, V / (n B_link)) of the KV hand-off from a prefill unit to a decode unit, T_kv = alpha +
+    b V / (n B_link) (:func:`transfer_s`): over scale-up where both pools sit in one domain
+    (:func:`same_domain`, ``gpus`` in all), on n = min(GPUs of a prefill unit, of a decode unit) links."""
+    scaleup = same_domain(p.scenario, d.scenario, gpus)
+    links = min(p.gpus_per_unit, d.gpus_per_unit)
+    alpha = transfer_s(p.scenario, d.scenario, 0.0, inp, links, scaleup)
+    return scaleup, alpha, transfer_s(p.scenario, d.scenario, 1.0, inp, links, scaleup) - alpha
+
+
+def _request_life(decode_s, prefill_s, alpha: np.ndarray, per_prompt: np.ndarray, layers: int, fixed_s: np.ndarray,
+                  steps: np.ndarray):
+    """``life(r, b)``: (T_d(r), T_p(b), T_kv, T_x, E2E_0) of a request through free pools at r running per
+    decode unit and b prompts per prefill step, with T_kv = alpha + b x ``per_prompt``, T_x exposed over L =
+    ``layers`` (:func:`exposed_transfer_s`) and E2E_0 = T_0 + T_load + T_p + T_x + S T_d (``fixed_s`` =
+    T_0 + T_load, S = ``steps``)."""
+
+    def life(r: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+        t_d, t_p = decode_s(r), prefill_s(b)
+        t_kv = alpha + b * per_prompt
+        t_x = exposed_transfer_s(t_kv, t_p, layers)
+        return t_d, t_p, t_kv, t_x, fixed_s + t_p + t_x + steps * t_d
+
+    return life
+
+
+def _settle(life, C: np.ndarray, prefill_units: np.ndarray, decode_units: np.ndarray, cap_p: np.ndarray,
+            cap_d: np.ndarray, steps: np.ndarray, r_top: np.ndarray, b_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r, b) of the closed loop: _ITERATIONS passes of the fixed point, from r = C / (y u_d) and b = 1,
+        X = min(C / E2E_0, R_p, R_d),  r = min(X S T_d(r) / (y u_d), r_max),  b = clip(X T_p / (x u_p), 1, b_max)
+    (r at least 1 too), E2E_0 and the steps from ``life`` (:func:`_request_life`)."""
+    r = np.clip(C / decode_units, 1.0, r_top)
+    b = np.ones_like(C)
+    for _ in range(_ITERATIONS):
+        t_d, t_p, _, _, e2e0 = life(r, b)
+        X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
+        r = np.clip(X * steps * t_d / decode_units, 1.0, r_top)
+        b = np.clip(X * t_p / prefill_units, 1.0, b_max)
+    return r, b
+
+
+def _in_phase(life, lm: LengthMoments, C: np.ndarray, prefill_units: np.ndarray, r: np.ndarray, b_max: np.ndarray,
+              load: np.ndarray, gain: float, closed_loop: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(TTFT_p, TTFT_w, n_b^2 / (n_b^2 + sigma_O^2)) of the closed loop, as in the aggregated model
+    (:func:`tokecon.serving.batching.serve`): in phase, the C prompts reach the prefill pool in groups that
+    fill its batches, TTFT_p = T_p(b_f) + T_x + T_d with b_f = min(b_max, C / (x u_p)); a first wave of all C
+    at once clears in n_b = ceil(C / (x u_p b_f)) prefill steps, TTFT_w = T_p(b_f) (n_b + 1) / 2 + T_x + T_d
+    (both after T_load); sigma_O the output lengths' standard deviation in decode steps (0 unless ``closed_loop``)."""
+    b_f = np.clip(C / prefill_units, 1.0, b_max)  # prompts of a group in phase per prefill unit
+    t_d, t_pf, _, t_xf, _ = life(r, b_f)
+    burst = np.ceil(C / (prefill_units * b_f) - 1e-9)
+    spread = np.sqrt(np.maximum(lm.mean(lm.output_tokens**2) - lm.output_mean**2, 0.0)) / gain
+    shape = burst**2 / (burst**2 + spread**2) if closed_loop else np.zeros_like(burst)
+    return load + t_pf + t_xf + t_d, load + t_pf * (burst + 1.0) / 2.0 + t_xf + t_d, shape
+
+
 def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, concurrency, input_len, output_len,
           prefill_batch=None, prefix_hit: float = 0.0, lengths: LengthMix = FIXED, closed_loop: bool = True,
           first_wave_share: float = 0.0, phase_coherence: float = 1.0) -> DisaggTimes:
@@ -218,9 +288,7 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     length-biased running mix (context E_v[I + O/2], KV admission), and the longest request must fit
     both workers. The TTFT carries the closed loop's phase as in the aggregated model
     (``closed_loop``, ``first_wave_share``, ``phase_coherence``; the engine's first-token time T_0 too):
-    in phase, the C prompts reach the prefill pool in groups that fill its batches,
-    TTFT_p = T_p(b_f) + T_x + T_d with b_f = min(b_max, C / (x u_p)); a first wave of all C at once
-    clears in n_b = ceil(C / (x u_p b_f)) prefill steps, TTFT_w = T_p(b_f) (n_b + 1) / 2 + T_x + T_d."""
+    its terms in phase and in a first wave, :func:`_in_phase`."""
     x, y, C, inp, out = (np.asarray(a, dtype=float) for a in
                          np.broadcast_arrays(prefill_workers, decode_workers, concurrency, input_len, output_len))
     longest_in, longest_out = inp, out
@@ -233,35 +301,18 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     gpus = x * p.gpus_per_worker + y * d.gpus_per_worker
     gain = decode.tokens_per_step
     steps = 1.0 + (out - 1.0) / gain  # decode steps a worker holds a request: the first returns the prefill's token
-    ctx = lm.running_mean(lm.input_tokens + lm.output_tokens / 2.0)
     r_max = serving.max_running(decode, longest_in, longest_out, lengths)
     fits = (r_max >= 1) & (serving.max_running(prefill, longest_in, np.ones_like(inp)) >= 1)
     r_top = np.maximum(r_max, 1.0)
-    decode_s = _tabulated(lambda v: decode_step(decode, v, ctx[..., None]).step_time_s, r_top)
-    prefill_s = _tabulated(lambda v: _prefill(prefill, v, inp[..., None], prefix_hit).latency, b_max)
-    # a stream of prompts keeps every pipeline stage busy: the pool's rate follows the stage time
-    t_p_top = _prefill(prefill, b_max, inp, prefix_hit).step_time_s if prefill.deployment.pp > 1 else prefill_s(b_max)
+    decode_s, prefill_s, t_p_top = _step_tables(prefill, decode, lm, b_max, r_top, prefix_hit)
     load = serving.kv_load_s(prefill, inp * prefix_hit)
     t0 = prefill.ttft_overhead_s  # the engine's first-token time: part of every request's life
     cap_p = x * u_p * b_max / t_p_top
     cap_d = y * u_d * r_top / (steps * decode_s(r_top))
-    scaleup = same_domain(prefill, decode, gpus)
-    links = min(p.gpus_per_unit, d.gpus_per_unit)
-    layers = prefill.model.layers
-    r = np.clip(C / (y * u_d), 1.0, r_top)
-    b = np.ones_like(inp)
-    alpha = transfer_s(prefill, decode, 0.0, inp, links, scaleup)
-    per_prompt = transfer_s(prefill, decode, 1.0, inp, links, scaleup) - alpha
-    for _ in range(_ITERATIONS):
-        t_d, t_p = decode_s(r), prefill_s(b)
-        t_x = exposed_transfer_s(alpha + b * per_prompt, t_p, layers)
-        X = np.minimum(np.minimum(C / (t0 + load + t_p + t_x + steps * t_d), cap_p), cap_d)
-        r = np.clip(X * steps * t_d / (y * u_d), 1.0, r_top)
-        b = np.clip(X * t_p / (x * u_p), 1.0, b_max)
-    t_d, t_p = decode_s(r), prefill_s(b)
-    t_kv = alpha + b * per_prompt
-    t_x = exposed_transfer_s(t_kv, t_p, layers)
-    e2e0 = t0 + load + t_p + t_x + steps * t_d
+    scaleup, alpha, per_prompt = _handoff(p, d, inp, gpus)
+    life = _request_life(decode_s, prefill_s, alpha, per_prompt, prefill.model.layers, t0 + load, steps)
+    r, b = _settle(life, C, x * u_p, y * u_d, cap_p, cap_d, steps, r_top, b_max)
+    t_d, t_p, t_kv, t_x, e2e0 = life(r, b)
     X = np.minimum(np.minimum(C / e2e0, cap_p), cap_d)
     nan = np.where(fits, 1.0, np.nan)
     e2e = np.maximum(C / X, e2e0) * nan
@@ -270,14 +321,9 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     limited = np.where(X >= C / e2e0 * (1 - 1e-9), "load", np.where(cap_p <= cap_d, "prefill", "decode"))
     out_tok, in_tok = X * out, X * inp
     staggered = wait + load + t_p + t_x + t_d
-    b_f = np.clip(C / (x * u_p), 1.0, b_max)  # prompts of a group in phase per prefill unit
-    t_pf = prefill_s(b_f)
-    t_xf = exposed_transfer_s(alpha + b_f * per_prompt, t_pf, layers)
-    burst = np.ceil(C / (x * u_p * b_f) - 1e-9)
-    spread = np.sqrt(np.maximum(lm.mean(lm.output_tokens**2) - out**2, 0.0)) / gain
-    shape = burst**2 / (burst**2 + spread**2) if closed_loop else np.zeros_like(burst)
-    parts = serving.TtftParts(base=wait * nan, staggered=(staggered - wait) * nan, in_phase=(load + t_pf + t_xf + t_d) * nan,
-                              first_wave=(load + t_pf * (burst + 1.0) / 2.0 + t_xf + t_d) * nan, shape=shape)
+    in_phase, first_wave, shape = _in_phase(life, lm, C, x * u_p, r, b_max, load, gain, closed_loop)
+    parts = serving.TtftParts(base=wait * nan, staggered=(staggered - wait) * nan, in_phase=in_phase * nan,
+                              first_wave=first_wave * nan, shape=shape)
     ttft = parts.ttft(t0, first_wave_share, phase_coherence)
     return DisaggTimes(
         concurrency=C, input_tokens=longest_in, output_tokens=longest_out, prefill_workers=x, decode_workers=y, n_gpus=gpus,
