@@ -5,7 +5,11 @@ Kimi K2 (MLA), gpt-oss (alternating sliding windows, MXFP4 experts), Gemma 3 (ne
 ``text_config``, class defaults), Llama 4 (interleaved MoE, chunked attention), BERT-style
 encoders, and DeepSeek's own reference-inference ``ModelArgs`` files (``dim``, ``inter_dim``, ...).
 
-The traps (reference/models.md section 8) and how they are handled:
+The traps, as the released config.json files show them (copies and provenance in
+tests/fixtures/hf_configs/SOURCES.md) and as the transformers configuration classes define their keys
+(https://github.com/huggingface/transformers, src/transformers/models/<family>/configuration_<family>.py:
+MixtralConfig, Qwen2Config, Qwen3MoeConfig, DeepseekV3Config, GptOssConfig, Gemma3TextConfig,
+Llama4TextConfig), and how they are handled:
   expert count       num_experts | num_local_experts | n_routed_experts
   intermediate_size  dense FFN width, or expert width when every layer is MoE (Mixtral, gpt-oss,
                      Qwen3-MoE uses moe_intermediate_size), or the dense width beside
@@ -31,7 +35,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokecon.errors import TokeconError
 
@@ -344,48 +348,69 @@ def _dense_layers(r: _Reader, layers: int, model_type: str, experts: int) -> int
     return layers - moe
 
 
-def entry_from_config(
-    cfg: dict[str, Any], name: str | None = None, where: str = "config.json", default_name: str = "imported-model"
-) -> tuple[str, dict[str, Any]]:
-    """``(key, entry)`` for a Hugging Face config dict. Raises :class:`HFConfigError` (one line)."""
+class _Shape(NamedTuple):
+    """The transformer's shape, in the entry's names."""
+
+    layers: int
+    hidden_size: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab_size: int
+    is_mla: bool
+
+
+def _config_reader(cfg: dict[str, Any], where: str, notes: list[str]) -> tuple[_Reader, str]:
+    """A reader over the flattened config (:func:`_flatten`) and its lowercased ``model_type``. Rejects
+    state-space and hybrid models; fills in the keys a Gemma 3 config leaves to its class defaults
+    (:data:`GEMMA3_DEFAULTS`, noted)."""
     if not isinstance(cfg, dict):
         raise HFConfigError(f"{where}: expected a JSON object, got {type(cfg).__name__}")
     flat = _flatten(cfg, where)
     model_type = str(flat.get("model_type") or "").lower()
     if any(bad in model_type for bad in _UNSUPPORTED) or "hybrid_override_pattern" in flat:
         raise HFConfigError(f"{where}: model_type '{model_type}' is not a transformer tokecon can model (state-space / hybrid layers)")
-    notes: list[str] = []
     if model_type.startswith("gemma3"):
         used = [k for k in GEMMA3_DEFAULTS if flat.get(k) is None]
         flat = {**GEMMA3_DEFAULTS, **{k: v for k, v in flat.items() if v is not None}}
         if used:
             notes.append("Gemma3TextConfig defaults used for " + ", ".join(used))
-    r = _Reader(flat, where)
+    return _Reader(flat, where), model_type
 
-    layers = r.int("num_hidden_layers", "n_layer", "num_layers", maximum=10_000)  # loops below run over layers
+
+def _shape(r: _Reader) -> _Shape:
+    """Layers, width, heads and vocabulary under each family's key names. MLA (``kv_lora_rank`` set):
+    kv_heads = heads and head_dim = qk_nope_head_dim + qk_rope_head_dim; otherwise ``head_dim``, or
+    hidden_size / heads where the config gives none."""
+    layers = r.int("num_hidden_layers", "n_layer", "num_layers", maximum=10_000)  # the layer counts loop over layers
     hidden = r.int("hidden_size", "d_model", "n_embd")
     heads = r.int("num_attention_heads", "n_head", "num_heads")
     vocab = r.int("vocab_size")
-    is_mla = bool(flat.get("kv_lora_rank"))
+    is_mla = bool(r.cfg.get("kv_lora_rank"))
     kv_heads = heads if is_mla else r.int("num_key_value_heads", default=heads)
     if is_mla:
         head_dim = r.int("qk_nope_head_dim") + r.int("qk_rope_head_dim")
-    elif flat.get("head_dim") is not None:
+    elif r.cfg.get("head_dim") is not None:
         head_dim = r.int("head_dim")
     else:
         if hidden % heads:
-            raise HFConfigError(f"{where}: no 'head_dim', and hidden_size {hidden} is not a multiple of {heads} heads")
+            raise HFConfigError(f"{r.where}: no 'head_dim', and hidden_size {hidden} is not a multiple of {heads} heads")
         head_dim = hidden // heads
-    encoder = model_type in _ENCODERS
+    return _Shape(layers, hidden, heads, kv_heads, head_dim, vocab, is_mla)
 
+
+def _ffn_widths(r: _Reader, model_type: str, layers: int, hidden: int) -> tuple[int, int, int, int]:
+    """(experts, dense_layers, expert width, dense FFN width). The expert width is intermediate_size for
+    Mixtral, gpt-oss and Llama 4, else moe_intermediate_size; the dense width is the expert width when
+    every layer is MoE, intermediate_size_mlp on Llama 4, else intermediate_size (4 x hidden if absent)."""
     experts = r.int("num_local_experts", "num_experts", "n_routed_experts", default=0, minimum=0)
     if not experts and r.int("num_experts_per_tok", "experts_per_token", "moe_topk", default=0, minimum=0):
-        raise HFConfigError(f"{where}: '{r._which(('num_local_experts', 'num_experts', 'n_routed_experts'))}' is 0 "
+        raise HFConfigError(f"{r.where}: '{r._which(('num_local_experts', 'num_experts', 'n_routed_experts'))}' is 0 "
                             "but 'num_experts_per_tok' routes tokens to experts; give the expert count")
     dense_layers = _dense_layers(r, layers, model_type, experts)
     expert_width = 0
     if experts:
-        if model_type.startswith("llama4") or (model_type in ("mixtral", "gpt_oss") and "moe_intermediate_size" not in flat):
+        if model_type.startswith("llama4") or (model_type in ("mixtral", "gpt_oss") and "moe_intermediate_size" not in r.cfg):
             expert_width = r.int("intermediate_size")
         else:
             expert_width = r.int("moe_intermediate_size", "intermediate_size")
@@ -395,12 +420,99 @@ def entry_from_config(
         ffn = r.int("intermediate_size_mlp", "intermediate_size")
     else:
         ffn = r.int("intermediate_size", "n_inner", default=4 * hidden)
+    return experts, dense_layers, expert_width, ffn
 
+
+def _layer_fields(
+    r: _Reader, model_type: str, encoder: bool, shape: _Shape, ffn: int, max_context: int, weight_dtype: str
+) -> dict[str, Any]:
+    """The fields every entry has, from the shape to the kinds of attention, MLP and norm: an encoder
+    (BERT-style) is bidirectional with a plain MLP, LayerNorm and no LM head; a decoder causal, gated,
+    RMSNorm. Embeddings tied by default on Gemma; QKV biases on Qwen2."""
+    return {
+        "layers": shape.layers,
+        "hidden_size": shape.hidden_size,
+        "heads": shape.heads,
+        "kv_heads": shape.kv_heads,
+        "head_dim": shape.head_dim,
+        "intermediate_size": ffn,
+        "vocab_size": shape.vocab_size,
+        "tied_embeddings": r.bool("tie_word_embeddings", default=model_type in _TIED_BY_DEFAULT),
+        "max_context": max_context,
+        "weight_dtype": weight_dtype,
+        "attention": "mla" if shape.is_mla else "gqa",
+        "causal": not encoder,
+        "lm_head": not encoder,
+        "mlp": "plain" if encoder else "gated",
+        "norm": "layernorm" if encoder else "rmsnorm",
+        "qk_norm": model_type in _QK_NORM,
+        "attention_bias": (not encoder) and (model_type.startswith("qwen2") or r.bool("attention_bias")),
+    }
+
+
+def _mla_fields(r: _Reader) -> dict[str, int]:
+    """MLA's ranks and head widths (DeepSeek-V3, Kimi K2): the KV cache holds kv_lora_rank +
+    qk_rope_head_dim per token per layer."""
+    return dict(
+        q_lora_rank=r.int("q_lora_rank", default=0, minimum=0),
+        kv_lora_rank=r.int("kv_lora_rank"),
+        qk_rope_head_dim=r.int("qk_rope_head_dim"),
+        qk_nope_head_dim=r.int("qk_nope_head_dim"),
+        v_head_dim=r.int("v_head_dim"),
+    )
+
+
+def _moe_fields(r: _Reader, model_type: str, experts: int, expert_width: int, dense_layers: int) -> dict[str, int]:
+    """Routing: experts per token, shared experts (n_shared_experts; one on Llama 4; one of its own width,
+    shared_expert_intermediate_size, on Qwen2-MoE) and node-limited routing, n_group / topk_group when
+    n_group > 1 (DeepSeek-V3: 8 / 4; Kimi K2's 1 / 1 is no limit)."""
+    per_token = r.int("num_experts_per_tok", "experts_per_token", "moe_topk", "num_selected_experts")
+    shared = r.int("n_shared_experts", "num_shared_experts", default=0, minimum=0)
+    shared_width = 0
+    if model_type.startswith("llama4"):
+        shared = 1
+    elif r.cfg.get("shared_expert_intermediate_size"):
+        shared, shared_width = 1, r.int("shared_expert_intermediate_size")
+    fields = dict(
+        experts=experts,
+        experts_per_token=per_token,
+        shared_experts=shared,
+        expert_intermediate_size=expert_width,
+        dense_layers=dense_layers,
+    )
+    if shared_width:
+        fields["shared_expert_intermediate_size"] = shared_width
+    groups = r.int("n_group", default=0, minimum=0)
+    if groups > 1:
+        fields.update(expert_groups=groups, expert_groups_per_token=r.int("topk_group", default=groups))
+    return fields
+
+
+def _architecture_name(r: _Reader, model_type: str) -> str:
+    """What the entry's source names the config by: its first ``architectures`` class, else its model_type."""
+    if r.cfg.get("reference_args"):
+        return "DeepSeek reference-inference ModelArgs"
+    arch = r.cfg.get("architectures")
+    return arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else model_type or "unknown"
+
+
+def entry_from_config(
+    cfg: dict[str, Any], name: str | None = None, where: str = "config.json", default_name: str = "imported-model"
+) -> tuple[str, dict[str, Any]]:
+    """``(key, entry)`` for a Hugging Face config dict. Raises :class:`HFConfigError` (one line).
+
+    The parts are read in a fixed order (shape, FFN and expert widths, weight types, windows and chunks,
+    context, then the remaining fields), so a config with several faults always reports the same one."""
+    notes: list[str] = []
+    r, model_type = _config_reader(cfg, where, notes)
+    encoder = model_type in _ENCODERS
+    shape = _shape(r)
+    experts, dense_layers, expert_width, ffn = _ffn_widths(r, model_type, shape.layers, shape.hidden_size)
     weight_dtype, expert_dtype = _weight_types(r, notes)
-    if encoder and flat.get("torch_dtype") is None and flat.get("dtype") is None:
+    if encoder and r.cfg.get("torch_dtype") is None and r.cfg.get("dtype") is None:
         weight_dtype = "fp32"
-    window, sliding_layers = _count_windowed(r, layers, model_type)
-    chunk, chunked_layers = _count_chunked(r, layers, model_type)
+    window, sliding_layers = _count_windowed(r, shape.layers, model_type)
+    chunk, chunked_layers = _count_chunked(r, shape.layers, model_type)
     max_context = r.int("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", default=0, minimum=0)
     if not max_context:
         max_context = 4096
@@ -409,29 +521,10 @@ def entry_from_config(
     display = name or r.str("_name_or_path") or default_name
     key = slug(name or display)
     hf_id = r.str("_name_or_path")
-    entry: dict[str, Any] = {
-        "name": (name or display.rstrip("/").split("/")[-1] or key),
-        "hf_id": hf_id if "/" in hf_id and not hf_id.startswith(("/", ".")) else "",
-        "layers": layers,
-        "hidden_size": hidden,
-        "heads": heads,
-        "kv_heads": kv_heads,
-        "head_dim": head_dim,
-        "intermediate_size": ffn,
-        "vocab_size": vocab,
-        "tied_embeddings": r.bool("tie_word_embeddings", default=model_type in _TIED_BY_DEFAULT),
-        "max_context": max_context,
-        "weight_dtype": weight_dtype,
-        "attention": "mla" if is_mla else "gqa",
-        "causal": not encoder,
-        "lm_head": not encoder,
-        "mlp": "plain" if encoder else "gated",
-        "norm": "layernorm" if encoder else "rmsnorm",
-        "qk_norm": model_type in _QK_NORM,
-        "attention_bias": (not encoder) and (model_type.startswith("qwen2") or r.bool("attention_bias")),
-    }
-    if not entry["hf_id"]:
-        del entry["hf_id"]
+    entry: dict[str, Any] = {"name": (name or display.rstrip("/").split("/")[-1] or key)}
+    if "/" in hf_id and not hf_id.startswith(("/", ".")):
+        entry["hf_id"] = hf_id
+    entry.update(_layer_fields(r, model_type, encoder, shape, ffn, max_context, weight_dtype))
     if expert_dtype:
         entry["expert_dtype"] = expert_dtype
     if encoder:
@@ -439,34 +532,10 @@ def entry_from_config(
         entry["position_embeddings"] = max_context + r.int("type_vocab_size", default=2, minimum=0)
     if model_type.startswith(("gemma2", "gemma3")):
         entry["extra_norms_per_layer"] = 2
-    if is_mla:
-        entry.update(
-            q_lora_rank=r.int("q_lora_rank", default=0, minimum=0),
-            kv_lora_rank=r.int("kv_lora_rank"),
-            qk_rope_head_dim=r.int("qk_rope_head_dim"),
-            qk_nope_head_dim=r.int("qk_nope_head_dim"),
-            v_head_dim=r.int("v_head_dim"),
-        )
+    if shape.is_mla:
+        entry.update(_mla_fields(r))
     if experts:
-        per_token = r.int("num_experts_per_tok", "experts_per_token", "moe_topk", "num_selected_experts")
-        shared = r.int("n_shared_experts", "num_shared_experts", default=0, minimum=0)
-        shared_width = 0
-        if model_type.startswith("llama4"):
-            shared = 1
-        elif flat.get("shared_expert_intermediate_size"):  # Qwen2-MoE: one shared expert of its own width
-            shared, shared_width = 1, r.int("shared_expert_intermediate_size")
-        entry.update(
-            experts=experts,
-            experts_per_token=per_token,
-            shared_experts=shared,
-            expert_intermediate_size=expert_width,
-            dense_layers=dense_layers,
-        )
-        if shared_width:
-            entry["shared_expert_intermediate_size"] = shared_width
-        groups = r.int("n_group", default=0, minimum=0)
-        if groups > 1:
-            entry.update(expert_groups=groups, expert_groups_per_token=r.int("topk_group", default=groups))
+        entry.update(_moe_fields(r, model_type, experts, expert_width, dense_layers))
     if sliding_layers:
         entry.update(sliding_window=window, sliding_layers=sliding_layers)
     if chunked_layers:
@@ -474,11 +543,7 @@ def entry_from_config(
     mtp = r.int("num_nextn_predict_layers", default=0, minimum=0)
     if mtp:
         entry["mtp_modules"] = min(mtp, 16)
-    arch = flat.get("architectures")
-    arch_name = arch[0] if isinstance(arch, list) and arch and isinstance(arch[0], str) else model_type or "unknown"
-    if flat.get("reference_args"):
-        arch_name = "DeepSeek reference-inference ModelArgs"
-    entry["source"] = f"imported from {where} ({arch_name})"
+    entry["source"] = f"imported from {where} ({_architecture_name(r, model_type)})"
     if notes:
         entry["notes"] = "; ".join(notes)
     return key, entry
