@@ -206,7 +206,7 @@ def test_core_imports_neither_typer_nor_rich():
 
 
 def test_explain_breaks_the_cheapest_step_into_operations():
-    """STYLE.md 4: the parts sum to the total, and --explain shows them."""
+    """Components first: the parts sum to the total, and --explain shows them."""
     doc = json.loads(invoke("decode", "-m", "llama3-70b", "-g", "4xH100", "-b", "1,64", "--explain", "-f", "json").stdout)
     broken_down = [row for row in doc["rows"] if "breakdown" in row]
     cheapest = min(doc["rows"], key=lambda r: r["usd_per_mtok"])

@@ -47,7 +47,8 @@ ARCH_FIELDS = ("layers", "hidden_size", "heads", "kv_heads", "head_dim", "interm
                "shared_expert_intermediate_size", "dense_layers", "sliding_window", "sliding_layers",
                "attention_chunk_size", "chunked_layers", "expert_groups", "expert_groups_per_token")
 
-#: Gemma 3 27B text_config as released (fields per reference/models.md [S15]); the rest are
+#: Gemma 3 27B text_config as released (fields of google/gemma-3-27b-it config.json,
+#: https://huggingface.co/google/gemma-3-27b-it/blob/main/config.json); the rest are
 #: Gemma3TextConfig class defaults, exactly the trap the importer must handle. No fixture file exists.
 GEMMA3_27B = {
     "architectures": ["Gemma3ForConditionalGeneration"],

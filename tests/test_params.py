@@ -51,7 +51,9 @@ def test_dense_model_active_equals_total(catalog):
 
 
 def test_kv_bytes_per_token_reference_values(catalog):
-    """reference/models.md section 5 (bf16 cache)."""
+    """bf16 cache: GQA L x 2 x K x hd x 2 B (llama3-70b: 80 x 2 x 8 x 128 x 2 = 327,680); MLA (DeepSeek-V3,
+    Kimi K2) L x (kv_lora_rank 512 + qk_rope_head_dim 64) x 2 B = 61 x 576 x 2 = 70,272; shapes from the
+    HF config.json fixtures."""
     expected = {"llama3-70b": 327_680, "llama3-405b": 516_096, "qwen3-235b-a22b": 192_512, "deepseek-v3": 70_272,
                 "kimi-k2": 70_272, "mixtral-8x22b": 229_376}
     for key, value in expected.items():

@@ -1,9 +1,12 @@
 """Physics corrections from an independent audit, each pinned to a hand-derived number.
 
-Sources: reference/hardware.md sections 3 and 7.6 (xGMI: 7 links, 64 GB/s per peer per direction;
-TPU ICI per-port one-way 50 / 100 GB/s); DeepSeek-V3 technical report arXiv:2412.19437 (node-limited
-routing: at most 4 nodes per token; dispatch once per node over IB, then NVLink); the HF config.json
-fixtures in tests/fixtures/hf_configs (n_group / topk_group, attention_chunk_size).
+Sources: AMD's MI300X page, amd.com/en/products/accelerators/instinct/mi300/mi300x.html (xGMI: 7 links
+of 128 GB/s peak, read as bidirectional: 64 GB/s per peer per direction, as stas00/ml-engineering
+network/README.md reads it); Cloud TPU docs, docs.cloud.google.com/tpu/docs/v5e and /v5p (bidirectional
+ICI per chip 400 GB/s over 4 ports, 1,200 GB/s over 6: per-port one-way 50 / 100 GB/s); DeepSeek-V3
+technical report arXiv:2412.19437 (node-limited routing: at most 4 nodes per token; dispatch once per
+node over IB, then NVLink); the HF config.json fixtures in tests/fixtures/hf_configs (n_group /
+topk_group, attention_chunk_size).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def test_cost_times_throughput_is_constant_at_fixed_price(usd_per_hour, rates):
 
 @given(cases, st.integers(1, 512))
 def test_parts_sum_to_total(case, batch):
-    """STYLE.md 4: components first, then the total proven two ways."""
+    """Components first, then the total proven two ways (here: the parts sum to the total)."""
     scn = _scn(case)
     t = decode_step(scn, np.asarray(float(batch)), np.asarray(1024.0))
     assert float(sum(t.breakdown_flop.values())) == np.float64(t.flop)

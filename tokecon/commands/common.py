@@ -36,7 +36,7 @@ def scenario_inputs(scn: Scenario) -> dict[str, Any]:
 
 
 def breakdown_fields(t: StepTimes, i: int) -> dict[str, Any]:
-    """Per operation of the step (STYLE.md 4: components first): time, FLOP, bytes, what bound it."""
+    """Per operation of the step (the parts, shown first, sum to the total): time, FLOP, bytes, what bound it."""
     bound = t.breakdown_bound or {}
     return {"breakdown": {
         name: {"time_s": float(np.broadcast_to(v, t.step_time_s.shape).flat[i]),

@@ -180,8 +180,10 @@ def _loss(rows: Rows, f: Factors) -> float:
 
 #: Prior (starting) values, fixed here so that the fit is reproducible whatever the catalog
 #: currently holds. Compute: the measured best-shape matmul fraction (MAMF, stas00/ml-engineering,
-#: reference/hardware.md section 6); weights: aiconfigurator's 0.8 of HBM; KV cache: paged reads
-#: reach about half of what weight streaming does (~1.4 vs ~2.8 TB/s on H100, same section);
+#: github.com/stas00/ml-engineering/blob/master/compute/accelerator/README.md#maximum-achievable-flops);
+#: weights: aiconfigurator's 0.8 of HBM; KV cache: paged reads reach about half of what weight
+#: streaming does (~1.4 vs ~2.8 TB/s on H100: Nsight Compute figures in a single-author blog,
+#: https://mikamirai.com/blog/gpu-memory-bandwidth/);
 #: links: ~0.8 (nvbandwidth, nccl-tests).
 FAMILY_PRIORS: dict[str, dict[str, float]] = {family: {"compute": f} for family, f in efficiency.MAMF_FRACTION.items()}
 DEFAULT_FAMILY_PRIOR = {"compute": 0.7, "memory_bw": 0.8, "kv_bw": 0.5, "link": 0.8}

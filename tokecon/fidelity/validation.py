@@ -359,8 +359,9 @@ def _arrays(cases: list[Case]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _static(scn: Scenario, cases: list[Case]) -> tuple[np.ndarray, list[str | None]]:
     """Static batches of B requests; when B exceeds what the KV cache holds (or the engine's cap on
-    running sequences), a queueing engine runs it in ceil(B / max) equal waves (DESIGN.md: engines
-    run what fits and queue the rest)."""
+    running sequences), a queueing engine runs it in ceil(B / max) equal waves: it runs what fits and
+    queues the rest (vLLM's scheduler, vllm/v1/core/sched/scheduler.py, starts a waiting request only
+    while fewer than max_num_seqs run and its KV-cache blocks can be allocated)."""
     batch, isl, osl = _arrays(cases)
     b = np.maximum(batch, 1.0)
     queueing = (scn.engine.family or scn.engine.key) in _QUEUEING_ENGINES

@@ -12,7 +12,9 @@ holding one of its experts (:func:`alltoall_copies_per_token`).
 The scale-up bandwidth a group of n devices can use depends on the fabric
 (:func:`scaleup_group_bw_b_s`): a switch (NVSwitch) gives every device its full aggregate; a
 point-to-point mesh (AMD Infinity Fabric: 7 links of 64 GB/s per direction, 8 GPUs fully
-connected; reference/hardware.md sections 3 and 7.6) gives a group only the links to its n-1
+connected; AMD's MI300X page, amd.com/en/products/accelerators/instinct/mi300/mi300x.html, gives 7 links
+of 128 GB/s peak, read as bidirectional and halved as stas00/ml-engineering network/README.md does)
+gives a group only the links to its n-1
 peers; a torus (TPU ICI) gives a ring the 2 links of the one axis it runs along.
 """
 

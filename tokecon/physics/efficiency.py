@@ -50,7 +50,8 @@ from __future__ import annotations
 import numpy as np
 
 #: Maximum achievable matmul FLOP/s as a fraction of dense peak (MAMF, the best shape found by a
-#: sweep: stas00/ml-engineering, shared/reference/hardware.md section 6). No engine exceeds it, so
+#: sweep: stas00/ml-engineering, "Maximum Achievable Matmul FLOPS comparison table",
+#: github.com/stas00/ml-engineering/blob/master/compute/accelerator/README.md). No engine exceeds it, so
 #: a device's fitted fraction times its engine's scale is capped here; families without a
 #: measurement are not capped.
 MAMF_FRACTION = {"ampere": 0.87, "hopper": 0.80, "blackwell": 0.776, "blackwell-ultra": 0.786, "cdna3": 0.514,

@@ -133,7 +133,9 @@ def kv_bytes_per_token(m: Model, kv_dtype: str, context_tokens: float | None = N
 
     GQA: L * 2 * K * hd * bytes; MLA: L * (kv_lora_rank + qk_rope_head_dim) * bytes. With
     ``context_tokens`` given, windowed layers hold min(context, window) tokens and chunked layers
-    min(context, chunk), so the average per token is returned. Source: reference/models.md section 5.
+    min(context, chunk), so the average per token is returned. Derivation: each layer caches a key and a
+    value of K x hd elements per token (GQA, Ainslie et al. 2023, arXiv:2305.13245); MLA caches only the
+    compressed latent and the shared RoPE key (DeepSeek-V2, arXiv:2405.04434, Table 1).
     """
     if context_tokens is None or not (m.sliding_layers or m.chunked_layers):
         return m.layers * _kv_bytes_per_token_layer(m, kv_dtype)

@@ -5,13 +5,17 @@ and a fixed per-step overhead.
 
 Attention reads the KV cache in scattered pages rather than streaming weights, and reaches a
 lower fraction of peak bandwidth (H100: ~2.8 TB/s for weights vs ~1.4 TB/s for paged KV reads,
-reference/hardware.md section 6), so KV-cache operations have their own bandwidth efficiency.
+Nsight Compute figures in a single-author blog, https://mikamirai.com/blog/gpu-memory-bandwidth/),
+so KV-cache operations have their own bandwidth efficiency.
 A device with slower memory tiers (Cerebras MemoryX) reads its weights at the bandwidth their
 placement allows (:func:`tokecon.physics.memory.tier_placement`).
     t_step = sum(t_op) + t_comm + t_overhead
 
 Summing per-operation maxima is more faithful than the max of the totals: at batch 128 the
-matmuls may be balanced while attention stays memory-bound (DESIGN.md section 1).
+matmuls may be balanced while attention stays memory-bound: at batch b a bf16 matmul does b FLOP
+per weight byte (2b FLOP per 2-byte weight), near H100's ridge of 989e12 / 3.35e12 = 295 FLOP per byte
+when b is in the hundreds, while attention reads each sequence's own bf16 cache at heads / kv_heads
+FLOP per byte whatever the batch.
 The weights' share of the bytes is kept apart (``weight_bytes``, ``weight_read_s``): the time to
 read every weight once, the article's "141/3350 = 0.04 s" for Llama 3.3 70B on one H100, which a
 prefill's total memory time (activations, KV) can hide.

@@ -23,7 +23,8 @@ the i-th most popular with probability p_i (uniform, or Zipf p_i ~ i^-alpha), ho
     E[d] = sum_i (1 - (1 - p_i)^s)        (uniform: N (1 - (1 - 1/N)^s); the occupancy expectation)
 
 distinct adapters. Routed experts carry one adapter per expert (vLLM's fused-MoE LoRA); an adapter's
-T / d tokens touch E (1 - (1 - k/E)^(T/d)) of them, as for the base experts (DESIGN.md section 1).
+T / d tokens touch E (1 - (1 - k/E)^(T/d)) of them, as for the base experts (a token misses a given
+expert with probability 1 - k/E, so T/d independent tokens all miss it with (1 - k/E)^(T/d)).
 Under tensor parallelism the adapters shard as vLLM does: column-parallel modules (q, k, v, gate, up)
 keep A whole and split B, row-parallel ones (o, down) split A and keep B; the LoRA output joins the
 base output before its all-reduce (no extra collective; S-LoRA's own TP scheme adds a small one).
