@@ -240,7 +240,6 @@ def _checked(o: Any, slo: Thresholds) -> tuple[int, bool]:
 def run(o: Any, slo: Thresholds) -> Result:
     """``tokecon capacity``: tokecon.api.commands.CapacityOptions."""
     opts = serving_request(o, o.mode)
-    opts.validate()
     inp, poisson = _checked(o, slo)
     out = o.output_len
     catalog: Catalog = opts.common.load()

@@ -230,7 +230,7 @@ def cost_model(o: Any, method: str | None = None):
 
 
 def serving_request(o: Any, layouts: str = "agg") -> ServingRequest:
-    """Everything a serving command runs under, from its declared options."""
+    """Everything a serving command runs under, from its declared options, validated."""
     from tokecon.serving.request import DisaggSpec
 
     modes = ModeOptions(o.speculative, o.draft_tokens, o.acceptance, o.prefix_hit,
@@ -238,8 +238,10 @@ def serving_request(o: Any, layouts: str = "agg") -> ServingRequest:
     pools = DisaggSpec.given(*(getattr(o, k, None) for k in ("prefill_gpus", "prefill_workers", "prefill_layout", "prefill_batch",
                                                            "decode_gpus", "decode_workers", "decode_layout")))
     common = DeviceRequest(o.model, tuple(o.gpus), o.tp, o.dtype, o.kv_dtype, o.engine, o.ideal, None, tuple(o.catalog), o.pp, o.eplb)
-    return ServingRequest(common, o.ep, o.attention_dp, o.chunked_prefill, cost_model(o), o.explain_cost, o.price_split, modes,
+    opts = ServingRequest(common, o.ep, o.attention_dp, o.chunked_prefill, cost_model(o), o.explain_cost, o.price_split, modes,
                           disagg=pools, layouts=layouts)
+    opts.validate()
+    return opts
 
 
 def varied(result: Result, o: Any, costs: Any, catalog: Catalog) -> Result:

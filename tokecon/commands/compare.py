@@ -115,7 +115,6 @@ def apply_baseline(rows: list[dict[str, Any]], doc: dict[str, Any], path: Path, 
 def run(o: Any, limits: Thresholds) -> Result:
     """``tokecon compare``: tokecon.api.commands.CompareOptions."""
     opts = serving_request(o, o.mode)
-    opts.validate()
     catalog = opts.common.load()
     inp, out = o.input_len, o.output_len
     check_workload(catalog.models.get(o.model), inp, out)

@@ -206,7 +206,6 @@ def s_is(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def run(o: Any, limits: Thresholds) -> Result:
     """``tokecon frontier``: tokecon.api.commands.FrontierOptions."""
     opts = serving_request(o, o.mode)
-    opts.validate()
     catalog = opts.common.load()
     inp, out = o.input_len, o.output_len
     check_workload(catalog.models.get(o.model), inp, out)

@@ -80,7 +80,6 @@ DISAGG_METHOD = ("Disaggregated: TTFT = queue wait + prefill + the KV transfer t
 def run(o: Any, limits: Thresholds) -> Result:
     """``tokecon serve``: tokecon.api.commands.ServeOptions."""
     opts = serving_request(o)
-    opts.validate()
     if o.request_rate and o.concurrency:
         raise TokeconError("give --concurrency (requests in flight) or --request-rate (Poisson arrivals per second), not both")
     if o.request_rate and opts.disagg is not None:

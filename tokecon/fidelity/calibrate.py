@@ -550,6 +550,11 @@ def extrapolate(f: Factors, families: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _fitted(values: dict[str, float], fitted_on: str) -> dict[str, str]:
+    """The TOML fields of fitted ``values`` (3 decimals) and the quoted ``fitted_on`` that says how."""
+    return {**{k: f"{v:.3f}" for k, v in values.items()}, "fitted_on": f'"{fitted_on}"'}
+
+
 def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families: dict[str, list[str]],
                   note: str) -> None:
     """Store fitted factors (every device of a fitted family, every fitted engine), and the
@@ -557,21 +562,16 @@ def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families:
     text = hardware_toml.read_text()
     for family, values in f.family.items():
         for key in families.get(family, []):
-            fields = {k: f"{v:.3f}" for k, v in values.items()}
-            fields["fitted_on"] = f'"{note} (family {family})"'
-            text = _edit_table(text, f"{key}.efficiency", fields)
+            text = _edit_table(text, f"{key}.efficiency", _fitted(values, f"{note} (family {family})"))
+    measured = ", ".join(sorted(f.family))
     for family, values in extrapolate(f, list(families)).items():
         for key in families[family]:
-            fields = {k: f"{v:.3f}" for k, v in values.items()}
-            fields["fitted_on"] = (f'"not measured: family {family} prior x the mean fitted/prior ratio of the measured '
-                                   f'families ({", ".join(sorted(f.family))})"')
-            text = _edit_table(text, f"{key}.efficiency", fields)
+            why = f"not measured: family {family} prior x the mean fitted/prior ratio of the measured families ({measured})"
+            text = _edit_table(text, f"{key}.efficiency", _fitted(values, why))
     hardware_toml.write_text(text)
     text = engines_toml.read_text()
     for engine, values in f.engine.items():
-        fields = {k: f"{v:.3f}" for k, v in values.items()}
-        fields["fitted_on"] = f'"{note}"'
-        text = _edit_table(text, engine, fields)
+        text = _edit_table(text, engine, _fitted(values, note))
     engines_toml.write_text(text)
     if f.benchmark:
         from tokecon.fidelity.validation import BENCHMARKS_FILE, benchmarks, measurements_path
@@ -580,9 +580,7 @@ def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families:
         if path.parent == engines_toml.parent / "validation" and path.is_file():
             text = path.read_text()
             for key, values in f.benchmark.items():
-                fields = {k: f"{v:.3f}" for k, v in values.items()}
-                fields["fitted_on"] = f'"{note} (its TTFT rows)"'
-                text = _edit_table(text, key, fields)
+                text = _edit_table(text, key, _fitted(values, f"{note} (its TTFT rows)"))
             path.write_text(text)
             benchmarks.cache_clear()
 
