@@ -366,3 +366,16 @@ def test_model_sources_cite_public_configs_not_local_paths(catalog):
     for m in catalog.models:
         assert "shared/" not in m.source, m.key
     assert catalog.models.get("meta-llama/Llama-3.3-70B-Instruct").key == "llama3-70b"
+
+
+@pytest.mark.parametrize("kind", ["hardware", "models", "engines"])
+def test_every_shipped_entry_validates_and_builds(kind):
+    """The shipped catalogs' entries are validated when first used (a command pays only for what it
+    uses), so this checks them all: each validates, builds, and is found under its key and aliases."""
+    tables = tomllib.loads(builtin_paths()[kind].read_text())
+    for key, entry in tables.items():
+        validate_entry(kind, key, entry, "built-in")
+    registry = load_catalog(use_user_home=False).registry(kind)
+    assert len(list(registry)) == len(tables)
+    for key, entry in tables.items():
+        assert all(registry.get(name).key == key for name in (key, *entry.get("aliases", ())))

@@ -529,12 +529,23 @@ def read_toml(path: Path, what: str = "catalog", check_numbers: bool = True) -> 
     return parse_cache.parsed(path, parse, f"{what}:{check_numbers}")
 
 
+class Unbuilt:
+    """A catalog table not yet validated and built: :class:`Registry` builds it when it is first
+    looked up or listed, so a command pays for (and is stopped by) only the entries it uses."""
+
+    __slots__ = ("build",)
+
+    def __init__(self, build: Callable[[], Any]):
+        self.build = build
+
+
 @record(frozen=False)
 class Registry:
-    """Entries of one kind, looked up by key or alias, case-insensitively."""
+    """Entries of one kind, looked up by key or alias, case-insensitively; each built when first used."""
 
     kind: str
-    entries: dict[str, Any] = field(default_factory=dict)
+    entries: dict[str, Any] = field(default_factory=dict)  # key -> the built entry or its Unbuilt table
+    _origins: dict[str, str] = field(default_factory=dict)  # key -> the file it came from
     _index: dict[str, str] = field(default_factory=dict)  # lower-case name or alias -> key
     _names: dict[str, set[str]] = field(default_factory=dict)  # key -> the lower-case names pointing at it
 
@@ -556,28 +567,36 @@ class Registry:
             if owner is None or owner == key:
                 self._point(low, key)
                 continue
-            prev = self.entries.get(owner)
-            if prev is not None and prev.origin == origin:
+            prev = self._origins.get(owner)
+            if prev == origin:
                 what = "name" if name == key else "alias"
                 raise CatalogError(f"{origin}: [{key}]: {what} '{name}' is already used by [{owner}] in the same file")
             if low == owner.lower():
                 if name != key:
                     raise CatalogError(
-                        f"{origin}: [{key}]: alias '{name}' is the name of [{owner}] from {getattr(prev, 'origin', '?')}; "
+                        f"{origin}: [{key}]: alias '{name}' is the name of [{owner}] from {prev or '?'}; "
                         f"to override that entry, name this table [{owner}]"
                     )
                 self.entries.pop(owner, None)  # same key in another case: an override
+                self._origins.pop(owner, None)
                 for alias in list(self._names.get(owner, ())):
                     self._point(alias, key)
                 self._names.pop(owner, None)
             self._point(low, key)
         self.entries[key] = entry
+        self._origins[key] = origin
+
+    def _built(self, key: str) -> Any:
+        entry = self.entries[key]
+        if isinstance(entry, Unbuilt):
+            entry = self.entries[key] = entry.build()
+        return entry
 
     def get(self, name: str) -> Any:
         key = self._index.get(name.strip().lower())
         if key is None:
             raise TokeconError(f"unknown {_NOUN[self.kind]} '{name}'{self.suggest(name)}")
-        return self.entries[key]
+        return self._built(key)
 
     def suggest(self, name: str) -> str:
         close = difflib.get_close_matches(name.lower(), list(self._index), n=3, cutoff=0.5)
@@ -587,7 +606,7 @@ class Registry:
         return f"; closest: {', '.join(keys)}"
 
     def __iter__(self):
-        return iter(self.entries.values())
+        return (self._built(key) for key in list(self.entries))
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -616,7 +635,7 @@ class EngineRegistry(Registry):
         if not version.strip():
             return engine
         v = version_tuple(version)
-        family = [e for e in self.entries.values() if e.family == engine.family]
+        family = [e for e in self if e.family == engine.family]
         if v is None:
             return replace(engine, version_note=f"version '{version.strip()}' is not a release number: "
                                                 f"using {engine.key} ({engine.version_range})")
@@ -631,22 +650,26 @@ class EngineRegistry(Registry):
 
 
 class Catalog:
-    """The merged catalogs, one :class:`Registry` per kind, each read, validated and built the first
-    time it is used: a command that never looks at devices (``engines list``) is not stopped by a
-    broken ``$TOKECON_HOME/hardware.toml``. ``files`` names every file that contributes (built-in,
-    user, ``--catalog``), read or not yet."""
+    """The merged catalogs, one :class:`Registry` per kind, each read and checked the first time the
+    kind is used: a command that never looks at devices (``engines list``) is not stopped by a broken
+    ``$TOKECON_HOME/hardware.toml``. The user's and ``--catalog`` entries are validated when their
+    kind is read; the ``shipped`` files' entries (checked whole by the test suite) are validated and
+    built when first looked up or listed, so a command pays only for the entries it uses. ``files``
+    names every file that contributes (built-in, user, ``--catalog``), read or not yet."""
 
-    def __init__(self, sources: dict[str, list[tuple[str, Callable[[], dict]]]], files: list[str]):
+    def __init__(self, sources: dict[str, list[tuple[str, Callable[[], dict]]]], files: list[str],
+                 shipped: frozenset[str] = frozenset()):
         self._sources = sources  # kind -> [(origin, a function returning that file's tables of the kind)]
         self._registries: dict[str, Registry] = {}
         self.files = files
+        self._shipped = shipped
 
     def registry(self, kind: str) -> Registry:
         registry = self._registries.get(kind)
         if registry is None:
             registry = EngineRegistry(kind) if kind == "engines" else Registry(kind)
             for origin, tables in self._sources[kind]:
-                _add_entries(registry, kind, tables(), origin)
+                _add_entries(registry, kind, tables(), origin, lazy=origin in self._shipped)
             self._registries[kind] = registry  # only once complete: a failed build fails again next time
         return registry
 
@@ -667,13 +690,28 @@ class Catalog:
         return self.registry("engines")
 
 
-def _add_entries(registry: Registry, kind: str, tables: dict, origin: str) -> None:
+def _add_entries(registry: Registry, kind: str, tables: dict, origin: str, lazy: bool = False) -> None:
+    """Index every table of ``tables`` under its key and aliases, validated and built now, or
+    (``lazy``) when first used; an entry whose aliases cannot be indexed is validated now, which
+    names the field."""
     if not isinstance(tables, dict):
         raise CatalogError(f"{origin}: [{kind}] must be a table of entries")
     build = _BUILDERS[kind]
+
+    def later(key: str, entry: dict) -> Unbuilt:
+        def made() -> Any:
+            validate_entry(kind, key, entry, origin)
+            return build(key, entry, origin)
+
+        return Unbuilt(made)
+
     for key, entry in tables.items():
-        validate_entry(kind, key, entry, origin)
-        registry.add(key, build(key, entry, origin), tuple(entry.get("aliases", ())), origin)
+        aliases = entry.get("aliases", ()) if isinstance(entry, dict) else None
+        if not lazy or not (isinstance(aliases, (list, tuple)) and all(isinstance(a, str) and a.strip() for a in aliases)):
+            validate_entry(kind, key, entry, origin)
+            registry.add(key, build(key, entry, origin), tuple(entry.get("aliases", ())), origin)
+        else:
+            registry.add(key, later(key, entry), tuple(aliases), origin)
 
 
 _BUILTIN_CACHE: dict[tuple[str, int, int], dict] = {}
@@ -735,7 +773,7 @@ def load_catalog(extra_files: list[Path] | tuple[Path, ...] = (), use_user_home:
                 sources[kind].append((str(path), lambda tables=data[kind]: tables))
                 given.add(kind)
         files.append(str(path))
-    catalog = Catalog(sources, files)
+    catalog = Catalog(sources, files, frozenset(str(p) for p in builtin_paths().values()))
     for kind in KINDS:
         if kind in given:
             catalog.registry(kind)

@@ -70,10 +70,10 @@ def _merge_check(catalog: Catalog, kind: str, key: str, entry: dict[str, Any]) -
 
     reg = catalog.registry(kind)
     origin = str(user_catalog_path(kind))
-    note = next((f"overrides [{k}] from {origin_label(e.origin)}" for k, e in reg.entries.items()
-                 if k.lower() == key.lower() and e.origin != origin), None)
+    note = next((f"overrides [{e.key}] from {origin_label(e.origin)}" for e in reg
+                 if e.key.lower() == key.lower() and e.origin != origin), None)
     if note is None:
-        note = next((f"'{key}' now names this entry instead of [{k}], whose alias it was" for k, e in reg.entries.items()
+        note = next((f"'{key}' now names this entry instead of [{e.key}], whose alias it was" for e in reg
                      if key.lower() in (a.lower() for a in e.aliases) and e.origin != origin), None)
     reg.add(key, _BUILDERS[kind](key, entry, origin), tuple(entry.get("aliases", ())), origin)
     return note
