@@ -379,3 +379,18 @@ def test_every_shipped_entry_validates_and_builds(kind):
     assert len(list(registry)) == len(tables)
     for key, entry in tables.items():
         assert all(registry.get(name).key == key for name in (key, *entry.get("aliases", ())))
+
+
+def test_a_rental_given_without_its_date_is_called_undated(isolated_home, tmp_path):
+    """A user entry with ``rental_usd_per_hour`` and no ``price_date``: the notes say "undated" rather
+    than print an empty "(catalog, )"."""
+    from typer.testing import CliRunner
+
+    from tokecon.cli.main import app
+
+    entry = {k: v for k, v in _hw(rental_usd_per_hour=1.5).items() if k not in ("price_date", "price_points")}
+    cat = write(tmp_path / "mine.toml", {"hardware": {"mygpu": {**entry, "name": "My GPU"}}})
+    for args in (["decode", "-m", "llama3-8b", "-g", "1xmygpu"], ["prices", "show", "mygpu"]):
+        r = CliRunner().invoke(app, [*args, "--catalog", str(cat)])
+        assert r.exit_code == 0, r.output
+        assert "undated" in r.output and "()" not in r.output and "(catalog, )" not in r.output

@@ -279,3 +279,21 @@ def test_python_api_matches_cli():
     assert doc["rows"] == json_rows(core)
     assert doc["notes"] == core.notes and doc["method_notes"] == core.method
     assert all(r["input_tokens"] == 4096 and r["output_tokens"] == 512 for r in doc["rows"])
+
+
+def test_a_sweep_over_many_devices_reports_its_progress_and_a_quick_one_draws_no_bar():
+    """compare and frontier report each device swept (the CLI draws a bar on a terminal once the work
+    has run a second: a 20,000-device --catalog sweeps for minutes); a quick answer or a pipe gets none."""
+    from tokecon.api.declare import call
+    from tokecon.cli.show import progress
+
+    seen: list[tuple[str, int, int]] = []
+    call(BY_NAME["compare"], {"model": "llama3-8b", "gpus": ["1xH100", "1xL40S", "1xA100"]},
+         progress=lambda *a: seen.append(a))
+    assert seen == [("devices", 1, 3), ("devices", 2, 3), ("devices", 3, 3)]
+    with progress() as report:  # under a second: nothing drawn
+        report("devices", 1, 3)
+    assert report.__self__.bar is None
+    with progress(after_s=0.0) as report:  # long enough, but stderr is not a terminal under pytest
+        report("devices", 1, 3)
+    assert report.__self__.bar is None

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import field
-from typing import Any
+from typing import Any, Callable
 
 from tokecon.errors import TokeconError
 from tokecon.records import record
+
+#: ``progress(stage, done, total)``: what a long command reports as it goes (the CLI draws a bar)
+Progress = Callable[[str, int, int], None]
 
 
 @record

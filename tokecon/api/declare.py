@@ -256,6 +256,6 @@ def runner(cmd: Command) -> Callable[..., Any]:
 
 def call(cmd: Command, raw: Mapping[str, Any], style: str = "api", base: Path | None = None, **context: Any) -> Any:
     """Parse ``raw`` and run the command: its :class:`tokecon.results.Result`. ``context`` reaches
-    run functions that take it (``progress``: a callback for long fits)."""
+    run functions that take it (``progress(stage, done, total)``: a callback for long fits and sweeps)."""
     opts, limits = parse(cmd, raw, style, base)
     return runner(cmd)(opts, limits, **context)

@@ -130,7 +130,7 @@ def callback(cmd: Command):
         if shower is not None:
             shower.before(**extra)
         raw = {k: _plain(v) for k, v in kwargs.items()}
-        if cmd.progress and raw.get("fit"):
+        if cmd.progress:
             with progress() as report:
                 result = call(cmd, raw, style="cli", progress=report)
         else:

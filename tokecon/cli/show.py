@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -65,23 +66,40 @@ def _new_entry(new: Any, fmt: str) -> None:
 
 
 class progress:
-    """A Rich progress bar on stderr (with the time left) for the fit and the held-out refits."""
+    """A Rich progress bar on stderr (with the time left) for the fit, the held-out refits and sweeps
+    over many devices. It appears only once the work has run ``after_s`` seconds: a quick answer
+    never draws one."""
+
+    LABELS = {"fit": "fitting the factors", "held out": "refitting without each source", "devices": "sweeping the devices"}
+
+    def __init__(self, after_s: float = 1.0):
+        self.after_s = after_s
 
     def __enter__(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        import time
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-        self.bar.__enter__()
+        self.start, self.clock = time.monotonic(), time.monotonic
+        self.bar = None
         self.tasks: dict[str, int] = {}
         return self.report
 
     def report(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None:
+            if self.clock() - self.start < self.after_s:
+                return
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            console = Console(stderr=True)
+            if not console.is_terminal:  # a log or a pipe gets no bar
+                self.after_s = math.inf
+                return
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                TimeRemainingColumn(), console=console, transient=True)
+            self.bar.__enter__()
         if stage not in self.tasks:
-            label = {"fit": "fitting the factors", "held out": "refitting without each source"}.get(stage, stage)
-            self.tasks[stage] = self.bar.add_task(label, total=total)
+            self.tasks[stage] = self.bar.add_task(self.LABELS.get(stage, stage), total=total)
         self.bar.update(self.tasks[stage], completed=done)
 
     def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
+        return self.bar.__exit__(*exc) if self.bar is not None else None

@@ -293,7 +293,7 @@ def assumptions(scenarios: list[Scenario], prices: dict[str, str] | None = None)
             continue
         price = (prices or {}).get(hw.key) or (
             f"{scn.usd_per_gpu_hour:g} USD/GPU-h (given)" if scn.usd_per_gpu_hour is not None
-            else f"{hw.rental_usd_per_hour:g} USD/GPU-h rental (catalog, {hw.price_date})")
+            else f"{hw.rental_usd_per_hour:g} USD/GPU-h rental {catalog_price_source(hw)}")
         key = (scn.engine.name, _fit_words(hw.efficiency.fitted_on))
         groups.setdefault(key, []).append(f"{hw.key} at {scn.compute_efficiency:.0%} of peak FLOP/s and "
                                           f"{scn.memory_bw_efficiency:.0%} of memory bandwidth, {price}")
@@ -333,5 +333,11 @@ def cost_label(d: Deployed) -> str:
     if c.method != "rental" or c.as_of is not None:
         what = {"tco": "TCO", "tco-published": f"{c.tco_source} {c.tier} TCO", "rental": "rental"}[c.method]
         return f"{c.usd_per_gpu_hour:.3g} USD/GPU-h {what}" + (f" {c.price_note}" if c.as_of else "")
-    return f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental" + (f" (catalog, {d.scenario.hardware.price_date})"
-                                                          if d.costs.usd_per_gpu_hour is None else " (given)")
+    return f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental " + (catalog_price_source(d.scenario.hardware)
+                                                           if d.costs.usd_per_gpu_hour is None else "(given)")
+
+
+def catalog_price_source(hw: Any) -> str:
+    """Where a catalog rental comes from: "(catalog, 2026-06)", or "(catalog, undated)" for an entry
+    that gives no price date."""
+    return f"(catalog, {hw.price_date or 'undated'})"

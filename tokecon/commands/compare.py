@@ -25,7 +25,7 @@ from tokecon.commands.common import resolved_inputs, serving_request, sources, v
 from tokecon.commands.frontier import sweeps
 from tokecon.commands.serving import check_workload, cost_inputs, serving_assumptions, serving_method
 from tokecon.errors import TokeconError
-from tokecon.results import METRICS, Column, Result, Thresholds
+from tokecon.results import METRICS, Column, Progress, Result, Thresholds
 from tokecon.serving import sram
 
 COLUMNS = [
@@ -112,7 +112,7 @@ def apply_baseline(rows: list[dict[str, Any]], doc: dict[str, Any], path: Path, 
             f"{big['baseline_usd_per_mtok']:.4g} -> {big['usd_per_mtok']:.4g} USD/Mtok ({big['usd_per_mtok_rel_change']:+.1%})."] + workload
 
 
-def run(o: Any, limits: Thresholds) -> Result:
+def run(o: Any, limits: Thresholds, progress: Progress | None = None) -> Result:
     """``tokecon compare``: tokecon.api.commands.CompareOptions."""
     opts = serving_request(o, o.mode)
     catalog = opts.common.load()
@@ -122,7 +122,7 @@ def run(o: Any, limits: Thresholds) -> Result:
     gpus = list(o.gpus) or default_gpus(catalog)
     if o.tp is not None and not o.gpus:
         raise TokeconError("--tp needs --gpus: without it every catalog device is compared on one node")
-    done, notes, method = sweeps(catalog, opts, gpus, inp, out, limits)
+    done, notes, method = sweeps(catalog, opts, gpus, inp, out, limits, progress)
     rows = []
     for s in done:
         pick = min(s.meeting, key=lambda r: r["usd_per_mtok"]) if s.meeting else None

@@ -31,7 +31,7 @@ from tokecon.commands.serving import (
 from tokecon.errors import DoesNotFitError
 from tokecon.fidelity import uncertainty
 from tokecon.records import record
-from tokecon.results import Column, Result, Thresholds
+from tokecon.results import Column, Progress, Result, Thresholds
 from tokecon.serving import batching, sram
 from tokecon.serving.deploy import Deployed, sized
 from tokecon.serving.points import aggregated, disaggregated, point_rows
@@ -119,13 +119,16 @@ def winner_note(label: str, frontier: list[dict[str, Any]]) -> str | None:
             f"{min(speeds):.1f} and {max(speeds):.1f} tok/s per user; aggregated elsewhere.")
 
 
-def sweeps(catalog: Catalog, opts: ServingRequest, gpus: list[str], inp: int, out: int, slo: Thresholds | None
-           ) -> tuple[list[DeviceSweep], list[str], list[str]]:
+def sweeps(catalog: Catalog, opts: ServingRequest, gpus: list[str], inp: int, out: int, slo: Thresholds | None,
+           progress: Progress | None = None) -> tuple[list[DeviceSweep], list[str], list[str]]:
     """Each device swept, with the notes (devices the model fits in no layout, devices never measured)
-    and the method notes (what was swept, where disaggregation wins); refuses when the model fits none."""
+    and the method notes (what was swept, where disaggregation wins); refuses when the model fits none.
+    ``progress("devices", done, total)`` is called after each device."""
     done, notes, method, skipped, unmeasured = [], [], [], [], []
-    for text in gpus:
+    for k, text in enumerate(gpus):
         s = sweep_device(catalog, opts, text, inp, out, slo)
+        if progress:
+            progress("devices", k + 1, len(gpus))
         if s.deployed is None:
             skipped.append(s.label)
             continue
@@ -203,14 +206,14 @@ def s_is(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in ("device", "layout", "concurrency"))
 
 
-def run(o: Any, limits: Thresholds) -> Result:
+def run(o: Any, limits: Thresholds, progress: Progress | None = None) -> Result:
     """``tokecon frontier``: tokecon.api.commands.FrontierOptions."""
     opts = serving_request(o, o.mode)
     catalog = opts.common.load()
     inp, out = o.input_len, o.output_len
     check_workload(catalog.models.get(o.model), inp, out)
     has_slo = any(v is not None for v in limits.__dict__.values())
-    done, notes, method = sweeps(catalog, opts, list(o.gpus), inp, out, limits if has_slo else None)
+    done, notes, method = sweeps(catalog, opts, list(o.gpus), inp, out, limits if has_slo else None, progress)
     rows = [r for s in done for r in s.frontier]
     deployed = [s.deployed for s in done]
     inputs = {

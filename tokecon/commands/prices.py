@@ -61,7 +61,7 @@ def prices_show(o: Any, limits: Any = None) -> Result:
                                                             if r["overhead"] else "")
                       if r["kind"] == "purchase" else f"{r['usd_per_gpu_hour']:.3g} USD/GPU-h")
         r["flags"] = ", ".join(f for f, on in (("current", r["current"]), ("stale", r["stale"]), ("derived", r["derived"])) if on)
-    notes = [f"{hw.key}: rental {hw.rental_usd_per_hour:.3g} USD/GPU-h ({hw.price_date}); capital "
+    notes = [f"{hw.key}: rental {hw.rental_usd_per_hour:.3g} USD/GPU-h ({hw.price_date or 'undated'}); capital "
              + (f"{hw.purchase_usd:,.0f} USD per GPU at server share" if hw.purchase_usd else "not priced (no primary point)")
              + f"; all-in power {hw.all_in_power_w:,.0f} W (board {hw.power_w:,.0f} W). Sources: --format json or csv."]
     return Result(f"prices show {hw.key}", {"hardware": hw.key, "as_of": as_of}, rows, SHOW_COLUMNS, group_key=None,

@@ -13,7 +13,7 @@ from tokecon.fidelity import uncertainty
 from tokecon.fidelity import validation
 from tokecon.catalogs.catalog import builtin_paths, load_catalog
 from tokecon.errors import TokeconError
-from tokecon.results import Column, Result
+from tokecon.results import Column, Progress, Result
 from tokecon.fidelity.validation import Case
 
 ROW_COLUMNS = [
@@ -175,7 +175,7 @@ def held_out_rows(held: list[tuple[Case, float]]) -> list[dict[str, Any]]:
 
 
 def run_fit(write: bool = False, csv_path: Path | None = None, held_out: bool = False,
-            progress: Callable[[str, int, int], None] | None = None) -> tuple[Result, Result]:
+            progress: Progress | None = None) -> tuple[Result, Result]:
     """Refit the factors on all rows (in-sample error); with ``held_out`` also the leave-one-source-out
     error and the 80% intervals built from it; optionally store them (catalogs, intervals.toml)."""
     if write and not (builtin_paths()["hardware"].parent / "pyproject.toml").is_file():
@@ -223,7 +223,7 @@ def run_fit(write: bool = False, csv_path: Path | None = None, held_out: bool = 
     return fit_result, Result("validate-fit-summary", {}, summary, SUMMARY_COLUMNS, group_key=None)
 
 
-def run(o: Any, limits: Any, progress: Callable[[str, int, int], None] | None = None) -> Result:
+def run(o: Any, limits: Any, progress: Progress | None = None) -> Result:
     """``tokecon validate``: the summary per group, with every measurement's row behind it (in JSON and
     with ``--rows``); ``--fit`` refits the factors (``--held-out``: leave-one-source-out error)."""
     if o.write and not o.fit:
