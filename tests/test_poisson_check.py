@@ -1,0 +1,43 @@
+"""validation/poisson_check.py: the held-out Poisson check on MLPerf v4.0/v5.0 Server runs runs end
+to end on its data (each run predicted or skipped with a reason, each with its log's address)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("poisson_check", ROOT / "validation" / "poisson_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_mlperf_server_run_is_sourced_and_either_predicted_or_skipped_with_a_reason():
+    mod = _module()
+    runs = mod.load()
+    assert len(runs) >= 17
+    for run in runs:
+        assert run["source"].startswith("https://github.com/") and "/Server/" in run["source"], run["run"]
+        assert float(run["server_samples_s"]) > 0 and float(run["offline_samples_s"]) > 0
+    kept = [r for r in runs if not r["skip"]]
+    for run in kept[:3] + [r for r in kept if r["model"] != "llama2-70b"][:1]:  # dense, MoE, 405B's long prompts
+        res = mod.predict(run)
+        assert math.isfinite(res["offline"]) and math.isfinite(res["within limits"])
+        assert all(math.isfinite(res[f"same load {m}"]) for m, _ in mod.LATENCY)
+        # the rate within the p99 limits never exceeds the highest sustainable rate
+        within = (1 + res["within limits"]) * float(run["server_samples_s"])
+        sustained = (1 + res["offline"]) * float(run["offline_samples_s"])
+        assert within <= sustained * (1 + 1e-9), run["run"]
+
+
+def test_the_summary_reports_each_regime_apart():
+    mod = _module()
+    runs = [r for r in mod.load() if not r["skip"]][:2]
+    rows = mod.summary([mod.predict(r) for r in runs], runs)
+    assert {r["group"] for r in rows} >= {"all", mod.regime(runs[0])}
+    assert any(r["figure"] == "same load tpot_mean_ms" and r["median_abs_error"] is not None for r in rows)
