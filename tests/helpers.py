@@ -3,8 +3,11 @@ JSON shows them."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from tokecon.catalogs.catalog import Catalog
@@ -20,6 +23,15 @@ def with_hardware(scn: Scenario, **changes) -> Scenario:
     """The same scenario on a device with some fields changed (e.g. memory_bw_b_s)."""
     hw = replace(scn.hardware, **changes)
     return replace(scn, deployment=replace(scn.deployment, hardware=hw))
+
+
+def validation_script(name: str) -> ModuleType:
+    """A script of the repository's validation/ folder (not a package) imported as a module."""
+    path = Path(__file__).resolve().parents[1] / "validation" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def json_rows(result: Any, explain: bool = False) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ their published parameter counts."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
@@ -13,15 +12,14 @@ import pytest
 from tokecon.physics import params
 from tokecon.fidelity import validation
 
+from helpers import validation_script
+
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL_DIR = ROOT.parent / "shared" / "calibration" / "external"
 
 
 def _converter():
-    spec = importlib.util.spec_from_file_location("import_external", ROOT / "validation" / "import_external.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return validation_script("import_external")
 
 
 @pytest.mark.skipif(not EXTERNAL_DIR.exists(), reason="shared/calibration/external not in this checkout")

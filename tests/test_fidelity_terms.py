@@ -5,7 +5,6 @@ memory reserves and caps, and the hygiene of the external measurements."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import math
 from collections import Counter
 from dataclasses import replace
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import scenario
+from helpers import scenario, validation_script
 from tokecon.catalogs.catalog import load_catalog
 from tokecon.errors import TokeconError
 from tokecon.fidelity import validation
@@ -240,10 +239,7 @@ def test_disagg_lengths_from_a_range(catalog):
 # --- hygiene of the external measurements -----------------------------------------------------
 
 def _converter():
-    spec = importlib.util.spec_from_file_location("import_external", ROOT / "validation" / "import_external.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return validation_script("import_external")
 
 
 def test_duplicate_runs_are_left_out_by_rule():

@@ -3,18 +3,13 @@ to end on its data (each run predicted or skipped with a reason, each with its l
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import validation_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("poisson_check", ROOT / "validation" / "poisson_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return validation_script("poisson_check")
 
 
 def test_every_mlperf_server_run_is_sourced_and_either_predicted_or_skipped_with_a_reason():
