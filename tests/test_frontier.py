@@ -219,3 +219,36 @@ def test_png_text_reads_the_recorded_digest(tmp_path):
                     + chunk(b"tEXt", PNG_DIGEST_KEY.encode() + b"\0abc123")
                     + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b""))
     assert png_text(png) == {PNG_DIGEST_KEY: "abc123"}
+
+
+def test_the_slo_screen_never_drops_a_point_whose_row_meets_the_slo():
+    """frontier/compare build rows only for frontier points and those Thresholds.may_pass keeps: every
+    point whose full row meets the SLO must be among them (the screen reads the same figures)."""
+    import numpy as np
+
+    from tokecon.catalogs.catalog import load_catalog
+    from tokecon.results import Thresholds
+    from tokecon.serving.deploy import sized
+    from tokecon.serving.points import COMMON, aggregated, point_rows
+    from tokecon.serving.resolve import parse_gpus
+    from tokecon.serving.search import sweep
+    from tokecon.api.commands import BY_NAME
+    from tokecon.api.declare import parse
+    from tokecon.commands.common import serving_request
+
+    catalog = load_catalog(use_user_home=False)
+    o, _ = parse(BY_NAME["frontier"], {"model": "llama3-70b", "gpus": ["8xH100"]}, "api")
+    opts = serving_request(o, o.mode)
+    spec = sized(catalog, opts, parse_gpus("8xH100", catalog), 2048)
+    slo = Thresholds(min_tok_s_per_user=30.0, max_ttft_ms=800.0, max_tpot_ms=40.0, min_tok_s_per_gpu=200.0)
+    checked = 0
+    for d, st in sweep(opts, catalog, spec, 1024, 1024):
+        pts = aggregated(d, st)
+        figures = {k: getattr(st, k) for k in COMMON} | {"tok_s_per_gpu": st.output_tok_s_per_gpu}
+        kept = slo.may_pass(figures, st.concurrency.size)
+        for i, row in enumerate(point_rows(pts)):
+            if row["fits"] and not slo.check(row):
+                assert kept[i], (d.label, row["concurrency"])
+                checked += 1
+        assert not kept.all() or np.all([not slo.check(r) for r in point_rows(pts)])
+    assert checked > 0

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from tokecon.errors import TokeconError
 from tokecon.records import record
@@ -153,6 +155,19 @@ class Thresholds:
             if value > limit if m.upper else value < limit:
                 out.append(f"{value:.4g} {m.said} {'above' if m.upper else 'below'} {limit:g}")
         return out
+
+    def may_pass(self, figures: Mapping[str, Any], size: int) -> np.ndarray:
+        """Which of ``size`` points no limit rules out from ``figures`` alone (arrays by row key): a
+        cheap screen before rows are built, exact for the keys it has (a NaN passes); :meth:`check`
+        on the built rows decides."""
+        ok = np.ones(size, dtype=bool)
+        for name, m in METRICS.items():
+            limit, a = getattr(self, name), figures.get(m.row_key)
+            if limit is None or a is None:
+                continue
+            value = np.broadcast_to(np.asarray(a, dtype=float), (size,)) * m.scale
+            ok &= ~((value > limit) if m.upper else (value < limit))  # NaN compares False: kept
+        return ok
 
     def apply(self, result: Result) -> Result:
         """Mark every row; a threshold on a figure the command does not compute is bad input, never a

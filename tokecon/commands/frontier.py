@@ -34,7 +34,7 @@ from tokecon.records import record
 from tokecon.results import Column, Progress, Result, Thresholds
 from tokecon.serving import batching, sram
 from tokecon.serving.deploy import Deployed, sized
-from tokecon.serving.points import aggregated, disaggregated, point_rows
+from tokecon.serving.points import COMMON, aggregated, disaggregated, point_rows
 from tokecon.serving.request import ServingRequest
 from tokecon.serving.resolve import parse_gpus
 from tokecon.serving.search import pool_pairs, sweep
@@ -96,7 +96,11 @@ def sweep_device(catalog: Catalog, opts: ServingRequest, text: str, inp: int, ou
     offsets = np.cumsum([0] + [pts.times.concurrency.size for pts in every])
     for k, pts in enumerate(every):
         on = keep[offsets[k]:offsets[k + 1]]
-        chosen = range(pts.times.concurrency.size) if slo is not None else np.flatnonzero(on)
+        wanted = on
+        if slo is not None:  # rows only for frontier points and those the SLO may keep
+            figures = {key: getattr(pts.times, key) for key in COMMON} | {"tok_s_per_gpu": pts.times.output_tok_s_per_gpu}
+            wanted = on | (np.asarray(pts.times.fits, dtype=bool).ravel() & slo.may_pass(figures, on.size))
+        chosen = np.flatnonzero(wanted)
         split = opts.price_split if pts.mode == "agg" else None  # each pool prices its own GPU time
         for i, row in zip(chosen, point_rows(pts, split, [int(i) for i in chosen], opts.modes.prices)):
             row["device"] = spec.label
