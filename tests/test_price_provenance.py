@@ -278,7 +278,11 @@ def test_a_comparison_that_mixes_scopes_says_so():
     assert note is not None and "h100-sxm from a hyperscaler chip price x 1.35 server overhead" in note
     assert "gb200 from a hyperscaler chip price x 1.53 rack-scale overhead" in note
     assert scope_note([HW("h100-sxm"), HW("b200")], CostModel(method="tco")) is None  # both chip ASPs x 1.35
-    assert "mi300x from a neocloud reserved rental" in scope_note([HW("b200"), HW("mi300x")], CostModel())
+    rentals = scope_note([HW("b200"), HW("mi300x")], CostModel())  # each price names its kind beside it
+    assert "neocloud on-demand, neocloud reserved" in rentals and "--cost tco-published" in rentals
+    from tokecon.commands.common import catalog_price_source
+
+    assert catalog_price_source(HW("mi300x")).startswith("(catalog: neocloud reserved, ")
     assert scope_note([HW("b200"), HW("mi300x")], CostModel(method="tco-published")) is None
 
 

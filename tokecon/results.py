@@ -11,8 +11,6 @@ import math
 from dataclasses import field
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
 from tokecon.errors import TokeconError
 from tokecon.records import record
 
@@ -156,10 +154,13 @@ class Thresholds:
                 out.append(f"{value:.4g} {m.said} {'above' if m.upper else 'below'} {limit:g}")
         return out
 
-    def may_pass(self, figures: Mapping[str, Any], size: int) -> np.ndarray:
-        """Which of ``size`` points no limit rules out from ``figures`` alone (arrays by row key): a
-        cheap screen before rows are built, exact for the keys it has (a NaN passes); :meth:`check`
-        on the built rows decides."""
+    def may_pass(self, figures: Mapping[str, Any], size: int) -> Any:
+        """Which of ``size`` points (a boolean array) no limit rules out from ``figures`` alone (arrays
+        by row key): a cheap screen before rows are built, exact for the keys it has (a NaN passes);
+        :meth:`check` on the built rows decides. (numpy imported here: catalog commands load this
+        module and need no numpy.)"""
+        import numpy as np
+
         ok = np.ones(size, dtype=bool)
         for name, m in METRICS.items():
             limit, a = getattr(self, name), figures.get(m.row_key)

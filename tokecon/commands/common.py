@@ -277,13 +277,13 @@ def dated_prices(o: Any, scenarios: list[Scenario]) -> dict[str, str] | None:
     if getattr(o, "as_of", None) is None or getattr(o, "usd_per_gpu_hour", None) is not None:
         return None
     costs = {s.hardware.key: gpu_hour_cost(s.hardware, CostModel(as_of=o.as_of)) for s in scenarios}
-    return {key: f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental {c.price_note}" for key, c in costs.items()}
+    return {key: f"{c.usd_per_gpu_hour:.3g} rental {c.price_note}" for key, c in costs.items()}
 
 
 def assumptions(scenarios: list[Scenario], prices: dict[str, str] | None = None) -> list[str]:
-    """What the figures assume, one line per engine: its efficiency on each device and where that comes
-    from, and each device's price per GPU-hour (``prices``: device key -> how it was priced; default
-    the catalog rental or the given price)."""
+    """What the figures assume, one line per engine: where its efficiency comes from (each device's
+    factors are in the method, --explain) and each device's price per GPU-hour (``prices``: device key
+    -> how it was priced, after the number of USD/GPU-h; default the catalog rental or the given price)."""
     groups: dict[tuple[str, str], list[str]] = {}
     for scn in dict((s.hardware.key, s) for s in scenarios).values():
         hw = scn.hardware
@@ -292,13 +292,12 @@ def assumptions(scenarios: list[Scenario], prices: dict[str, str] | None = None)
                     "expected figure", "")] = []
             continue
         price = (prices or {}).get(hw.key) or (
-            f"{scn.usd_per_gpu_hour:g} USD/GPU-h (given)" if scn.usd_per_gpu_hour is not None
-            else f"{hw.rental_usd_per_hour:g} USD/GPU-h rental {catalog_price_source(hw)}")
+            f"{scn.usd_per_gpu_hour:g} (given)" if scn.usd_per_gpu_hour is not None
+            else f"{hw.rental_usd_per_hour:g} rental {catalog_price_source(hw)}")
         key = (scn.engine.name, _fit_words(hw.efficiency.fitted_on))
-        groups.setdefault(key, []).append(f"{hw.key} at {scn.compute_efficiency:.0%} of peak FLOP/s and "
-                                          f"{scn.memory_bw_efficiency:.0%} of memory bandwidth, {price}")
-    lines = [f"{engine}" + (f" ({fit}): " + "; ".join(devices) if devices else "") + "."
-             for (engine, fit), devices in groups.items()]
+        groups.setdefault(key, []).append(f"{hw.key} {price}")
+    lines = [f"{engine}" + (f" ({fit}; each device's efficiency: --explain). USD/GPU-h: " + "; ".join(devices) if devices else "")
+             + "." for (engine, fit), devices in groups.items()]
     return lines + list(dict.fromkeys(filter(None, (precision_note(s) for s in scenarios))))
 
 
@@ -332,12 +331,17 @@ def cost_label(d: Deployed) -> str:
     c = d.cost
     if c.method != "rental" or c.as_of is not None:
         what = {"tco": "TCO", "tco-published": f"{c.tco_source} {c.tier} TCO", "rental": "rental"}[c.method]
-        return f"{c.usd_per_gpu_hour:.3g} USD/GPU-h {what}" + (f" {c.price_note}" if c.as_of else "")
-    return f"{c.usd_per_gpu_hour:.3g} USD/GPU-h rental " + (catalog_price_source(d.scenario.hardware)
-                                                           if d.costs.usd_per_gpu_hour is None else "(given)")
+        return f"{c.usd_per_gpu_hour:.3g} {what}" + (f" {c.price_note}" if c.as_of else "")
+    return f"{c.usd_per_gpu_hour:.3g} rental " + (catalog_price_source(d.scenario.hardware)
+                                                 if d.costs.usd_per_gpu_hour is None else "(given)")
 
 
 def catalog_price_source(hw: Any) -> str:
-    """Where a catalog rental comes from: "(catalog, 2026-06)", or "(catalog, undated)" for an entry
-    that gives no price date."""
-    return f"(catalog, {hw.price_date or 'undated'})"
+    """Where a catalog rental comes from and its kind: "(catalog: neocloud on-demand, 2026-06)"; an
+    entry that states its rental without a price point says "(catalog, undated)" when it gives no date."""
+    from tokecon.economics import prices
+
+    now = prices.current(hw, "rental")
+    q = now.quote if now else None
+    kind = f": {q.point.tier} {q.point.rental_kind.replace('_', '-')}" if q is not None else ""
+    return f"(catalog{kind}, {hw.price_date or 'undated'})"

@@ -221,8 +221,10 @@ def scope_note(hardware: Sequence[Hardware], model: CostModel) -> str | None:
             basis[hw.key] = f"a {q.point.tier} {q.point.scope.replace('_', ' ')} price{over}"
     if len(set(basis.values())) < 2:
         return None
-    what = "capital" if kind == "purchase" else "rentals"
-    return (f"Prices of different kinds ({what}): " + "; ".join(f"{k} from {v}" for k, v in basis.items())
+    if kind == "rental":  # each device's rental names its kind beside its price (commands.common.catalog_price_source)
+        kinds = sorted({v.removeprefix("a ").removesuffix(" rental") for v in basis.values()})
+        return f"Rentals of different kinds ({', '.join(kinds)}): `--cost tco-published` prices all from one source."
+    return ("Prices of different kinds (capital): " + "; ".join(f"{k} from {v}" for k, v in basis.items())
             + " (tokecon.economics.prices; `--cost tco-published` prices all from one source).")
 
 
