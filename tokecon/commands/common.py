@@ -296,8 +296,9 @@ def assumptions(scenarios: list[Scenario], prices: dict[str, str] | None = None)
             else f"{hw.rental_usd_per_hour:g} rental {catalog_price_source(hw)}")
         key = (scn.engine.name, _fit_words(hw.efficiency.fitted_on))
         groups.setdefault(key, []).append(f"{hw.key} {price}")
-    lines = [f"{engine}" + (f" ({fit}; each device's efficiency: --explain). USD/GPU-h: " + "; ".join(devices) if devices else "")
-             + "." for (engine, fit), devices in groups.items()]
+    said = "each device's efficiency: --explain). GPU-hour prices (USD): "
+    lines = [f"{engine}" + (f" ({fit}; {said}" + "; ".join(devices) if devices else "") + "."
+             for (engine, fit), devices in groups.items()]
     return lines + list(dict.fromkeys(filter(None, (precision_note(s) for s in scenarios))))
 
 
