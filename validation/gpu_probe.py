@@ -216,24 +216,37 @@ def decode_steps(torch: Any, device: str, hardware: str, layers: int | None, bat
 
 # --- report ----------------------------------------------------------------------------------------------------------
 
+#: (heading, row key, scale, format) of each column of the GEMM and decode tables
+GEMM_TABLE = (("dtype", "dtype", None, "{}"), ("M", "m", None, "{}"), ("measured [us]", "measured_s", 1e6, "{:.1f}"),
+              ("TFLOP/s", "tflop_s", 1.0, "{:.0f}"), ("tokecon [us]", "predicted_s", 1e6, "{:.1f}"),
+              ("ideal [us]", "ideal_s", 1e6, "{:.1f}"), ("measured / tokecon", "measured_over_predicted", 1.0, "{:.2f}"))
+DECODE_TABLE = (("batch", "batch", None, "{}"), ("context", "context", None, "{}"), ("measured step [ms]", "measured_s", 1e3, "{:.2f}"),
+                ("tokecon fitted [ms]", "predicted_s", 1e3, "{:.2f}"), ("ideal [ms]", "ideal_s", 1e3, "{:.2f}"),
+                ("measured / fitted", "measured_over_predicted", 1.0, "{:.2f}"))
+
+
+def table(rows: list[dict[str, Any]], columns: tuple) -> list[str]:
+    """A markdown table of the measured ``rows`` (a figure a row lacks shows as "-")."""
+    def cell(row: dict[str, Any], key: str, scale: float | None, fmt: str) -> str:
+        v = row.get(key)
+        return "-" if v is None else fmt.format(v if scale is None else v * scale)
+
+    rows = [r for r in rows if "measured_s" in r]
+    if not rows:
+        return []
+    return (["| " + " | ".join(c[0] for c in columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(cell(r, *c[1:]) for c in columns) + " |" for r in rows] + [""])
+
+
 def markdown(doc: dict[str, Any]) -> str:
     out = [f"# GPU probe: {doc['device']} ({doc['hardware']} in tokecon's catalog), {doc['date']}", "",
            f"torch {doc['torch']}, CUDA {doc['cuda']}, Python {doc['python']}", ""]
-    gemm = [r for r in doc.get("gemm", []) if "measured_s" in r]
-    if gemm:
-        out += ["| dtype | M | measured [us] | TFLOP/s | tokecon [us] | ideal [us] | measured / tokecon |", "|---|---|---|---|---|---|---|"]
-        out += [f"| {r['dtype']} | {r['m']} | {r['measured_s'] * 1e6:.1f} | {r['tflop_s']:.0f} | {r['predicted_s'] * 1e6:.1f} | "
-                f"{r['ideal_s'] * 1e6:.1f} | {r['measured_over_predicted']:.2f} |" for r in gemm]
-        out.append("")
+    out += table(doc.get("gemm", []), GEMM_TABLE)
     if "measured_s" in doc.get("copy", {}):
         c = doc["copy"]
         out += [f"Copy of {c['bytes'] / 2**30:.1f} GiB: {c['gb_s']:.0f} GB/s moved; measured / tokecon "
                 f"{c['measured_over_predicted']:.2f}", ""]
-    dec = [r for r in doc.get("decode", []) if "measured_s" in r]
-    if dec:
-        out += ["| batch | context | measured step [ms] | tokecon fitted [ms] | ideal [ms] | measured / fitted |", "|---|---|---|---|---|---|"]
-        out += [f"| {r['batch']} | {r['context']} | {r['measured_s'] * 1e3:.2f} | {r.get('predicted_s', float('nan')) * 1e3:.2f} | "
-                f"{r.get('ideal_s', float('nan')) * 1e3:.2f} | {r.get('measured_over_predicted', float('nan')):.2f} |" for r in dec]
+    out += table(doc.get("decode", []), DECODE_TABLE)
     errors = [f"- {part}: {err}" for part, err in doc.get("errors", {}).items()]
     return "\n".join(out + (["", "Errors:"] + errors if errors else [])) + "\n"
 
