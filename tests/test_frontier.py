@@ -224,9 +224,6 @@ def test_png_text_reads_the_recorded_digest(tmp_path):
 def test_the_slo_screen_never_drops_a_point_whose_row_meets_the_slo():
     """frontier/compare build rows only for frontier points and those Thresholds.may_pass keeps: every
     point whose full row meets the SLO must be among them (the screen reads the same figures)."""
-    import numpy as np
-
-    from tokecon.catalogs.catalog import load_catalog
     from tokecon.results import Thresholds
     from tokecon.serving.deploy import sized
     from tokecon.serving.points import COMMON, aggregated, point_rows
@@ -242,13 +239,46 @@ def test_the_slo_screen_never_drops_a_point_whose_row_meets_the_slo():
     spec = sized(catalog, opts, parse_gpus("8xH100", catalog), 2048)
     slo = Thresholds(min_tok_s_per_user=30.0, max_ttft_ms=800.0, max_tpot_ms=40.0, min_tok_s_per_gpu=200.0)
     checked = 0
-    for d, st in sweep(opts, catalog, spec, 1024, 1024):
-        pts = aggregated(d, st)
-        figures = {k: getattr(st, k) for k in COMMON} | {"tok_s_per_gpu": st.output_tok_s_per_gpu}
-        kept = slo.may_pass(figures, st.concurrency.size)
+    for d, times in sweep(opts, catalog, spec, 1024, 1024):
+        pts = aggregated(d, times)
+        figures = {k: getattr(times, k) for k in COMMON} | {"tok_s_per_gpu": times.output_tok_s_per_gpu}
+        kept = slo.may_pass(figures, times.concurrency.size)
         for i, row in enumerate(point_rows(pts)):
             if row["fits"] and not slo.check(row):
                 assert kept[i], (d.label, row["concurrency"])
                 checked += 1
         assert not kept.all() or np.all([not slo.check(r) for r in point_rows(pts)])
     assert checked > 0
+
+
+@pytest.mark.parametrize("rank_by", ["usd-per-mtok", "tok-s-per-mw"])
+def test_the_best_point_meeting_the_slo_is_the_one_every_row_would_give(rank_by):
+    """sweep_device ranks on arrays and builds only the rows it shows: its best point meeting the SLO
+    is the one found by building every point's row, checking it and taking the best (the first of
+    equals), over aggregated and disaggregated layouts."""
+    from tokecon.api.commands import BY_NAME
+    from tokecon.api.declare import parse
+    from tokecon.commands.common import serving_request
+    from tokecon.commands.frontier import RANK_BY, sweep_device
+    from tokecon.results import Thresholds
+    from tokecon.serving.deploy import sized
+    from tokecon.serving.points import aggregated, disaggregated, point_rows
+    from tokecon.serving.resolve import parse_gpus
+    from tokecon.serving.search import pool_pairs, sweep
+
+    catalog = load_catalog(use_user_home=False)
+    o, _ = parse(BY_NAME["frontier"], {"model": "llama3-70b", "gpus": ["8xH100"], "mode": "both"}, "api")
+    opts = serving_request(o, o.mode)
+    slo = Thresholds(min_tok_s_per_user=25.0, max_ttft_ms=1500.0, max_usd_per_mtok=5.0)
+    found = sweep_device(catalog, opts, "8xH100", 1024, 1024, slo, rank_by)
+    spec = sized(catalog, opts, parse_gpus("8xH100", catalog), 2048)
+    every = [aggregated(d, st) for d, st in sweep(opts, catalog, spec, 1024, 1024)]
+    every += [disaggregated(p, d, st, opts.modes.prefix_hit, opts.modes.length_mix)
+              for p, d, st in pool_pairs(catalog, opts, spec, 1024, 1024)]
+    rows = [r for pts in every for r in point_rows(pts, opts.price_split if pts.mode == "agg" else None, None, opts.modes.prices)
+            if r["fits"] and not slo.check(r)]
+    key, smaller = RANK_BY[rank_by]
+    want = (min if smaller else max)(rows, key=lambda r: r[key])
+    assert len(found.meeting) == 1
+    got = found.meeting[0]
+    assert (got["layout"], got["concurrency"], got[key]) == (want["layout"], want["concurrency"], want[key])

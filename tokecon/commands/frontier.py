@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import field
 from typing import Any
 
+import math
+
 import numpy as np
 
 from tokecon.catalogs.catalog import Catalog
@@ -34,7 +36,7 @@ from tokecon.records import record
 from tokecon.results import Column, Progress, Result, Thresholds
 from tokecon.serving import batching, sram
 from tokecon.serving.deploy import Deployed, sized
-from tokecon.serving.points import COMMON, aggregated, disaggregated, point_rows
+from tokecon.serving.points import COMMON, Points, aggregated, disaggregated, point_rows, priced_figures
 from tokecon.serving.request import ServingRequest
 from tokecon.serving.resolve import parse_gpus
 from tokecon.serving.search import pool_pairs, sweep
@@ -78,9 +80,13 @@ class DeviceSweep:
     pool_pairs: int = 0
 
 
-def sweep_device(catalog: Catalog, opts: ServingRequest, text: str, inp: int, out: int, slo: Thresholds | None) -> DeviceSweep:
+def sweep_device(catalog: Catalog, opts: ServingRequest, text: str, inp: int, out: int, slo: Thresholds | None,
+                 rank_by: str = "usd-per-mtok") -> DeviceSweep:
     """Every layout of one ``COUNTxDEVICE`` at its concurrency grid (:mod:`tokecon.serving.search`):
-    rows of the frontier points, and with an ``slo`` of every point meeting it."""
+    rows of the frontier points, and with an ``slo`` the row of the best point meeting it (by
+    ``rank_by``; the first of equals, in layout and grid order). Points are screened and ranked on
+    arrays (:meth:`Thresholds.may_pass` over every figure a limit reads, the same values the rows
+    carry), so rows are built only for the points shown."""
     spec = sized(catalog, opts, parse_gpus(text, catalog), inp + out)
     agg = sweep(opts, catalog, spec, inp, out) if opts.layouts != "disagg" else []
     split = pool_pairs(catalog, opts, spec, inp, out) if opts.layouts != "agg" else []
@@ -94,23 +100,41 @@ def sweep_device(catalog: Catalog, opts: ServingRequest, text: str, inp: int, ou
     y = np.concatenate([pts.times.output_tok_s_per_gpu for pts in every])
     keep = batching.pareto_mask(x, y)
     offsets = np.cumsum([0] + [pts.times.concurrency.size for pts in every])
+    priced = [priced_figures(pts, opts.price_split if pts.mode == "agg" else None, opts.modes.prices) for pts in every]
+    top = _best_meeting(every, priced, slo, rank_by) if slo is not None else None
     for k, pts in enumerate(every):
         on = keep[offsets[k]:offsets[k + 1]]
-        wanted = on
-        if slo is not None:  # rows only for frontier points and those the SLO may keep
-            figures = {key: getattr(pts.times, key) for key in COMMON} | {"tok_s_per_gpu": pts.times.output_tok_s_per_gpu}
-            wanted = on | (np.asarray(pts.times.fits, dtype=bool).ravel() & slo.may_pass(figures, on.size))
-        chosen = np.flatnonzero(wanted)
+        chosen = sorted(set(np.flatnonzero(on).tolist()) | ({top[1]} if top is not None and top[0] == k else set()))
         split = opts.price_split if pts.mode == "agg" else None  # each pool prices its own GPU time
-        for i, row in zip(chosen, point_rows(pts, split, [int(i) for i in chosen], opts.modes.prices)):
+        for i, row in zip(chosen, point_rows(pts, split, chosen, opts.modes.prices, priced[k])):
             row["device"] = spec.label
             row["on_frontier"] = bool(on[i])
-            if slo is not None and row["fits"] and not slo.check(row):
+            if top is not None and (k, i) == top:
                 found.meeting.append(row)
             if row["on_frontier"]:
                 found.frontier.append(row)
     found.frontier.sort(key=lambda r: (r["tok_s_per_user"], -r["output_tok_s_per_gpu"]))
     return found
+
+
+def _best_meeting(every: list[Points], priced: list[tuple[dict, dict]], slo: Thresholds,
+                  rank_by: str) -> tuple[int, int] | None:
+    """(layout, point) of the best point that fits and meets ``slo`` by ``rank_by`` (the first of
+    equals), from the arrays the rows would carry; None when none meets it."""
+    key, smaller = RANK_BY[rank_by]
+    top, top_value = None, math.nan
+    for k, pts in enumerate(every):
+        st = pts.times
+        figures = {c: getattr(st, c) for c in COMMON} | {"tok_s_per_gpu": st.output_tok_s_per_gpu} | priced[k][0] | priced[k][1]
+        n = st.concurrency.size
+        values = np.broadcast_to(np.asarray(figures[key], dtype=float), (n,))
+        ok = np.flatnonzero(np.asarray(st.fits, dtype=bool).ravel() & slo.may_pass(figures, n) & np.isfinite(values))
+        if ok.size == 0:
+            continue
+        i = int(ok[np.argmin(values[ok]) if smaller else np.argmax(values[ok])])
+        if top is None or (values[i] < top_value if smaller else values[i] > top_value):
+            top, top_value = (k, i), float(values[i])
+    return top
 
 
 def winner_note(label: str, frontier: list[dict[str, Any]]) -> str | None:
@@ -124,13 +148,13 @@ def winner_note(label: str, frontier: list[dict[str, Any]]) -> str | None:
 
 
 def sweeps(catalog: Catalog, opts: ServingRequest, gpus: list[str], inp: int, out: int, slo: Thresholds | None,
-           progress: Progress | None = None) -> tuple[list[DeviceSweep], list[str], list[str]]:
+           progress: Progress | None = None, rank_by: str = "usd-per-mtok") -> tuple[list[DeviceSweep], list[str], list[str]]:
     """Each device swept, with the notes (devices the model fits in no layout, devices never measured)
     and the method notes (what was swept, where disaggregation wins); refuses when the model fits none.
     ``progress("devices", done, total)`` is called after each device."""
     done, notes, method, skipped, unmeasured = [], [], [], [], []
     for k, text in enumerate(gpus):
-        s = sweep_device(catalog, opts, text, inp, out, slo)
+        s = sweep_device(catalog, opts, text, inp, out, slo, rank_by)
         if progress:
             progress("devices", k + 1, len(gpus))
         if s.deployed is None:
@@ -217,7 +241,7 @@ def run(o: Any, limits: Thresholds, progress: Progress | None = None) -> Result:
     inp, out = o.input_len, o.output_len
     check_workload(catalog.models.get(o.model), inp, out)
     has_slo = any(v is not None for v in limits.__dict__.values())
-    done, notes, method = sweeps(catalog, opts, list(o.gpus), inp, out, limits if has_slo else None, progress)
+    done, notes, method = sweeps(catalog, opts, list(o.gpus), inp, out, limits if has_slo else None, progress, o.rank_by)
     rows = [r for s in done for r in s.frontier]
     deployed = [s.deployed for s in done]
     inputs = {

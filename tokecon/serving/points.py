@@ -109,12 +109,24 @@ def disaggregated(p: Deployed, d: Deployed, st: Any, prefix_hit: float = 0.0, le
     return Points(st, d, identity, st.prefill_usd_per_hour, st.decode_usd_per_hour, power, own, prefix_hit, lengths, "disagg")
 
 
-def point_rows(pts: Points, price_split: float | None = None, idx: list[int] | None = None,
-               list_prices: ListPrices | None = None) -> list[dict[str, Any]]:
-    """One row per point (all, or those in ``idx``) with the figures every serving row carries."""
-    st, d, h = pts.times, pts.decode, pts.prefix_hit
+def priced_figures(pts: Points, price_split: float | None = None,
+                   list_prices: ListPrices | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every point's USD/Mtok (in, out, blended) and the modes' figures (energy, prefix cache, margin) as
+    arrays: what :func:`point_rows` writes into the rows, for a caller that ranks points before building any."""
+    st = pts.times
     money = token_prices(pts.input_usd_per_hour, pts.output_usd_per_hour, st.input_tok_s, st.output_tok_s, price_split)
-    extra = mode_figures(d, st, st.input_tok_s, st.output_tok_s, pts.power_w, pts.usd_per_hour, h, list_prices)
+    extra = mode_figures(pts.decode, st, st.input_tok_s, st.output_tok_s, pts.power_w, pts.usd_per_hour, pts.prefix_hit,
+                         list_prices)
+    return money, extra
+
+
+def point_rows(pts: Points, price_split: float | None = None, idx: list[int] | None = None,
+               list_prices: ListPrices | None = None,
+               priced: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None) -> list[dict[str, Any]]:
+    """One row per point (all, or those in ``idx``) with the figures every serving row carries
+    (``priced``: :func:`priced_figures` of the same arguments, when the caller has them)."""
+    st, d, h = pts.times, pts.decode, pts.prefix_hit
+    money, extra = priced or priced_figures(pts, price_split, list_prices)
     rows = []
     for i in range(st.concurrency.size) if idx is None else idx:
         fits = bool(st.fits.flat[i])
