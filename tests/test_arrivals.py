@@ -258,3 +258,15 @@ def test_only_unstable_rows_say_so_on_stderr():
 def test_request_rate_on_a_disaggregated_layout_is_refused():
     r = invoke("serve", "-m", "llama3-70b", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--request-rate", "1")
     assert r.exit_code == 2 and "aggregated serving only" in r.stderr
+
+
+def test_high_load_rows_carry_the_held_out_caveat_and_light_ones_do_not():
+    """At 80% of the sustainable rate or more, serve --request-rate says what the MLPerf Server check
+    found (latencies 2-3x too low near capacity); at light load it says nothing of it."""
+    from tokecon.commands.arrivals import NEAR_CAPACITY
+
+    heavy = tokecon.serve(model="llama3-8b", gpus=["1xH100"], request_rate=["1", "1000000"])
+    top = heavy.rows[0]["max_request_rate"]
+    heavy = tokecon.serve(model="llama3-8b", gpus=["1xH100"], request_rate=[f"{0.9 * top:.6g}"])
+    light = tokecon.serve(model="llama3-8b", gpus=["1xH100"], request_rate=[f"{0.1 * top:.6g}"])
+    assert NEAR_CAPACITY in heavy.notes and NEAR_CAPACITY not in light.notes

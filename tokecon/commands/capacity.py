@@ -284,7 +284,8 @@ def run(o: Any, slo: Thresholds) -> Result:
                         f"{r['nodes_needed']:,} nodes, {r['usd_per_day']:,.0f} USD/day ({r['usd_per_mtok_served']:.3g} USD per "
                         f"million tokens served) for {o.tokens_per_day / 1e9:g} Gtok/day x headroom {o.headroom:g}"
                         + (", the cheapest per day." if len(answered) > 1 else "."))
-    notes += serving_assumptions(deployed) + opts.scope_note() + slo.blended_note()
+    notes += ([arrivals.NEAR_CAPACITY] if poisson and answered else []) + serving_assumptions(deployed) + opts.scope_note() \
+        + slo.blended_note()
     if opts.explain_cost:
         notes += cost_notes(deployed, opts)
     method = [f"Requests of {inp} input + {out} output tokens; tokens per day count both; a node is one scale-up domain "

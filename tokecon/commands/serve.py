@@ -106,7 +106,7 @@ def run(o: Any, limits: Thresholds) -> Result:
         require_fit(d.scenario, inp + out)
         if o.request_rate:
             these, ol = arrivals.rate_rows(d, opts, list(o.request_rate), inp, out)
-            notes += arrivals.rate_notes(d, ol, inp, out, opts.modes.range_ratio)
+            notes += [n for n in arrivals.rate_notes(d, ol, inp, out, opts.modes.range_ratio) if n not in notes]
         else:
             these = _closed_loop(d, opts, o.concurrency, inp, out, notes)
         best = cheapest(these)
