@@ -279,6 +279,5 @@ def test_the_best_point_meeting_the_slo_is_the_one_every_row_would_give(rank_by)
             if r["fits"] and not slo.check(r)]
     key, smaller = RANK_BY[rank_by]
     want = (min if smaller else max)(rows, key=lambda r: r[key])
-    assert len(found.meeting) == 1
-    got = found.meeting[0]
+    got = found.best
     assert (got["layout"], got["concurrency"], got[key]) == (want["layout"], want["concurrency"], want[key])

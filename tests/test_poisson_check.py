@@ -36,3 +36,18 @@ def test_the_summary_reports_each_regime_apart():
     rows = mod.summary([mod.predict(r) for r in runs], runs)
     assert {r["group"] for r in rows} >= {"all", mod.regime(runs[0])}
     assert any(r["figure"] == "same load tpot_mean_ms" and r["median_abs_error"] is not None for r in rows)
+
+
+def test_the_caveat_serve_prints_near_capacity_says_what_the_check_finds():
+    """commands.arrivals.NEAR_CAPACITY quotes this check: 17 runs, TTFT and TPOT at the same load
+    2-3x too low (median error -50% to -67%), the rate within p99 limits about a third too high. When
+    the model or the data move, the caveat has to move with them."""
+    from tokecon.commands.arrivals import NEAR_CAPACITY
+
+    mod = _module()
+    runs = [r for r in mod.load() if not r["skip"]]
+    rows = {r["figure"]: r for r in mod.summary([mod.predict(r) for r in runs], runs) if r["group"] == "all"}
+    assert f"{len(runs)} MLPerf Server runs" in NEAR_CAPACITY and "2-3x too low" in NEAR_CAPACITY
+    for figure in ("same load ttft_mean_ms", "same load tpot_mean_ms"):
+        assert -0.70 <= rows[figure]["median_error"] <= -0.45, figure
+    assert "about a third too high" in NEAR_CAPACITY and 0.25 <= rows["within limits"]["median_error"] <= 0.45

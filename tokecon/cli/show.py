@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from typing import Any
 
 import typer
@@ -76,16 +77,14 @@ class progress:
         self.after_s = after_s
 
     def __enter__(self):
-        import time
-
-        self.start, self.clock = time.monotonic(), time.monotonic
+        self.start = time.monotonic()
         self.bar = None
         self.tasks: dict[str, int] = {}
         return self.report
 
     def report(self, stage: str, done: int, total: int) -> None:
         if self.bar is None:
-            if self.clock() - self.start < self.after_s:
+            if time.monotonic() - self.start < self.after_s:
                 return
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn

@@ -342,7 +342,5 @@ def catalog_price_source(hw: Any) -> str:
     entry that states its rental without a price point says "(catalog, undated)" when it gives no date."""
     from tokecon.economics import prices
 
-    now = prices.current(hw, "rental")
-    q = now.quote if now else None
-    kind = f": {q.point.tier} {q.point.rental_kind.replace('_', '-')}" if q is not None else ""
-    return f"(catalog{kind}, {hw.price_date or 'undated'})"
+    kind = prices.rental_kind(hw)
+    return f"(catalog{': ' + kind if kind else ''}, {hw.price_date or 'undated'})"

@@ -125,7 +125,7 @@ def run(o: Any, limits: Thresholds, progress: Progress | None = None) -> Result:
     done, notes, method = sweeps(catalog, opts, gpus, inp, out, limits, progress)
     rows = []
     for s in done:
-        pick = min(s.meeting, key=lambda r: r["usd_per_mtok"]) if s.meeting else None
+        pick = s.best  # the cheapest meeting the SLO: compare sweeps by USD/Mtok
         if pick is None:  # the fastest point it has, to show how far from the SLO it is
             near = max(s.frontier, key=lambda r: r["tok_s_per_user"] or 0.0)
             rows.append({**near, "violations": [], "slo": "no point meets the SLO: " + "; ".join(limits.check(near))})

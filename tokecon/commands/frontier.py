@@ -10,10 +10,9 @@ whole sweep that meets it is each device's answer; ``compare`` ranks those answe
 
 from __future__ import annotations
 
+import math
 from dataclasses import field
 from typing import Any
-
-import math
 
 import numpy as np
 
@@ -70,12 +69,12 @@ def best(rows: list[dict[str, Any]], rank_by: str = "usd-per-mtok") -> dict[str,
 
 @record(frozen=False)
 class DeviceSweep:
-    """One device configuration swept: its frontier rows, its points meeting the SLO, what it tried."""
+    """One device configuration swept: its frontier rows, its best point meeting the SLO, what it tried."""
 
     label: str
     deployed: Deployed | None
     frontier: list[dict[str, Any]] = field(default_factory=list)
-    meeting: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # by the sweep's rank; None without an SLO or when no point meets it
     aggregated_layouts: int = 0
     pool_pairs: int = 0
 
@@ -110,7 +109,7 @@ def sweep_device(catalog: Catalog, opts: ServingRequest, text: str, inp: int, ou
             row["device"] = spec.label
             row["on_frontier"] = bool(on[i])
             if top is not None and (k, i) == top:
-                found.meeting.append(row)
+                found.best = row
             if row["on_frontier"]:
                 found.frontier.append(row)
     found.frontier.sort(key=lambda r: (r["tok_s_per_user"], -r["output_tok_s_per_gpu"]))
@@ -218,7 +217,7 @@ ANSWER_COLUMNS = [
 def answers(done: list[DeviceSweep], inputs: dict[str, Any], rank_by: str) -> tuple[Result, dict[str, Any] | None]:
     """Per device the best point meeting the SLO (cheapest, or by ``--rank-by``), as a table to show
     before the frontier, and the best of all."""
-    picks = {s.label: best(s.meeting, rank_by) for s in done if s.meeting}
+    picks = {s.label: s.best for s in done if s.best is not None}
     top = best(list(picks.values()), rank_by) if picks else None
     rows = [{**picks[s.label], "violations": []} if s.label in picks else {"device": s.label, "layout": "no point meets the SLO"}
             for s in done]

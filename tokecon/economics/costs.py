@@ -204,26 +204,25 @@ def scope_note(hardware: Sequence[Hardware], model: CostModel) -> str | None:
     an overhead beside a rack share; an on-demand rental beside a contract rate), naming each; None when alike."""
     if model.method == "tco-published" or (model.method == "rental" and model.usd_per_gpu_hour is not None):
         return None
-    kind = "rental" if model.method == "rental" else "purchase"
+    devices = dict((h.key, h) for h in hardware).values()
+    if model.method == "rental":  # each device's rental names its kind beside its price (commands.common.catalog_price_source)
+        kinds = {prices.rental_kind(hw) or ("stated catalog value" if hw.rental_usd_per_hour is not None else "no catalog price")
+                 for hw in devices}
+        return f"Rentals of different kinds ({', '.join(sorted(kinds))}): `--cost tco-published` prices all from one source." \
+            if len(kinds) > 1 else None
     basis: dict[str, str] = {}
-    for hw in dict((h.key, h) for h in hardware).values():
-        if kind == "purchase" and model.purchase_for(hw) is not None:
-            basis[hw.key] = "a capital given by the user"
-            continue
-        now = prices.current(hw, kind)
+    for hw in devices:
+        now = prices.current(hw, "purchase")
         q = now.quote if now else None
-        if q is None:
+        if model.purchase_for(hw) is not None:
+            basis[hw.key] = "a capital given by the user"
+        elif q is None:
             basis[hw.key] = "a stated catalog value" if now else "no catalog price"
-        elif kind == "rental":
-            basis[hw.key] = f"a {q.point.tier} {q.point.rental_kind.replace('_', '-')} rental"
         else:
             over = f" x {q.overhead.factor:g} {q.overhead.name}" if q.overhead else ""
             basis[hw.key] = f"a {q.point.tier} {q.point.scope.replace('_', ' ')} price{over}"
     if len(set(basis.values())) < 2:
         return None
-    if kind == "rental":  # each device's rental names its kind beside its price (commands.common.catalog_price_source)
-        kinds = sorted({v.removeprefix("a ").removesuffix(" rental") for v in basis.values()})
-        return f"Rentals of different kinds ({', '.join(kinds)}): `--cost tco-published` prices all from one source."
     return ("Prices of different kinds (capital): " + "; ".join(f"{k} from {v}" for k, v in basis.items())
             + " (tokecon.economics.prices; `--cost tco-published` prices all from one source).")
 

@@ -214,6 +214,14 @@ def current(hw: Hardware, kind: str) -> Current | None:
     return Current(value, None, "stated", f"{hw.key} {kind}: {field} stated in its catalog entry (scope and source not given)")
 
 
+def rental_kind(hw: Hardware) -> str | None:
+    """The buyer tier and kind of ``hw``'s current rental in words ("neocloud on-demand"); None for a
+    rental stated in the catalog entry (no point behind it) or none."""
+    now = current(hw, "rental")
+    q = now.quote if now else None
+    return f"{q.point.tier} {q.point.rental_kind.replace('_', '-')}" if q is not None else None
+
+
 def series(hw: Hardware, kind: str, tco_source: str | None = None, tier: str | None = None) -> list[PricePoint]:
     """The points a price at a date interpolates over, one per date (the lower median), oldest first, purchase
     prices at server share: the current value's group, or a stated current value alone; for ``tco``, the points of
