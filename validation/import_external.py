@@ -49,6 +49,8 @@ ANL_HARDWARE = {"Nvidia A100 GPU": ("a100", "a100-40gb"), "Nvidia H100 GPU": ("h
                 "Nvidia GH200 GPU": ("gh200", "gh200"), "AMD MI300X GPU": ("mi300x", "mi300x")}
 #: Framework -> (id part, engine NAME@VERSION); SOURCES.md says where each version comes from.
 ANL_ENGINES = {"vLLM": ("vllm", "vllm@0.5"), "TensorRT-LLM": ("trtllm", "trtllm@0.12.0"), "llama.cpp": ("llamacpp", "llamacpp")}
+#: On AMD GPUs the same frameworks ran their ROCm/HIP backends (engines.toml [vllm-rocm-2024], [llamacpp-hip]).
+ANL_AMD_ENGINES = {"vLLM": "vllm-rocm@0.5", "llama.cpp": "llamacpp-hip"}
 ANL_MODELS = {
     "meta-llama/Llama-2-7b-hf": "llama2-7b", "meta-llama/Llama-2-70b-hf": "llama2-70b",
     "meta-llama/Meta-Llama-3-8B": "llama3-8b", "meta-llama/Meta-Llama-3-70B": "llama3-70b",
@@ -262,7 +264,8 @@ def convert_argonne(path: Path, skipped: Counter) -> list[dict[str, str]]:
             "id": f"{prefix}-{counters[prefix]:04d}",
             "source_title": "LLM-Inference-Bench (Argonne, arXiv 2411.00136), Plots/All_results.csv",
             "source_url": ANL_URL, "date": "2024", "model": model, "weight_precision": "fp16", "kv_precision": "fp16",
-            "hardware": hw[1], "n_gpus": str(n), "parallelism": parallelism, "engine": fw[1],
+            "hardware": hw[1], "n_gpus": str(n), "parallelism": parallelism,
+            "engine": ANL_AMD_ENGINES.get(r["Framework"], fw[1]) if r["Hardware"].startswith("AMD") else fw[1],
             "scenario": "fixed-batch (static batching), whole batch submitted at once",
             "input_len": str(length), "output_len": str(length), "concurrency_or_batch": "1" if llamacpp else str(batch),
             "metric": "batch_latency_s", "value": f"{float(r['Latency']):.6g}",

@@ -261,13 +261,13 @@ def varied(result: Result, o: Any, costs: Any, catalog: Catalog) -> Result:
 
 
 def _fit_words(fitted_on: str) -> str:
-    """``tokecon validate --fit: 5217 rows, held-out median |error| 14.8% ...`` -> ``fitted to 5,217
-    measurements, held-out median error 14.8%``; a default says so."""
+    """``tokecon validate --fit: 5217 rows, held-out median |error| 14.8% ...`` -> ``fitted: held-out
+    median error 14.8%`` (in-sample when the fit that stored them says so); a default says so."""
     rows = re.search(r"(\d+) rows", fitted_on)
-    err = re.search(r"median \|error\| ([\d.]+%)", fitted_on)
+    err = re.search(r"(held-out |in-sample |)median \|error\| ([\d.]+%)", fitted_on)
     if not rows:
         return "default factors, not fitted"
-    return f"fitted: median error {err.group(1)}" if err else f"fitted to {int(rows.group(1)):,} measurements"
+    return f"fitted: {err.group(1)}median error {err.group(2)}" if err else f"fitted to {int(rows.group(1)):,} measurements"
 
 
 def dated_prices(o: Any, scenarios: list[Scenario]) -> dict[str, str] | None:

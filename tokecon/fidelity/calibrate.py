@@ -6,7 +6,9 @@ Free parameters, and nothing else (no factor of a row's own):
   dense peak FLOP/s (``compute``), of memory bandwidth when streaming weights (``memory_bw``)
   and when reading the paged KV cache (``kv_bw``), and of a PCIe scale-up link (``link``);
 * per engine generation (engines.toml: vllm-v0, vllm, sglang-2025, sglang, trtllm-2024, trtllm,
-  llamacpp): a fixed per-step overhead (``step_overhead_ms``), a per-layer kernel-launch floor
+  llamacpp; the AMD builds vllm-rocm-2024 and llamacpp-hip fit only their kernel scales and share
+  their engine's other factors, :data:`PLATFORM_BUILDS`; a family measured only on such builds is
+  extrapolated, not fitted, :func:`platform_families`): a fixed per-step overhead (``step_overhead_ms``), a per-layer kernel-launch floor
   (``step_overhead_per_layer_us``), a per-sequence one (``step_overhead_per_seq_us``), scales on compute and bandwidth relative to TensorRT-LLM 0.x,
   the reference (scales fixed at 1: the device factors are what it reaches), for engines
   with MoE rows the tokens per expert at which their grouped GEMMs reach half efficiency
@@ -73,6 +75,14 @@ _DELTA = 0.25  # soft-L1 scale on the log ratio (~25%)
 SHARED_FAMILIES = {"blackwell-ultra": "blackwell"}
 
 
+#: An engine's build for another vendor's GPUs (engines.toml) and the engine it is built from: the
+#: build runs the same CPU side (scheduler, sampling, launches per layer and step), so it shares
+#: that engine's overheads and TTFT terms, and differs only in its kernels (``compute_scale``,
+#: ``memory_bw_scale``: :data:`BACKEND_PARAMS`).
+PLATFORM_BUILDS = {"vllm-rocm-2024": "vllm-v0", "llamacpp-hip": "llamacpp"}
+BACKEND_PARAMS = ("compute_scale", "memory_bw_scale")
+
+
 def fit_family(family: str) -> str:
     """The family whose fitted factors a device family uses."""
     return SHARED_FAMILIES.get(family, family)
@@ -83,10 +93,13 @@ class Factors:
     family: dict[str, dict[str, float]] = field(default_factory=dict)
     engine: dict[str, dict[str, float]] = field(default_factory=dict)
     benchmark: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: families measured only on their own platform's engines (:func:`platform_families`): their
+    #: factors are extrapolated from the fitted families, never fitted
+    derived: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def copy(self) -> "Factors":
         return Factors({k: dict(v) for k, v in self.family.items()}, {k: dict(v) for k, v in self.engine.items()},
-                       {k: dict(v) for k, v in self.benchmark.items()})
+                       {k: dict(v) for k, v in self.benchmark.items()}, {k: dict(v) for k, v in self.derived.items()})
 
 
 def ttft_row(case: Case) -> bool:
@@ -103,14 +116,22 @@ def _apply_cases(cases: list[Case], f: Factors) -> list[Case]:
     return [replace(c, benchmark=bench) for c in cases]
 
 
+def engine_factors(f: Factors, engine: str) -> dict[str, float] | None:
+    """The fitted factors of ``engine``: for a platform build (:data:`PLATFORM_BUILDS`), its own
+    kernel scales over the CPU-side factors of the engine it is built from."""
+    own = f.engine.get(engine)
+    base = f.engine.get(PLATFORM_BUILDS.get(engine, ""))
+    return {**base, **own} if own is not None and base is not None else own
+
+
 def _apply_scenario(scn, f: Factors):
     hw, eng = scn.hardware, scn.engine
-    fam = f.family.get(fit_family(hw.family))
+    fam = f.family.get(fit_family(hw.family)) or f.derived.get(fit_family(hw.family))
     if fam:
         eff = replace(hw.efficiency, compute=fam["compute"], memory_bw=fam["memory_bw"], kv_bw=fam["kv_bw"],
                       link=fam.get("link", hw.efficiency.link))
         hw = replace(hw, efficiency=eff)
-    e = f.engine.get(eng.key)
+    e = engine_factors(f, eng.key)
     if e:
         eng = replace(eng, compute_scale=e["compute_scale"], memory_bw_scale=e["memory_bw_scale"],
                       step_overhead_s=e["step_overhead_ms"] * 1e-3,
@@ -248,11 +269,28 @@ def initial_factors(cases: list[Case]) -> Factors:
             f.engine[engine] = {k: v for k, v in ENGINE_PRIOR.items()
                                 if (k not in ("moe_tokens_half", "moe_layer_overhead_us") or moe[engine] >= MIN_ROWS)
                                 and (k != "ttft_overhead_ms" or ttft.get(engine, 0) >= MIN_ROWS)
-                                and (k != "adp_prefill_balance" or adp.get(engine, 0) >= MIN_ROWS)}
+                                and (k != "adp_prefill_balance" or adp.get(engine, 0) >= MIN_ROWS)
+                                and (k in BACKEND_PARAMS or engs.get(PLATFORM_BUILDS.get(engine, ""), 0) < MIN_ROWS)}
     for key, n in benches.items():
         if n >= MIN_ROWS:
             f.benchmark[key] = dict(BENCHMARK_PRIOR)
     return f
+
+
+def platform_families(cases: list[Case]) -> set[str]:
+    """Families whose rows all ran on engines that no other family's rows ran on (the ROCm and HIP
+    backends of 2024 on MI300X). On those rows a family's fraction of peak and its engines' scales
+    are one product that no fit can split, so the family is treated as unmeasured (its prior x the
+    fitted families' mean fitted/prior ratio, :func:`extrapolate`) and the engines' scales take the
+    rest: the hardware's factors then come from engines measured across vendors, and a current
+    engine on that family is not charged with a 2024 backend's shortfall."""
+    families_of: dict[str, set[str]] = {}
+    engines_of: dict[str, set[str]] = {}
+    for c in cases:
+        if not ttft_row(c):
+            families_of.setdefault(c.engine, set()).add(fit_family(c.family))
+            engines_of.setdefault(fit_family(c.family), set()).add(c.engine)
+    return {fam for fam, engines in engines_of.items() if all(len(families_of[e]) == 1 for e in engines)}
 
 
 def _pcie_tp_families(cases: list[Case]) -> set[str]:
@@ -310,15 +348,20 @@ def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[
     ``progress(done, total)`` is called after every parameter."""
     sample = fit_sample(cases)
     f = initial_factors(sample)
+    derived = sorted(platform_families(sample) & set(f.family))
+    for family in derived:
+        del f.family[family]
     priors = {("family", k): family_prior(k) for k in f.family} | {("engine", k): ENGINE_PRIOR for k in f.engine}
     rows = Rows.of(sample)
     touched = {("family", k): rows.subset(lambda c, k=k: fit_family(c.family) == k and not ttft_row(c))
                for k in f.family} | {
-        ("engine", k): rows.subset(lambda c, k=k: c.engine == k and not ttft_row(c)) for k in f.engine}
+        ("engine", k): rows.subset(lambda c, k=k: k in (c.engine, PLATFORM_BUILDS.get(c.engine)) and not ttft_row(c))
+        for k in f.engine}
     span = 0.5
     coords = [c for c in _coordinates(f, _pcie_tp_families(sample)) if c[2] not in TTFT_PARAMS]
     total, done = sweeps * len(coords), 0
     for _ in range(sweeps):
+        f.derived = extrapolate(f, derived)
         for group, key, name, (lo, hi) in coords:
             table = getattr(f, group)[key]
             subset = touched[(group, key)]
@@ -335,6 +378,7 @@ def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[
             if progress:
                 progress(done, total)
         span *= 0.6
+    f.derived = extrapolate(f, derived)
     fit_ttft(f, [c for c in sample if ttft_row(c)], sweeps, points)
     for group in (f.family, f.engine, f.benchmark):
         for table in group.values():
@@ -376,7 +420,7 @@ def fit_ttft(f: Factors, cases: list[Case], sweeps: int = 3, points: int = 5) ->
     benches = np.array([c.benchmark.key for c in keep])
 
     def predicted() -> np.ndarray:
-        t0 = np.array([f.engine.get(e, {}).get("ttft_overhead_ms", ENGINE_PRIOR["ttft_overhead_ms"]) for e in engines]) * 1e-3
+        t0 = np.array([(engine_factors(f, e) or {}).get("ttft_overhead_ms", ENGINE_PRIOR["ttft_overhead_ms"]) for e in engines]) * 1e-3
         w = np.array([f.benchmark.get(b, {}).get("first_wave_share", 0.0) for b in benches])
         chi = np.array([f.benchmark.get(b, {}).get("phase_coherence", 1.0) for b in benches])
         return (t0 + parts["base"] + (1 - w) * (chi * parts["shape"] * parts["in_phase"]
@@ -564,14 +608,19 @@ def write_factors(f: Factors, hardware_toml: Path, engines_toml: Path, families:
         for key in families.get(family, []):
             text = _edit_table(text, f"{key}.efficiency", _fitted(values, f"{note} (family {family})"))
     measured = ", ".join(sorted(f.family))
-    for family, values in extrapolate(f, list(families)).items():
+    for family, values in f.derived.items():
+        for key in families.get(family, []):
+            why = (f"measured only on its own platform's engines: family {family} prior x the mean fitted/prior ratio "
+                   f"of the families measured on shared engines ({measured}); {note}")
+            text = _edit_table(text, f"{key}.efficiency", _fitted(values, why))
+    for family, values in extrapolate(f, [k for k in families if k not in f.derived]).items():
         for key in families[family]:
             why = f"not measured: family {family} prior x the mean fitted/prior ratio of the measured families ({measured})"
             text = _edit_table(text, f"{key}.efficiency", _fitted(values, why))
     hardware_toml.write_text(text)
     text = engines_toml.read_text()
-    for engine, values in f.engine.items():
-        text = _edit_table(text, engine, _fitted(values, note))
+    for engine in f.engine:
+        text = _edit_table(text, engine, _fitted(engine_factors(f, engine), note))
     engines_toml.write_text(text)
     if f.benchmark:
         from tokecon.fidelity.validation import BENCHMARKS_FILE, benchmarks, measurements_path

@@ -145,8 +145,8 @@ class Case:
         return self.scenario.engine.key
 
 
-_ENGINES = (("tensorrt", "trtllm"), ("trtllm", "trtllm"), ("vllm", "vllm"), ("sglang", "sglang"), ("llama.cpp", "llamacpp"),
-            ("llamacpp", "llamacpp"),
+_ENGINES = (("tensorrt", "trtllm"), ("trtllm", "trtllm"), ("vllm-rocm", "vllm-rocm"), ("vllm", "vllm"), ("sglang", "sglang"), ("llamacpp-hip", "llamacpp-hip"),
+            ("llama.cpp", "llamacpp"), ("llamacpp", "llamacpp"),
             ("deepseek", "sglang@0.4"))  # DeepSeek's in-house system (2025-02): the DeepEP/DeepGEMM kernels SGLang 0.4 ran
 
 
@@ -350,7 +350,7 @@ def static_batch_times(scn: Scenario, batch: np.ndarray, isl: np.ndarray, osl: n
 #: Engines that admit only as many sequences as their KV cache holds and queue the rest
 #: (continuous batching); a static engine (TensorRT-LLM's gptSessionBenchmark) cannot run a
 #: batch that does not fit.
-_QUEUEING_ENGINES = {"vllm", "sglang"}
+_QUEUEING_ENGINES = {"vllm", "vllm-rocm", "sglang"}
 
 
 def _arrays(cases: list[Case]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
