@@ -13,11 +13,14 @@ from tokecon.fidelity import calibrate, validation
 
 def test_a_build_takes_its_kernel_scales_and_its_engines_overheads():
     f = calibrate.Factors(engine={"vllm-v0": {"compute_scale": 0.7, "memory_bw_scale": 1.0, "step_overhead_ms": 1.9},
-                                  "vllm-rocm-2024": {"compute_scale": 0.6, "memory_bw_scale": 0.5}})
+                                  "vllm-rocm-2024": {"compute_scale": 0.6, "memory_bw_scale": 0.5}},
+                          built_from={"vllm-rocm-2024": "vllm-v0"})
     assert calibrate.engine_factors(f, "vllm-rocm-2024") == {"compute_scale": 0.6, "memory_bw_scale": 0.5,
                                                               "step_overhead_ms": 1.9}
     assert calibrate.engine_factors(f, "vllm-v0")["compute_scale"] == 0.7
     assert calibrate.engine_factors(f, "sglang") is None
+    engines = load_catalog(use_user_home=False).engines  # the catalog declares which engine a build runs
+    assert (engines.get("vllm-rocm-2024").built_from, engines.get("llamacpp-hip").built_from) == ("vllm-v0", "llamacpp")
 
 
 @pytest.fixture(scope="module")

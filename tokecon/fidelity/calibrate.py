@@ -7,7 +7,7 @@ Free parameters, and nothing else (no factor of a row's own):
   and when reading the paged KV cache (``kv_bw``), and of a PCIe scale-up link (``link``);
 * per engine generation (engines.toml: vllm-v0, vllm, sglang-2025, sglang, trtllm-2024, trtllm,
   llamacpp; the AMD builds vllm-rocm-2024 and llamacpp-hip fit only their kernel scales and share
-  their engine's other factors, :data:`PLATFORM_BUILDS`; a family measured only on such builds is
+  their engine's other factors, engines.toml ``built_from``; a family measured only on such builds is
   extrapolated, not fitted, :func:`platform_families`): a fixed per-step overhead (``step_overhead_ms``), a per-layer kernel-launch floor
   (``step_overhead_per_layer_us``), a per-sequence one (``step_overhead_per_seq_us``), scales on compute and bandwidth relative to TensorRT-LLM 0.x,
   the reference (scales fixed at 1: the device factors are what it reaches), for engines
@@ -75,11 +75,9 @@ _DELTA = 0.25  # soft-L1 scale on the log ratio (~25%)
 SHARED_FAMILIES = {"blackwell-ultra": "blackwell"}
 
 
-#: An engine's build for another vendor's GPUs (engines.toml) and the engine it is built from: the
-#: build runs the same CPU side (scheduler, sampling, launches per layer and step), so it shares
-#: that engine's overheads and TTFT terms, and differs only in its kernels (``compute_scale``,
-#: ``memory_bw_scale``: :data:`BACKEND_PARAMS`).
-PLATFORM_BUILDS = {"vllm-rocm-2024": "vllm-v0", "llamacpp-hip": "llamacpp"}
+#: What an engine's build for another vendor's GPUs (engines.toml ``built_from``) fits of its own: it
+#: runs the CPU side (scheduler, sampling, launches per layer and step) of the engine it is built
+#: from, so it shares that engine's overheads and TTFT terms and differs only in its kernels.
 BACKEND_PARAMS = ("compute_scale", "memory_bw_scale")
 
 
@@ -96,10 +94,12 @@ class Factors:
     #: families measured only on their own platform's engines (:func:`platform_families`): their
     #: factors are extrapolated from the fitted families, never fitted
     derived: dict[str, dict[str, float]] = field(default_factory=dict)
+    built_from: dict[str, str] = field(default_factory=dict)  # a vendor build -> the engine whose CPU side it runs
 
     def copy(self) -> "Factors":
         return Factors({k: dict(v) for k, v in self.family.items()}, {k: dict(v) for k, v in self.engine.items()},
-                       {k: dict(v) for k, v in self.benchmark.items()}, {k: dict(v) for k, v in self.derived.items()})
+                       {k: dict(v) for k, v in self.benchmark.items()}, {k: dict(v) for k, v in self.derived.items()},
+                       dict(self.built_from))
 
 
 def ttft_row(case: Case) -> bool:
@@ -117,10 +117,10 @@ def _apply_cases(cases: list[Case], f: Factors) -> list[Case]:
 
 
 def engine_factors(f: Factors, engine: str) -> dict[str, float] | None:
-    """The fitted factors of ``engine``: for a platform build (:data:`PLATFORM_BUILDS`), its own
-    kernel scales over the CPU-side factors of the engine it is built from."""
+    """The fitted factors of ``engine``: for a vendor build (``built_from``), its own kernel scales
+    over the CPU-side factors of the engine it is built from."""
     own = f.engine.get(engine)
-    base = f.engine.get(PLATFORM_BUILDS.get(engine, ""))
+    base = f.engine.get(f.built_from.get(engine, ""))
     return {**base, **own} if own is not None and base is not None else own
 
 
@@ -259,6 +259,8 @@ def initial_factors(cases: list[Case]) -> Factors:
                 benches[c.benchmark.key] = benches.get(c.benchmark.key, 0) + 1
             continue
         fams[fit_family(c.family)] = fams.get(fit_family(c.family), 0) + 1
+        if c.scenario.engine.built_from:
+            f.built_from[c.engine] = c.scenario.engine.built_from
         engs[c.engine] = engs.get(c.engine, 0) + 1
         moe[c.engine] = moe.get(c.engine, 0) + c.scenario.model.is_moe
     for family, n in fams.items():
@@ -270,7 +272,7 @@ def initial_factors(cases: list[Case]) -> Factors:
                                 if (k not in ("moe_tokens_half", "moe_layer_overhead_us") or moe[engine] >= MIN_ROWS)
                                 and (k != "ttft_overhead_ms" or ttft.get(engine, 0) >= MIN_ROWS)
                                 and (k != "adp_prefill_balance" or adp.get(engine, 0) >= MIN_ROWS)
-                                and (k in BACKEND_PARAMS or engs.get(PLATFORM_BUILDS.get(engine, ""), 0) < MIN_ROWS)}
+                                and (k in BACKEND_PARAMS or engs.get(f.built_from.get(engine, ""), 0) < MIN_ROWS)}
     for key, n in benches.items():
         if n >= MIN_ROWS:
             f.benchmark[key] = dict(BENCHMARK_PRIOR)
@@ -355,7 +357,7 @@ def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[
     rows = Rows.of(sample)
     touched = {("family", k): rows.subset(lambda c, k=k: fit_family(c.family) == k and not ttft_row(c))
                for k in f.family} | {
-        ("engine", k): rows.subset(lambda c, k=k: k in (c.engine, PLATFORM_BUILDS.get(c.engine)) and not ttft_row(c))
+        ("engine", k): rows.subset(lambda c, k=k: k in (c.engine, f.built_from.get(c.engine)) and not ttft_row(c))
         for k in f.engine}
     span = 0.5
     coords = [c for c in _coordinates(f, _pcie_tp_families(sample)) if c[2] not in TTFT_PARAMS]

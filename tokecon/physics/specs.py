@@ -329,6 +329,7 @@ class Engine:
     fitted_on: str = "default"
     origin: str = ""
     family: str = ""  # the engine this profile is a generation of (vllm, sglang, trtllm, ...)
+    built_from: str = ""  # a vendor build (vLLM's ROCm backend): the profile whose CPU side it runs
     version_from: str = ""  # first version the profile covers ("" = the oldest)
     version_before: str = ""  # first version it no longer covers ("" = the newest)
     version_note: str = ""  # how a NAME@VERSION request was resolved to this profile
