@@ -41,28 +41,29 @@ def _hash(self: Any) -> int:
 
 def _init(self: Any, *args: Any, **kwargs: Any) -> None:
     cls = type(self)
-    names, known, defaults, factories = cls.__record_init__
-    if len(args) > len(names):
-        raise TypeError(f"{cls.__qualname__}() takes {len(names)} arguments but {len(args)} were given")
-    values = dict(zip(names, args))
-    for name in kwargs:
-        if name in values:
-            raise TypeError(f"{cls.__qualname__}() got multiple values for argument '{name}'")
-    values.update(kwargs)
-    if not known.issuperset(kwargs):
-        unknown = sorted(set(kwargs) - known)
-        raise TypeError(f"{cls.__qualname__}() got an unexpected keyword argument '{unknown[0]}'")
-    for name in names:
-        if name in values:
-            value = values[name]
+    names, known, defaults, factories, post_init = cls.__record_init__
+    given = len(args)
+    if given > len(names):
+        raise TypeError(f"{cls.__qualname__}() takes {len(names)} arguments but {given} were given")
+    if kwargs:
+        if not known.issuperset(kwargs):
+            unknown = sorted(set(kwargs) - known)
+            raise TypeError(f"{cls.__qualname__}() got an unexpected keyword argument '{unknown[0]}'")
+        for name in names[:given]:
+            if name in kwargs:
+                raise TypeError(f"{cls.__qualname__}() got multiple values for argument '{name}'")
+    values = self.__dict__  # object.__setattr__ for every field, without a call per field
+    values.update(zip(names, args))
+    for name in names[given:]:
+        if name in kwargs:
+            values[name] = kwargs[name]
         elif name in defaults:
-            value = defaults[name]
+            values[name] = defaults[name]
         elif name in factories:
-            value = factories[name]()
+            values[name] = factories[name]()
         else:
             raise TypeError(f"{cls.__qualname__}() missing required argument: '{name}'")
-        object.__setattr__(self, name, value)
-    if hasattr(cls, "__post_init__"):
+    if post_init:
         self.__post_init__()
 
 
@@ -90,6 +91,7 @@ def record(cls: type[T] | None = None, /, *, frozen: bool = True) -> Any:
             frozenset(f.name for f in fields),
             {f.name: f.default for f in fields if f.default is not dataclasses.MISSING},
             {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING},
+            hasattr(c, "__post_init__"),
         )
         c.__record_repr__ = tuple(f.name for f in fields if f.repr)
         c.__record_compare__ = tuple(f.name for f in fields if f.compare)

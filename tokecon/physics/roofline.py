@@ -36,6 +36,7 @@ from tokecon.physics.scenario import Scenario
 from tokecon.records import record
 
 BOUNDS = ("compute", "memory", "communication")
+_OP_BOUNDS = np.array(["memory", "compute"])  # an operation's bound, indexed by (compute time >= memory time)
 
 
 @record
@@ -173,13 +174,18 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
             br_bound[op.name] = np.full(shape, "communication")
         else:
             imb = 1.0 if scn.ideal else op.imbalance  # the busiest rank's tokens; its weights are read once
+            op_bw = kv_bw if op.kv_cache else bw
             tc = op.flop / (hw.peak_flop_s(op.dtype) * op_compute_efficiency(op, scn)) + z
-            tm = op.bytes / (kv_bw if op.kv_cache else bw) + z
-            t = np.maximum(tc * imb, tm + (imb - 1.0) * (op.bytes - op.weight_bytes) / (kv_bw if op.kv_cache else bw))
+            tm = op.bytes / op_bw + z
+            if isinstance(imb, float) and imb == 1.0:  # balanced (every op but the expert GEMMs): the plain roofline
+                t = np.maximum(tc, tm)
+            else:
+                t = np.maximum(tc * imb, tm + (imb - 1.0) * (op.bytes - op.weight_bytes) / op_bw)
+            on_compute = tc >= tm
+            c_time = np.where(on_compute, t, 0.0)
             t_c, t_m = t_c + tc, t_m + tm
-            c_bound = c_bound + np.where(tc >= tm, t, 0.0)
-            m_bound = m_bound + np.where(tc >= tm, 0.0, t)
-            br_bound[op.name] = np.where(tc >= tm, "compute", "memory")
+            c_bound, m_bound = c_bound + c_time, m_bound + (t - c_time)
+            br_bound[op.name] = _OP_BOUNDS[on_compute.astype(np.intp)]
             flop, byts, w_bytes = flop + op.flop, byts + op.bytes, w_bytes + op.weight_bytes
         br_t[op.name] = br_t.get(op.name, 0.0) + t
         br_f[op.name] = br_f.get(op.name, 0.0) + op.flop + z
