@@ -37,6 +37,22 @@ def test_small_groups_fall_back_to_coarser_ones():
     assert q90 == pytest.approx(table["all"]["q90"] * uncertainty.UNMEASURED_WIDENING)
 
 
+def test_an_engine_not_measured_on_a_platform_family_takes_the_unmeasured_range():
+    """MI300X's public rows all ran AMD's 2024 builds, so CDNA 3's factors are extrapolated
+    (calibrate.platform_families): those builds keep their own residuals, and any other engine on
+    CDNA 3 gets an unmeasured family's range (all rows x1.5), not the builds' shortfall."""
+    rows = [("cdna3", "vllm-rocm-2024", False, "decode", x) for x in np.linspace(-3.0, 0.0, 20)]
+    rows += [("hopper", "vllm", False, "decode", x) for x in np.linspace(-0.4, 0.3, 20)]
+    table = uncertainty.build(rows)
+    platform = {"cdna3": ["llamacpp-hip", "vllm-rocm-2024"]}
+    _, _, group = uncertainty.lookup(table, "cdna3", "vllm-rocm-2024", False, "decode", {"cdna3", "hopper"}, platform)
+    assert group == "cdna3|vllm-rocm-2024|dense|decode"
+    q10, q90, group = uncertainty.lookup(table, "cdna3", "vllm", False, "decode", {"cdna3", "hopper"}, platform)
+    assert group.startswith("cdna3 measured only under llamacpp-hip, vllm-rocm-2024")
+    assert (q10, q90) == pytest.approx((table["all"]["q10"] * 1.5, table["all"]["q90"] * 1.5))
+    assert q10 < 0 < q90  # two-sided, around the estimate
+
+
 def test_stored_intervals_cover_unseen_rows_honestly():
     """Issue 9: an 80% interval is honest when 70-90% of unseen measurements fall inside it. The
     coverage is computed per held-out source against intervals built from the other sources."""

@@ -498,12 +498,14 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
                 for c, e in items]
 
     measured = sorted({c.family for c, _ in held})
+    cases = [c for c, _ in held]
+    platform = {fam: sorted({c.engine for c in cases if fit_family(c.family) == fam}) for fam in sorted(platform_families(cases))}
     sources = sorted({source_of(c) for c, _ in held})
     trials = []  # per held-out source: the table of the other sources and its own residuals
     for source in sources:
         others = {c.family for c, _ in held if source_of(c) != source}
         table = uncertainty.build(tuples([h for h in held if source_of(h[0]) != source]))
-        trials.append([uncertainty.lookup(table, *t[:4], others) + (t[4], t[3])
+        trials.append([uncertainty.lookup(table, *t[:4], others, platform) + (t[4], t[3])
                        for t in tuples([h for h in held if source_of(h[0]) == source])])
 
     def coverage(k: float | Callable[[str], float], only: str | None = None) -> float:
@@ -529,7 +531,7 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
     return {"coverage_unseen": round(coverage(widening), 3), "coverage_unwidened": round(coverage(1.0), 3),
             "coverage_by_regime": {r: round(coverage(widening, r), 3) for r in regimes},
             "source_widening": round(float(k_all), 2), "source_widening_by_regime": {r: round(float(k), 2) for r, k in ks.items()},
-            "rows": len(held), "measured_families": measured, "groups": groups}
+            "rows": len(held), "measured_families": measured, "platform_engines": platform, "groups": groups}
 
 
 #: Rows that are validated (reported) but not fitted, and why. Excluding by a stated property of

@@ -14,7 +14,9 @@ always contains its own point estimate. A group with fewer than ``MIN_ROWS`` row
 coarser one of the same regime (pooling families, then engines, then dense and MoE), and only then to
 the regime-free groups (dropping the engine, then dense/moe, then the family); a device family with
 no measurements at all takes the pooled residuals of every row widened by ``UNMEASURED_WIDENING``,
-because its efficiencies are borrowed from the measured families. A served TTFT or TPOT falls back to
+because its efficiencies are borrowed from the measured families; so does a family measured only under
+its own platform's engine builds (its factors are extrapolated too, tokecon.fidelity.calibrate.platform_families)
+under any other engine, whose error those builds' residuals do not describe. A served TTFT or TPOT falls back to
 the prefill or decode groups where no row of its own regime was measured. The intervals are stored in
 ``validation/intervals.toml`` by ``tokecon validate --fit --write``; their coverage of unseen
 rows (each source's rows against intervals built without it) is stated there.
@@ -72,13 +74,19 @@ def build(residuals: list[tuple[str, str, bool, str, float]]) -> dict[str, dict[
 
 
 def lookup(table: dict[str, dict[str, float]], family: str, engine: str, moe: bool, regime: str,
-           measured_families: set[str]) -> tuple[float, float, str]:
+           measured_families: set[str], platform_engines: dict[str, list[str]] | None = None) -> tuple[float, float, str]:
     """(q10, q90, group used) for a prediction; a TTFT or TPOT regime with no group of its own falls
-    back to the prefill or decode groups."""
-    if family not in measured_families:
+    back to the prefill or decode groups. A family measured only under its own platform's engine
+    builds (``platform_engines``: MI300X's 2024 ROCm and HIP builds) has extrapolated factors, so
+    another engine on it takes an unmeasured family's range, not the builds' residuals."""
+    builds = (platform_engines or {}).get(family)
+    unmeasured = (f"{family} never measured" if family not in measured_families else
+                  f"{family} measured only under {', '.join(builds)}, its factors extrapolated"
+                  if builds is not None and engine not in builds else None)
+    if unmeasured:
         g = table["all"]
         return (min(g["q10"], 0.0) * UNMEASURED_WIDENING, max(g["q90"], 0.0) * UNMEASURED_WIDENING,
-                f"{family} never measured: all rows x{UNMEASURED_WIDENING}")
+                f"{unmeasured}: all rows x{UNMEASURED_WIDENING}")
     keys = group_keys(family, engine, moe, regime)
     if regime in BASE_REGIME and regime not in table:
         keys = group_keys(family, engine, moe, BASE_REGIME[regime])
@@ -124,7 +132,8 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
     measured = set(data.get("measured_families", ()))
     bounds = {}
     for reg in {regime, "prefill", "ttft", "tpot"}:
-        bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, measured)
+        bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, measured,
+                             data.get("platform_engines"))
     for key in (*SPEED_KEYS, *TIME_KEYS):
         value = row.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -143,7 +152,7 @@ def interval_note(scn: Scenario, regime: str = "decode") -> str | None:
     if scn.ideal or not data:
         return None
     q10, q90, group = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, regime,
-                             set(data.get("measured_families", ())))
+                             set(data.get("measured_families", ())), data.get("platform_engines"))
     rows = data["groups"].get(group, {}).get("rows")
     basis = f"group {group}, {rows} rows" if rows else group
     return (f"80% range ({scn.hardware.key}, {regime}): measured speeds fell within {math.exp(q10):.2f}x..{math.exp(q90):.2f}x "
