@@ -53,6 +53,19 @@ def test_an_engine_not_measured_on_a_platform_family_takes_the_unmeasured_range(
     assert q10 < 0 < q90  # two-sided, around the estimate
 
 
+def test_mi300x_under_a_current_engine_is_reported_as_borrowed(catalog):
+    """The stored table names CDNA 3's 2024 builds; a current engine on MI300X is flagged as borrowed
+    efficiency (device_measured false, the unmeasured range), its builds as measured."""
+    assert "vllm-rocm-2024" in uncertainty.stored()["platform_engines"]["cdna3"]
+    current = scenario(catalog, "llama3-8b", "mi300x", 1)
+    row = uncertainty.annotate({"tok_s": 1000.0}, current)
+    assert row["device_measured"] is False and uncertainty.measured(current) is False
+    assert row["interval_group"].startswith("cdna3 measured only under")
+    assert row["tok_s_p10"] < 1000.0 < row["tok_s_p90"]
+    build = replace(current, engine=catalog.engines.get("vllm-rocm-2024"))
+    assert uncertainty.annotate({"tok_s": 1000.0}, build)["device_measured"] is True
+
+
 def test_stored_intervals_cover_unseen_rows_honestly():
     """Issue 9: an 80% interval is honest when 70-90% of unseen measurements fall inside it. The
     coverage is computed per held-out source against intervals built from the other sources."""

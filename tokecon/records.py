@@ -10,7 +10,9 @@ fields in order, by position or keyword, fills defaults and ``default_factory`` 
 ``__post_init__``; the repr reads ``Name(a=1, b=2)``; equality compares the compared fields of two
 objects of one class; a frozen record hashes them and refuses assignment, a mutable one is
 unhashable. A method the class defines itself is kept. Fields with ``init=False``, ``kw_only``
-and ``InitVar`` are refused at class creation (none is used).
+and ``InitVar`` are refused at class creation (none is used). ``__init__`` writes the fields into the
+instance dict directly and looks up ``__post_init__`` once, when the class is decorated (as
+:func:`dataclasses.dataclass` does).
 """
 
 from __future__ import annotations

@@ -172,8 +172,8 @@ def sweeps(catalog: Catalog, opts: ServingRequest, gpus: list[str], inp: int, ou
     if not done:
         raise DoesNotFitError(f"{opts.common.model} does not fit on any of {', '.join(gpus)} at {inp + out} tokens per request")
     if unmeasured:
-        notes.append(f"Never measured (no public measurement of the family; efficiency borrowed from the measured "
-                     f"families, the widest 80% range): {', '.join(unmeasured)}.")
+        notes.append(f"Efficiency borrowed from the measured families (the family never measured, or measured only "
+                     f"under other engine builds; the widest 80% range): {', '.join(unmeasured)}.")
     if skipped:
         notes.append(f"Skipped, {opts.common.model} fits no layout at {inp + out} tokens per request: {', '.join(skipped)}.")
     return done, notes, method

@@ -279,12 +279,12 @@ def initial_factors(cases: list[Case]) -> Factors:
     return f
 
 
-def platform_families(cases: list[Case]) -> set[str]:
+def platform_engines(cases: list[Case]) -> dict[str, list[str]]:
     """Families whose rows all ran on engines that no other family's rows ran on (the ROCm and HIP
-    backends of 2024 on MI300X). On those rows a family's fraction of peak and its engines' scales
-    are one product that no fit can split, so the family is treated as unmeasured (its prior x the
-    fitted families' mean fitted/prior ratio, :func:`extrapolate`) and the engines' scales take the
-    rest: the hardware's factors then come from engines measured across vendors, and a current
+    backends of 2024 on MI300X), with those engines. On those rows a family's fraction of peak and its
+    engines' scales are one product that no fit can split, so the family is treated as unmeasured (its
+    prior x the fitted families' mean fitted/prior ratio, :func:`extrapolate`) and the engines' scales
+    take the rest: the hardware's factors then come from engines measured across vendors, and a current
     engine on that family is not charged with a 2024 backend's shortfall."""
     families_of: dict[str, set[str]] = {}
     engines_of: dict[str, set[str]] = {}
@@ -292,7 +292,18 @@ def platform_families(cases: list[Case]) -> set[str]:
         if not ttft_row(c):
             families_of.setdefault(c.engine, set()).add(fit_family(c.family))
             engines_of.setdefault(fit_family(c.family), set()).add(c.engine)
-    return {fam for fam, engines in engines_of.items() if all(len(families_of[e]) == 1 for e in engines)}
+    return {fam: sorted(engines) for fam, engines in engines_of.items() if all(len(families_of[e]) == 1 for e in engines)}
+
+
+def platform_families(cases: list[Case]) -> set[str]:
+    """The families of :func:`platform_engines`: fitted as unmeasured ones."""
+    return set(platform_engines(cases))
+
+
+def _device_platforms(cases: list[Case]) -> dict[str, list[str]]:
+    """:func:`platform_engines` keyed by the device families of ``cases`` (as the interval table is)."""
+    engines = platform_engines(cases)
+    return {c.family: engines[fit_family(c.family)] for c in cases if fit_family(c.family) in engines}
 
 
 def _pcie_tp_families(cases: list[Case]) -> set[str]:
@@ -498,14 +509,12 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
                 for c, e in items]
 
     measured = sorted({c.family for c, _ in held})
-    cases = [c for c, _ in held]
-    platform = {fam: sorted({c.engine for c in cases if fit_family(c.family) == fam}) for fam in sorted(platform_families(cases))}
     sources = sorted({source_of(c) for c, _ in held})
     trials = []  # per held-out source: the table of the other sources and its own residuals
     for source in sources:
-        others = {c.family for c, _ in held if source_of(c) != source}
-        table = uncertainty.build(tuples([h for h in held if source_of(h[0]) != source]))
-        trials.append([uncertainty.lookup(table, *t[:4], others, platform) + (t[4], t[3])
+        rest = [h for h in held if source_of(h[0]) != source]
+        others, platform = {c.family for c, _ in rest}, _device_platforms([c for c, _ in rest])
+        trials.append([uncertainty.lookup(uncertainty.build(tuples(rest)), *t[:4], others, platform) + (t[4], t[3])
                        for t in tuples([h for h in held if source_of(h[0]) == source])])
 
     def coverage(k: float | Callable[[str], float], only: str | None = None) -> float:
@@ -531,7 +540,8 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
     return {"coverage_unseen": round(coverage(widening), 3), "coverage_unwidened": round(coverage(1.0), 3),
             "coverage_by_regime": {r: round(coverage(widening, r), 3) for r in regimes},
             "source_widening": round(float(k_all), 2), "source_widening_by_regime": {r: round(float(k), 2) for r, k in ks.items()},
-            "rows": len(held), "measured_families": measured, "platform_engines": platform, "groups": groups}
+            "rows": len(held), "measured_families": measured,
+            "platform_engines": dict(sorted(_device_platforms([c for c, _ in held]).items())), "groups": groups}
 
 
 #: Rows that are validated (reported) but not fitted, and why. Excluding by a stated property of

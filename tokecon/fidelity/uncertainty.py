@@ -73,20 +73,30 @@ def build(residuals: list[tuple[str, str, bool, str, float]]) -> dict[str, dict[
     return {k: quantiles(v) for k, v in sorted(pools.items()) if len(v) >= MIN_ROWS or k == "all"}
 
 
+def unmeasured_reason(family: str, engine: str, measured_families: set[str],
+                      platform_engines: dict[str, list[str]] | None = None) -> str | None:
+    """Why a prediction's efficiency is borrowed from the measured families (None: it is measured):
+    the family was never measured, or it was measured only under its own platform's engine builds
+    (``platform_engines``: MI300X's 2024 ROCm and HIP builds; its factors are then extrapolated,
+    tokecon.fidelity.calibrate.platform_families) and ``engine`` is not one of them."""
+    if family not in measured_families:
+        return f"{family} never measured"
+    builds = (platform_engines or {}).get(family)
+    if builds is not None and engine not in builds:
+        return f"{family} measured only under {', '.join(builds)}, its factors extrapolated"
+    return None
+
+
 def lookup(table: dict[str, dict[str, float]], family: str, engine: str, moe: bool, regime: str,
            measured_families: set[str], platform_engines: dict[str, list[str]] | None = None) -> tuple[float, float, str]:
     """(q10, q90, group used) for a prediction; a TTFT or TPOT regime with no group of its own falls
-    back to the prefill or decode groups. A family measured only under its own platform's engine
-    builds (``platform_engines``: MI300X's 2024 ROCm and HIP builds) has extrapolated factors, so
-    another engine on it takes an unmeasured family's range, not the builds' residuals."""
-    builds = (platform_engines or {}).get(family)
-    unmeasured = (f"{family} never measured" if family not in measured_families else
-                  f"{family} measured only under {', '.join(builds)}, its factors extrapolated"
-                  if builds is not None and engine not in builds else None)
-    if unmeasured:
+    back to the prefill or decode groups. A borrowed efficiency (:func:`unmeasured_reason`) takes the
+    pooled range of every row, widened: a platform's builds' residuals do not describe another engine."""
+    reason = unmeasured_reason(family, engine, measured_families, platform_engines)
+    if reason:
         g = table["all"]
         return (min(g["q10"], 0.0) * UNMEASURED_WIDENING, max(g["q90"], 0.0) * UNMEASURED_WIDENING,
-                f"{unmeasured}: all rows x{UNMEASURED_WIDENING}")
+                f"{reason}: all rows x{UNMEASURED_WIDENING}")
     keys = group_keys(family, engine, moe, regime)
     if regime in BASE_REGIME and regime not in table:
         keys = group_keys(family, engine, moe, BASE_REGIME[regime])
@@ -117,9 +127,13 @@ def stored() -> dict[str, Any]:
 
 
 def measured(scn: Scenario) -> bool | None:
-    """Whether the device's family has public measurements behind its efficiency (None: unknown)."""
+    """Whether public measurements of the device's family under this engine stand behind its
+    efficiency, or it is borrowed (:func:`unmeasured_reason`; None: no stored table)."""
     data = stored()
-    return scn.hardware.family in data["measured_families"] if data else None
+    if not data:
+        return None
+    return unmeasured_reason(scn.hardware.family, scn.engine.key, set(data.get("measured_families", ())),
+                             data.get("platform_engines")) is None
 
 
 def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict[str, Any]:
@@ -129,11 +143,10 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
     data = stored()
     if scn.ideal or not data:
         return row
-    measured = set(data.get("measured_families", ()))
+    families, platform = set(data.get("measured_families", ())), data.get("platform_engines")
     bounds = {}
     for reg in {regime, "prefill", "ttft", "tpot"}:
-        bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, measured,
-                             data.get("platform_engines"))
+        bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, families, platform)
     for key in (*SPEED_KEYS, *TIME_KEYS):
         value = row.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -142,7 +155,7 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
         lo, hi = (math.exp(q10), math.exp(q90)) if key in SPEED_KEYS else (math.exp(-q90), math.exp(-q10))
         row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
     row["interval_group"] = bounds[regime][2]
-    row["device_measured"] = scn.hardware.family in measured
+    row["device_measured"] = unmeasured_reason(scn.hardware.family, scn.engine.key, families, platform) is None
     return row
 
 
@@ -154,6 +167,7 @@ def interval_note(scn: Scenario, regime: str = "decode") -> str | None:
     q10, q90, group = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, regime,
                              set(data.get("measured_families", ())), data.get("platform_engines"))
     rows = data["groups"].get(group, {}).get("rows")
-    basis = f"group {group}, {rows} rows" if rows else group
+    basis = (f"group {group}, {rows} rows; such ranges held {data.get('coverage_unseen', 0):.0%} of unseen rows" if rows
+             else f"{group}; no held-out row of this kind tests it")
     return (f"80% range ({scn.hardware.key}, {regime}): measured speeds fell within {math.exp(q10):.2f}x..{math.exp(q90):.2f}x "
-            f"of tokecon's held-out predictions ({basis}; such ranges held {data.get('coverage_unseen', 0):.0%} of unseen rows).")
+            f"of tokecon's held-out predictions ({basis}).")

@@ -182,9 +182,9 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
             else:
                 t = np.maximum(tc * imb, tm + (imb - 1.0) * (op.bytes - op.weight_bytes) / op_bw)
             on_compute = tc >= tm
-            c_time = np.where(on_compute, t, 0.0)
+            compute_s = np.where(on_compute, t, 0.0)
             t_c, t_m = t_c + tc, t_m + tm
-            c_bound, m_bound = c_bound + c_time, m_bound + (t - c_time)
+            c_bound, m_bound = c_bound + compute_s, m_bound + (t - compute_s)
             br_bound[op.name] = _OP_BOUNDS[on_compute.astype(np.intp)]
             flop, byts, w_bytes = flop + op.flop, byts + op.bytes, w_bytes + op.weight_bytes
         br_t[op.name] = br_t.get(op.name, 0.0) + t
