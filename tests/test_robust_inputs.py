@@ -303,3 +303,13 @@ def test_saves_killed_mid_write_leave_nothing_after_the_next_save(isolated_home)
     assert r.exit_code == 0, r.output
     assert list(isolated_home.glob(".hardware.toml.*.tmp")) == []
     assert load_catalog().hardware.get("my-gpu")
+
+
+@pytest.mark.parametrize("command, label", [(("hardware", "show"), "NAME"), (("models", "show"), "NAME"),
+                                            (("engines", "show"), "NAME[@VERSION]")])
+def test_an_empty_argument_is_named_as_the_usage_line_names_it(command, label):
+    """A blank positional argument is named as `--help`'s usage line names it, not as the API's ``name=``."""
+    r = invoke(*command, " ")
+    one_line_error(r, f"{label} must be a non-empty string")
+    assert "name=" not in r.stderr
+    assert "{" + label + "}" in invoke(*command, "--help").stdout

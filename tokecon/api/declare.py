@@ -152,7 +152,11 @@ def threshold_opt(name: str) -> Opt:
 
 
 def _label(name: str, opt: Opt, style: str) -> str:
-    return opt.flag if style == "cli" and opt.flags else f"'{name}'" if style == "budget" else f"{name}="
+    """How an error names the option: its flag (or, for an argument, its NAME as the usage line shows it)
+    on the command line, its key in a budget file, ``name=`` in the Python API."""
+    if style == "cli":
+        return opt.flag if opt.flags else opt.metavar or name.upper()
+    return f"'{name}'" if style == "budget" else f"{name}="
 
 
 def coerce(name: str, opt: Opt, value: Any, style: str = "api", base: Path | None = None) -> Any:

@@ -57,8 +57,8 @@ def _help(opt: Opt, default: Any) -> str:
 
 def _parameter(name: str, opt: Opt, default: Any) -> inspect.Parameter:
     extra: dict[str, Any] = {"help": _help(opt, default)}
-    if opt.metavar:
-        extra["metavar"] = opt.metavar
+    if opt.metavar or opt.argument:
+        extra["metavar"] = opt.metavar or name.upper()  # an argument is named as errors name it (api.declare)
     if opt.complete:
         extra["autocompletion"] = complete(opt.complete)
     if opt.argument:
