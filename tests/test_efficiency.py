@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import scenario
+from helpers import scenario, validation_script
 from tokecon.physics import efficiency
 from tokecon.physics.operations import step_operations
 from tokecon.physics.phases import decode_step
@@ -133,3 +133,56 @@ def test_no_engine_beats_the_measured_matmul_maximum(catalog):
     fast = replace(scn, engine=replace(scn.engine, compute_scale=5.0))
     assert fast.compute_efficiency == pytest.approx(efficiency.MAMF_FRACTION["hopper"])
     assert replace(fast, ideal=True).compute_efficiency == 1.0
+
+
+# --- the rounded knee of a dense GEMM ---------------------------------------------------------------
+
+def test_gemm_knee_on_paper():
+    """(t_c^p + t_m^p)^(1/p), p = 2.5: at the ridge 2^(1/2.5) = 1.3195 of either time; far from it
+    the larger time (t_m = 0.01 t_c adds 0.4 x 0.01^2.5 = 4e-6); no work, no time."""
+    assert efficiency.GEMM_KNEE_P == 2.5
+    assert float(efficiency.gemm_time_s(np.array(1.0), np.array(1.0))) == pytest.approx(1.31951, abs=1e-5)
+    assert float(efficiency.gemm_time_s(np.array(3.0), np.array(0.03))) == pytest.approx(3.0 * (1 + 4e-6), rel=1e-6)
+    assert float(efficiency.gemm_time_s(np.array(0.0), np.array(0.0))) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.0, 1e3), st.floats(0.0, 1e3))
+def test_gemm_knee_lies_between_the_max_and_its_ridge_bound(t_c, t_m):
+    t = float(efficiency.gemm_time_s(np.array(t_c), np.array(t_m)))
+    top = max(t_c, t_m)
+    assert top * (1 - 1e-12) <= t <= top * 2 ** (1 / efficiency.GEMM_KNEE_P) * (1 + 1e-12)
+
+
+def test_the_knee_is_recovered_from_gemm_latencies():
+    """validation/gemm_knee.py on a synthetic database whose latencies follow p = 2.5 at 70% of peak
+    FLOP/s and 80% of bandwidth (H100 bf16, N = K = 8192): p = 2.5 reads 0 error near the ridge, the
+    sharp max reads too fast (a negative log error)."""
+    mod = validation_script("gemm_knee")
+    m = np.array([1, 4, 8, 16, 64, 128, 192, 256, 384, 512, 768, 1024, 2048, 4096, 8192], dtype=float)
+    t_c = 2 * m * 8192 * 8192 / (989e12 * 0.7) / (m / (np.ceil(m / 64) * 64))
+    t_m = (m * 8192 + 8192 * 8192 + m * 8192) * 2 / (3.35e12 * 0.8)
+    latency = (t_c**2.5 + t_m**2.5) ** (1 / 2.5)
+    errors = mod.knee_errors(m, 8192, 8192, latency, 989e12, 3.35e12, 2)
+    assert errors[2.5].size >= 3
+    assert np.median(np.abs(errors[2.5])) < 0.01
+    assert np.median(errors[float("inf")]) < -0.05
+
+
+def test_a_dense_gemm_near_its_ridge_takes_the_rounded_max(catalog):
+    """Llama-3-70B on 4 H100 at a decode batch near the projections' ridge: each dense GEMM takes
+    (t_c^2.5 + t_m^2.5)^(1/2.5) of its own compute and memory times; the ideal roofline keeps the max."""
+    from tokecon.physics.roofline import op_compute_efficiency, step_times
+
+    scn = scenario(catalog, "llama3-70b", "h100", 4)
+    ops = step_operations(scn, np.asarray(256.0), np.asarray(1.0), np.asarray(512.0))  # a decode step
+    gemm = next(op for op in ops if op.name == "mlp/ffn")
+    t_c = float(gemm.flop / (scn.hardware.peak_flop_s(gemm.dtype) * op_compute_efficiency(gemm, scn)))
+    t_m = float(gemm.bytes / (scn.hardware.memory_bw_b_s * scn.memory_bw_efficiency))
+    assert 0.25 < t_m / t_c < 4  # near the ridge, where the knee matters
+    t = float(step_times([gemm], scn).breakdown_s[gemm.name])
+    assert t == pytest.approx((t_c**2.5 + t_m**2.5) ** 0.4, rel=1e-9) and t > 1.1 * max(t_c, t_m)
+    ideal = replace(scn, ideal=True)
+    t_ideal = float(step_times([gemm], ideal).breakdown_s[gemm.name])
+    assert t_ideal == pytest.approx(max(float(gemm.flop / ideal.hardware.peak_flop_s(gemm.dtype)),
+                                        float(gemm.bytes / ideal.hardware.memory_bw_b_s)), rel=1e-9)

@@ -11,7 +11,7 @@ import tomllib
 import numpy as np
 import pytest
 import tomli_w
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -142,10 +142,13 @@ def test_bidirectional_encoder_counts_every_pair(catalog):
 
 
 @settings(max_examples=40, deadline=None)
-@given(seq=st.integers(16, 8192), b1=st.integers(1, 64), b2=st.integers(1, 64))
-def test_bigger_batches_never_cost_more_per_sequence(catalog, seq, b1, b2):
-    """Weights are read once per batch: time per sequence never rises with the batch."""
-    lo, hi = sorted((b1, b2))
+@given(seq=st.integers(16, 8192), lo=st.integers(1, 64), times=st.integers(1, 8))
+def test_bigger_batches_never_cost_more_per_sequence(catalog, seq, lo, times):
+    """Weights are read once per batch and a multiplied batch pads no more tile rows per sequence, so
+    time per sequence never rises when the batch is multiplied. (Between multiples tile padding can
+    add a little: 45 sequences of 80 tokens pad 3,600 rows to 3,648, where 44 fill 3,520 exactly.)"""
+    hi = lo * times
+    assume(hi <= 64)
     scn = embedding_scenario(scenario(catalog, "qwen3-embedding-0.6b", "h100-sxm", 1))
     rows = embed_rows(scn, [lo, hi], seq)
     assert rows[1]["batch_time_s"] / hi <= rows[0]["batch_time_s"] / lo * (1 + 1e-12)

@@ -264,8 +264,11 @@ def test_cli_table_reads_at_80_columns(monkeypatch):
 
 
 def test_cli_a_threshold_exits_1_and_bad_input_exits_2():
-    r = runner.invoke(app, [*ARGS, "--max-usd-per-mtok", "0.0787"])  # 0.096 x H100 rental 2.45 / 2.99 before it
+    costs = [row["usd_per_mtok"] for row in json.loads(runner.invoke(app, [*ARGS, "--format", "json"]).stdout)["rows"]]
+    between = (min(costs) + max(costs)) / 2  # the shared rows' costs straddle it
+    r = runner.invoke(app, [*ARGS, "--max-usd-per-mtok", f"{between:.6g}"])
     assert r.exit_code == 1 and "rows cross a threshold" in r.stderr
+    assert runner.invoke(app, [*ARGS, "--max-usd-per-mtok", f"{max(costs) * 1.01:.6g}"]).exit_code == 0
     r = runner.invoke(app, ["tenants", "-m", "deepseek-v3", "-g", "8xH200"])
     assert r.exit_code == 2 and "--lora-targets mlp" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = runner.invoke(app, [*ARGS, "--popularity", "pareto"])

@@ -3,6 +3,8 @@ and a fixed per-step overhead.
 
     t_op   = max(FLOP / (peak_FLOP/s * compute_eff), bytes / (peak_B/s * bandwidth_eff))
 
+(a dense GEMM's max is rounded near its ridge, as measured GEMMs are: tokecon.physics.efficiency).
+
 Attention reads the KV cache in scattered pages rather than streaming weights, and reaches a
 lower fraction of peak bandwidth (H100: ~2.8 TB/s for weights vs ~1.4 TB/s for paged KV reads,
 Nsight Compute figures in a single-author blog, https://mikamirai.com/blog/gpu-memory-bandwidth/),
@@ -177,7 +179,9 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
             op_bw = kv_bw if op.kv_cache else bw
             tc = op.flop / (hw.peak_flop_s(op.dtype) * op_compute_efficiency(op, scn)) + z
             tm = op.bytes / op_bw + z
-            if isinstance(imb, float) and imb == 1.0:  # balanced (every op but the expert GEMMs): the plain roofline
+            if op.gemm_rows is not None and not scn.ideal:  # a dense GEMM: the measured rounded knee
+                t = efficiency.gemm_time_s(tc, tm)
+            elif isinstance(imb, float) and imb == 1.0:  # balanced (every op but the expert GEMMs): the plain roofline
                 t = np.maximum(tc, tm)
             else:
                 t = np.maximum(tc * imb, tm + (imb - 1.0) * (op.bytes - op.weight_bytes) / op_bw)
