@@ -44,8 +44,10 @@ is fitted (``tokecon validate --fit``) with that default as its prior.
   N x K >= 16M, each shape's t_c and t_m at its own large-M and small-M fractions of peak, the tile
   rule above applied. Median log error of the rows whose t_m / t_c is within 0.25..4, sharp max /
   p = 2.5: A100 bf16 -6.4% / +0.5%, H100 bf16 -3.6% / +2.4%, H100 fp8 -6.2% / -1.0%, H200 bf16
-  -1.4% / +2.4%, H200 fp8 -6.3% / -1.0%, B200 bf16 -4.9% / +1.1%, B200 fp8 -9.8% / -2.7% (p = 2 over,
-  p = 3 under by 2-4%). The ideal roofline (``--ideal``) keeps the sharp max.
+  -1.4% / +2.4%, H200 fp8 -6.3% / -1.0%, B200 bf16 -4.9% / +1.1%, B200 fp8 -9.8% / -2.7% (p = 2
+  reads 1-6% too slow, p = 3 up to 5% too fast; validation/gemm_knee.py). Measured on NVIDIA GPUs and
+  applied to every device (no other vendor's kernel table was found). The ideal roofline
+  (``--ideal``) keeps the sharp max.
 * Per-step CPU work that grows with the sequences in the step (scheduling, sampling, detokenising,
   building the batch's metadata): overhead = step_overhead + per_seq x sequences, with the engine's
   fitted ``step_overhead_per_seq_us`` (prior 10 us per sequence).
