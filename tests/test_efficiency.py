@@ -182,6 +182,10 @@ def test_a_dense_gemm_near_its_ridge_takes_the_rounded_max(catalog):
     assert 0.25 < t_m / t_c < 4  # near the ridge, where the knee matters
     t = float(step_times([gemm], scn).breakdown_s[gemm.name])
     assert t == pytest.approx((t_c**2.5 + t_m**2.5) ** 0.4, rel=1e-9) and t > 1.1 * max(t_c, t_m)
+    core = next(op for op in ops if op.name == "attn/core")  # attention is no GEMM: the sharp max
+    c_c = float(core.flop / (scn.hardware.peak_flop_s(core.dtype) * op_compute_efficiency(core, scn)))
+    c_m = float(core.bytes / (scn.hardware.memory_bw_b_s * scn.kv_bw_efficiency))
+    assert float(step_times([core], scn).breakdown_s[core.name]) == pytest.approx(max(c_c, c_m), rel=1e-9)
     ideal = replace(scn, ideal=True)
     t_ideal = float(step_times([gemm], ideal).breakdown_s[gemm.name])
     assert t_ideal == pytest.approx(max(float(gemm.flop / ideal.hardware.peak_flop_s(gemm.dtype)),

@@ -44,7 +44,7 @@ MODEL_NOTE = ("Open-loop Poisson arrivals (flow-equivalent server, Chandy, Herzo
 
 #: what the held-out check on MLPerf Server runs found (validation/poisson_check.py, docs/reference.md)
 NEAR_CAPACITY = ("Near capacity measured engines hold larger batches than this model: on 17 MLPerf Server runs at the "
-                 "same load its TTFT was 2-3x and its TPOT 1.5-2x too low, and its rate within p99 limits about a quarter too high "
+                 "same load its median TTFT was 2-3x and TPOT 1.5-2x too low, and its rate within p99 limits about a quarter too high "
                  "(docs/reference.md, Poisson arrivals). Read latencies at high load as lower bounds.")
 HIGH_LOAD = 0.8  # utilisation from which the caveat is printed
 

@@ -45,7 +45,9 @@ is fitted (``tokecon validate --fit``) with that default as its prior.
   rule above applied. Median log error of the rows whose t_m / t_c is within 0.25..4, sharp max /
   p = 2.5: A100 bf16 -6.4% / +0.5%, H100 bf16 -3.6% / +2.4%, H100 fp8 -6.2% / -1.0%, H200 bf16
   -1.4% / +2.4%, H200 fp8 -6.3% / -1.0%, B200 bf16 -4.9% / +1.1%, B200 fp8 -9.8% / -2.7% (p = 2
-  reads 1-6% too slow, p = 3 up to 5% too fast; validation/gemm_knee.py). Measured on NVIDIA GPUs and
+  reads 1-6% too slow, p = 3 up to 5% too fast; validation/gemm_knee.py). It applies to the layers'
+  projections (operations with ``gemm_rows``, the MoE router's small one too); the LM head and the
+  grouped expert GEMMs (their own curve above) keep the sharp max. Measured on NVIDIA GPUs and
   applied to every device (no other vendor's kernel table was found). The ideal roofline
   (``--ideal``) keeps the sharp max.
 * Per-step CPU work that grows with the sequences in the step (scheduling, sampling, detokenising,
@@ -91,7 +93,8 @@ def gemm_time_s(compute_s: np.ndarray, memory_s: np.ndarray, p: float = GEMM_KNE
     """A dense GEMM's time from its compute and memory times: (t_c^p + t_m^p)^(1/p), the measured
     rounded knee (module docstring); within 2^(1/p) of max(t_c, t_m), equal far from the ridge."""
     top = np.maximum(compute_s, memory_s)
-    ratio = np.minimum(compute_s, memory_s) / np.where(top > 0, top, 1.0)
+    low = np.minimum(compute_s, memory_s) + np.zeros_like(top)
+    ratio = np.divide(low, top, out=np.zeros_like(low), where=np.isfinite(top) & (top > 0))
     return top * (1.0 + ratio**p) ** (1.0 / p)
 
 

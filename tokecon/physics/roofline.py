@@ -155,7 +155,8 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
     per-step time, plus a per-layer kernel-launch floor x the layers of the stage, plus its
     per-sequence time x ``sequences`` in the step. An expert op takes as long as its busiest rank:
     its FLOP and activation bytes x ``Op.imbalance``, its weight bytes once:
-    t = max(t_c x imb, t_m + (imb - 1) (bytes - weight bytes) / B/s)."""
+    t = max(t_c x imb, t_m + (imb - 1) (bytes - weight bytes) / B/s). A dense GEMM takes
+    (t_c^p + t_m^p)^(1/p) (:func:`tokecon.physics.efficiency.gemm_time_s`), every other op max(t_c, t_m)."""
     hw = scn.hardware
     shape = np.broadcast_shapes(*(np.shape(op.flop) for op in ops), *(np.shape(op.bytes) for op in ops))
     z = np.zeros(shape)
@@ -179,10 +180,9 @@ def step_times(ops: list[Op], scn: Scenario, overlap_comm: bool = False, sequenc
             op_bw = kv_bw if op.kv_cache else bw
             tc = op.flop / (hw.peak_flop_s(op.dtype) * op_compute_efficiency(op, scn)) + z
             tm = op.bytes / op_bw + z
-            if op.gemm_rows is not None and not scn.ideal:  # a dense GEMM: the measured rounded knee
-                t = efficiency.gemm_time_s(tc, tm)
-            elif isinstance(imb, float) and imb == 1.0:  # balanced (every op but the expert GEMMs): the plain roofline
-                t = np.maximum(tc, tm)
+            if isinstance(imb, float) and imb == 1.0:  # balanced (every op but the expert GEMMs): the plain roofline
+                knee = op.gemm_rows is not None and not scn.ideal  # a dense GEMM: the measured rounded knee
+                t = efficiency.gemm_time_s(tc, tm) if knee else np.maximum(tc, tm)
             else:
                 t = np.maximum(tc * imb, tm + (imb - 1.0) * (op.bytes - op.weight_bytes) / op_bw)
             on_compute = tc >= tm
