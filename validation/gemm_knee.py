@@ -8,7 +8,7 @@ gemm_perf.parquet, latencies in ms of TensorRT-LLM's GEMMs over M for each N x K
 pyarrow, which tokecon does not depend on). For every projection of N x K >= 16M it takes the shape's
 compute time t_c = 2 M N K / peak at its own large-M fraction of peak (M >= 4096, tiles of 64 rows
 as tokecon pads them) and its memory time t_m = (M K + K N + M N) bytes / bandwidth at its small-M
-fraction (M <= 16), then prints, per device and type, the median log error of (t_c^p + t_m^p)^(1/p)
+fraction (M <= 16), tokecon's own tile rule and knee (tokecon.physics.efficiency), then prints, per device and type, the median log error of (t_c^p + t_m^p)^(1/p)
 against the measured latency over the rows near the ridge (t_m / t_c in 0.25..4), for each p (the
 sharp max is p = inf). Run at aiconfigurator 095f58a (2026-12-07): p = 2.5 is within 2.7% on every
 device and type, the sharp max 1.4-9.8% too fast.
@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tokecon.physics import efficiency
+
 #: Dense peak FLOP/s (bf16, fp8; None: no fp8) and HBM B/s of the devices in the database (tokecon's
 #: hardware.toml), and the TensorRT-LLM version whose table is read. Each shape's times are rescaled by
 #: its own measured fractions, so the peaks cancel in the errors; they only make t_c and t_m readable.
@@ -28,7 +30,6 @@ DEVICES = {"a100_sxm": (312e12, None, 2.039e12, "1.0.0"), "h100_sxm": (989e12, 1
            "h200_sxm": (989e12, 1979e12, 4.8e12, "1.3.0rc20"), "b200_sxm": (2250e12, 4500e12, 8.0e12, "1.3.0rc20")}
 TYPES = {"bfloat16": (0, 2), "fp8": (1, 1)}  # index of the peak, bytes per element
 KNEES = (1.5, 2.0, 2.5, 3.0, 4.0, float("inf"))
-TILE = 64
 
 
 def knee_errors(m: np.ndarray, n: int, k: int, latency_s: np.ndarray, peak_flop_s: float, bw_b_s: float,
@@ -37,7 +38,7 @@ def knee_errors(m: np.ndarray, n: int, k: int, latency_s: np.ndarray, peak_flop_
     empty when the shape lacks its large-M or small-M points."""
     m = np.asarray(m, dtype=float)
     latency_s = np.asarray(latency_s, dtype=float)
-    t_c = 2.0 * m * n * k / peak_flop_s / (m / (np.ceil(m / TILE) * TILE))
+    t_c = 2.0 * m * n * k / peak_flop_s / efficiency.tile_fraction(m)
     t_m = (m * k + k * n + m * n) * bytes_per_element / bw_b_s
     big, small = m >= 4096, m <= 16
     if big.sum() < 2 or small.sum() < 2:
@@ -47,8 +48,7 @@ def knee_errors(m: np.ndarray, n: int, k: int, latency_s: np.ndarray, peak_flop_
     near = (t_m / t_c > 0.25) & (t_m / t_c < 4.0)
     out = {}
     for p in KNEES:
-        t = np.maximum(t_c, t_m) if np.isinf(p) else (t_c**p + t_m**p) ** (1.0 / p)
-        out[p] = np.log(t[near] / latency_s[near])
+        out[p] = np.log(efficiency.gemm_time_s(t_c, t_m, p)[near] / latency_s[near])  # p = inf: the sharp max
     return out
 
 

@@ -46,6 +46,11 @@ class Opt:
         """The long flag without a ``/--no-x`` half."""
         return self.flags[0].split("/")[0]
 
+    def cli_name(self, name: str) -> str:
+        """How the command line shows the option called ``name``: its long flag, or for an argument its
+        metavar (its NAME when none is declared), in the usage line and in errors alike."""
+        return self.flag if self.flags else self.metavar or name.upper()
+
 
 @record
 class Declared:
@@ -155,7 +160,7 @@ def _label(name: str, opt: Opt, style: str) -> str:
     """How an error names the option: its flag (or, for an argument, its NAME as the usage line shows it)
     on the command line, its key in a budget file, ``name=`` in the Python API."""
     if style == "cli":
-        return opt.flag if opt.flags else opt.metavar or name.upper()
+        return opt.cli_name(name)
     return f"'{name}'" if style == "budget" else f"{name}="
 
 

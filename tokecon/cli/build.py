@@ -58,7 +58,7 @@ def _help(opt: Opt, default: Any) -> str:
 def _parameter(name: str, opt: Opt, default: Any) -> inspect.Parameter:
     extra: dict[str, Any] = {"help": _help(opt, default)}
     if opt.metavar or opt.argument:
-        extra["metavar"] = opt.metavar or name.upper()  # an argument is named as errors name it (api.declare)
+        extra["metavar"] = opt.metavar if opt.flags else opt.cli_name(name)  # an argument: as errors name it
     if opt.complete:
         extra["autocompletion"] = complete(opt.complete)
     if opt.argument:
