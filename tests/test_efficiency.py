@@ -170,8 +170,9 @@ def test_the_knee_is_recovered_from_gemm_latencies():
 
 
 def test_a_dense_gemm_near_its_ridge_takes_the_rounded_max(catalog):
-    """Llama-3-70B on 4 H100 at a decode batch near the projections' ridge: each dense GEMM takes
-    (t_c^2.5 + t_m^2.5)^(1/2.5) of its own compute and memory times; the ideal roofline keeps the max."""
+    """Llama-3-70B on 4 H100 at a decode batch near the projections' ridge: each dense GEMM (the LM head
+    too) takes (t_c^2.5 + t_m^2.5)^(1/2.5) of its own compute and memory times; the ideal roofline keeps
+    the max."""
     from tokecon.physics.roofline import op_compute_efficiency, step_times
 
     scn = scenario(catalog, "llama3-70b", "h100", 4)
@@ -182,6 +183,11 @@ def test_a_dense_gemm_near_its_ridge_takes_the_rounded_max(catalog):
     assert 0.25 < t_m / t_c < 4  # near the ridge, where the knee matters
     t = float(step_times([gemm], scn).breakdown_s[gemm.name])
     assert t == pytest.approx((t_c**2.5 + t_m**2.5) ** 0.4, rel=1e-9) and t > 1.1 * max(t_c, t_m)
+    head = next(op for op in ops if op.name == "lm_head")  # 256 x 8,192 x 32,064 (bf16 weights): a dense GEMM too
+    h_c = float(head.flop / (scn.hardware.peak_flop_s(head.dtype) * op_compute_efficiency(head, scn)))
+    h_m = float(head.bytes / (scn.hardware.memory_bw_b_s * scn.memory_bw_efficiency))
+    assert 0.25 < h_m / h_c < 4
+    assert float(step_times([head], scn).breakdown_s[head.name]) == pytest.approx((h_c**2.5 + h_m**2.5) ** 0.4, rel=1e-9)
     core = next(op for op in ops if op.name == "attn/core")  # attention is no GEMM: the sharp max
     c_c = float(core.flop / (scn.hardware.peak_flop_s(core.dtype) * op_compute_efficiency(core, scn)))
     c_m = float(core.bytes / (scn.hardware.memory_bw_b_s * scn.kv_bw_efficiency))

@@ -203,6 +203,8 @@ def engine_figures(e) -> list[dict[str, Any]]:
         _figure("max_running_requests", "max running requests", e.max_running_requests, "", f"{e.max_running_requests:,}"),
         _figure("prefill_chunk_tokens", "tokens per step", e.prefill_chunk_tokens, "tok",
                 f"{e.prefill_chunk_tokens:,} ({'prompts chunked to fill it' if e.chunked_prefill else 'whole prompts batched up to it'})"),
+        _figure("mixed_prefill", "prompts", e.mixed_prefill, "",
+                "mixed into the decode steps" if e.mixed_prefill else "prefill-only steps first; decoding waits"),
         _figure("kv_admission", "KV admission", e.kv_admission, "",
                 "input + output tokens reserved" if e.kv_admission == "full" else "input + output/2 reserved (average)"),
         _figure("memory_reserve_fraction", "memory reserve", e.memory_reserve_fraction, "", f"{e.memory_reserve_fraction:.0%} of device memory"),

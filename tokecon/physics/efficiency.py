@@ -46,7 +46,7 @@ is fitted (``tokecon validate --fit``) with that default as its prior.
   p = 2.5: A100 bf16 -6.4% / +0.5%, H100 bf16 -3.6% / +2.4%, H100 fp8 -6.2% / -1.0%, H200 bf16
   -1.4% / +2.4%, H200 fp8 -6.3% / -1.0%, B200 bf16 -4.9% / +1.1%, B200 fp8 -9.8% / -2.7% (p = 2
   reads 1-6% too slow, p = 3 up to 5% too fast; validation/gemm_knee.py). It applies to the layers'
-  projections (operations with ``gemm_rows``, the MoE router's small one too); the LM head and the
+  projections and the LM head (operations with ``gemm_rows``, the MoE router's small one too); the
   grouped expert GEMMs (their own curve above) keep the sharp max. Measured on NVIDIA GPUs and
   applied to every device (no other vendor's kernel table was found). The ideal roofline
   (``--ideal``) keeps the sharp max.

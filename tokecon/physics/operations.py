@@ -270,7 +270,8 @@ def _norms_and_head(scn: Scenario, B: np.ndarray, N: np.ndarray, tp: int, logits
         kb = dtype_bytes(kept)
         rows = B * np.asarray(logits_per_seq, dtype=float)
         Vd = m.vocab_size / tp
-        ops.append(Op("lm_head", 2.0 * rows * D * Vd, D * Vd * kb + rows * (D * ab + Vd * 4.0), kept, weight_bytes=D * Vd * kb))
+        ops.append(Op("lm_head", 2.0 * rows * D * Vd, D * Vd * kb + rows * (D * ab + Vd * 4.0), kept, gemm_rows=rows,
+                      weight_bytes=D * Vd * kb))
     return ops
 
 
