@@ -488,8 +488,7 @@ def serve(
         tok_s_per_user=1.0 / tpot, prefill_time_fraction=np.clip(u.share * (t_m - t_d) / step, 0.0, 1.0),
         decode_step_s=t_d * nan, prefill_s=t_m * nan, chunk_tokens=u.chunk if chunked else None,
         preempted=u.preempted * nan, decode=u.decode, tokens_per_step=np.full_like(C, gain), prefix_hit=prefix_hit,
-        kv_load_s=load * nan, lengths=lengths, in_phase=phase_coherence * parts.shape * nan,
-        ttft_parts=parts,
+        kv_load_s=load * nan, lengths=lengths, in_phase=phase_coherence * parts.shape * nan, ttft_parts=parts,
     )  # fmt: skip
 
 
