@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -350,6 +351,42 @@ def _grid(name: str, current: float, span: float, points: int) -> np.ndarray:
     return current * np.exp(np.linspace(-1, 1, points) * span * (3.0 if name == "moe_tokens_half" else 1.0))
 
 
+def _descend(f: Factors, coords: list[tuple[str, str, str, tuple[float, float]]],
+             data_loss: Callable[[str, str], Callable[[], float]], prior_of: Callable[[str, str, str], float],
+             sweeps: int, points: int, progress: Callable[[int, int], None] | None = None,
+             before_sweep: Callable[[], None] = lambda: None) -> None:
+    """Coordinate descent on ``f`` in place: each (group, key, name, bounds) in turn tries its grid
+    (:func:`_grid`, clipped to bounds) and keeps the value of lowest data loss + prior penalty; the grid
+    narrows x0.6 every sweep. ``data_loss(group, key)`` gives the loss of the rows the key touches.
+    The loss at the current value is not recomputed where it is known: the grid's own centre, and a
+    coordinate that follows one of the same key (its rows, and every factor but the one just kept, are
+    the same)."""
+    span, total, done = 0.5, sweeps * len(coords), 0
+    for _ in range(sweeps):
+        before_sweep()
+        known: tuple[tuple[str, str], float] | None = None  # (key, data loss at the current factors)
+        for group, key, name, (lo, hi) in coords:
+            table, prior, loss = getattr(f, group)[key], prior_of(group, key, name), data_loss(group, key)
+            current = table[name]
+            data = known[1] if known and known[0] == (group, key) else loss()
+            best_value, best_data = current, data
+            best_loss = data + _prior_penalty(name, current, prior)
+            for value in np.clip(_grid(name, current, span, points), lo, hi):
+                if float(value) == current:
+                    continue
+                table[name] = float(value)
+                data = loss()
+                trial = data + _prior_penalty(name, float(value), prior)
+                if trial < best_loss - 1e-12:
+                    best_value, best_data, best_loss = float(value), data, trial
+            table[name] = best_value
+            known = ((group, key), best_data)
+            done += 1
+            if progress:
+                progress(done, total)
+        span *= 0.6
+
+
 def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[[int, int], None] | None = None) -> Factors:
     """Coordinate descent from the priors: each parameter in turn tries a grid around its value
     (additive for the overheads, multiplicative otherwise), keeps the value with the lowest
@@ -370,27 +407,10 @@ def fit(cases: list[Case], sweeps: int = 3, points: int = 5, progress: Callable[
                for k in f.family} | {
         ("engine", k): rows.subset(lambda c, k=k: k in (c.engine, f.built_from.get(c.engine)) and not ttft_row(c))
         for k in f.engine}
-    span = 0.5
     coords = [c for c in _coordinates(f, _pcie_tp_families(sample)) if c[2] not in TTFT_PARAMS]
-    total, done = sweeps * len(coords), 0
-    for _ in range(sweeps):
-        f.derived = extrapolate(f, derived)
-        for group, key, name, (lo, hi) in coords:
-            table = getattr(f, group)[key]
-            subset = touched[(group, key)]
-            prior = priors[(group, key)][name]
-            current = table[name]
-            best_value, best_loss = current, _loss(subset, f) + _prior_penalty(name, current, prior)
-            for value in np.clip(_grid(name, current, span, points), lo, hi):
-                table[name] = float(value)
-                loss = _loss(subset, f) + _prior_penalty(name, float(value), prior)
-                if loss < best_loss - 1e-12:
-                    best_value, best_loss = float(value), loss
-            table[name] = best_value
-            done += 1
-            if progress:
-                progress(done, total)
-        span *= 0.6
+    _descend(f, coords, lambda group, key: (lambda: _loss(touched[(group, key)], f)),
+             lambda group, key, name: priors[(group, key)][name], sweeps, points, progress,
+             before_sweep=lambda: setattr(f, "derived", extrapolate(f, derived)))
     f.derived = extrapolate(f, derived)
     fit_ttft(f, [c for c in sample if ttft_row(c)], sweeps, points)
     for group in (f.family, f.engine, f.benchmark):
@@ -445,21 +465,8 @@ def fit_ttft(f: Factors, cases: list[Case], sweeps: int = 3, points: int = 5) ->
         return float(np.sum(weights[mask] * 2.0 * (np.sqrt(1.0 + z * z) - 1.0)))
 
     coords = [(g, k, p, b) for g, k, p, b in _coordinates(f, set()) if p in TTFT_PARAMS]
-    span = 0.5
-    for _ in range(sweeps):
-        for group, key, name, (lo, hi) in coords:
-            table = getattr(f, group)[key]
-            mask = (engines == key) if group == "engine" else (benches == key)
-            prior = (ENGINE_PRIOR if group == "engine" else BENCHMARK_PRIOR)[name]
-            current = table[name]
-            best_value, best_loss = current, loss(mask) + _prior_penalty(name, current, prior)
-            for value in np.clip(_grid(name, current, span, points), lo, hi):
-                table[name] = float(value)
-                trial = loss(mask) + _prior_penalty(name, float(value), prior)
-                if trial < best_loss - 1e-12:
-                    best_value, best_loss = float(value), trial
-            table[name] = best_value
-        span *= 0.6
+    _descend(f, coords, lambda group, key: partial(loss, (engines == key) if group == "engine" else (benches == key)),
+             lambda group, key, name: (ENGINE_PRIOR if group == "engine" else BENCHMARK_PRIOR)[name], sweeps, points)
 
 
 def source_of(case: Case) -> str:
