@@ -63,6 +63,36 @@ def test_first_wave_and_coherence_weigh_the_terms():
         serving.serve(_toy(), 2.0, 16, 17, first_wave_share=1.5)
 
 
+def test_a_stated_step_budget_splits_the_burst():
+    """Toy model, C = 2, I = 16, O = 17, whole prompts, with the budget K = C + I = 18 tokens a source's
+    configs may set (validation/benchmarks.toml): a step carries one prompt beside the 2 decode
+    sequences, 1664 + 336 x 18 + 144 x 3 + 16 x 2 x 24.5 + 48 x 2 + 64 x 16 = 10,048 B = 10.048 s. The
+    loop's burst takes n_b = 2 such steps: the first wave waits T_f (2 + 1) / 2 = 15.072 s, and in
+    phase each prompt rides its own step, 10.048 s (against one step of both, 16.592 s, in the
+    engine's default 8,192-token budget). The work per request, and so TPOT, is unchanged."""
+    toy = _toy()
+    split = serving.serve(toy, 2.0, 16, 17, step_tokens=np.array(18.0))
+    assert float(split.ttft_parts.in_phase) == pytest.approx(10.048, abs=1e-3)
+    assert float(split.ttft_parts.first_wave) == pytest.approx(15.072, abs=1e-3)
+    whole = serving.serve(toy, 2.0, 16, 17)
+    assert float(whole.ttft_s) == pytest.approx(16.592, abs=1e-3)
+    assert float(split.tpot_s) == pytest.approx(float(whole.tpot_s))
+    same = serving.serve(toy, 2.0, 16, 17, step_tokens=np.array(float(toy.engine.prefill_chunk_tokens)))
+    assert float(same.ttft_s) == pytest.approx(float(whole.ttft_s))
+
+
+def test_aiconfigurator_rows_run_on_the_budget_its_configs_set():
+    """aiconfigurator's generator sets agg max_num_tokens = max_batch_size + isl + 500 for TensorRT-LLM
+    and + 1500 for vLLM (its rule_plugin/*.rule, validation/benchmarks.toml): K = C + I + margin per
+    engine family; an engine family the source states nothing for keeps its default (None)."""
+    bench = next(b for b in validation.benchmarks().values() if b.key == "aiconfigurator")
+    conc, isl = np.array([4.0, 64.0]), np.array([1024.0, 8192.0])
+    assert list(bench.step_tokens("trtllm", conc, isl)) == [1528.0, 8756.0]
+    assert list(bench.step_tokens("vllm", conc, isl)) == [2528.0, 9756.0]
+    assert bench.step_tokens("llamacpp", conc, isl) is None
+    assert validation.STEADY.step_tokens("vllm", conc, isl) is None
+
+
 def test_a_prefill_first_engine_locks_the_loop():
     """A prefill-first engine (engines.toml mixed_prefill = false: SGLang) prefills the waiting group
     before any decode step, so in the toy loop above (C = 2, I = 16, O = 17; both prompts in one burst

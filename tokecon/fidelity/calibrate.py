@@ -431,7 +431,7 @@ def ttft_terms(cases: list[Case], f: Factors) -> tuple[list[Case], dict[str, np.
         group = [rows.cases[i] for i in idx]
         scn = _apply_scenario(group[0].scenario, f)
         conc, isl, osl = (np.array([getattr(c, a) for c in group], dtype=float) for a in ("batch", "input_len", "output_len"))
-        t = serve(scn, conc, isl, osl).ttft_parts
+        t = serve(scn, conc, isl, osl, step_tokens=group[0].benchmark.step_tokens(scn.engine.family, conc, isl)).ttft_parts
         ok = np.isfinite(t.staggered)
         keep += [c for c, good in zip(group, ok) if good]
         for k in parts:

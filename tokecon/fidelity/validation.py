@@ -92,12 +92,20 @@ class Skip(Exception):
 @record
 class Benchmark:
     """How a source's closed loop offered its load (validation/benchmarks.toml): the share of its
-    requests in the start-up burst and the share of a fixed-length loop that stays in phase
-    (tokecon.serving.batching, "The phase of a closed loop")."""
+    requests in the start-up burst, the share of a fixed-length loop that stays in phase
+    (tokecon.serving.batching, "The phase of a closed loop"), and the step token budget its engine
+    configs set, by engine family."""
 
     key: str = ""
     first_wave_share: float = 0.0
     phase_coherence: float = 1.0
+    step_tokens_over_prompt: tuple[tuple[str, float], ...] = ()  # (engine family, K - C - I): the budget its configs set
+
+    def step_tokens(self, engine_family: str, conc: np.ndarray, isl: np.ndarray) -> np.ndarray | None:
+        """The token budget per step the source's engine configs set, K = C + I + margin (the engine
+        family's margin), or None where the source states none (the engine's default)."""
+        margin = dict(self.step_tokens_over_prompt).get(engine_family)
+        return None if margin is None else conc + isl + margin
 
 
 STEADY = Benchmark()  # a source that states no closed-loop protocol: the steady state
@@ -113,7 +121,8 @@ def benchmarks() -> dict[str, Benchmark]:
         return {}
     with open(path, "rb") as fh:
         table = tomllib.load(fh)
-    return {prefix: Benchmark(key, float(e["first_wave_share"]), float(e["phase_coherence"]))
+    return {prefix: Benchmark(key, float(e["first_wave_share"]), float(e["phase_coherence"]),
+                              tuple(sorted((k, float(v)) for k, v in e.get("step_tokens_over_prompt", {}).items())))
             for key, e in table.items() for prefix in e.get("ids", ())}
 
 
@@ -420,7 +429,7 @@ def _serving(scn: Scenario, cases: list[Case], screen: bool = True) -> tuple[np.
         return np.full(len(cases), np.nan), ["closed-loop rows need concurrency, input and output lengths"] * len(cases)
     bench = cases[0].benchmark
     t = serve(scn, conc, isl, osl, first_wave_share=bench.first_wave_share, phase_coherence=bench.phase_coherence,
-              ttft=any(c.metric == "ttft_ms" for c in cases))
+              ttft=any(c.metric == "ttft_ms" for c in cases), step_tokens=bench.step_tokens(scn.engine.family, conc, isl))
     metrics = {"ttft_ms": t.ttft_s * 1e3, "tpot_ms": t.tpot_s * 1e3}
     floor = impossible_tpot_floor_ms(scn, conc, isl, osl) if screen else np.zeros(len(cases))
     bad = np.array([c.metric == "tpot_ms" and c.measured < f for c, f in zip(cases, floor)])

@@ -275,7 +275,7 @@ def preemption(running: np.ndarray, fit_full: np.ndarray, full_len: np.ndarray) 
     return phi, mean
 
 
-def _budget_cap(budget: float, r: np.ndarray, prompt: np.ndarray, segments: np.ndarray, steps: np.ndarray,
+def _budget_cap(budget: np.ndarray, r: np.ndarray, prompt: np.ndarray, segments: np.ndarray, steps: np.ndarray,
                 chunked: bool, q: float = 1.0) -> np.ndarray:
     """Most requests whose prefills fit the token budget K beside the q r decode tokens of ``r``
     sequences (q = 1, or k + 1 verified tokens when speculating): chunked, r (q + P / S) = K over
@@ -322,7 +322,7 @@ def _check_serve_args(C: np.ndarray, inp: np.ndarray, out: np.ndarray, chunk_tok
                            f"{phase_coherence}")
 
 
-def _admitted(scn: Scenario, lm: LengthMoments, b: np.ndarray, most_running: np.ndarray, new: np.ndarray, budget: float,
+def _admitted(scn: Scenario, lm: LengthMoments, b: np.ndarray, most_running: np.ndarray, new: np.ndarray, budget: np.ndarray,
               steps: np.ndarray, chunked: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(r, phi, L) of a unit with b requests in flight, each with ``new`` prompt tokens to compute over S =
     ``steps`` decode steps: r = min(b, r_kv, cap) running, also capped where prefills fill the budget
@@ -361,7 +361,7 @@ class _UnitState:
 
 
 def _unit_state(scn: Scenario, lm: LengthMoments, b: np.ndarray, most_running: np.ndarray, prefix_hit: float,
-                budget: float, chunked: bool, overlap_comm: bool, ttft: bool) -> _UnitState:
+                budget: np.ndarray, chunked: bool, overlap_comm: bool, ttft: bool) -> _UnitState:
     """One unit with b requests in flight, r of them running (:func:`_admitted`), each needing
     P = I (1 - h) + phi L prefill tokens in 1 + phi prefills and S = (O - 1) / E decode steps; T_d at
     r sequences and context E_v[I + O/2]; prompts need p = r P / S tokens per step, in mixed steps of
@@ -441,6 +441,7 @@ def serve(
     first_wave_share: float = 0.0,
     phase_coherence: float = 1.0,
     ttft: bool = True,
+    step_tokens: np.ndarray | None = None,
 ) -> ServingTimes:
     """Continuous batching of ``concurrency`` requests in flight (module docstring has the model).
 
@@ -455,12 +456,15 @@ def serve(
     the share of requests that started together in the loop's first wave (0: the steady state);
     ``phase_coherence``: chi_0, the share of a fixed-length loop that stays in phase (1: all; a
     benchmark client whose requests return with jitter longer than a decode step keeps less).
-    ``ttft=False`` leaves the TTFT out (NaN), sparing its roofline evaluation (a fit of TPOT rows)."""
+    ``ttft=False`` leaves the TTFT out (NaN), sparing its roofline evaluation (a fit of TPOT rows).
+    ``step_tokens``: the deployment's token budget per step (max_num_tokens), per point, instead of
+    the engine's default; prompts are still split or kept whole as the engine does."""
     C, inp, out = (np.asarray(a, dtype=float) for a in np.broadcast_arrays(concurrency, input_len, output_len))
     _check_serve_args(C, inp, out, chunk_tokens, prefix_hit, first_wave_share, phase_coherence)
     gain = scn.tokens_per_step
     chunked = chunk_tokens is not None or scn.engine.chunked_prefill
-    budget = float(chunk_tokens if chunk_tokens is not None else scn.engine.prefill_chunk_tokens)
+    default = scn.engine.prefill_chunk_tokens if step_tokens is None else step_tokens
+    budget = np.broadcast_to(np.asarray(chunk_tokens if chunk_tokens is not None else default, dtype=float), C.shape)
     dep = scn.deployment
     units = dep.replicas
     lm = lengths.moments(inp, out)
