@@ -200,6 +200,8 @@ def test_disagg_rows_are_never_fitted():
 @pytest.mark.parametrize("args, message", [
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--chunked-prefill", "512"], "--chunked-prefill (a prefill worker runs whole prompts); drop them or serve aggregated"),
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--price-split", "0.3"], "--price-split (each pool prices its own GPU time)"),
+    (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--max-num-tokens", "4096"],
+     "--max-num-tokens (a prefill worker batches --prefill-batch prompts)"),
     (["frontier", "-g", "8xH100", "--mode", "disagg", "--tp", "4"], "--tp (the search picks each pool's layout); drop them or use --mode agg"),
     (["capacity", "-g", "8xH100", "--mode", "disagg", "--tokens-per-day", "1e9", "--chunked-prefill", "512"], "--chunked-prefill"),
     (["serve", "--prefill-gpus", "4xH100", "--decode-gpus", "4xH100", "--decode-layout", ""],

@@ -314,3 +314,16 @@ def test_core_modules_import_without_the_ui():
             "tokecon.commands.frontier, tokecon.commands.capacity; "
             "bad = [m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_max_num_tokens_sets_the_step_budget():
+    """--max-num-tokens 2600 on TensorRT-LLM (whole prompts, 8,192 tokens by default) at 32 requests
+    of 2,048 tokens in phase: one prompt per step instead of four, so each prompt waits for its own
+    step only; the work per request, and so TPOT, is unchanged. With --chunked-prefill it is refused."""
+    base = ["serve", "-m", "llama3-70b", "-g", "8xH100", "--engine", "trtllm", "-c", "32", "-i", "2048", "-o", "256", "-f", "json"]
+    default, budget = (json.loads(invoke(*base, *extra).stdout) for extra in ([], ["--max-num-tokens", "2600"]))
+    assert budget["max_num_tokens"] == 2600 and default["max_num_tokens"] is None
+    assert budget["rows"][0]["ttft_s"] < 0.7 * default["rows"][0]["ttft_s"]
+    assert budget["rows"][0]["tpot_s"] == pytest.approx(default["rows"][0]["tpot_s"])
+    both = invoke(*base, "--max-num-tokens", "2600", "--chunked-prefill", "512")
+    assert both.exit_code == 2 and "give one" in both.output

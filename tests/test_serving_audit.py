@@ -143,6 +143,15 @@ def test_engine_default_prefill_and_override():
     assert whole.chunk_tokens is None and default.chunk_tokens is not None
 
 
+def test_a_step_budget_is_the_engine_profile_with_that_budget():
+    """``step_tokens`` (--max-num-tokens) is the engine's own budget replaced, prompts kept whole on a
+    whole-prompt engine: the same TTFT and TPOT as a profile whose prefill_chunk_tokens is 40."""
+    given = serving.serve(toy(), np.array([1.0, 4.0]), 16, 3, step_tokens=40.0)
+    profile = serving.serve(toy(prefill_chunk_tokens=40), np.array([1.0, 4.0]), 16, 3)
+    assert given.ttft_s == pytest.approx(profile.ttft_s) and given.tpot_s == pytest.approx(profile.tpot_s)
+    assert given.chunk_tokens is None
+
+
 def test_whole_prompts_are_batched_up_to_the_budget():
     """Whole prompts, budget 40 tokens, C = 4 with O = 3 (2 decode steps): 2 prompts arrive per step;
     room 40 - 4 = 36 takes floor(36 / 16) = 2 whole prompts, so every step carries 32 prompt tokens."""

@@ -127,6 +127,9 @@ class Parallel(Layout):
                                                         "busiest rank ~1.1x the mean instead of ~1.4x (default off).")
     chunked_prefill: int | None = option(None, "--chunked-prefill", kind="int",
                                          help="Token budget per step, prompts in chunks mixed with decode (default: the engine's).")
+    max_num_tokens: int | None = option(None, "--max-num-tokens", kind="int",
+                                        help="Token budget per step (TensorRT-LLM max_num_tokens, vLLM max-num-batched-tokens), "
+                                             "prompts split or kept whole as the engine does (default: the engine's).")
     price_split: float | None = option(None, "--price-split", kind="float", panel=COSTS,
                                        help="Price input tokens at this fraction of output tokens (Tensor Economics' gamma, "
                                             "e.g. 0.3) instead of by GPU time.")

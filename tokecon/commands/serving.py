@@ -109,12 +109,14 @@ def mode_notes(scn: Scenario, prefix_hit: float, list_prices: ListPrices | None)
     return notes
 
 
-def model_note(scn: Scenario, chunk: int | None) -> str:
-    """The serving model as the engine profile (or ``--chunked-prefill``) sets it."""
+def model_note(scn: Scenario, chunk: int | None, budget: int | None = None) -> str:
+    """The serving model as the engine profile (or ``--chunked-prefill``, ``--max-num-tokens``) sets it."""
     eng = scn.engine
-    source = f"--chunked-prefill {chunk}" if chunk else f"{eng.name} default"
-    prefill = (f"prompts in chunks filling {chunk or eng.prefill_chunk_tokens} tokens per step" if chunk or eng.chunked_prefill
-               else f"whole prompts batched up to {eng.prefill_chunk_tokens} tokens per step")
+    source = (f"--chunked-prefill {chunk}" if chunk else f"--max-num-tokens {budget}, {eng.name} scheduling" if budget
+              else f"{eng.name} default")
+    tokens = chunk or budget or eng.prefill_chunk_tokens
+    prefill = (f"prompts in chunks filling {tokens} tokens per step" if chunk or eng.chunked_prefill
+               else f"whole prompts batched up to {tokens} tokens per step")
     cap = "no cap on running requests (ideal)" if scn.ideal else f"at most {scn.max_running_requests} running per serving unit"
     admit = ("KV cache admitted at the average footprint (input + output/2); requests the cache cannot carry to "
              "their last token are preempted and re-prefilled" if eng.kv_admission == "average"
@@ -144,7 +146,7 @@ def serving_method(deployed: list[Deployed], opts: ServingRequest, aggregated: b
     from tokecon.economics.energy import NOTE as ENERGY_NOTE
 
     scns = [d.scenario for d in deployed]
-    out = [model_note(scns[0], opts.chunked_prefill)] if aggregated else []
+    out = [model_note(scns[0], opts.chunked_prefill, opts.max_num_tokens)] if aggregated else []
     out += mode_notes(scns[0], opts.modes.prefix_hit, opts.modes.prices) + [split_note(opts.price_split), ENERGY_NOTE]
     return out + method_notes(scns, "decode") + [BOUND_NOTE]
 

@@ -178,6 +178,7 @@ class ServingRequest:
     ep: int | None = None
     attention_dp: bool = False
     chunked_prefill: int | None = None
+    max_num_tokens: int | None = None  # the step budget, prompts split or whole as the engine does
     cost: CostModel = field(default_factory=CostModel)
     explain_cost: bool = False
     price_split: float | None = None
@@ -187,13 +188,14 @@ class ServingRequest:
 
     def serve_modes(self) -> dict[str, float]:
         """The keywords of :func:`tokecon.serving.batching.serve` these options set."""
-        return {"prefix_hit": self.modes.prefix_hit, "lengths": self.modes.length_mix}
+        return {"prefix_hit": self.modes.prefix_hit, "lengths": self.modes.length_mix, "step_tokens": self.max_num_tokens}
 
     def aggregated_only(self) -> dict[str, str]:
         """The options given that disaggregated pools do not take, each with the reason: a prefill
         worker runs whole prompts and each pool prices its own GPU time; the search picks each pool's
         layout, and a given pool without ``--*-layout`` takes ``--tp``/``--pp``/``--ep``/``--attention-dp``."""
         given = {"--chunked-prefill": (self.chunked_prefill is not None, "a prefill worker runs whole prompts"),
+                 "--max-num-tokens": (self.max_num_tokens is not None, "a prefill worker batches --prefill-batch prompts"),
                  "--price-split": (self.price_split is not None, "each pool prices its own GPU time")}
         pools_laid_out = self.disagg is not None and self.disagg.prefill.layout is not None and self.disagg.decode.layout is not None
         if self.disagg is None or pools_laid_out:
@@ -219,6 +221,10 @@ class ServingRequest:
             raise TokeconError(f"not modelled for disaggregated pools: {reasons}; drop them {fix}")
         if self.chunked_prefill is not None:
             positive_ints([self.chunked_prefill], "--chunked-prefill")
+        if self.max_num_tokens is not None:
+            positive_ints([self.max_num_tokens], "--max-num-tokens")
+            if self.chunked_prefill is not None:
+                raise TokeconError("--chunked-prefill and --max-num-tokens both set the token budget per step: give one")
         if self.ep is not None:
             positive_ints([self.ep], "--ep")
         if self.price_split is not None and not (0 < self.price_split <= 100 and np.isfinite(self.price_split)):
