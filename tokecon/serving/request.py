@@ -186,7 +186,7 @@ class ServingRequest:
     disagg: DisaggSpec | None = None  # serve this disaggregated layout instead of --gpus
     layouts: str = "agg"  # --mode of frontier / capacity: search aggregated, disaggregated or both layouts
 
-    def serve_modes(self) -> dict[str, float]:
+    def serve_modes(self) -> dict[str, Any]:
         """The keywords of :func:`tokecon.serving.batching.serve` these options set."""
         return {"prefix_hit": self.modes.prefix_hit, "lengths": self.modes.length_mix, "step_tokens": self.max_num_tokens}
 
