@@ -156,10 +156,11 @@ def test_serve_past_the_highest_rate_is_unstable_null_and_exit_1():
 
 
 def test_p99_threshold_fails_rows_and_is_refused_where_not_computed():
-    # 4.4 req/s is 97% of what the deployment sustains: the running batch nears what the KV cache holds
-    # (326 requests since vLLM V1's cap of 1024 on an 80 GB device, issue 18), TTFT p99 ~140 ms vs ~100
-    r = invoke("serve", "-m", "llama3-70b", "-g", "4xH100", "--request-rate", "0.5,4.4", "--max-ttft-p99-ms", "120")
-    assert r.exit_code == 1 and "1 of 2 rows" in r.stderr and "ms TTFT p99 above 120" in r.stderr
+    # 4.4 req/s is within 0.01% of what the deployment sustains (4.400 req/s, the KV cache holding 326
+    # requests since vLLM V1's cap of 1024 on an 80 GB device, issue 18): its queue's TTFT p99 runs to hours,
+    # against ~139 ms at 0.5 req/s (vLLM schedules ahead: the step it had prepared is part of it)
+    r = invoke("serve", "-m", "llama3-70b", "-g", "4xH100", "--request-rate", "0.5,4.4", "--max-ttft-p99-ms", "150")
+    assert r.exit_code == 1 and "1 of 2 rows" in r.stderr and "ms TTFT p99 above 150" in r.stderr
     closed = invoke("serve", "-m", "llama3-70b", "-g", "4xH100", "-c", "8", "--max-ttft-p99-ms", "1000")
     assert closed.exit_code == 2 and "--max-ttft-p99-ms does not apply" in closed.stderr
 
@@ -207,11 +208,11 @@ def test_capacity_with_an_impossible_p99_limit_fails_and_refuses_concurrency():
 def test_budget_file_checks_p99_under_request_rate(tmp_path):
     path = tmp_path / "budget.toml"
     path.write_text('[scenarios.tail]\ncommand = "serve"\nmodel = "llama3-70b"\ngpus = "4xH100"\n'
-                    'request_rate = [0.5, 4.4]\nmax_ttft_p99_ms = 120\nmax_tpot_p99_ms = 100\n')
+                    'request_rate = [0.5, 4.4]\nmax_ttft_p99_ms = 150\nmax_tpot_p99_ms = 100\n')
     (scenario,) = tokecon.check(budget=path).rows
     rows = {c["threshold"]: c for c in scenario["checks"]}
     direct = tokecon.serve(model="llama3-70b", gpus="4xH100", request_rate=[0.5, 4.4]).rows
-    assert scenario["status"] == "FAIL" and scenario["violations"][0].startswith("TTFT p99 [ms] <= 120: ")
+    assert scenario["status"] == "FAIL" and scenario["violations"][0].startswith("TTFT p99 [ms] <= 150: ")
     assert rows["max_ttft_p99_ms"]["value"] == pytest.approx(1e3 * max(r["ttft_p99_s"] for r in direct))
     assert not rows["max_ttft_p99_ms"]["passed"] and "4.4 req/s" in rows["max_ttft_p99_ms"]["violations"][0]
     assert rows["max_tpot_p99_ms"]["passed"]

@@ -63,6 +63,32 @@ def test_first_wave_and_coherence_weigh_the_terms():
         serving.serve(_toy(), 2.0, 16, 17, first_wave_share=1.5)
 
 
+def test_an_engine_that_schedules_ahead_adds_the_prepared_step():
+    """An engine that prepares step k + 1 while step k runs (TensorRT-LLM's overlap scheduler, vLLM's
+    async scheduling) makes a request arriving in step k wait for step k + 1 too: one mean step more.
+    Toy at C = 2 (tests/test_serve.py): the mean step is the TPOT, 10.048 / 8 + 3.504 x 7 / 8 =
+    4.322 s, so the spread TTFT goes 12.751 -> 17.073 s and the in-phase one 16.592 -> 20.914 s; alone
+    (C = 1) the engine is idle and prepared nothing; TPOT does not move."""
+    toy = _toy()
+    ahead = replace(toy, engine=replace(toy.engine, schedules_ahead=True))
+    sync, early = (serving.serve(s, np.array([1.0, 2.0]), 16, 17, closed_loop=False) for s in (toy, ahead))
+    assert early.ttft_s[1] == pytest.approx(12.751 + 4.322, abs=1e-3)
+    assert early.ttft_s[0] == pytest.approx(sync.ttft_s[0])
+    assert early.tpot_s == pytest.approx(sync.tpot_s)
+    assert serving.serve(ahead, 2.0, 16, 17).ttft_s == pytest.approx(16.592 + 4.322, abs=1e-3)
+
+
+def test_scheduling_ahead_follows_the_engine_version():
+    """vLLM schedules ahead by default from 0.14.0 (its release notes), TensorRT-LLM from its 1.x
+    PyTorch flow (overlap scheduler), SGLang from 0.4; a plain name is the current generation."""
+    engines = CATALOG.engines
+    assert [engines.get(n).schedules_ahead for n in ("vllm", "vllm@0.19.0", "vllm@0.14", "vllm@0.12.0", "vllm@0.6.3")] == [
+        True, True, True, False, False]
+    assert [engines.get(n).schedules_ahead for n in ("trtllm", "trtllm@1.0.0rc3", "trtllm@0.9")] == [True, True, False]
+    assert [engines.get(n).schedules_ahead for n in ("sglang", "sglang@0.4.3", "sglang@0.3")] == [True, True, False]
+    assert not engines.get("llamacpp").schedules_ahead
+
+
 def test_a_stated_step_budget_splits_the_burst():
     """Toy model, C = 2, I = 16, O = 17, whole prompts, with the budget K = C + I = 18 tokens a source's
     configs may set (validation/benchmarks.toml): a step carries one prompt beside the 2 decode

@@ -213,7 +213,8 @@ def test_llama70b_serve_is_made_of_the_phases(catalog):
     """Real catalog entries (vLLM: chunked prefill, 8192-token budget, average KV admission, at most
     256 running): a request's 1024-token prompt rides in one mixed step with the decode batch, in
     C / 1023 of the steps; TTFT is that step plus, once other requests are in flight, the rest of
-    the step under way; interactivity falls and throughput rises with concurrency up to max."""
+    the step under way and the step vLLM (0.14 on) had prepared; interactivity falls and throughput
+    rises with concurrency up to max."""
     from helpers import scenario
 
     scn = scenario(catalog, "llama3-70b", "h100-sxm", 4)
@@ -225,8 +226,10 @@ def test_llama70b_serve_is_made_of_the_phases(catalog):
     f = low / 1023
     tpot = f * t_m + (1 - f) * t_d
     assert s.tpot_s[:3] == pytest.approx(tpot)
-    residual = (f * t_m**2 + (1 - f) * t_d**2) / (2 * tpot) * np.array([0.0, 1.0, 1.0])  # alone at C = 1
-    assert s.ttft_s[:3] == pytest.approx(scn.ttft_overhead_s + t_m + residual)  # + vLLM's first-token time
+    busy = np.array([0.0, 1.0, 1.0])  # alone at C = 1: no step under way, none prepared
+    residual = (f * t_m**2 + (1 - f) * t_d**2) / (2 * tpot) * busy
+    assert scn.engine.schedules_ahead
+    assert s.ttft_s[:3] == pytest.approx(scn.ttft_overhead_s + t_m + residual + busy * tpot)  # + vLLM's first-token time
     assert np.all(np.diff(s.tok_s_per_user) < 0) and np.all(np.diff(s.output_tok_s_per_gpu) > 0)
     # the KV cache holds about 247 requests of 2048 tokens and 329 at the average 1536: vLLM V1's cap of
     # 1024 on an 80 GB device does not bind; at C = 256 the 9 the cache cannot carry to their last token
@@ -314,6 +317,15 @@ def test_core_modules_import_without_the_ui():
             "tokecon.commands.frontier, tokecon.commands.capacity; "
             "bad = [m for m in ('typer', 'rich', 'matplotlib') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_model_note_says_when_the_engine_schedules_ahead():
+    """TensorRT-LLM 1.x prepares each step while the one before runs (its overlap scheduler); the 0.x
+    TRT flow does not: the method notes say which TTFT the table holds."""
+    base = ["serve", "-m", "llama3-70b", "-g", "8xH100", "-c", "32", "-f", "json"]
+    notes = {engine: " ".join(json.loads(invoke(*base, "--engine", engine).stdout)["method_notes"])
+             for engine in ("trtllm", "trtllm@0.9")}
+    assert "step already prepared" in notes["trtllm"] and "step already prepared" not in notes["trtllm@0.9"]
 
 
 def test_max_num_tokens_sets_the_step_budget():

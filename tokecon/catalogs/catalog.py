@@ -245,6 +245,7 @@ ENGINE_FIELDS: dict[str, FieldSpec] = {
     "prefill_chunk_tokens": _int(upper=1e7),
     "chunked_prefill": _BOOL,
     "mixed_prefill": _BOOL,
+    "schedules_ahead_from": _STR,
     "kv_admission": FieldSpec((str,), choices=("average", "full")),
     "moe_tokens_half": _num(upper=1e5),
     "step_overhead_per_seq_us": _num(non_negative=True, upper=1e4),
@@ -486,6 +487,8 @@ def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
         prefill_chunk_tokens=e.get("prefill_chunk_tokens", 8192),
         chunked_prefill=e.get("chunked_prefill", False),
         mixed_prefill=e.get("mixed_prefill", True),
+        schedules_ahead_from=e.get("schedules_ahead_from", ""),
+        schedules_ahead=bool(e.get("schedules_ahead_from", "")),
         kv_admission=e.get("kv_admission", "full"),
         source=e["source"],
         fitted_on=e.get("fitted_on", "default"),
@@ -627,6 +630,12 @@ def _covers(engine: Engine, v: tuple[int, ...]) -> bool:
     return (lo is None or v >= lo) and (hi is None or v < hi)
 
 
+def _scheduling_of(engine: Engine, v: tuple[int, ...]) -> Engine:
+    """The profile at release ``v``: it schedules ahead from ``schedules_ahead_from`` on (vLLM 0.14)."""
+    start = version_tuple(engine.schedules_ahead_from)
+    return replace(engine, schedules_ahead=start is not None and v >= start)
+
+
 @record(frozen=False)
 class EngineRegistry(Registry):
     """Engine profiles, also looked up as ``NAME@VERSION``: the generation of NAME whose version
@@ -645,11 +654,11 @@ class EngineRegistry(Registry):
                                                 f"using {engine.key} ({engine.version_range})")
         for e in family:
             if _covers(e, v):
-                return e
+                return _scheduling_of(e, v)
         older = [e for e in family if version_tuple(e.version_from) is not None and version_tuple(e.version_from) <= v]
         pick = max(older, key=lambda e: version_tuple(e.version_from)) if older else min(
             family, key=lambda e: version_tuple(e.version_from) or ())
-        return replace(pick, version_note=f"no {engine.family} profile covers {version.strip()}: using "
+        return replace(_scheduling_of(pick, v), version_note=f"no {engine.family} profile covers {version.strip()}: using "
                                           f"{'the nearest older' if older else 'the oldest'} one, {pick.key} ({pick.version_range})")
 
 

@@ -205,6 +205,9 @@ def engine_figures(e) -> list[dict[str, Any]]:
                 f"{e.prefill_chunk_tokens:,} ({'prompts chunked to fill it' if e.chunked_prefill else 'whole prompts batched up to it'})"),
         _figure("mixed_prefill", "prompts", e.mixed_prefill, "",
                 "mixed into the decode steps" if e.mixed_prefill else "prefill-only steps first; decoding waits"),
+        _figure("schedules_ahead", "scheduling", e.schedules_ahead, "",
+                (f"next step prepared while one runs (from {e.schedules_ahead_from}): arrivals wait one step more"
+                 if e.schedules_ahead else "synchronous: an arrival joins the next step")),
         _figure("kv_admission", "KV admission", e.kv_admission, "",
                 "input + output tokens reserved" if e.kv_admission == "full" else "input + output/2 reserved (average)"),
         _figure("memory_reserve_fraction", "memory reserve", e.memory_reserve_fraction, "", f"{e.memory_reserve_fraction:.0%} of device memory"),

@@ -124,7 +124,8 @@ def engines_list(o: Any = None, limits: Any = None) -> Result:
              "step_overhead_s": e.step_overhead_s, "step_overhead_per_layer_s": e.step_overhead_per_layer_s,
              "step_overhead_per_seq_s": e.step_overhead_per_seq_s, "moe_tokens_half": e.moe_tokens_half,
              "max_running_requests": e.max_running_requests, "prefill_chunk_tokens": e.prefill_chunk_tokens,
-             "chunked_prefill": e.chunked_prefill, "mixed_prefill": e.mixed_prefill, "kv_admission": e.kv_admission, "fitted_on": e.fitted_on,
+             "chunked_prefill": e.chunked_prefill, "mixed_prefill": e.mixed_prefill, "schedules_ahead": e.schedules_ahead,
+             "schedules_ahead_from": e.schedules_ahead_from, "kv_admission": e.kv_admission, "fitted_on": e.fitted_on,
              "origin": e.origin, "catalog": origin_label(e.origin)}
             for e in sorted(cat.engines, key=lambda e: (e.family, e.version_from, e.key))]
     fitted = sorted({r["fitted_on"] for r in rows})

@@ -121,8 +121,10 @@ def model_note(scn: Scenario, chunk: int | None, budget: int | None = None) -> s
     admit = ("KV cache admitted at the average footprint (input + output/2); requests the cache cannot carry to "
              "their last token are preempted and re-prefilled" if eng.kv_admission == "average"
              else "KV cache reserved for input + output tokens at admission")
+    ahead = ("; the engine prepares each step while the one before runs, so an arriving request also waits for the "
+             "step already prepared (one step more of TTFT)" if eng.schedules_ahead else "")
     return (f"Continuous batching at fixed concurrency, steady state: {prefill}, mixed with the decode batch ({source}); "
-            f"{cap}; {admit}; TPOT at the running batch with the average context (input + output/2); "
+            f"{cap}; {admit}; TPOT at the running batch with the average context (input + output/2){ahead}; "
             "requests beyond what runs at once queue, and the wait adds to TTFT.")
 
 

@@ -318,6 +318,8 @@ class Engine:
     prefill_chunk_tokens: int = 8192  # token budget per step (decode tokens + prompt tokens)
     chunked_prefill: bool = False  # default: prompts split to fill the budget; else whole prompts batched up to it
     mixed_prefill: bool = True  # prompts ride in the decode steps; False: prefill-only steps run first, decode waits
+    schedules_ahead_from: str = ""  # first version that schedules step k + 1 while step k runs ("": none does)
+    schedules_ahead: bool = False  # this version does: an arriving request waits for the step already prepared
     kv_admission: str = "full"  # KV reserved per admitted request: "full" (input + output) | "average" (input + output/2)
     moe_tokens_half: float = 100.0  # tokens per expert at which grouped expert GEMMs reach half their efficiency
     step_overhead_per_seq_s: float = 10e-6  # CPU time per sequence per step (scheduler, sampler)

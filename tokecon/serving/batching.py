@@ -20,9 +20,10 @@ cache it reserves per request, and its per-step token budget K, chunked or whole
              c = whole prompts, at least one, up to K - r       whole: batched, never split
              a share f = p / c of the steps is mixed:  TPOT = f T_m + (1 - f) T_d
              (r is also capped where prefills fill the budget, so that p <= c always)
-    TTFT     = residual + ceil(I / c) T_m + wait; residual = (f T_m^2 + (1 - f) T_d^2) / (2 TPOT),
+    TTFT     = residual + a + ceil(I / c) T_m + wait; residual = (f T_m^2 + (1 - f) T_d^2) / (2 TPOT),
              the rest of the step under way when a request arrives (renewal theory: half a step
-             when all steps are equal; none when no other request is in flight, b <= 1)
+             when all steps are equal; none when no other request is in flight, b <= 1); a = 0, or
+             one mean step f T_m + (1 - f) T_d for an engine that schedules ahead (below)
     per unit requests/s  X = r / ((O - 1) TPOT)             (Little's law over the running slots)
     wait     = (b - r) / X                                   (requests queued for a slot)
     E2E      = TTFT + (O - 1) TPOT
@@ -61,6 +62,15 @@ are never in phase. TPOT and throughput keep the staggered steps: in phase the s
 ride in fewer, fuller steps, which changes the mean step only through the small nonlinearity of a
 step in its tokens.
 
+Engines that schedule ahead (engines.toml ``schedules_ahead_from``: TensorRT-LLM 1.x's overlap scheduler,
+SGLang's overlap scheduler from 0.4, vLLM's async scheduling from 0.14) prepare step k + 1 on the CPU
+while step k runs on the GPU, so a request that arrives during step k cannot join step k + 1, already
+prepared: it waits for that step too, a = one mean step more than a synchronous engine, in the
+staggered and the in-phase TTFT (TensorRT-LLM's docs: the overlap scheduler "introduces one extra
+decoding step", https://nvidia.github.io/TensorRT-LLM/torch/features/overlap_scheduler.html). An idle
+engine (b <= 1, the first wave's start) has nothing prepared. The same pipelining adds one step to a
+request's life (its stop is seen a step late), under 1% of the TPOT rows' hundreds of steps: not modelled.
+
 Prefill-first engines (``mixed_prefill = false``: SGLang, whose scheduler runs a prefill-only batch
 whenever requests wait and does not mix prompts into decode steps by default). A group in phase is
 not split into steps that each start decoding: nobody decodes until the whole burst of n_b prefill
@@ -68,7 +78,7 @@ steps ends, so the group starts decoding together, finishes together and is repl
 Request j of the burst has its first token after j of its steps and waits the other n_b - j before
 its decode, so for the share chi in phase
 
-    TTFT_p = T_f (n_b + E[ceil(I / c_f)]) / 2 (= TTFT_w)      TPOT step = T_d + (n_b - 1) T_f / (2 S)
+    TTFT_p = a + T_f (n_b + E[ceil(I / c_f)]) / 2 (a + TTFT_w)   TPOT step = T_d + (n_b - 1) T_f / (2 S)
 
 S = (O - 1) / E decode steps; the rest is staggered. The cycle n_b T_f + S T_d is the staggered
 work, so X is unchanged: only the split of the burst between TTFT and TPOT moves. Measured
@@ -150,13 +160,15 @@ class TtftParts:
     """The terms of a closed loop's TTFT (module docstring, "The phase of a closed loop"), so that the
     benchmark's shares and the engine's first-token time can be varied without a roofline call:
     ``base`` = prefix-cache load + queue wait, ``staggered`` = TTFT_s, ``in_phase`` = TTFT_p,
-    ``first_wave`` = TTFT_w, ``shape`` = n_b^2 / (n_b^2 + sigma_O^2) (0 for random arrivals)."""
+    ``first_wave`` = TTFT_w, ``shape`` = n_b^2 / (n_b^2 + sigma_O^2) (0 for random arrivals), ``prepared``
+    = the step an engine that schedules ahead had prepared (part of TTFT_s and TTFT_p; 0 for the others)."""
 
     base: np.ndarray
     staggered: np.ndarray
     in_phase: np.ndarray
     first_wave: np.ndarray
     shape: np.ndarray
+    prepared: np.ndarray | float = 0.0
 
     def ttft(self, overhead_s: float | np.ndarray, first_wave_share: float | np.ndarray,
              phase_coherence: float | np.ndarray) -> np.ndarray:
@@ -399,33 +411,37 @@ def _unit_state(scn: Scenario, lm: LengthMoments, b: np.ndarray, most_running: n
 
 
 def _ttft_parts(u: _UnitState, lm: LengthMoments, b: np.ndarray, prefix_hit: float, gain: float, closed_loop: bool,
-                base: np.ndarray, nan: np.ndarray) -> TtftParts:
+                base: np.ndarray, nan: np.ndarray, ahead: bool = False) -> TtftParts:
     """The TTFT's terms (module docstring) from one unit's state ``u`` at b requests in flight, ``base``
     given (prefix-cache load + queue wait), each term times ``nan`` (NaN where nothing fits):
-        TTFT_s = residual + E[ceil(I / c)] T_m,   residual = (f T_m^2 + (1 - f) T_d^2) / (2 TPOT), none when b <= 1
-        TTFT_p = E[ceil(I / c_f)] T_f,            TTFT_w = T_f (n_b + E[ceil(I / c_f)]) / 2
-        shape  = n_b^2 / (n_b^2 + sigma_O^2),    sigma_O in decode steps (E per step); 0 unless ``closed_loop``"""
+        TTFT_s = residual + a + E[ceil(I / c)] T_m,   residual = (f T_m^2 + (1 - f) T_d^2) / (2 TPOT), none when b <= 1
+        TTFT_p = a + E[ceil(I / c_f)] T_f,            TTFT_w = T_f (n_b + E[ceil(I / c_f)]) / 2
+        shape  = n_b^2 / (n_b^2 + sigma_O^2),        sigma_O in decode steps (E per step); 0 unless ``closed_loop``
+    a = the step already prepared when the request arrives, f T_m + (1 - f) T_d, for an engine that
+    schedules ahead (``ahead``; none when b <= 1: an idle engine prepares nothing), else 0."""
     kept = 1.0 - prefix_hit
     t_d, t_m, t_f, share, burst = u.decode.step_time_s, u.mixed_s, u.full_s, u.share, u.burst
-    residual = np.clip(b - 1.0, 0.0, 1.0) * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * u.step_s)
+    busy = np.clip(b - 1.0, 0.0, 1.0)
+    residual = busy * (share * t_m**2 + (1.0 - share) * t_d**2) / (2.0 * u.step_s)
+    prepared = busy * u.step_s if ahead else np.zeros_like(residual)
     chunks = lm.mean(np.ceil(lm.input_tokens * kept / u.chunk[..., None]))
     own = lm.mean(np.ceil(lm.input_tokens * kept / u.full[..., None]))
     spread = np.sqrt(np.maximum(lm.mean(lm.output_tokens**2) - lm.output_mean**2, 0.0)) / gain  # sigma_O in steps
     shape = burst**2 / (burst**2 + spread**2) if closed_loop else np.zeros_like(burst)
-    return TtftParts(base=base, staggered=(residual + chunks * t_m) * nan, in_phase=own * t_f * nan,
-                     first_wave=t_f * (burst + own) / 2.0 * nan, shape=shape)
+    return TtftParts(base=base, staggered=(residual + prepared + chunks * t_m) * nan, in_phase=(prepared + own * t_f) * nan,
+                     first_wave=t_f * (burst + own) / 2.0 * nan, shape=shape, prepared=prepared * nan)
 
 
 def _prefill_first(u: _UnitState, parts: TtftParts, steps: np.ndarray, coherence: float) -> tuple[TtftParts, np.ndarray]:
     """A prefill-first engine's closed loop (module docstring, "Prefill-first engines"): the share
     chi = chi_0 x ``parts.shape`` in phase runs as one group, whose n_b prefill steps T_f precede its
-    decode: TTFT_p = T_f (n_b + own) / 2 (= TTFT_w), and the step TPOT sees is
+    decode: TTFT_p = a + T_f (n_b + own) / 2 (a + TTFT_w, a the prepared step), and the step TPOT sees is
     T_d + (n_b - 1) T_f / (2 S), S decode steps per request; the rest is staggered. Returns the parts
     and that step."""
     lock = coherence * parts.shape
     stall = (u.burst - 1.0) * u.full_s / (2.0 * np.maximum(steps, 1.0))
     seen = lock * (u.decode.step_time_s + stall) + (1.0 - lock) * u.step_s
-    return replace(parts, in_phase=parts.first_wave), seen
+    return replace(parts, in_phase=parts.prepared + parts.first_wave), seen
 
 
 def serve(
@@ -475,7 +491,7 @@ def serve(
     r, t_d, t_m, step = u.running, u.decode.step_time_s, u.mixed_s, u.step_s
     nan = np.where(most_running >= 1, 1.0, np.nan)  # the longest request fits (max_running is 0 when not)
     load = kv_load_s(scn, inp_mean * prefix_hit)
-    parts = _ttft_parts(u, lm, b, prefix_hit, gain, closed_loop, (load + u.wait_s) * nan, nan)
+    parts = _ttft_parts(u, lm, b, prefix_hit, gain, closed_loop, (load + u.wait_s) * nan, nan, scn.engine.schedules_ahead)
     prefill_first = closed_loop and not scn.engine.mixed_prefill
     parts, seen = _prefill_first(u, parts, (out_mean - 1.0) / gain, phase_coherence) if prefill_first else (parts, step)
     ttft_s = parts.ttft(scn.ttft_overhead_s, first_wave_share, phase_coherence)
