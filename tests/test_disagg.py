@@ -5,6 +5,7 @@ aiconfigurator disaggregated runs (validation/external_disagg.csv, never fitted 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -73,6 +74,20 @@ def test_unloaded_ttft_is_prefill_transfer_and_one_decode_step():
     assert float(t.ttft_s) == pytest.approx(p.ttft_overhead_s + float(t.prefill_s + t.kv_transfer_s + t.tpot_s))
     assert float(t.e2e_latency_s) == pytest.approx(float(t.ttft_s + 199 * t.tpot_s))
     assert str(t.limited_by) == "load"
+
+
+def test_a_decode_worker_that_schedules_ahead_adds_its_prepared_step():
+    """vLLM 0.19 prepares each step while the one before runs: a request reaching a busy decode worker
+    waits for that step too, one TPOT more of TTFT; alone (one request) nothing was prepared; vLLM
+    0.12 (synchronous) adds nothing; TPOT is the same."""
+    p, _ = _pools()
+    d = scenario(CATALOG, "llama3-8b", "h100-sxm", 2, tp=1)
+    sync = replace(d, engine=replace(d.engine, schedules_ahead=False))
+    ahead = replace(d, engine=replace(d.engine, schedules_ahead=True))
+    t_sync, t_ahead = (disagg.serve(p, dd, 1, 1, np.asarray([1.0, 64.0]), 2000, 200) for dd in (sync, ahead))
+    assert t_ahead.tpot_s == pytest.approx(t_sync.tpot_s)
+    assert float(t_ahead.ttft_s[0]) == pytest.approx(float(t_sync.ttft_s[0]))
+    assert float(t_ahead.ttft_s[1] - t_sync.ttft_s[1]) == pytest.approx(float(t_sync.tpot_s[1]))
 
 
 @settings(max_examples=40, deadline=None)

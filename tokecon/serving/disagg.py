@@ -37,10 +37,14 @@ worker's GPUs and layout: TP groups, or attention-DP with EP). A worker holds ``
              r        = min(X S T_d(r) / (y u_d), r_max)            (fixed point, 12 passes)
              b        = clip(X T_p / (x u_p), 1, b_max)              prompts that meet in a step
              wait     = C / X - E2E_0                                 queued where a pool is full
-             TTFT     = T_0 + wait + T_load + T_p + T_x + T_d         the decode worker's first step
+             TTFT     = T_0 + wait + T_load + T_p + T_x + a + T_d     the decode worker's first step
                                                                       returns the first token (requests
                                                                       spread over time; a closed loop's
-                                                                      phase: :func:`serve`), so
+                                                                      phase: :func:`serve`); a = T_d
+                                                                      when the decode worker schedules
+                                                                      ahead (engines.toml
+                                                                      schedules_ahead_from) and holds
+                                                                      others (r > 1), else 0, so
              E2E      = TTFT + (O - 1) TPOT
     per GPU  output tok/s = X O / (x g_p + y g_d)                     all GPUs of both pools
     USD/Mtok input = prefill pool USD/h / input tok/h; output = decode pool USD/h / output tok/h
@@ -320,10 +324,12 @@ def serve(prefill: Scenario, decode: Scenario, prefill_workers, decode_workers, 
     X = X * nan
     limited = np.where(X >= C / e2e0 * (1 - 1e-9), "load", np.where(cap_p <= cap_d, "prefill", "decode"))
     out_tok, in_tok = X * out, X * inp
-    staggered = wait + load + t_p + t_x + t_d
+    # a decode worker that prepares its next step while one runs takes an arriving request a step later
+    prepared = np.clip(r - 1.0, 0.0, 1.0) * t_d if decode.engine.schedules_ahead else np.zeros_like(t_d)
+    staggered = wait + load + t_p + t_x + t_d + prepared
     in_phase, first_wave, shape = _in_phase(life, lm, C, x * u_p, r, b_max, load, gain, closed_loop)
-    parts = serving.TtftParts(base=wait * nan, staggered=(staggered - wait) * nan, in_phase=in_phase * nan,
-                              first_wave=first_wave * nan, shape=shape)
+    parts = serving.TtftParts(base=wait * nan, staggered=(staggered - wait) * nan, in_phase=(in_phase + prepared) * nan,
+                              first_wave=(first_wave + prepared) * nan, shape=shape)
     ttft = parts.ttft(t0, first_wave_share, phase_coherence)
     return DisaggTimes(
         concurrency=C, input_tokens=longest_in, output_tokens=longest_out, prefill_workers=x, decode_workers=y, n_gpus=gpus,
