@@ -328,6 +328,18 @@ def test_the_model_note_says_when_the_engine_schedules_ahead():
     assert "step already prepared" in notes["trtllm"] and "step already prepared" not in notes["trtllm@0.9"]
 
 
+def test_sync_scheduling_drops_the_prepared_step():
+    """--sync-scheduling (TensorRT-LLM's disable_overlap_scheduler): every arrival's TTFT loses the one
+    mean step it waited for; with one mixed-in prompt per step that step is the TPOT, which stays."""
+    base = ["serve", "-m", "llama3-70b", "-g", "8xH100", "--engine", "trtllm", "-c", "32", "-f", "json"]
+    ahead, sync = (json.loads(invoke(*base, *extra).stdout) for extra in ([], ["--sync-scheduling"]))
+    assert ahead["schedules_ahead"] and not sync["schedules_ahead"]
+    a, s = ahead["rows"][0], sync["rows"][0]
+    assert s["tpot_s"] == pytest.approx(a["tpot_s"])
+    assert a["ttft_s"] - s["ttft_s"] == pytest.approx(a["tpot_s"], rel=1e-6)
+    assert "step already prepared" not in " ".join(sync["method_notes"])
+
+
 def test_max_num_tokens_sets_the_step_budget():
     """--max-num-tokens 2600 on TensorRT-LLM (whole prompts, 8,192 tokens by default) at 32 requests
     of 2,048 tokens in phase: one prompt per step instead of four, so each prompt waits for its own

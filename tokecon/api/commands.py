@@ -130,6 +130,10 @@ class Parallel(Layout):
     max_num_tokens: int | None = option(None, "--max-num-tokens", kind="int",
                                         help="Token budget per step (TensorRT-LLM max_num_tokens, vLLM max-num-batched-tokens), "
                                              "prompts split or kept whole as the engine does (default: the engine's).")
+    sync_scheduling: bool = option(False, "--sync-scheduling",
+                                   help="The engine prepares each step only after the one before ends (TensorRT-LLM "
+                                        "disable_overlap_scheduler, SGLang --disable-overlap-schedule, vLLM --no-async-scheduling): "
+                                        "no step already prepared in TTFT (default: as the engine version runs).")
     price_split: float | None = option(None, "--price-split", kind="float", panel=COSTS,
                                        help="Price input tokens at this fraction of output tokens (Tensor Economics' gamma, "
                                             "e.g. 0.3) instead of by GPU time.")

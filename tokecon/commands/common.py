@@ -238,7 +238,7 @@ def serving_request(o: Any, layouts: str = "agg") -> ServingRequest:
     pools = DisaggSpec.given(*(getattr(o, k, None) for k in ("prefill_gpus", "prefill_workers", "prefill_layout", "prefill_batch",
                                                            "decode_gpus", "decode_workers", "decode_layout")))
     common = DeviceRequest(o.model, tuple(o.gpus), o.tp, o.dtype, o.kv_dtype, o.engine, o.ideal, None, tuple(o.catalog), o.pp, o.eplb)
-    opts = ServingRequest(common, o.ep, o.attention_dp, o.chunked_prefill, o.max_num_tokens, cost_model(o), o.explain_cost,
+    opts = ServingRequest(common, o.ep, o.attention_dp, o.chunked_prefill, o.max_num_tokens, o.sync_scheduling, cost_model(o), o.explain_cost,
                           o.price_split, modes, disagg=pools, layouts=layouts)
     opts.validate()
     return opts

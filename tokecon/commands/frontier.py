@@ -245,7 +245,8 @@ def run(o: Any, limits: Thresholds, progress: Progress | None = None) -> Result:
     deployed = [s.deployed for s in done]
     inputs = {
         **resolved_inputs(deployed[0].scenario), "gpus": list(o.gpus), "input_tokens": inp, "output_tokens": out,
-        "chunked_prefill_tokens": opts.chunked_prefill, "max_num_tokens": opts.max_num_tokens, "price_split": opts.price_split,
+        "chunked_prefill_tokens": opts.chunked_prefill, "max_num_tokens": opts.max_num_tokens,
+        "schedules_ahead": deployed[0].scenario.engine.schedules_ahead, "price_split": opts.price_split,
         "mode": opts.layouts,
         "slo": {k: v for k, v in limits.__dict__.items() if v is not None}, "rank_by": o.rank_by,
         "cost": cost_inputs(deployed, opts), **opts.modes.inputs(deployed[0].scenario),

@@ -132,6 +132,7 @@ def run(o: Any, limits: Thresholds) -> Result:
         "request_rates": list(o.request_rate) if o.request_rate else None,
         "chunked_prefill_tokens": opts.chunked_prefill,
         "max_num_tokens": opts.max_num_tokens,
+        "schedules_ahead": deployed[0].scenario.engine.schedules_ahead,
         "price_split": opts.price_split,
         "cost": cost_inputs(deployed, opts),
         **opts.modes.inputs(deployed[0].scenario),

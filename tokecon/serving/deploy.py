@@ -47,6 +47,8 @@ def _scenario(catalog: Catalog, opts: ServingRequest, spec: GpuSpec, layout: Lay
         catalog, c.model, spec, tp=layout.tp, dtype=c.dtype, kv_dtype=c.kv_dtype, engine=c.engine, ideal=c.ideal,
         usd_per_gpu_hour=cost.usd_per_gpu_hour, ep=layout.ep, attention_dp=layout.attention_dp, pp=layout.pp,
     )  # fmt: skip
+    if opts.sync_scheduling:
+        scn = replace(scn, engine=replace(scn.engine, schedules_ahead=False))
     spec_ = speculative.resolve(catalog, scn.model, m.speculative, m.draft_tokens, m.acceptance)
     if spec_ is not None and scn.engine.speculative and spec_.method not in scn.engine.speculative:
         raise TokeconError(f"{scn.engine.name} does not serve {spec_.method} speculation (it serves: "

@@ -179,6 +179,7 @@ class ServingRequest:
     attention_dp: bool = False
     chunked_prefill: int | None = None
     max_num_tokens: int | None = None  # the step budget, prompts split or whole as the engine does
+    sync_scheduling: bool = False  # the engine does not prepare a step while one runs, whatever its version's default
     cost: CostModel = field(default_factory=CostModel)
     explain_cost: bool = False
     price_split: float | None = None
