@@ -90,6 +90,18 @@ def test_a_decode_worker_that_schedules_ahead_adds_its_prepared_step():
     assert float(t_ahead.ttft_s[1] - t_sync.ttft_s[1]) == pytest.approx(float(t_sync.tpot_s[1]))
 
 
+def test_the_disaggregated_method_note_names_the_decode_workers_prepared_step():
+    """serve and capacity on given pools say how TTFT is built; the decode worker's prepared step is
+    named for TensorRT-LLM 1.x and dropped with --sync-scheduling."""
+    pools = ("-m", "llama3-70b", "--prefill-gpus", "2xH100", "--decode-gpus", "4xH100", "--engine", "trtllm", "-f", "json")
+    ahead, sync = (json.loads(invoke("serve", *pools, "-c", "32", *extra).stdout)["method_notes"][0]
+                   for extra in ([], ["--sync-scheduling"]))
+    assert ahead.startswith("Disaggregated: TTFT = queue wait") and "the decode worker's engine prepares" in ahead
+    assert sync.startswith("Disaggregated: TTFT = queue wait") and "prepares" not in sync
+    sized = json.loads(invoke("capacity", *pools, "--tokens-per-day", "5e9").stdout)["method_notes"]
+    assert any(n.startswith("Disaggregated: TTFT = queue wait") for n in sized)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 4000), st.integers(1, 7), st.integers(64, 4096), st.integers(2, 2048))
 def test_more_decode_workers_never_raise_tpot(concurrency, workers, inp, out):

@@ -72,11 +72,6 @@ def _pools(catalog: Catalog, opts: ServingRequest, spec: DisaggSpec, asked: tupl
     return rows, notes, [p, d]
 
 
-DISAGG_METHOD = ("Disaggregated: TTFT = queue wait + prefill + the KV transfer the layers cannot hide + the decode worker's "
-                 "first step; TPOT = a pure decode step at the running batch; USD/Mtok in = the prefill pool's cost over "
-                 "input tokens, out = the decode pool's over output tokens.")
-
-
 def run(o: Any, limits: Thresholds) -> Result:
     """``tokecon serve``: tokecon.api.commands.ServeOptions."""
     opts = serving_request(o)
@@ -95,7 +90,6 @@ def run(o: Any, limits: Thresholds) -> Result:
     deployed: list[Deployed] = []
     if opts.disagg is not None:
         rows, notes, deployed = _pools(catalog, opts, opts.disagg, o.concurrency, inp, out)
-        method.append(DISAGG_METHOD)
         best = cheapest(rows)
         highlight = set() if best is None else {best}
     elif not o.gpus:

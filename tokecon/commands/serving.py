@@ -128,6 +128,17 @@ def model_note(scn: Scenario, chunk: int | None, budget: int | None = None) -> s
             "requests beyond what runs at once queue, and the wait adds to TTFT.")
 
 
+def disagg_note(decode: Scenario) -> str:
+    """The disaggregated serving model (tokecon.serving.disagg), with the decode worker's prepared step
+    when its engine schedules ahead."""
+    ahead = ("; the decode worker's engine prepares each step while the one before runs, so a request reaching a busy "
+             "worker also waits for the step already prepared (one decode step more of TTFT; prefill workers are "
+             "modelled without it)" if decode.engine.schedules_ahead else "")
+    return ("Disaggregated: TTFT = queue wait + prefill + the KV transfer the layers cannot hide + the decode worker's "
+            f"first step{ahead}; TPOT = a pure decode step at the running batch; USD/Mtok in = the prefill pool's cost "
+            "over input tokens, out = the decode pool's over output tokens.")
+
+
 def cost_inputs(deployed: list[Deployed], opts: ServingRequest) -> dict[str, Any]:
     return {"method": opts.cost.method, "per_gpu_hour": {d.cost.hardware: d.cost.as_dict() for d in deployed}}
 
@@ -142,13 +153,14 @@ def check_workload(model: Any, input_len: int, output_len: int) -> None:
 
 
 def serving_method(deployed: list[Deployed], opts: ServingRequest, aggregated: bool = True) -> list[str]:
-    """The method notes of a serving result (for --explain): the batching model, the modes, how input
-    and output prices split, energy, the devices' efficiency and ranges."""
+    """The method notes of a serving result (for --explain): the batching model (aggregated, or the
+    disaggregated pools of ``deployed`` = [prefill, decode]), the modes, how input and output prices
+    split, energy, the devices' efficiency and ranges."""
     from tokecon.commands.common import BOUND_NOTE, method_notes
     from tokecon.economics.energy import NOTE as ENERGY_NOTE
 
     scns = [d.scenario for d in deployed]
-    out = [model_note(scns[0], opts.chunked_prefill, opts.max_num_tokens)] if aggregated else []
+    out = [model_note(scns[0], opts.chunked_prefill, opts.max_num_tokens) if aggregated else disagg_note(scns[-1])]
     out += mode_notes(scns[0], opts.modes.prefix_hit, opts.modes.prices) + [split_note(opts.price_split), ENERGY_NOTE]
     return out + method_notes(scns, "decode") + [BOUND_NOTE]
 
