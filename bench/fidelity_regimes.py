@@ -10,8 +10,9 @@ offline maximum throughput, closed loop at a fixed concurrency, Poisson arrivals
 pools), and the metric class (throughput, TPOT, TTFT apart). Held out means leave-one-source-out:
 every row of a source (TTFT and disaggregated rows included, which the fit never sees) is predicted
 by factors fitted on the other sources' rows, as ``tokecon validate --fit --held-out`` does for the
-fitted rows. The 80% ranges are those stored in validation/intervals.toml; their coverage here is
-of the held-out predictions (in-sample rows would flatter them).
+fitted rows. How often the 80% ranges hold unseen rows, per regime (decode, prefill, TPOT, TTFT and
+the disaggregated pools' TTFT and TPOT), is computed by ``tokecon validate --fit --held-out`` and
+stored in validation/intervals.toml (``coverage_by_regime``).
 """
 
 from __future__ import annotations

@@ -102,6 +102,24 @@ def test_the_disaggregated_method_note_names_the_decode_workers_prepared_step():
     assert any(n.startswith("Disaggregated: TTFT = queue wait") for n in sized)
 
 
+def test_disaggregated_rows_take_the_disaggregated_ranges():
+    """A disaggregated row's 80% ranges come from the disaggregated runs (validation/intervals.toml,
+    groups of regime disagg-ttft and disagg-tpot), not from aggregated serving: TTFT in one, TPOT and
+    the rest in the other; each range holds its estimate."""
+    out = json.loads(invoke("serve", "-m", "deepseek-v3", "--prefill-gpus", "4xGB200", "--decode-gpus", "8xGB200",
+                            "--engine", "trtllm", "-c", "64", "-f", "json").stdout)
+    row, notes = out["rows"][0], " ".join(out["method_notes"])
+    assert row["interval_group"].endswith("disagg-tpot")
+    from tokecon.fidelity import uncertainty
+    data = uncertainty.stored()
+    q10, q90, group = uncertainty.lookup(data["groups"], "blackwell", "trtllm", True, "disagg-ttft",
+                                         set(data["measured_families"]), data["platform_engines"])
+    assert group.endswith("disagg-ttft")
+    assert row["ttft_s_p10"] == pytest.approx(row["ttft_s"] * np.exp(-q90))
+    assert row["ttft_s_p10"] <= row["ttft_s"] <= row["ttft_s_p90"] and row["tpot_s_p10"] <= row["tpot_s"] <= row["tpot_s_p90"]
+    assert "disagg-tpot rows" in notes
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 4000), st.integers(1, 7), st.integers(64, 4096), st.integers(2, 2048))
 def test_more_decode_workers_never_raise_tpot(concurrency, workers, inp, out):

@@ -37,6 +37,24 @@ def test_small_groups_fall_back_to_coarser_ones():
     assert q90 == pytest.approx(table["all"]["q90"] * uncertainty.UNMEASURED_WIDENING)
 
 
+def test_disaggregated_regimes_have_their_own_groups_and_fall_back_to_the_served_ones():
+    """A disaggregated pool's TTFT and TPOT take the disagg-ttft / disagg-tpot groups where runs of that
+    kind were measured, else the aggregated ttft / tpot groups, else prefill / decode; its TTFT and
+    input-side keys take disagg-ttft, every other key disagg-tpot."""
+    rows = [("blackwell", "trtllm", True, "tpot", x) for x in np.linspace(-0.1, 0.1, 20)]
+    rows += [("blackwell", "trtllm", True, "disagg-ttft", x) for x in np.linspace(-1.0, 0.2, 10)]
+    table = uncertainty.build(rows)
+    q10, _, group = uncertainty.lookup(table, "blackwell", "trtllm", True, "disagg-ttft", {"blackwell"})
+    assert group == "blackwell|trtllm|moe|disagg-ttft" and q10 < -0.8
+    assert uncertainty.lookup(table, "blackwell", "trtllm", True, "disagg-tpot", {"blackwell"})[2] == "blackwell|trtllm|moe|tpot"
+    decode_only = uncertainty.build([("hopper", "vllm", False, "decode", x) for x in np.linspace(-0.2, 0.2, 20)])
+    assert uncertainty.lookup(decode_only, "hopper", "vllm", False, "disagg-tpot", {"hopper"})[2] == "hopper|vllm|dense|decode"
+    assert [uncertainty.key_regime(k, "disagg-tpot") for k in ("ttft_s", "usd_per_mtok_input", "tpot_s", "output_tok_s_per_gpu")] == [
+        "disagg-ttft", "disagg-ttft", "disagg-tpot", "disagg-tpot"]
+    assert [uncertainty.key_regime(k, "decode") for k in ("ttft_s", "input_tok_s", "tpot_s", "output_tok_s_per_gpu")] == [
+        "ttft", "prefill", "tpot", "decode"]
+
+
 def test_an_engine_not_measured_on_a_platform_family_takes_the_unmeasured_range():
     """MI300X's public rows all ran AMD's 2024 builds, so CDNA 3's factors are extrapolated
     (calibrate.platform_families): those builds keep their own residuals, and any other engine on
@@ -72,6 +90,9 @@ def test_stored_intervals_cover_unseen_rows_honestly():
     data = uncertainty.stored()
     assert data, "validation/intervals.toml is missing: run tokecon validate --fit --held-out --write"
     assert 0.70 <= data["coverage_unseen"] <= 0.90
+    # every regime apart, the disaggregated pools' included (their runs that state the worker counts)
+    assert {"decode", "prefill", "tpot", "ttft", "disagg-tpot", "disagg-ttft"} <= set(data["coverage_by_regime"])
+    assert all(0.70 <= v <= 0.90 for v in data["coverage_by_regime"].values()), data["coverage_by_regime"]
     assert data["groups"]["all"]["q10"] < 0 < data["groups"]["all"]["q90"]
 
 

@@ -162,7 +162,7 @@ def serving_method(deployed: list[Deployed], opts: ServingRequest, aggregated: b
     scns = [d.scenario for d in deployed]
     out = [model_note(scns[0], opts.chunked_prefill, opts.max_num_tokens) if aggregated else disagg_note(scns[-1])]
     out += mode_notes(scns[0], opts.modes.prefix_hit, opts.modes.prices) + [split_note(opts.price_split), ENERGY_NOTE]
-    return out + method_notes(scns, "decode") + [BOUND_NOTE]
+    return out + method_notes(scns, "decode" if aggregated else "disagg-tpot") + [BOUND_NOTE]
 
 
 def serving_assumptions(deployed: list[Deployed]) -> list[str]:

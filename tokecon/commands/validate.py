@@ -84,7 +84,7 @@ def summary_rows(outcomes: list[validation.Outcome], group_by: str) -> list[dict
 
 
 def _workers(o: validation.Outcome) -> str:
-    return "1P1D assumed" if "?x" in o.row["parallelism"] else "workers stated"
+    return "workers stated" if validation.workers_stated(o.row) else "1P1D assumed"
 
 
 def disagg_rows(outcomes: list[validation.Outcome], key: Callable[[validation.Outcome], str]) -> list[dict[str, Any]]:
@@ -201,7 +201,7 @@ def run_fit(write: bool = False, csv_path: Path | None = None, held_out: bool = 
     if held_out:
         held = calibrate.leave_one_source_out(cases, progress=(lambda d, n: progress("held out", d, n)) if progress else None)
         summary += held_out_rows(held)
-        intervals = calibrate.interval_table(held)
+        intervals = calibrate.interval_table(held + calibrate.disagg_residuals(outcomes, factors))
         intervals["held_out"] = {r["group"]: {"rows": r["rows"], "median_ape": round(r["median_ape"], 4),
                                               "p90_ape": round(r["p90_ape"], 4)} for r in summary if r["group"] != "in sample: all"}
         notes.append(f"held-out error: each source predicted by factors fitted on the others; 80% intervals cover "

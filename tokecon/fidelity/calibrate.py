@@ -50,7 +50,7 @@ from typing import Callable
 import numpy as np
 
 from tokecon.fidelity import uncertainty
-from tokecon.fidelity.validation import GROUP_PREDICTORS, PREDICTORS, Case, Outcome, Skip, _group_key
+from tokecon.fidelity.validation import GROUP_PREDICTORS, PREDICTORS, Case, Outcome, Skip, _group_key, workers_stated
 from tokecon.physics import efficiency
 from tokecon.records import record
 
@@ -476,8 +476,11 @@ def source_of(case: Case) -> str:
 def regime(case: Case) -> str:
     """What a row measured, for its interval group (tokecon.fidelity.uncertainty): ``ttft`` (a served
     request's time to first token), ``tpot``, ``prefill`` (input throughput, a static batch's TTFT) or
-    ``decode`` (output throughput, whole static batches)."""
-    if case.metric == "ttft_ms" and case.kind in ("serving", "disagg"):
+    ``decode`` (output throughput, whole static batches); a disaggregated run's ``disagg-ttft`` and
+    ``disagg-tpot``."""
+    if case.kind == "disagg":
+        return "disagg-ttft" if case.metric == "ttft_ms" else "disagg-tpot"
+    if case.metric == "ttft_ms" and case.kind == "serving":
         return "ttft"
     if case.metric == "tpot_ms":
         return "tpot"
@@ -506,6 +509,17 @@ def leave_one_source_out(cases: list[Case], sweeps: int = 2,
         if progress:
             progress(n + 1, len(sources))
     return out
+
+
+def disagg_residuals(outcomes: list[Outcome], f: Factors) -> list[tuple[Case, float]]:
+    """(case, signed relative error) of the disaggregated runs that state their worker counts, predicted
+    by ``f``: no fit sees a disaggregated row, so each is unseen. The runs that do not state them are
+    left out: their layout (one prefill and one decode worker assumed) is a guess that a user giving
+    serve's --prefill-gpus and --decode-gpus does not make, and its error is the guess's."""
+    cases = [o.case for o in outcomes if o.case is not None and o.predicted is not None and o.case.kind == "disagg"
+             and workers_stated(o.row)]
+    predicted = Rows.of(cases).predict(f) if cases else np.zeros(0)
+    return [(c, p / c.measured - 1.0) for c, p in zip(cases, predicted) if np.isfinite(p)]
 
 
 def interval_table(held: list[tuple[Case, float]]) -> dict:

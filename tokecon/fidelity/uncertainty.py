@@ -12,7 +12,9 @@ served request's time to first token, whose spread is its own). A prediction x o
 percentiles, each widened by (1 + 1/sqrt(n)) for a group of n rows, and stretched to hold 0: a range
 always contains its own point estimate. A group with fewer than ``MIN_ROWS`` rows falls back to a
 coarser one of the same regime (pooling families, then engines, then dense and MoE), and only then to
-the regime-free groups (dropping the engine, then dense/moe, then the family); a device family with
+the regime-free groups (dropping the engine, then dense/moe, then the family). Disaggregated pools
+have regimes of their own, ``disagg-ttft`` and ``disagg-tpot`` (from the runs that state their worker
+counts), which fall back to ``ttft`` and ``tpot`` only in a table without any. A device family with
 no measurements at all takes the pooled residuals of every row widened by ``UNMEASURED_WIDENING``,
 because its efficiencies are borrowed from the measured families; so does a family measured only under
 its own platform's engine builds (its factors are extrapolated too, tokecon.fidelity.calibrate.platform_families)
@@ -41,9 +43,11 @@ SPEED_KEYS = ("tok_s", "tok_s_per_gpu", "tok_s_per_user", "output_tok_s", "outpu
 TIME_KEYS = ("step_time_s", "tpot_s", "ttft_s", "e2e_latency_s", "usd_per_mtok", "usd_per_mtok_input",
              "usd_per_mtok_output", "latency_s")
 PREFILL_KEYS = ("ttft_s", "input_tok_s", "usd_per_mtok_input")
-#: Keys measured as their own regime, and the regime they fall back to.
+#: Keys measured as their own regime, and the regime each falls back to where it has no group.
 REGIME_OF_KEY = {"ttft_s": "ttft", "tpot_s": "tpot", "tok_s_per_user": "tpot"}
-BASE_REGIME = {"ttft": "prefill", "tpot": "decode"}
+BASE_REGIME = {"ttft": "prefill", "tpot": "decode", "disagg-ttft": "ttft", "disagg-tpot": "tpot"}
+#: The regimes of a disaggregated row: its TTFT and input-side keys, and every other key.
+DISAGG_REGIMES = ("disagg-ttft", "disagg-tpot")
 
 
 def group_keys(family: str, engine: str, moe: bool, regime: str) -> list[str]:
@@ -97,10 +101,9 @@ def lookup(table: dict[str, dict[str, float]], family: str, engine: str, moe: bo
         g = table["all"]
         return (min(g["q10"], 0.0) * UNMEASURED_WIDENING, max(g["q90"], 0.0) * UNMEASURED_WIDENING,
                 f"{reason}: all rows x{UNMEASURED_WIDENING}")
-    keys = group_keys(family, engine, moe, regime)
-    if regime in BASE_REGIME and regime not in table:
-        keys = group_keys(family, engine, moe, BASE_REGIME[regime])
-    for key in keys:
+    while regime in BASE_REGIME and regime not in table:
+        regime = BASE_REGIME[regime]
+    for key in group_keys(family, engine, moe, regime):
         if key in table:
             return min(table[key]["q10"], 0.0), max(table[key]["q90"], 0.0), key
     raise KeyError("interval table has no 'all' group")
@@ -136,22 +139,32 @@ def measured(scn: Scenario) -> bool | None:
                              data.get("platform_engines")) is None
 
 
+def key_regime(key: str, regime: str) -> str:
+    """The regime whose range a row's ``key`` takes: a disaggregated row's (``regime`` one of
+    :data:`DISAGG_REGIMES`) TTFT and input-side keys take ``disagg-ttft``, its others ``disagg-tpot``;
+    otherwise TTFT, TPOT and tok/s per user their own, the other prefill keys ``prefill``, the rest
+    ``regime``."""
+    if regime in DISAGG_REGIMES:
+        return DISAGG_REGIMES[0] if key in PREFILL_KEYS else DISAGG_REGIMES[1]
+    return REGIME_OF_KEY.get(key) or ("prefill" if key in PREFILL_KEYS else regime)
+
+
 def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict[str, Any]:
     """Add ``<key>_p10`` / ``<key>_p90`` to every speed, time and price in ``row`` (none for an ideal
-    roofline, which is a bound, or when no interval table is stored). Keys of the prefill
-    (TTFT, input tokens) use the prefill regime."""
+    roofline, which is a bound, or when no interval table is stored), each key in its
+    :func:`key_regime`."""
     data = stored()
     if scn.ideal or not data:
         return row
     families, platform = set(data.get("measured_families", ())), data.get("platform_engines")
     bounds = {}
-    for reg in {regime, "prefill", "ttft", "tpot"}:
+    for reg in {regime, *(key_regime(k, regime) for k in (*SPEED_KEYS, *TIME_KEYS))}:
         bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, families, platform)
     for key in (*SPEED_KEYS, *TIME_KEYS):
         value = row.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             continue
-        q10, q90, _ = bounds[REGIME_OF_KEY.get(key) or ("prefill" if key in PREFILL_KEYS else regime)]
+        q10, q90, _ = bounds[key_regime(key, regime)]
         lo, hi = (math.exp(q10), math.exp(q90)) if key in SPEED_KEYS else (math.exp(-q90), math.exp(-q10))
         row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
     row["interval_group"] = bounds[regime][2]
@@ -167,7 +180,10 @@ def interval_note(scn: Scenario, regime: str = "decode") -> str | None:
     q10, q90, group = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, regime,
                              set(data.get("measured_families", ())), data.get("platform_engines"))
     rows = data["groups"].get(group, {}).get("rows")
-    basis = (f"group {group}, {rows} rows; such ranges held {data.get('coverage_unseen', 0):.0%} of unseen rows" if rows
+    held = data.get("coverage_by_regime", {}).get(regime)
+    basis = (f"group {group}, {rows} rows; such ranges held "
+             + (f"{held:.0%} of unseen {regime} rows" if held is not None else f"{data.get('coverage_unseen', 0):.0%} of unseen rows")
+             if rows
              else f"{group}; no held-out row of this kind tests it")
     return (f"80% range ({scn.hardware.key}, {regime}): measured speeds fell within {math.exp(q10):.2f}x..{math.exp(q90):.2f}x "
             f"of tokecon's held-out predictions ({basis}).")

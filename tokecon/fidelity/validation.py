@@ -292,6 +292,11 @@ _LAYOUT = re.compile(r"^TP(\d+) PP(\d+) attnDP(\d+) moeTP(\d+) moeEP(\d+)$")
 _POOL = re.compile(r"(prefill|decode) (\d+|\?)x TP(\d+) PP(\d+) attnDP(\d+) moeTP(\d+) moeEP(\d+)(?: batch (\d+))?")
 
 
+def workers_stated(row: dict[str, str]) -> bool:
+    """Whether a disaggregated row states both pools' worker counts (``?x``: not stated, one assumed)."""
+    return "?x" not in row["parallelism"]
+
+
 def _disagg_case(row: dict[str, str], model, hw, catalog: Catalog, ideal: bool) -> Case:
     """A disaggregated row: the decode worker is the case's scenario, the prefill worker, the worker
     counts (``?``: one) and the prefill batch (None: the engine's budget) ride along."""

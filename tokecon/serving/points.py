@@ -142,7 +142,7 @@ def point_rows(pts: Points, price_split: float | None = None, idx: list[int] | N
         row.update({k: value(v, i) if fits else None for k, v in money.items()})
         row.update(mode_keys(row, d, pts.lengths, h))
         row.update({k: value(v, i) if fits else None for k, v in extra.items()})
-        rows.append(uncertainty.annotate(row, d.scenario, "decode"))
+        rows.append(uncertainty.annotate(row, d.scenario, "decode" if pts.mode == "agg" else "disagg-tpot"))
     return rows
 
 
