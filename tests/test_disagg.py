@@ -111,9 +111,7 @@ def test_disaggregated_rows_take_the_disaggregated_ranges():
     row, notes = out["rows"][0], " ".join(out["method_notes"])
     assert row["interval_group"].endswith("disagg-tpot")
     from tokecon.fidelity import uncertainty
-    data = uncertainty.stored()
-    q10, q90, group = uncertainty.lookup(data["groups"], "blackwell", "trtllm", True, "disagg-ttft",
-                                         set(data["measured_families"]), data["platform_engines"])
+    q10, q90, group = uncertainty.stored_bounds("blackwell", "trtllm", True, "disagg-ttft")
     assert group.endswith("disagg-ttft")
     assert row["ttft_s_p10"] == pytest.approx(row["ttft_s"] * np.exp(-q90))
     assert row["ttft_s_p10"] <= row["ttft_s"] <= row["ttft_s_p90"] and row["tpot_s_p10"] <= row["tpot_s"] <= row["tpot_s_p90"]

@@ -522,6 +522,12 @@ def disagg_residuals(outcomes: list[Outcome], f: Factors) -> list[tuple[Case, fl
     return [(c, p / c.measured - 1.0) for c, p in zip(cases, predicted) if np.isfinite(p)]
 
 
+def group_regime(key: str) -> str:
+    """The regime an interval group's key ends with ("hopper|vllm|dense|tpot": tpot); a regime-free
+    key gives its last part, which no regime is."""
+    return key.split(" ")[0].rsplit("|", 1)[-1]
+
+
 def interval_table(held: list[tuple[Case, float]]) -> dict:
     """Interval groups from held-out residuals, and their coverage of unseen rows: each source's
     residuals against the table built from the other sources' (tokecon.fidelity.uncertainty)."""
@@ -535,31 +541,50 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
     for source in sources:
         rest = [h for h in held if source_of(h[0]) != source]
         others, platform = {c.family for c, _ in rest}, _device_platforms([c for c, _ in rest])
-        trials.append([uncertainty.lookup(uncertainty.build(tuples(rest)), *t[:4], others, platform) + (t[4], t[3])
+        trials.append([uncertainty.lookup(uncertainty.build(tuples(rest)), *t[:4], others, platform) + (t[4], t[3], t[:3])
                        for t in tuples([h for h in held if source_of(h[0]) == source])])
 
-    def coverage(k: float | Callable[[str], float], only: str | None = None) -> float:
-        """Share of unseen rows (of regime ``only``) inside their interval widened by k (or k(group))."""
-        rows = [t for trial in trials for t in trial if only is None or t[4] == only]
-        factor = k if callable(k) else (lambda _: k)
-        inside = sum(factor(key) * q10 <= r <= factor(key) * q90 for q10, q90, key, r, _ in rows)
-        return inside / max(len(rows), 1)
+    unseen = [t for trial in trials for t in trial]
+    q10s, q90s, res = (np.array([t[i] for t in unseen], dtype=float) for i in (0, 1, 3))
+    of = {name: np.array([str(v) for v in values]) for name, values in (
+        ("regime", [t[4] for t in unseen]), ("family", [t[5][0] for t in unseen]), ("engine", [t[5][1] for t in unseen]),
+        ("kind", ["moe" if t[5][2] else "dense" for t in unseen]),
+        ("key_regime", [group_regime(t[2]) for t in unseen]))}
+
+    def coverage(k: float | np.ndarray, mask: np.ndarray | None = None) -> float:
+        """Share of the unseen rows (those of ``mask``) inside their interval widened by k (per row)."""
+        inside = (k * q10s <= res) & (res <= k * q90s)
+        return float(np.mean(inside if mask is None else inside[mask])) if mask is None or mask.any() else 0.0
+
+    def smallest(share: Callable[[float], float], ks: np.ndarray) -> float:
+        """The smallest k of ``ks`` whose coverage ``share(k)`` reaches 80% (the largest when none does)."""
+        return float(next((k for k in ks if share(k) >= 0.8), ks[-1]))
 
     # A new source shifts as a whole (its engine build, its benchmark client), which residuals pooled
     # over rows understate: widen the intervals of each regime by the smallest k in steps of 0.05 whose
     # coverage of that regime's unseen rows reaches 80% (every regime apart: a TTFT spread is no TPOT
     # spread), the regime-free groups by the k of all rows together.
     regimes = sorted({regime(c) for c, _ in held})
-    ks = {r: next((k for k in np.arange(1.0, 4.0001, 0.05) if coverage(k, r) >= 0.8), 4.0) for r in regimes}
-    k_all = next((k for k in np.arange(1.0, 4.0001, 0.05) if coverage(k) >= 0.8), 4.0)
+    grow = np.arange(1.0, 4.0001, 0.05)
+    ks = {r: smallest(lambda k, r=r: coverage(k, of["regime"] == r), grow) for r in regimes}
+    k_all = smallest(coverage, grow)
 
     def widening(key: str) -> float:
-        return ks.get(key.split(" ")[0].rsplit("|", 1)[-1], k_all)
+        return ks.get(group_regime(key), k_all)
+
+    factor = np.array([ks.get(v, k_all) for v in of["key_regime"]])
+
+    def coverage_by(name: str) -> dict[str, dict[str, float]]:
+        """Coverage of the unseen rows of each value of ``name`` (family, engine, kind), with their count."""
+        values, n = np.unique(of[name], return_counts=True)
+        return {str(v): {"rows": int(c), "coverage": round(coverage(factor, of[name] == v), 3)} for v, c in zip(values, n)}
 
     groups = {key: {"rows": v["rows"], "q10": round(widening(key) * v["q10"], 4), "q90": round(widening(key) * v["q90"], 4)}
               for key, v in uncertainty.build(tuples(held)).items()}
-    return {"coverage_unseen": round(coverage(widening), 3), "coverage_unwidened": round(coverage(1.0), 3),
-            "coverage_by_regime": {r: round(coverage(widening, r), 3) for r in regimes},
+    return {"coverage_unseen": round(coverage(factor), 3), "coverage_unwidened": round(coverage(1.0), 3),
+            "coverage_by_regime": {r: round(coverage(factor, of["regime"] == r), 3) for r in regimes},
+            "coverage_by_family": coverage_by("family"), "coverage_by_engine": coverage_by("engine"),
+            "coverage_by_kind": coverage_by("kind"),
             "source_widening": round(float(k_all), 2), "source_widening_by_regime": {r: round(float(k), 2) for r, k in ks.items()},
             "rows": len(held), "measured_families": measured,
             "platform_engines": dict(sorted(_device_platforms([c for c, _ in held]).items())), "groups": groups}

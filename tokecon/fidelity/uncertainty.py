@@ -109,6 +109,13 @@ def lookup(table: dict[str, dict[str, float]], family: str, engine: str, moe: bo
     raise KeyError("interval table has no 'all' group")
 
 
+def stored_bounds(family: str, engine: str, moe: bool, regime: str) -> tuple[float, float, str]:
+    """(q10, q90, group) of a prediction from the stored table (:func:`lookup`)."""
+    data = stored()
+    return lookup(data["groups"], family, engine, moe, regime, set(data.get("measured_families", ())),
+                  data.get("platform_engines"))
+
+
 def intervals_path() -> Path:
     from tokecon.datafiles import data_file
 
@@ -159,7 +166,7 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
     families, platform = set(data.get("measured_families", ())), data.get("platform_engines")
     bounds = {}
     for reg in {regime, *(key_regime(k, regime) for k in (*SPEED_KEYS, *TIME_KEYS))}:
-        bounds[reg] = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, reg, families, platform)
+        bounds[reg] = stored_bounds(scn.hardware.family, scn.engine.key, scn.model.is_moe, reg)
     for key in (*SPEED_KEYS, *TIME_KEYS):
         value = row.get(key)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
@@ -177,8 +184,7 @@ def interval_note(scn: Scenario, regime: str = "decode") -> str | None:
     data = stored()
     if scn.ideal or not data:
         return None
-    q10, q90, group = lookup(data["groups"], scn.hardware.family, scn.engine.key, scn.model.is_moe, regime,
-                             set(data.get("measured_families", ())), data.get("platform_engines"))
+    q10, q90, group = stored_bounds(scn.hardware.family, scn.engine.key, scn.model.is_moe, regime)
     rows = data["groups"].get(group, {}).get("rows")
     held = data.get("coverage_by_regime", {}).get(regime)
     basis = (f"group {group}, {rows} rows; such ranges held "
