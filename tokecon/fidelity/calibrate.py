@@ -522,12 +522,6 @@ def disagg_residuals(outcomes: list[Outcome], f: Factors) -> list[tuple[Case, fl
     return [(c, p / c.measured - 1.0) for c, p in zip(cases, predicted) if np.isfinite(p)]
 
 
-def group_regime(key: str) -> str:
-    """The regime an interval group's key ends with ("hopper|vllm|dense|tpot": tpot); a regime-free
-    key gives its last part, which no regime is."""
-    return key.split(" ")[0].rsplit("|", 1)[-1]
-
-
 def interval_table(held: list[tuple[Case, float]]) -> dict:
     """Interval groups from held-out residuals, and their coverage of unseen rows: each source's
     residuals against the table built from the other sources' (tokecon.fidelity.uncertainty)."""
@@ -549,12 +543,13 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
     of = {name: np.array([str(v) for v in values]) for name, values in (
         ("regime", [t[4] for t in unseen]), ("family", [t[5][0] for t in unseen]), ("engine", [t[5][1] for t in unseen]),
         ("kind", ["moe" if t[5][2] else "dense" for t in unseen]),
-        ("key_regime", [group_regime(t[2]) for t in unseen]))}
+        ("key_regime", [uncertainty.group_regime(t[2]) for t in unseen]))}
 
     def coverage(k: float | np.ndarray, mask: np.ndarray | None = None) -> float:
         """Share of the unseen rows (those of ``mask``) inside their interval widened by k (per row)."""
         inside = (k * q10s <= res) & (res <= k * q90s)
-        return float(np.mean(inside if mask is None else inside[mask])) if mask is None or mask.any() else 0.0
+        inside = inside if mask is None else inside[mask]
+        return float(inside.mean()) if inside.size else 0.0
 
     def smallest(share: Callable[[float], float], ks: np.ndarray) -> float:
         """The smallest k of ``ks`` whose coverage ``share(k)`` reaches 80% (the largest when none does)."""
@@ -570,7 +565,7 @@ def interval_table(held: list[tuple[Case, float]]) -> dict:
     k_all = smallest(coverage, grow)
 
     def widening(key: str) -> float:
-        return ks.get(group_regime(key), k_all)
+        return ks.get(uncertainty.group_regime(key), k_all)
 
     factor = np.array([ks.get(v, k_all) for v in of["key_regime"]])
 

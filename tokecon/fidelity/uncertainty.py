@@ -59,6 +59,12 @@ def group_keys(family: str, engine: str, moe: bool, regime: str) -> list[str]:
     return own + [f"{family}|{engine}|{kind}", f"{family}|{kind}", family, "all"]
 
 
+def group_regime(key: str) -> str:
+    """The regime a group's key (:func:`group_keys`) ends with ("hopper|vllm|dense|tpot": tpot); a
+    regime-free key gives its last part, which no regime is."""
+    return key.split(" ")[0].rsplit("|", 1)[-1]
+
+
 def quantiles(residuals: Iterable[float]) -> dict[str, float]:
     """10th and 90th percentiles, widened by 1 + 1/sqrt(n), and stretched to hold 0 (the estimate)."""
     r = np.asarray(list(residuals), dtype=float)
