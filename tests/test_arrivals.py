@@ -271,3 +271,37 @@ def test_high_load_rows_carry_the_held_out_caveat_and_light_ones_do_not():
     heavy = tokecon.serve(model="llama3-8b", gpus=["1xH100"], request_rate=[f"{0.9 * top:.6g}"])
     light = tokecon.serve(model="llama3-8b", gpus=["1xH100"], request_rate=[f"{0.1 * top:.6g}"])
     assert NEAR_CAPACITY in heavy.notes and NEAR_CAPACITY not in light.notes
+
+
+def test_latency_ranges_under_load_are_the_arrival_regimes_and_offered_figures_have_none():
+    """From the lowest load the MLPerf Server runs were predicted at, TTFT, TPOT (tok/s per user, E2E)
+    and their p99s take validation/arrival_intervals.toml's ranges; below it the closed-loop ones
+    stand. Throughputs and the blended price are set by the offered rate: no range."""
+    from tokecon.fidelity import uncertainty
+
+    data = uncertainty.stored_arrivals()
+    result = tokecon.serve(model="llama3-70b", gpus="8xH100", request_rate=[0.5, 7.0])
+    light, heavy = result.rows
+    assert light["utilisation"] < data["min_utilisation"] <= heavy["utilisation"] < 1
+    for row in (light, heavy):
+        assert all(f"{k}_p10" not in row for k in uncertainty.OFFERED_KEYS)
+        assert "max_request_rate_p10" in row  # how far the offered rate is sustained is what is uncertain
+    assert "latency_interval_group" not in light and heavy["latency_interval_group"] == "arrivals"
+    closed = uncertainty.stored_bounds("hopper", "vllm", False, "ttft")  # the current vLLM, a dense model, on Hopper
+    assert light["ttft_s_p10"] == pytest.approx(light["ttft_s"] * math.exp(-closed[1]))
+    for key, regime in uncertainty.ARRIVAL_REGIME_OF_KEY.items():
+        g = data["regimes"][regime]
+        lo, hi = (math.exp(g["q10"]), math.exp(g["q90"])) if key == "tok_s_per_user" else (math.exp(-g["q90"]), math.exp(-g["q10"]))
+        assert heavy[f"{key}_p10"] == pytest.approx(heavy[key] * lo) and heavy[f"{key}_p90"] == pytest.approx(heavy[key] * hi)
+        assert heavy[f"{key}_p10"] <= heavy[key] <= heavy[f"{key}_p90"]
+    assert heavy["ttft_s_p90"] > 3 * heavy["ttft_s"]  # the runs measured TTFT several times tokecon's
+
+
+def test_the_serve_table_under_load_shows_the_ttft_range_and_says_where_it_comes_from():
+    r = invoke("serve", "-m", "llama3-70b", "-g", "8xH100", "--request-rate", "7", "--wide")
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "TTFT 80% range [ms]" in text and "80% range [USD/Mtok]" not in text
+    assert "latency ranges come from 17 MLPerf Server runs" in text and "left out in turn" in text
+    ideal = tokecon.serve(model="llama3-70b", gpus="8xH100", request_rate=[7.0], ideal=True).rows[0]
+    assert "ttft_s_p10" not in ideal and "latency_interval_group" not in ideal

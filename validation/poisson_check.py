@@ -1,7 +1,7 @@
 """Held-out check of the Poisson-arrival model (``serve --request-rate``, ``capacity`` with p99 limits)
 against MLPerf Inference v4.0 and v5.0 Server results (validation/mlperf_server.csv; never fitted on).
 
-    python validation/poisson_check.py [--rows]
+    python validation/poisson_check.py [--rows] [--write]
 
 MLPerf's Server scenario offers Poisson arrivals; a submitter raises the rate until the run would
 break its p99 limits (llama2-70b and mixtral-8x7b: TTFT 2 s, TPOT 200 ms; llama3.1-405b: 6 s, 175 ms)
@@ -17,6 +17,13 @@ of tokecon four ways, through its Python API:
 * ``same rate``: the same at the measured rate; past X_max tokecon calls the rate unstable (no
   finite latency): counted, not scored.
 
+``--write`` stores the 80% ranges of latency under arrivals (validation/arrival_intervals.toml, read by
+tokecon.fidelity.uncertainty.annotate_arrivals): for each latency figure, the 10th and 90th percentiles
+of ln(predicted / measured) at the measured rate over the runs tokecon calls stable there, widened and
+stretched to hold 0 as every tokecon range is (tokecon.fidelity.uncertainty.quantiles), and their
+coverage with each run left out in turn (a run whose rate tokecon calls unstable counts as outside).
+They apply from the lowest load (tokecon's utilisation at the measured rate) of those runs up.
+
 Request lengths are the dataset means (input: the MLCommons datasets' token counts, as summarised in
 github.com/openshift-psap/performance-dashboard mlperf-data/summaries; output: each log's completed
 tokens / samples), fixed: the spread of lengths is not modelled here. Errors are prediction /
@@ -26,6 +33,7 @@ measured - 1; summaries are medians of |error| and of the signed error.
 from __future__ import annotations
 
 import csv
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -73,6 +81,51 @@ def predict(run: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+#: The stored regime of each latency figure: (regime, the log's figure, serve's key).
+RANGE_FIGURES = (("arrivals-ttft", "ttft_mean_ms", "ttft_s"), ("arrivals-ttft-p99", "ttft_p99_ms", "ttft_p99_s"),
+                 ("arrivals-tpot", "tpot_mean_ms", "tpot_s"), ("arrivals-tpot-p99", "tpot_p99_ms", "tpot_p99_s"))
+RANGES = DATA.with_name("arrival_intervals.toml")
+
+
+def rate_residuals(run: dict[str, str]) -> dict[str, float] | None:
+    """ln(predicted / measured) of each latency figure at the run's measured rate (a time's speed
+    residual, ln(measured speed / predicted speed)), and tokecon's utilisation there; None where
+    tokecon calls that rate unstable."""
+    row = _serve_at(run, float(run["server_samples_s"]))
+    if not row["stable"]:
+        return None
+    out = {regime: math.log(row[key] * 1e3 / float(run[measured])) for regime, measured, key in RANGE_FIGURES}
+    return {**out, "utilisation": float(row["utilisation"])}
+
+
+def arrival_table(runs: list[dict[str, str]]) -> dict[str, Any]:
+    """The stored 80% ranges of latency under arrivals (module docstring), with their leave-one-out coverage."""
+    from tokecon.fidelity.uncertainty import quantiles
+
+    res = [rate_residuals(r) for r in runs]
+    stable = [r for r in res if r is not None]
+    regimes = {}
+    for regime, _, _ in RANGE_FIGURES:
+        inside = 0
+        for i, r in enumerate(res):
+            others = quantiles(s[regime] for j, s in enumerate(res) if j != i and s is not None)
+            inside += r is not None and others["q10"] <= r[regime] <= others["q90"]
+        q = quantiles(r[regime] for r in stable)
+        regimes[regime] = {"rows": q["rows"], "q10": round(q["q10"], 4), "q90": round(q["q90"], 4),
+                           "coverage": round(inside / len(res), 3)}
+    return {"runs": len(res), "stable_runs": len(stable), "min_utilisation": round(min(r["utilisation"] for r in stable), 3),
+            "engines": sorted({r["engine"] for r in runs}), "models": sorted({r["model"] for r in runs}), "regimes": regimes}
+
+
+def write_table(table: dict[str, Any], path: Path = RANGES) -> None:
+    import tomli_w
+
+    header = ("# 80% ranges of latency under Poisson arrivals, written by `python validation/poisson_check.py --write`\n"
+              "# from MLPerf Inference v4.0/v5.0 Server runs (validation/mlperf_server.csv), predicted at their measured\n"
+              "# rates. q10/q90: percentiles of ln(predicted / measured time), i.e. of ln(measured speed / predicted speed).\n")
+    path.write_text(header + tomli_w.dumps(table), encoding="utf-8")
+
+
 def regime(run: dict[str, str]) -> str:
     """Engine era and dense/MoE: the groups the summary reports apart."""
     moe = "MoE" if run["model"].startswith("mixtral") else "dense"
@@ -102,6 +155,11 @@ def main(argv: list[str]) -> int:
     runs = [r for r in load() if not r["skip"]]
     skipped = [r for r in load() if r["skip"]]
     results = [predict(r) for r in runs]
+    if "--write" in argv:
+        table = arrival_table(runs)
+        write_table(table)
+        print(f"80% ranges under arrivals stored in {RANGES} (leave-one-out coverage: "
+              + ", ".join(f"{k} {v['coverage']:.0%}" for k, v in table["regimes"].items()) + ")")
     if "--rows" in argv:
         for res in results:
             print(res["run"])

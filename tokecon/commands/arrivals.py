@@ -25,6 +25,7 @@ COLUMNS = [
     Column("mean_concurrency", "in flight (mean)", "num", hide=2),
     Column("utilisation", "load", "pct", hide=2),
     Column("ttft_s", "TTFT mean [ms]", "time"),
+    Column("ttft_s", "TTFT 80% range [ms]", "time_range", hide=2),
     Column("ttft_p99_s", "TTFT p99 [ms]", "time", hide=1),
     Column("tpot_s", "TPOT mean [ms]", "time"),
     Column("tpot_p99_s", "TPOT p99 [ms]", "time", hide=1),
@@ -32,7 +33,6 @@ COLUMNS = [
     Column("tok_s_per_user", "tok/s per user", "rate", hide=2),
     Column("output_tok_s_per_gpu", "out tok/s per GPU", "rate", hide=1),
     Column("usd_per_mtok", "USD/Mtok blended", "usd"),
-    Column("usd_per_mtok", "80% range [USD/Mtok]", "usd_range", hide=2),
 ]
 
 MODEL_NOTE = ("Open-loop Poisson arrivals (flow-equivalent server, Chandy, Herzog & Woo 1975): a request finds n "
@@ -134,7 +134,7 @@ def rate_rows(d: Deployed, opts: ServingRequest, rates: list[float], input_len: 
         row["tok_s_per_gpu"] = row["output_tok_s_per_gpu"]  # the common threshold key (--min-tok-s-per-gpu)
         row.update(points.mode_keys(row, d, st.lengths, st.prefix_hit))
         row.update({k: points.value(a, i) if ok else None for k, a in extra.items()})
-        rows.append(uncertainty.annotate(row, scn, "decode") if ok else row)
+        rows.append(uncertainty.annotate_arrivals(uncertainty.annotate(row, scn, "decode"), scn) if ok else row)
     return rows, ol
 
 
@@ -155,6 +155,8 @@ def rate_notes(d: Deployed, ol: OpenLoop, input_len: int, output_len: int, range
         notes.append(f"{d.label}: {', '.join(over)} req/s is at or past {top:,.4g} req/s: unstable, no finite latency.")
     if any(ok and u >= HIGH_LOAD for u, ok in zip(ol.utilisation, ol.stable)):
         notes.append(NEAR_CAPACITY)
+    if any(ok and uncertainty.arrivals_apply(d.scenario, float(u)) for u, ok in zip(ol.utilisation, ol.stable)):
+        notes.append(uncertainty.arrivals_note())
     return notes
 
 

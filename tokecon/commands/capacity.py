@@ -32,6 +32,7 @@ from tokecon.commands.serving import (
 from tokecon.economics import money as economics
 from tokecon.economics.money import ListPrices
 from tokecon.errors import TokeconError
+from tokecon.fidelity import uncertainty
 from tokecon.results import Column, Result, Thresholds
 from tokecon.serving import batching as serving
 from tokecon.serving import disagg
@@ -66,6 +67,7 @@ POISSON_COLUMNS = [  # sized for Poisson arrivals (percentile limits): the load 
     Column("request_rate", "req/s each", "num", hide=1),
     Column("max_request_rate_within_limits", "req/s within limits", "num", hide=2),
     Column("ttft_p99_s", "TTFT p99 [ms]", "time"),
+    Column("ttft_p99_s", "TTFT p99 80% range [ms]", "time_range", hide=2),
     Column("tpot_p99_s", "TPOT p99 [ms]", "time", hide=1),
     Column("deployments_needed", "deployments", "int", hide=1),
     Column("gpus_needed", "GPUs", "int"),
@@ -284,7 +286,9 @@ def run(o: Any, slo: Thresholds) -> Result:
                         f"{r['nodes_needed']:,} nodes, {r['usd_per_day']:,.0f} USD/day ({r['usd_per_mtok_served']:.3g} USD per "
                         f"million tokens served) for {o.tokens_per_day / 1e9:g} Gtok/day x headroom {o.headroom:g}"
                         + (", the cheapest per day." if len(answered) > 1 else "."))
-    notes += ([arrivals.NEAR_CAPACITY] if poisson and answered else []) + serving_assumptions(deployed) + opts.scope_note() \
+    ranged = [r for r in rows if r.get("latency_interval_group") == "arrivals"]
+    notes += ([arrivals.NEAR_CAPACITY] if poisson and answered else []) + ([uncertainty.arrivals_note()] if ranged else []) \
+        + serving_assumptions(deployed) + opts.scope_note() \
         + slo.blended_note()
     if opts.explain_cost:
         notes += cost_notes(deployed, opts)

@@ -22,6 +22,12 @@ under any other engine, whose error those builds' residuals do not describe. A s
 the prefill or decode groups where no row of its own regime was measured. The intervals are stored in
 ``validation/intervals.toml`` by ``tokecon validate --fit --write``; their coverage of unseen
 rows (each source's rows against intervals built without it) is stated there.
+
+Latency under Poisson arrivals is a regime of its own (:func:`annotate_arrivals`): near capacity a
+queue's TTFT and TPOT hinge on how the step time grows with the batch there, which no closed-loop row
+tests. Its ranges come from MLPerf Server runs predicted at their measured rates
+(``validation/arrival_intervals.toml``, written by ``python validation/poisson_check.py --write``; never
+fitted on, so each run is unseen) and apply from the lowest load those runs were predicted at.
 """
 
 from __future__ import annotations
@@ -46,6 +52,14 @@ PREFILL_KEYS = ("ttft_s", "input_tok_s", "usd_per_mtok_input")
 #: Keys measured as their own regime, and the regime each falls back to where it has no group.
 REGIME_OF_KEY = {"ttft_s": "ttft", "tpot_s": "tpot", "tok_s_per_user": "tpot"}
 BASE_REGIME = {"ttft": "prefill", "tpot": "decode", "disagg-ttft": "ttft", "disagg-tpot": "tpot"}
+#: Under Poisson arrivals, the latency keys and the regime of validation/arrival_intervals.toml each takes:
+#: E2E latency follows TPOT, (O - 1) x TPOT being most of it.
+ARRIVAL_REGIME_OF_KEY = {"ttft_s": "arrivals-ttft", "ttft_p99_s": "arrivals-ttft-p99", "tpot_s": "arrivals-tpot",
+                         "tok_s_per_user": "arrivals-tpot", "e2e_latency_s": "arrivals-tpot", "tpot_p99_s": "arrivals-tpot-p99"}
+#: Under Poisson arrivals, the keys the offered rate sets (throughputs, and the blended price of the tokens
+#: offered): exact while the rate is sustained, so without a range (max_request_rate's says how far it is).
+OFFERED_KEYS = ("requests_s", "input_tok_s", "output_tok_s", "output_tok_s_per_gpu", "total_tok_s", "total_tok_s_per_gpu",
+                "tok_s_per_gpu", "usd_per_mtok")
 #: The regimes of a disaggregated row: its TTFT and input-side keys, and every other key.
 DISAGG_REGIMES = ("disagg-ttft", "disagg-tpot")
 
@@ -122,15 +136,13 @@ def stored_bounds(family: str, engine: str, moe: bool, regime: str) -> tuple[flo
                   data.get("platform_engines"))
 
 
-def intervals_path() -> Path:
+def intervals_path(name: str = "intervals.toml") -> Path:
     from tokecon.datafiles import data_file
 
-    return data_file("intervals.toml", "validation")
+    return data_file(name, "validation")
 
 
-@lru_cache(maxsize=1)
-def stored() -> dict[str, Any]:
-    """The stored table: {"groups": {...}, "measured_families": [...], "coverage": ...}; empty when absent."""
+def _stored_toml(name: str) -> dict[str, Any]:
     from tokecon.catalogs.parse_cache import parsed
 
     def parse() -> dict[str, Any]:
@@ -138,8 +150,26 @@ def stored() -> dict[str, Any]:
 
         return tomllib.loads(path.read_text(encoding="utf-8"))
 
-    path = intervals_path()
-    return parsed(path, parse, "intervals") if path.is_file() else {}
+    path = intervals_path(name)
+    return parsed(path, parse, name.removesuffix(".toml")) if path.is_file() else {}
+
+
+@lru_cache(maxsize=1)
+def stored() -> dict[str, Any]:
+    """The stored table: {"groups": {...}, "measured_families": [...], "coverage": ...}; empty when absent."""
+    return _stored_toml("intervals.toml")
+
+
+@lru_cache(maxsize=1)
+def stored_arrivals() -> dict[str, Any]:
+    """The ranges of latency under Poisson arrivals: {"regimes": {...}, "min_utilisation": ..., ...};
+    empty when absent."""
+    return _stored_toml("arrival_intervals.toml")
+
+
+def _multipliers(key: str, q10: float, q90: float) -> tuple[float, float]:
+    """A value's 80% range as multipliers: a speed's [e^q10, e^q90], a time's or price's [e^-q90, e^-q10]."""
+    return (math.exp(q10), math.exp(q90)) if key in SPEED_KEYS else (math.exp(-q90), math.exp(-q10))
 
 
 def measured(scn: Scenario) -> bool | None:
@@ -178,11 +208,55 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             continue
         q10, q90, _ = bounds[key_regime(key, regime)]
-        lo, hi = (math.exp(q10), math.exp(q90)) if key in SPEED_KEYS else (math.exp(-q90), math.exp(-q10))
+        lo, hi = _multipliers(key, q10, q90)
         row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
     row["interval_group"] = bounds[regime][2]
     row["device_measured"] = unmeasured_reason(scn.hardware.family, scn.engine.key, families, platform) is None
     return row
+
+
+def arrivals_apply(scn: Scenario, utilisation: float | None) -> bool:
+    """Whether a row under Poisson arrivals at ``utilisation`` takes the arrival ranges: a real
+    roofline, a stored table, and a load no lower than the lowest its runs were predicted at."""
+    data = stored_arrivals()
+    return bool(not scn.ideal and data and utilisation is not None and utilisation >= data["min_utilisation"])
+
+
+def annotate_arrivals(row: dict[str, Any], scn: Scenario) -> dict[str, Any]:
+    """A row of :func:`annotate` under Poisson arrivals: the keys the offered rate sets
+    (:data:`OFFERED_KEYS`) lose their ranges, and where :func:`arrivals_apply` the latency keys
+    (:data:`ARRIVAL_REGIME_OF_KEY`) take the arrival regime's (below that load the closed-loop
+    ranges stand: no run measures a light Poisson load); ``latency_interval_group`` says which."""
+    for key in OFFERED_KEYS:
+        row.pop(f"{key}_p10", None), row.pop(f"{key}_p90", None)
+    if not arrivals_apply(scn, row.get("utilisation")):
+        return row
+    regimes = stored_arrivals()["regimes"]
+    for key, regime in ARRIVAL_REGIME_OF_KEY.items():
+        value = row.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            lo, hi = _multipliers(key, regimes[regime]["q10"], regimes[regime]["q90"])
+            row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
+    row["latency_interval_group"] = "arrivals"
+    return row
+
+
+def arrivals_note() -> str | None:
+    """One line saying where the ranges of latency under arrivals come from and how often they held."""
+    data = stored_arrivals()
+    if not data:
+        return None
+    reg = data["regimes"]
+
+    def span(regime: str) -> str:
+        lo, hi = _multipliers("ttft_s", reg[regime]["q10"], reg[regime]["q90"])
+        return f"{lo:.1f}x..{hi:.1f}x"
+
+    held = sorted(r["coverage"] for r in reg.values())
+    return (f"From {data['min_utilisation']:.0%} load the latency ranges come from {data['runs']} MLPerf Server runs "
+            f"({', '.join(data['engines'])}) at their measured rates: TTFT {span('arrivals-ttft')} tokecon's mean "
+            f"(p99 {span('arrivals-ttft-p99')}), TPOT {span('arrivals-tpot')} (p99 {span('arrivals-tpot-p99')}); "
+            f"they held {held[0]:.0%}-{held[-1]:.0%} of runs left out in turn.")
 
 
 def interval_note(scn: Scenario, regime: str = "decode") -> str | None:
