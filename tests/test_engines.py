@@ -106,3 +106,47 @@ def test_engines_show_one_profile_as_engine_resolves_it(catalog):
     assert table.exit_code == 0 and "versions covered" in table.stdout and "v < 0.8" in table.stdout
     miss = runner.invoke(app, ["engines", "show", "vlm"])
     assert miss.exit_code == 2 and "closest: vllm" in miss.stderr
+
+
+def test_vllm_before_0_7_1_caches_every_heads_key_and_value_of_an_mla_model(catalog):
+    """vLLM ran MLA as multi-head attention until 0.7.1 (engines.toml ``mla_kernels_from``). By hand,
+    DeepSeek-R1 (61 layers, 128 heads, key 128 nope + 64 rope, value 128 padded to 192) in bf16 on TP8:
+    each GPU caches 16 heads x 2 x 192 x 2 B x 61 = 749,568 B per token, against the latent's
+    (512 + 64) x 2 B x 61 = 70,272 B replicated on every rank, 10.67x. The vLLM/Neural Magic post on
+    v0.7.1 (2025-02-04, 8x H200) measured 54,560 -> 512,000 tokens of KV capacity, 9.38x: within 15%
+    (the MLA kernels' own workspace takes some of the room, which tokecon's reserve does not model)."""
+    import numpy as np
+
+    from helpers import scenario
+    from tokecon.physics import memory
+
+    old = scenario(catalog, "deepseek-r1", "h200", 8, engine="vllm@0.7.0")
+    new = scenario(catalog, "deepseek-r1", "h200", 8, engine="vllm@0.7.1")
+    assert (old.model.mla_cache, new.model.mla_cache) == ("expanded", "latent")
+    assert old.precision.kv_cache == new.precision.kv_cache == "bf16"
+    one = np.asarray([1.0])
+    assert float(memory.kv_bytes_per_seq_per_gpu(old.model, old.precision, old.deployment, one)[0]) == 16 * 2 * 192 * 2 * 61
+    assert float(memory.kv_bytes_per_seq_per_gpu(new.model, new.precision, new.deployment, one)[0]) == 576 * 2 * 61
+    ctx = np.asarray([1024.0])
+    ratio = float(memory.max_batch(new, ctx)[0]) / float(memory.max_batch(old, ctx)[0])
+    assert ratio == pytest.approx(512_000 / 54_560, rel=0.15)
+    # the step reads the expanded cache too: more attention bytes at the same batch and context
+    from tokecon.physics.phases import decode_step
+
+    t_old, t_new = decode_step(old, np.asarray([16.0]), ctx), decode_step(new, np.asarray([16.0]), ctx)
+    assert t_old.breakdown_bytes["attn/core"][0] > 5 * t_new.breakdown_bytes["attn/core"][0]
+
+
+@pytest.mark.parametrize("engine", ["vllm-v0", "vllm", "sglang@0.4.1", "trtllm"])
+def test_other_engines_and_a_plain_vllm_v0_cache_the_latent(catalog, engine):
+    """A plain profile is its generation's newest release (vLLM V0's last, 0.7.3, has MLA kernels);
+    SGLang and TensorRT-LLM cache the latent in every profile; a dense model is untouched."""
+    from dataclasses import replace
+
+    from helpers import scenario
+
+    scn = scenario(catalog, "deepseek-r1", "h200", 8, engine=engine)
+    assert scn.model.mla_cache == "latent"
+    old = replace(scn, engine=catalog.engines.get("vllm@0.6.6"))
+    assert old.model.mla_cache == "expanded" and replace(old, engine=scn.engine).model.mla_cache == "latent"
+    assert scenario(catalog, "llama3-70b", "h200", 8, engine="vllm@0.6.6").model.mla_cache == "latent"

@@ -246,6 +246,7 @@ ENGINE_FIELDS: dict[str, FieldSpec] = {
     "chunked_prefill": _BOOL,
     "mixed_prefill": _BOOL,
     "schedules_ahead_from": _STR,
+    "mla_kernels_from": _STR,
     "kv_admission": FieldSpec((str,), choices=("average", "full")),
     "moe_tokens_half": _num(upper=1e5),
     "step_overhead_per_seq_us": _num(non_negative=True, upper=1e4),
@@ -489,6 +490,7 @@ def engine_from_entry(key: str, e: dict, origin: str) -> Engine:
         mixed_prefill=e.get("mixed_prefill", True),
         schedules_ahead_from=e.get("schedules_ahead_from", ""),
         schedules_ahead=bool(e.get("schedules_ahead_from", "")),
+        mla_kernels_from=e.get("mla_kernels_from", ""),
         kv_admission=e.get("kv_admission", "full"),
         source=e["source"],
         fitted_on=e.get("fitted_on", "default"),
@@ -631,9 +633,10 @@ def _covers(engine: Engine, v: tuple[int, ...]) -> bool:
 
 
 def _scheduling_of(engine: Engine, v: tuple[int, ...]) -> Engine:
-    """The profile at release ``v``: it schedules ahead from ``schedules_ahead_from`` on (vLLM 0.14)."""
-    start = version_tuple(engine.schedules_ahead_from)
-    return replace(engine, schedules_ahead=start is not None and v >= start)
+    """The profile at release ``v``: it schedules ahead from ``schedules_ahead_from`` on (vLLM 0.14) and
+    caches MLA's latent from ``mla_kernels_from`` on (vLLM 0.7.1; every version when empty)."""
+    start, mla = version_tuple(engine.schedules_ahead_from), version_tuple(engine.mla_kernels_from)
+    return replace(engine, schedules_ahead=start is not None and v >= start, mla_kernels=mla is None or v >= mla)
 
 
 @record(frozen=False)

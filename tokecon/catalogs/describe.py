@@ -208,6 +208,9 @@ def engine_figures(e) -> list[dict[str, Any]]:
         _figure("schedules_ahead", "scheduling", e.schedules_ahead, "",
                 (f"next step prepared while one runs (from {e.schedules_ahead_from}): arrivals wait one step more"
                  if e.schedules_ahead else "synchronous: an arrival joins the next step")),
+        _figure("mla_kernels", "MLA cache", e.mla_kernels, "",
+                (f"latent (from {e.mla_kernels_from})" if e.mla_kernels_from else "latent") if e.mla_kernels
+                else f"every head's key and value (latent from {e.mla_kernels_from})"),
         _figure("kv_admission", "KV admission", e.kv_admission, "",
                 "input + output tokens reserved" if e.kv_admission == "full" else "input + output/2 reserved (average)"),
         _figure("memory_reserve_fraction", "memory reserve", e.memory_reserve_fraction, "", f"{e.memory_reserve_fraction:.0%} of device memory"),

@@ -115,10 +115,12 @@ def weight_bytes_per_gpu(model: Model, precision: Precision, dep: Deployment) ->
 
 
 def kv_share(model: Model, dep: Deployment) -> float:
-    """Fraction of a sequence's KV cache one GPU of its group holds."""
-    if model.is_mla or dep.attention_dp:
+    """Fraction of a sequence's KV cache one GPU of its group holds: all of an MLA latent (replicated on every
+    TP rank) or under attention-DP, else its share of the cached heads."""
+    if (model.is_mla and model.mla_cache == "latent") or dep.attention_dp:
         return 1.0
-    return math.ceil(model.kv_heads / dep.tp) / model.kv_heads
+    heads = model.heads if model.is_mla else model.kv_heads  # an expanded MLA cache holds every query head's key
+    return math.ceil(heads / dep.tp) / heads
 
 
 def kv_bytes_per_seq_per_gpu(model: Model, precision: Precision, dep: Deployment, context: np.ndarray) -> np.ndarray:

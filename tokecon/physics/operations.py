@@ -153,7 +153,9 @@ def _attention_projections(
     MLA (DeepSeek-V2, arXiv:2405.04434): replicated down-projections D q_r + D (kv_r + rope), up-projections
     (q_r H (nope + rope) + kv_r H (nope + v)) / tp; the cache holds the latent kv_r + rope, replicated on
     every TP rank. Steps of up to ABSORBED_MAX_NEW_TOKENS new tokens attend in the absorbed form
-    (d_qk = kv_r + rope, d_v = kv_r), prompts in the expanded one (d_qk = nope + rope, d_v = v)."""
+    (d_qk = kv_r + rope, d_v = kv_r), prompts in the expanded one (d_qk = nope + rope, d_v = v). An engine
+    without MLA kernels (``mla_cache = "expanded"``) caches 2 ceil(H/tp) (nope + rope) values per token
+    per layer, the value padded to the key's width, and attends over them as multi-head attention."""
     m, prec = scn.model, scn.precision
     D, H, L = m.hidden_size, m.heads, m.layers
     at, kvb = prec.attention_weights, dtype_bytes(prec.kv_cache)
@@ -164,6 +166,9 @@ def _attention_projections(
         up = (q_r * H * (nope + rope) + kv_r * H * (nope + v)) / tp
         ops = [_matmul(scn, N, "attn/qkv", down + up, L, h_dev * (nope + rope + v), at),
                _matmul(scn, N, "attn/out", H * v * D / tp, L, D, at)]
+        if m.mla_cache == "expanded":  # no MLA kernels: multi-head attention over cached keys and (padded) values
+            width = params.mla_expanded_head_dim(m)
+            return ops, 2 * np.ceil(h_dev) * width * kvb, width, width
         decode_like = bool(np.all(T <= ABSORBED_MAX_NEW_TOKENS))
         d_qk, d_v = (kv_r + rope, kv_r) if decode_like else (nope + rope, v)  # weight absorption in decode
         return ops, (kv_r + rope) * kvb, d_qk, d_v

@@ -131,7 +131,8 @@ def weight_bytes(m: Model, precision: Precision) -> float:
 def kv_bytes_per_token(m: Model, kv_dtype: str, context_tokens: float | None = None) -> float:
     """KV-cache bytes one sequence holds per token, over all layers (whole model, no TP split).
 
-    GQA: L * 2 * K * hd * bytes; MLA: L * (kv_lora_rank + qk_rope_head_dim) * bytes. With
+    GQA: L * 2 * K * hd * bytes; MLA: L * (kv_lora_rank + qk_rope_head_dim) * bytes, or, by an engine
+    without MLA kernels (``mla_cache = "expanded"``), L * 2 * H * (nope + rope) * bytes. With
     ``context_tokens`` given, windowed layers hold min(context, window) tokens and chunked layers
     min(context, chunk), so the average per token is returned. Derivation: each layer caches a key and a
     value of K x hd elements per token (GQA, Ainslie et al. 2023, arXiv:2305.13245); MLA caches only the
@@ -144,7 +145,17 @@ def kv_bytes_per_token(m: Model, kv_dtype: str, context_tokens: float | None = N
 
 def _kv_bytes_per_token_layer(m: Model, kv_dtype: str) -> float:
     b = dtype_bytes(kv_dtype)
-    return (m.kv_lora_rank + m.qk_rope_head_dim) * b if m.is_mla else 2 * m.kv_heads * m.head_dim * b
+    if m.is_mla:
+        return (m.kv_lora_rank + m.qk_rope_head_dim) * b if m.mla_cache == "latent" else 2 * m.heads * mla_expanded_head_dim(m) * b
+    return 2 * m.kv_heads * m.head_dim * b
+
+
+def mla_expanded_head_dim(m: Model) -> int:
+    """The width of each cached key and value when an engine without MLA kernels runs MLA as multi-head
+    attention: the key's nope + rope, the value padded to it (one head size for both, as vLLM's
+    attention layer before 0.7.1 took; the vLLM/Neural Magic post on v0.7.1, 2025-02-04, measured the
+    KV capacity of DeepSeek-R1 on 8x H200 rise from 54,560 to 512,000 tokens with MLA)."""
+    return m.qk_nope_head_dim + m.qk_rope_head_dim
 
 
 def kv_bytes_per_sequence(m: Model, kv_dtype: str, context_tokens):

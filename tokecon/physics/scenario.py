@@ -8,6 +8,7 @@ memory, operations and steps add its part without knowing which mode it is.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -55,6 +56,14 @@ class Scenario:
     eplb: bool = False  # an expert-parallel load balancer with redundant experts (DeepSeek EPLB)
     speculation: Speculating | None = None  # speculative decoding (a draft verified each step)
     lora: Contribution | None = None  # many tenants: LoRA adapters served on the base model
+
+    def __post_init__(self) -> None:
+        """The model as the engine runs it: an engine without MLA kernels (vLLM before 0.7.1, engines.toml
+        ``mla_kernels_from``) caches an MLA model's per-head keys and values, not its latent
+        (``Model.mla_cache = "expanded"``, tokecon.physics.params.kv_bytes_per_token)."""
+        cache = "latent" if self.engine.mla_kernels else "expanded"
+        if self.model.is_mla and self.model.mla_cache != cache:
+            self.__dict__["model"] = replace(self.model, mla_cache=cache)
 
     @property
     def contributions(self) -> tuple[Contribution, ...]:

@@ -229,6 +229,7 @@ class Model:
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
+    mla_cache: str = "latent"  # latent | expanded: what the engine caches (tokecon.physics.scenario.Scenario)
     # MoE
     experts: int = 0
     experts_per_token: int = 0
@@ -320,6 +321,8 @@ class Engine:
     mixed_prefill: bool = True  # prompts ride in the decode steps; False: prefill-only steps run first, decode waits
     schedules_ahead_from: str = ""  # first version that schedules step k + 1 while step k runs ("": none does)
     schedules_ahead: bool = False  # this version does: an arriving request waits for the step already prepared
+    mla_kernels_from: str = ""  # first version that caches MLA's latent ("": every version does)
+    mla_kernels: bool = True  # this version does; else it caches MLA's per-head keys and values (Model.mla_cache)
     kv_admission: str = "full"  # KV reserved per admitted request: "full" (input + output) | "average" (input + output/2)
     moe_tokens_half: float = 100.0  # tokens per expert at which grouped expert GEMMs reach half their efficiency
     step_overhead_per_seq_s: float = 10e-6  # CPU time per sequence per step (scheduler, sampler)
