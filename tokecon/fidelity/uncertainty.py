@@ -227,8 +227,8 @@ def annotate_arrivals(row: dict[str, Any], scn: Scenario) -> dict[str, Any]:
     (:data:`OFFERED_KEYS`) lose their ranges, and where :func:`arrivals_apply` the latency keys
     (:data:`ARRIVAL_REGIME_OF_KEY`) take the arrival regime's (below that load the closed-loop
     ranges stand: no run measures a light Poisson load); ``latency_interval_group`` says which."""
-    for key in OFFERED_KEYS:
-        row.pop(f"{key}_p10", None), row.pop(f"{key}_p90", None)
+    for key in (f"{k}_{q}" for k in OFFERED_KEYS for q in ("p10", "p90")):
+        row.pop(key, None)
     if not arrivals_apply(scn, row.get("utilisation")):
         return row
     regimes = stored_arrivals()["regimes"]
