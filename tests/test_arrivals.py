@@ -305,3 +305,14 @@ def test_the_serve_table_under_load_shows_the_ttft_range_and_says_where_it_comes
     assert "latency ranges come from 17 MLPerf Server runs" in text and "left out in turn" in text
     ideal = tokecon.serve(model="llama3-70b", gpus="8xH100", request_rate=[7.0], ideal=True).rows[0]
     assert "ttft_s_p10" not in ideal and "latency_interval_group" not in ideal
+
+
+def test_latency_ranges_under_load_widen_on_a_device_whose_efficiency_is_borrowed():
+    """MI355X has no measurement of its own (its efficiency is borrowed): its arrival ranges are the
+    MLPerf runs' widened as annotate widens an unmeasured device's (uncertainty.UNMEASURED_WIDENING)."""
+    from tokecon.fidelity import uncertainty
+
+    row = tokecon.serve(model="llama3-70b", gpus="8xMI355X", request_rate=[12.0]).rows[0]
+    assert row["device_measured"] is False and row["latency_interval_group"] == "arrivals"
+    g = uncertainty.stored_arrivals()["regimes"]["arrivals-ttft"]
+    assert row["ttft_s_p90"] == pytest.approx(row["ttft_s"] * math.exp(-uncertainty.UNMEASURED_WIDENING * g["q10"]))

@@ -225,17 +225,19 @@ def arrivals_apply(scn: Scenario, utilisation: float | None) -> bool:
 def annotate_arrivals(row: dict[str, Any], scn: Scenario) -> dict[str, Any]:
     """A row of :func:`annotate` under Poisson arrivals: the keys the offered rate sets
     (:data:`OFFERED_KEYS`) lose their ranges, and where :func:`arrivals_apply` the latency keys
-    (:data:`ARRIVAL_REGIME_OF_KEY`) take the arrival regime's (below that load the closed-loop
-    ranges stand: no run measures a light Poisson load); ``latency_interval_group`` says which."""
+    (:data:`ARRIVAL_REGIME_OF_KEY`) take the arrival regime's, widened by ``UNMEASURED_WIDENING`` on a
+    device whose efficiency is borrowed (below that load the closed-loop ranges stand: no run measures
+    a light Poisson load); ``latency_interval_group`` says which."""
     for key in (f"{k}_{q}" for k in OFFERED_KEYS for q in ("p10", "p90")):
         row.pop(key, None)
     if not arrivals_apply(scn, row.get("utilisation")):
         return row
     regimes = stored_arrivals()["regimes"]
+    widen = 1.0 if row.get("device_measured", True) else UNMEASURED_WIDENING  # borrowed efficiency: as annotate widens
     for key, regime in ARRIVAL_REGIME_OF_KEY.items():
         value = row.get(key)
         if isinstance(value, (int, float)) and math.isfinite(value):
-            lo, hi = _multipliers(key, regimes[regime]["q10"], regimes[regime]["q90"])
+            lo, hi = _multipliers(key, widen * regimes[regime]["q10"], widen * regimes[regime]["q90"])
             row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
     row["latency_interval_group"] = "arrivals"
     return row
