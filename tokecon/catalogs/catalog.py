@@ -632,7 +632,7 @@ def _covers(engine: Engine, v: tuple[int, ...]) -> bool:
     return (lo is None or v >= lo) and (hi is None or v < hi)
 
 
-def _scheduling_of(engine: Engine, v: tuple[int, ...]) -> Engine:
+def _at_release(engine: Engine, v: tuple[int, ...]) -> Engine:
     """The profile at release ``v``: it schedules ahead from ``schedules_ahead_from`` on (vLLM 0.14) and
     caches MLA's latent from ``mla_kernels_from`` on (vLLM 0.7.1; every version when empty)."""
     start, mla = version_tuple(engine.schedules_ahead_from), version_tuple(engine.mla_kernels_from)
@@ -657,11 +657,11 @@ class EngineRegistry(Registry):
                                                 f"using {engine.key} ({engine.version_range})")
         for e in family:
             if _covers(e, v):
-                return _scheduling_of(e, v)
+                return _at_release(e, v)
         older = [e for e in family if version_tuple(e.version_from) is not None and version_tuple(e.version_from) <= v]
         pick = max(older, key=lambda e: version_tuple(e.version_from)) if older else min(
             family, key=lambda e: version_tuple(e.version_from) or ())
-        return replace(_scheduling_of(pick, v), version_note=f"no {engine.family} profile covers {version.strip()}: using "
+        return replace(_at_release(pick, v), version_note=f"no {engine.family} profile covers {version.strip()}: using "
                                           f"{'the nearest older' if older else 'the oldest'} one, {pick.key} ({pick.version_range})")
 
 

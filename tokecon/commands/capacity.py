@@ -286,7 +286,7 @@ def run(o: Any, slo: Thresholds) -> Result:
                         f"{r['nodes_needed']:,} nodes, {r['usd_per_day']:,.0f} USD/day ({r['usd_per_mtok_served']:.3g} USD per "
                         f"million tokens served) for {o.tokens_per_day / 1e9:g} Gtok/day x headroom {o.headroom:g}"
                         + (", the cheapest per day." if len(answered) > 1 else "."))
-    ranged = [r for r in rows if r.get("latency_interval_group") == "arrivals"]
+    ranged = any(r.get("latency_interval_group") == "arrivals" for r in rows)
     notes += ([arrivals.NEAR_CAPACITY] if poisson and answered else []) + ([uncertainty.arrivals_note()] if ranged else []) \
         + serving_assumptions(deployed) + opts.scope_note() \
         + slo.blended_note()

@@ -199,7 +199,6 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
     data = stored()
     if scn.ideal or not data:
         return row
-    families, platform = set(data.get("measured_families", ())), data.get("platform_engines")
     bounds = {}
     for reg in {regime, *(key_regime(k, regime) for k in (*SPEED_KEYS, *TIME_KEYS))}:
         bounds[reg] = stored_bounds(scn.hardware.family, scn.engine.key, scn.model.is_moe, reg)
@@ -211,7 +210,7 @@ def annotate(row: dict[str, Any], scn: Scenario, regime: str = "decode") -> dict
         lo, hi = _multipliers(key, q10, q90)
         row[f"{key}_p10"], row[f"{key}_p90"] = value * lo, value * hi
     row["interval_group"] = bounds[regime][2]
-    row["device_measured"] = unmeasured_reason(scn.hardware.family, scn.engine.key, families, platform) is None
+    row["device_measured"] = measured(scn)
     return row
 
 
